@@ -1,0 +1,152 @@
+//! `qnnc bench`: throughput figures of the stages, on this machine.
+
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use super::{load_split, peak_resident_bytes, reset_peak_resident, Format};
+use crate::data::{DatasetKind, Split};
+use crate::error::Result;
+use crate::spec::{Network, Overrides, Precision, Spec};
+use crate::train::{self, Net, TrainOptions};
+
+/// The example networks, built in so that benchmarks run from any folder.
+pub const EXAMPLE_MLP: (&str, &str) = ("mlp", include_str!("../../examples/fmnist_mlp.toml"));
+pub const EXAMPLE_CNN: (&str, &str) = ("cnn", include_str!("../../examples/fmnist_cnn.toml"));
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchWhat {
+    /// Training throughput (img/s) and peak resident memory of the example MLP and CNN
+    Train(BenchTrainArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchTrainArgs {
+    /// Training images timed per network (after one untimed warm-up pass over 10 batches)
+    #[arg(long, default_value_t = 6000)]
+    pub images: usize,
+    /// Images per batch
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    #[command(flatten)]
+    pub data: super::DataArgs,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TrainBenchRow {
+    pub net: String,
+    pub bits: String,
+    pub batch: usize,
+    pub images: usize,
+    pub train_img_per_s: f64,
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// An example network at a precision.
+pub fn example_network(example: (&str, &str), bits: Precision) -> Network {
+    let (name, text) = example;
+    let origin = format!("examples/fmnist_{name}.toml");
+    let mut spec = Spec::parse(text, false, &origin).expect("example spec parses");
+    spec.apply(
+        &Overrides {
+            bits: Some(bits),
+            ..Overrides::default()
+        },
+        &origin,
+    )
+    .expect("example spec takes --bits");
+    spec.build(&origin).expect("example spec is valid")
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    match &args.what {
+        BenchWhat::Train(train_args) => run_train(train_args),
+    }
+}
+
+fn run_train(args: &BenchTrainArgs) -> Result<()> {
+    if args.batch == 0 || args.images == 0 {
+        return Err(crate::Error::usage(
+            "--images/--batch",
+            "must be at least 1",
+        ));
+    }
+    let warmup = 10 * args.batch;
+    let data = load_split(
+        DatasetKind::FashionMnist,
+        args.data.data.as_deref(),
+        Split::Train,
+        Some(args.images + warmup),
+    )?;
+    let mut rows = Vec::new();
+    for example in [EXAMPLE_MLP, EXAMPLE_CNN] {
+        for bits in [
+            Precision::Bits(1),
+            Precision::Bits(4),
+            Precision::Bits(8),
+            Precision::Float,
+        ] {
+            let network = example_network(example, bits);
+            let has_peak = reset_peak_resident();
+            let mut net = Net::new(&network, 1);
+            let mut warm = data.clone();
+            warm.truncate(warmup);
+            let mut timed = data.clone();
+            timed.images.drain(..warmup * data.pixels_per_image());
+            timed.labels.drain(..warmup);
+            let options = TrainOptions {
+                epochs: 1,
+                batch: args.batch,
+                ..TrainOptions::default()
+            };
+            train::train(&mut net, &warm, &options, &ProgressBar::hidden());
+            let start = Instant::now();
+            train::train(&mut net, &timed, &options, &ProgressBar::hidden());
+            let seconds = start.elapsed().as_secs_f64();
+            let row = TrainBenchRow {
+                net: example.0.into(),
+                bits: bits.to_string(),
+                batch: args.batch,
+                images: timed.len(),
+                train_img_per_s: timed.len() as f64 / seconds,
+                peak_rss_mib: peak_resident_bytes()
+                    .filter(|_| has_peak)
+                    .map(|b| b as f64 / (1u64 << 20) as f64),
+            };
+            if args.format == Format::Table {
+                if rows.is_empty() {
+                    println!("net  bits   batch  images  train img/s  peak RSS MiB");
+                }
+                println!(
+                    "{:<4} {:<6} {:>5}  {:>6}  {:>11.0}  {:>12}",
+                    row.net,
+                    row.bits,
+                    row.batch,
+                    row.images,
+                    row.train_img_per_s,
+                    row.peak_rss_mib
+                        .map(|m| format!("{m:.0}"))
+                        .unwrap_or_else(|| "n/a".into())
+                );
+            }
+            rows.push(row);
+        }
+    }
+    if args.format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialise")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! The subcommands of the `qnnc` binary: argument types (clap) and what each one does.
+
+pub mod bench;
+pub mod eval;
+pub mod train;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::data::{self, Dataset, DatasetKind, Split};
+use crate::error::{Error, Result};
+
+/// How a command prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Where the images come from.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DataArgs {
+    /// Folder holding the data set's files (default: the Debian package's folder)
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Use only the first N test images
+    #[arg(long, value_name = "N")]
+    pub test_limit: Option<usize>,
+}
+
+pub fn load_split(
+    kind: DatasetKind,
+    dir: Option<&Path>,
+    split: Split,
+    limit: Option<usize>,
+) -> Result<Dataset> {
+    let data = data::load(kind, dir, split, limit)?;
+    if data.is_empty() {
+        let flag = match split {
+            Split::Train => "--train-limit",
+            Split::Test => "--test-limit",
+        };
+        return Err(Error::usage(flag, "selects no images"));
+    }
+    Ok(data)
+}
+
+/// A progress bar on standard error; invisible when that is not a terminal.
+pub fn progress_bar(length: u64) -> ProgressBar {
+    let bar = ProgressBar::new(length);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Memory of this machine in bytes (Linux), or a conservative guess elsewhere.
+pub fn machine_memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("MemTotal:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(8 << 30)
+}
+
+/// Peak resident memory of this process in bytes since start or the last reset (Linux).
+pub fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kib| kib * 1024)
+}
+
+/// Resets the peak resident memory counter, so that the next reading covers what follows.
+pub fn reset_peak_resident() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Checks that a file can be created at `path` before any long work starts.
+pub fn check_output_path(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::Output {
+            file: path.display().to_string(),
+            message: format!("folder {} does not exist", dir.display()),
+        });
+    }
+    if path.is_dir() {
+        return Err(Error::Output {
+            file: path.display().to_string(),
+            message: "is a folder".into(),
+        });
+    }
+    Ok(())
+}

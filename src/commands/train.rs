@@ -1,0 +1,217 @@
+//! `qnnc train`: trains a network from a spec and writes the trained-model file.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{check_output_path, load_split, machine_memory_bytes, progress_bar, DataArgs, Format};
+use crate::data::Split;
+use crate::error::{Error, Result};
+use crate::model::{Model, TrainingRecord};
+use crate::spec::{Network, Overrides, Precision, Spec};
+use crate::train::{self, EpochStats, Evaluation, Net, TrainOptions};
+
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// Network spec (.toml or .json)
+    pub spec: PathBuf,
+    /// Where to write the trained-model file
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub network: NetworkArgs,
+    /// Passes over the training set
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    /// Images per training batch
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Peak learning rate of Adam (cosine decay to zero)
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f32,
+    /// Seed of initialisation and shuffling
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Use only the first N training images
+    #[arg(long, value_name = "N")]
+    pub train_limit: Option<usize>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Flags that change the network a spec describes.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NetworkArgs {
+    /// Precision of weights and activations: 1..=16 bits or "float"
+    #[arg(long, value_name = "Q")]
+    pub bits: Option<Precision>,
+    /// Precision of the weights (overrides --bits)
+    #[arg(long, value_name = "Q")]
+    pub wbits: Option<Precision>,
+    /// Precision of the activations (overrides --bits)
+    #[arg(long, value_name = "Q")]
+    pub abits: Option<Precision>,
+    /// Conv layers per block of a block template: one value for all blocks or one per block
+    #[arg(long, value_name = "N,..", value_delimiter = ',')]
+    pub nl: Option<Vec<usize>>,
+    /// Filters per block of a block template: one value for all blocks or one per block
+    #[arg(long, value_name = "N,..", value_delimiter = ',')]
+    pub nf: Option<Vec<usize>>,
+    /// Hidden dense layer widths of a template, e.g. 512,512
+    #[arg(long, value_name = "N,..", value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+}
+
+impl NetworkArgs {
+    /// Reads the spec, applies these flags and validates the network.
+    pub fn network(&self, spec_path: &std::path::Path) -> Result<Network> {
+        let origin = spec_path.display().to_string();
+        let mut spec = Spec::from_file(spec_path)?;
+        spec.apply(
+            &Overrides {
+                bits: self.bits,
+                wbits: self.wbits,
+                abits: self.abits,
+                nl: self.nl.clone(),
+                nf: self.nf.clone(),
+                hidden: self.hidden.clone(),
+            },
+            &origin,
+        )?;
+        Ok(spec.build(&origin)?)
+    }
+}
+
+#[derive(Serialize)]
+struct TrainReport<'a> {
+    model: String,
+    network: &'a str,
+    weights: String,
+    activations: String,
+    parameters: u64,
+    macs: u64,
+    epochs: &'a [EpochStats],
+    train_img_per_s: f64,
+    train_seconds: f64,
+    accuracy: f64,
+    test: Evaluation,
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let network = args.network.network(&args.spec)?;
+    if args.batch == 0 {
+        return Err(Error::usage("--batch", "must be at least 1"));
+    }
+    if args.epochs == 0 {
+        return Err(Error::usage("--epochs", "must be at least 1"));
+    }
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        return Err(Error::usage("--lr", "must be a positive number"));
+    }
+    check_memory(&network, args)?;
+    check_output_path(&args.output)?;
+    let kind = network.spec.dataset;
+    let dir = args.data.data.as_deref();
+    let train_data = load_split(kind, dir, Split::Train, args.train_limit)?;
+    let test_data = load_split(kind, dir, Split::Test, args.data.test_limit)?;
+
+    let options = TrainOptions {
+        epochs: args.epochs,
+        batch: args.batch,
+        learning_rate: args.lr,
+        seed: args.seed,
+    };
+    let mut net = Net::new(&network, args.seed);
+    let progress = progress_bar(0);
+    let start = Instant::now();
+    let history = train::train(&mut net, &train_data, &options, &progress);
+    let seconds = start.elapsed().as_secs_f64();
+    progress.finish_and_clear();
+    let test = train::evaluate(&mut net, &test_data, args.batch);
+
+    let mut model = Model {
+        net,
+        training: TrainingRecord {
+            dataset: kind.name().into(),
+            train_images: train_data.len(),
+            test_images: test_data.len(),
+            options,
+            history: history.clone(),
+            test_accuracy: test.accuracy,
+        },
+    };
+    model.save(&args.output)?;
+
+    let report = TrainReport {
+        model: args.output.display().to_string(),
+        network: &network.spec.name,
+        weights: network.spec.precision.weights.to_string(),
+        activations: network.spec.precision.activations.to_string(),
+        parameters: network.layers.iter().map(|l| l.weights()).sum(),
+        macs: network.layers.iter().map(|l| l.macs()).sum(),
+        epochs: &history,
+        train_img_per_s: (train_data.len() * args.epochs) as f64 / seconds,
+        train_seconds: seconds,
+        accuracy: test.accuracy,
+        test,
+    };
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serialises")
+        ),
+        Format::Table => {
+            println!(
+                "{}: {} weights, {} MACs per image, weights {} bits, activations {} bits",
+                report.network,
+                report.parameters,
+                report.macs,
+                report.weights,
+                report.activations
+            );
+            println!("epoch  loss     train acc  img/s");
+            for e in &history {
+                println!(
+                    "{:>5}  {:<7.4}  {:>8.2}%  {:>6.0}",
+                    e.epoch, e.loss, e.train_accuracy, e.img_per_s
+                );
+            }
+            println!(
+                "trained on {} images in {:.1} s ({:.0} img/s)",
+                train_data.len(),
+                seconds,
+                report.train_img_per_s
+            );
+            println!(
+                "test accuracy: {:.2}% ({}/{})",
+                test.accuracy, test.correct, test.total
+            );
+            println!("wrote {}", report.model);
+        }
+    }
+    Ok(())
+}
+
+fn check_memory(network: &Network, args: &TrainArgs) -> Result<()> {
+    let available = machine_memory_bytes();
+    let needed = network.training_bytes(args.batch);
+    match needed {
+        Some(bytes) if bytes <= available => Ok(()),
+        _ => Err(Error::Spec(crate::spec::SpecError {
+            file: args.spec.display().to_string(),
+            field: "layers".into(),
+            message: format!(
+                "training with batch {} needs {} but this machine has {:.1} GiB",
+                args.batch,
+                needed
+                    .map(|b| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64))
+                    .unwrap_or_else(|| "more memory than can be counted".into()),
+                available as f64 / (1u64 << 30) as f64
+            ),
+        })),
+    }
+}

@@ -1,0 +1,32 @@
+//! The error of a command: one line naming the file and the field, and exit code 1.
+
+use crate::data::DataError;
+use crate::model::ModelError;
+use crate::spec::SpecError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A command-line value that does not make sense: the flag and what is wrong.
+    #[error("{flag}: {message}")]
+    Usage { flag: String, message: String },
+    /// An output that could not be written.
+    #[error("{file}: {message}")]
+    Output { file: String, message: String },
+}
+
+impl Error {
+    pub fn usage(flag: &str, message: impl Into<String>) -> Self {
+        Error::Usage {
+            flag: flag.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,14 @@
+//! qnnc: a compiler for quantized neural networks. It trains a network at any fixed-point
+//! precision from 1 to 16 bits, stores it in a versioned model file, and (in later stages)
+//! lowers it to an integer IR, estimates its energy and emits verified RTL.
+
+pub mod commands;
+pub mod data;
+pub mod error;
+pub mod model;
+pub mod output;
+pub mod quant;
+pub mod spec;
+pub mod train;
+
+pub use error::{Error, Result};

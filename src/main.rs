@@ -1,0 +1,41 @@
+//! The `qnnc` command line: parses arguments, runs the command, and turns any error into one
+//! line on standard error and exit code 1.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use qnnc::commands::{bench, eval, train};
+
+/// qnnc: train quantized neural networks at any precision from 1 to 16 bits and compile them.
+#[derive(Debug, Parser)]
+#[command(name = "qnnc", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a network from a spec and write the trained-model file
+    Train(train::TrainArgs),
+    /// Test accuracy of a trained-model file
+    Eval(eval::EvalArgs),
+    /// Throughput benchmarks
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The quantizers: how a float weight or activation becomes an integer code, for every bit width.
+//!
+//! Training (forward pass with straight-through estimators) and the integer reference model
+//! both call these functions, so the codes they see are the same by construction.
+//!
+//! - Weights, Q >= 2: symmetric signed codes in [-(2^(Q-1)-1), 2^(Q-1)-1] (the narrow range, a
+//!   subset of Q-bit two's complement) times a per-layer step; Q = 1: bipolar {-1, +1}.
+//! - Activations, Q >= 2: unsigned codes 0..=2^Q-1 of a ReLU clipped to [0, 1], step 1/(2^Q-1);
+//!   Q = 1: bipolar {-1, +1}, the sign of hard-tanh (zero maps to +1).
+//! - The input image: 8-bit unsigned pixels, value = pixel / 255, whatever Q is.
+
+/// Largest positive weight code at `bits` (>= 2).
+pub fn weight_max_code(bits: u32) -> i32 {
+    (1 << (bits - 1)) - 1
+}
+
+/// Largest activation code at `bits` (>= 2).
+pub fn act_max_code(bits: u32) -> i32 {
+    ((1u32 << bits) - 1) as i32
+}
+
+/// Clipping point of the weight quantizer in standard deviations of the layer's weights: close to
+/// the mean-square-optimal uniform quantizer of a Gaussian with 2^Q - 1 levels. Wider precisions
+/// clip at the largest weight instead.
+fn clip_in_sigmas(bits: u32) -> Option<f32> {
+    match bits {
+        2 => Some(1.22),
+        3 => Some(1.96),
+        4 => Some(2.52),
+        5 => Some(2.98),
+        6 => Some(3.36),
+        7 => Some(3.66),
+        8 => Some(3.94),
+        _ => None,
+    }
+}
+
+/// The step (value of one code) of a layer's weights at `bits`: derived from the weights'
+/// root-mean-square and largest magnitude, so it follows them as they train. For one bit the
+/// "step" is the magnitude of both levels, the mean absolute weight (as in XNOR-Net).
+pub fn weight_step(bits: u32, weights: &[f32]) -> f32 {
+    let n = weights.len().max(1) as f64;
+    let (sum_abs, sum_sq, max_abs) = weights
+        .iter()
+        .fold((0f64, 0f64, 0f32), |(sa, sq, m), &w| {
+            (sa + w.abs() as f64, sq + (w as f64) * (w as f64), m.max(w.abs()))
+        });
+    let step = if bits == 1 {
+        (sum_abs / n) as f32
+    } else {
+        let rms = (sum_sq / n).sqrt() as f32;
+        let clip = match clip_in_sigmas(bits) {
+            Some(sigmas) => (sigmas * rms).min(max_abs),
+            None => max_abs,
+        };
+        clip / weight_max_code(bits) as f32
+    };
+    // An all-zero layer still needs a usable step.
+    if step > f32::MIN_POSITIVE {
+        step
+    } else {
+        1.0
+    }
+}
+
+/// The integer code of one weight.
+#[inline]
+pub fn weight_code(bits: u32, step: f32, w: f32) -> i32 {
+    if bits == 1 {
+        if w >= 0.0 {
+            1
+        } else {
+            -1
+        }
+    } else {
+        let max = weight_max_code(bits);
+        ((w / step).round() as i32).clamp(-max, max)
+    }
+}
+
+/// Whether the straight-through estimator passes the gradient of a weight: inside the range the
+/// quantizer represents (BinaryConnect's |w| <= 1 for one bit).
+#[inline]
+pub fn weight_passes_gradient(bits: u32, step: f32, w: f32) -> bool {
+    if bits == 1 {
+        w.abs() <= 1.0
+    } else {
+        w.abs() <= step * (weight_max_code(bits) as f32 + 0.5)
+    }
+}
+
+/// The integer code of one activation.
+#[inline]
+pub fn act_code(bits: u32, x: f32) -> i32 {
+    if bits == 1 {
+        if x >= 0.0 {
+            1
+        } else {
+            -1
+        }
+    } else {
+        let max = act_max_code(bits);
+        (x.clamp(0.0, 1.0) * max as f32).round() as i32
+    }
+}
+
+/// The value an activation code stands for.
+#[inline]
+pub fn act_value(bits: u32, code: i32) -> f32 {
+    if bits == 1 {
+        code as f32
+    } else {
+        code as f32 / act_max_code(bits) as f32
+    }
+}
+
+/// Whether the straight-through estimator passes the gradient of an activation: where the
+/// clipping function (hard-tanh for one bit, ReLU clipped at 1 otherwise) has slope one.
+#[inline]
+pub fn act_passes_gradient(bits: u32, x: f32) -> bool {
+    if bits == 1 {
+        x.abs() <= 1.0
+    } else {
+        (0.0..=1.0).contains(&x)
+    }
+}
+
+/// The value of an 8-bit input pixel.
+#[inline]
+pub fn pixel_value(pixel: u8) -> f32 {
+    pixel as f32 / 255.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_codes_cover_the_narrow_range_at_every_precision() {
+        let weights: Vec<f32> = (-1000..=1000).map(|i| i as f32 / 100.0).collect();
+        for bits in 2..=16 {
+            let step = weight_step(bits, &weights);
+            let codes: Vec<i32> = weights.iter().map(|&w| weight_code(bits, step, w)).collect();
+            let max = weight_max_code(bits);
+            assert_eq!(*codes.iter().max().unwrap(), max, "bits {bits}");
+            assert_eq!(*codes.iter().min().unwrap(), -max, "bits {bits}");
+            assert!(codes.windows(2).all(|p| p[0] <= p[1]), "monotone at {bits}");
+            // Every code is within one half step of the value it stands for, inside the range.
+            for (&w, &c) in weights.iter().zip(&codes) {
+                if w.abs() <= step * max as f32 {
+                    assert!((w - c as f32 * step).abs() <= step * 0.5 + 1e-5, "bits {bits} w {w}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn binary_weights_and_activations_are_signs() {
+        assert_eq!(weight_code(1, 0.3, 0.0), 1);
+        assert_eq!(weight_code(1, 0.3, -1e-9), -1);
+        assert_eq!(act_code(1, 0.0), 1);
+        assert_eq!(act_code(1, -0.2), -1);
+        assert_eq!(act_value(1, -1), -1.0);
+        assert!((weight_step(1, &[-0.5, 0.25, 0.75]) - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn activation_levels_rounding_and_clipping() {
+        for bits in 2..=16u32 {
+            let max = act_max_code(bits);
+            assert_eq!(max, (1 << bits) - 1);
+            assert_eq!(act_code(bits, -3.0), 0);
+            assert_eq!(act_code(bits, 7.0), max);
+            assert_eq!(act_code(bits, 1.0), max);
+            let step = 1.0 / max as f32;
+            assert_eq!(act_code(bits, 2.0 * step), 2);
+            // Ties round up, just above a tie rounds up, just below rounds down.
+            assert_eq!(act_code(bits, 1.5 * step), 2);
+            assert_eq!(act_code(bits, 1.45 * step), 1);
+            assert_eq!(act_value(bits, act_code(bits, 1.0)), 1.0);
+        }
+        assert_eq!(act_code(2, 0.5), 2); // 0.5 * 3 = 1.5 rounds up
+    }
+
+    #[test]
+    fn straight_through_masks() {
+        assert!(act_passes_gradient(1, 1.0) && act_passes_gradient(1, -1.0));
+        assert!(!act_passes_gradient(1, 1.01) && !act_passes_gradient(1, -1.01));
+        assert!(act_passes_gradient(4, 0.0) && act_passes_gradient(4, 1.0));
+        assert!(!act_passes_gradient(4, -0.01) && !act_passes_gradient(4, 1.01));
+        assert!(weight_passes_gradient(1, 0.1, -1.0) && !weight_passes_gradient(1, 0.1, 1.5));
+        let step = 0.1;
+        assert!(weight_passes_gradient(4, step, 0.74));
+        assert!(!weight_passes_gradient(4, step, 0.76));
+    }
+
+    #[test]
+    fn zero_weights_get_a_usable_step() {
+        assert_eq!(weight_step(4, &[0.0; 8]), 1.0);
+        assert_eq!(weight_code(4, 1.0, 0.0), 0);
+    }
+}

@@ -1,0 +1,803 @@
+//! The network spec: what a user writes (TOML or JSON), how command-line overrides change it,
+//! and its expansion into a validated list of layers with inferred shapes and precisions.
+
+mod precision;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::DatasetKind;
+
+pub use precision::{Precision, MAX_BITS, MIN_BITS};
+
+/// A spec error: the file, the field within it, and what is wrong, printed on one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {field}: {message}")]
+pub struct SpecError {
+    pub file: String,
+    pub field: String,
+    pub message: String,
+}
+
+/// The network as written by a user: either an explicit layer list or a template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub name: String,
+    #[serde(default = "default_dataset")]
+    pub dataset: DatasetKind,
+    pub input: Shape,
+    pub classes: usize,
+    #[serde(default)]
+    pub precision: PrecisionSpec,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<Template>,
+}
+
+fn default_dataset() -> DatasetKind {
+    DatasetKind::FashionMnist
+}
+
+/// Height x width x channels of one image or feature map (HWC order everywhere in qnnc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shape {
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+}
+
+impl Shape {
+    pub fn flat(channels: usize) -> Self {
+        Shape {
+            height: 1,
+            width: 1,
+            channels,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.height * self.width * self.channels
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn is_flat(&self) -> bool {
+        self.height == 1 && self.width == 1
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}x{}", self.height, self.width, self.channels)
+    }
+}
+
+/// Default precisions; layers may override them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrecisionSpec {
+    pub weights: Precision,
+    pub activations: Precision,
+}
+
+impl Default for PrecisionSpec {
+    fn default() -> Self {
+        PrecisionSpec {
+            weights: Precision::Bits(8),
+            activations: Precision::Bits(8),
+        }
+    }
+}
+
+/// One layer as written in a spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum LayerSpec {
+    Conv2d(Conv2dSpec),
+    Dense(DenseSpec),
+    #[serde(rename = "batchnorm")]
+    BatchNorm(NamedSpec),
+    /// Activation quantizer: quantized ReLU (two or more bits), sign (one bit) or ReLU (float).
+    Act(ActSpec),
+    #[serde(rename = "maxpool")]
+    MaxPool(MaxPoolSpec),
+    Flatten(NamedSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conv2dSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub filters: usize,
+    pub kernel: usize,
+    #[serde(default = "one")]
+    pub stride: usize,
+    #[serde(default)]
+    pub padding: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wbits: Option<Precision>,
+    #[serde(default)]
+    pub bias: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenseSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub units: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wbits: Option<Precision>,
+    #[serde(default)]
+    pub bias: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bits: Option<Precision>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaxPoolSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub size: usize,
+    /// Defaults to `size` (non-overlapping windows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stride: Option<usize>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Network families that a sweep scales by width and depth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Template {
+    /// The block template of Moons et al. (2017): blocks A, B, C..., each `nl` 3x3 same-padded
+    /// convolutions of `nf` filters (conv, batch norm, activation) and a 2x2 max-pool; then
+    /// optional hidden dense layers and a dense classifier with batch norm.
+    Blocks {
+        blocks: Vec<Block>,
+        #[serde(default)]
+        hidden: Vec<usize>,
+    },
+    /// A multi-layer perceptron: hidden dense layers (dense, batch norm, activation) and a dense
+    /// classifier with batch norm.
+    Mlp { hidden: Vec<usize> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Block {
+    pub nl: usize,
+    pub nf: usize,
+}
+
+/// Changes a user makes on the command line. A list of one value applies to every block.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    pub bits: Option<Precision>,
+    pub wbits: Option<Precision>,
+    pub abits: Option<Precision>,
+    pub nl: Option<Vec<usize>>,
+    pub nf: Option<Vec<usize>>,
+    pub hidden: Option<Vec<usize>>,
+}
+
+/// A layer after expansion, with its name, resolved precision and inferred shapes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerPlan {
+    pub name: String,
+    pub op: Op,
+    pub input: Shape,
+    pub output: Shape,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Op {
+    Conv2d {
+        filters: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        weights: Precision,
+        bias: bool,
+    },
+    Dense {
+        units: usize,
+        weights: Precision,
+        bias: bool,
+    },
+    #[serde(rename = "batchnorm")]
+    BatchNorm,
+    Act {
+        bits: Precision,
+    },
+    #[serde(rename = "maxpool")]
+    MaxPool {
+        size: usize,
+        stride: usize,
+    },
+    Flatten,
+}
+
+impl Op {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Conv2d { .. } => "conv2d",
+            Op::Dense { .. } => "dense",
+            Op::BatchNorm => "batchnorm",
+            Op::Act { .. } => "act",
+            Op::MaxPool { .. } => "maxpool",
+            Op::Flatten => "flatten",
+        }
+    }
+
+    /// Weight precision of a layer that multiplies by weights.
+    pub fn weight_precision(&self) -> Option<Precision> {
+        match self {
+            Op::Conv2d { weights, .. } | Op::Dense { weights, .. } => Some(*weights),
+            _ => None,
+        }
+    }
+}
+
+impl LayerPlan {
+    /// Multiply-accumulates of one inference.
+    pub fn macs(&self) -> u64 {
+        match self.op {
+            Op::Conv2d { kernel, .. } => {
+                (self.output.len() * kernel * kernel * self.input.channels) as u64
+            }
+            Op::Dense { units, .. } => (units * self.input.len()) as u64,
+            _ => 0,
+        }
+    }
+
+    /// Trainable weights (not counting batch-norm parameters or biases).
+    pub fn weights(&self) -> u64 {
+        match self.op {
+            Op::Conv2d {
+                filters, kernel, ..
+            } => (filters * kernel * kernel * self.input.channels) as u64,
+            Op::Dense { units, .. } => (units * self.input.len()) as u64,
+            _ => 0,
+        }
+    }
+}
+
+/// A validated network: the spec it came from and its expanded layers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Network {
+    pub spec: Spec,
+    pub layers: Vec<LayerPlan>,
+}
+
+impl Network {
+    pub fn input(&self) -> Shape {
+        self.spec.input
+    }
+
+    pub fn classes(&self) -> usize {
+        self.spec.classes
+    }
+
+    /// Bytes that training needs with a batch of `batch` images: four copies of each parameter
+    /// (value, gradient, two Adam moments) and about four floats of every activation of the
+    /// batch (value, gradient, cached quantizer and im2col data). `None` if it overflows.
+    pub fn training_bytes(&self, batch: usize) -> Option<u64> {
+        let mut floats: u64 = 0;
+        for layer in &self.layers {
+            let per_image = layer.output.len() as u64
+                + match layer.op {
+                    Op::Conv2d { kernel, .. } => {
+                        (layer.output.height * layer.output.width * kernel * kernel) as u64
+                            * layer.input.channels as u64
+                    }
+                    _ => 0,
+                };
+            floats = floats.checked_add(per_image.checked_mul(4)?.checked_mul(batch as u64)?)?;
+            floats = floats.checked_add(layer.weights().checked_mul(4)?)?;
+        }
+        floats.checked_mul(4)
+    }
+}
+
+impl Spec {
+    /// Reads a spec from a `.toml` or `.json` file (by extension; anything else is read as TOML).
+    pub fn from_file(path: &Path) -> Result<Spec, SpecError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+            file: file.clone(),
+            field: "(file)".into(),
+            message: e.to_string(),
+        })?;
+        let is_json = path.extension().is_some_and(|ext| ext == "json");
+        Spec::parse(&text, is_json, &file)
+    }
+
+    /// Parses spec text; `origin` names the file in errors.
+    pub fn parse(text: &str, is_json: bool, origin: &str) -> Result<Spec, SpecError> {
+        let error = |field: String, message: String| SpecError {
+            file: origin.to_string(),
+            field: if field.is_empty() || field == "." {
+                "(top level)".into()
+            } else {
+                field
+            },
+            message,
+        };
+        if is_json {
+            let mut de = serde_json::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                let field = e.path().to_string();
+                let inner = e.into_inner();
+                error(field, one_line(&inner.to_string()))
+            })
+        } else {
+            let de = toml::Deserializer::parse(text)
+                .map_err(|e| error(String::new(), toml_message(&e, text)))?;
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let field = e.path().to_string();
+                let inner = e.into_inner();
+                error(field, one_line(inner.message()))
+            })
+        }
+    }
+
+    /// Applies command-line overrides to the defaults and the template parameters.
+    pub fn apply(&mut self, overrides: &Overrides, origin: &str) -> Result<(), SpecError> {
+        let error = |field: &str, message: String| SpecError {
+            file: origin.to_string(),
+            field: field.to_string(),
+            message,
+        };
+        if let Some(bits) = overrides.bits {
+            self.precision.weights = bits;
+            self.precision.activations = bits;
+        }
+        if let Some(bits) = overrides.wbits {
+            self.precision.weights = bits;
+        }
+        if let Some(bits) = overrides.abits {
+            self.precision.activations = bits;
+        }
+        let per_block = |values: &Vec<usize>, count: usize, flag: &str| {
+            if values.len() == 1 || values.len() == count {
+                Ok((0..count)
+                    .map(|i| values[if values.len() == 1 { 0 } else { i }])
+                    .collect::<Vec<_>>())
+            } else {
+                Err(error(
+                    flag,
+                    format!(
+                        "{} values given for a template of {count} blocks (give 1 or {count})",
+                        values.len()
+                    ),
+                ))
+            }
+        };
+        match &mut self.template {
+            Some(Template::Blocks { blocks, hidden }) => {
+                if let Some(nl) = &overrides.nl {
+                    let values = per_block(nl, blocks.len(), "--nl")?;
+                    for (block, nl) in blocks.iter_mut().zip(values) {
+                        block.nl = nl;
+                    }
+                }
+                if let Some(nf) = &overrides.nf {
+                    let values = per_block(nf, blocks.len(), "--nf")?;
+                    for (block, nf) in blocks.iter_mut().zip(values) {
+                        block.nf = nf;
+                    }
+                }
+                if let Some(new_hidden) = &overrides.hidden {
+                    hidden.clone_from(new_hidden);
+                }
+            }
+            Some(Template::Mlp { hidden }) => {
+                if overrides.nl.is_some() || overrides.nf.is_some() {
+                    return Err(error(
+                        "--nl/--nf",
+                        "apply to the block template only; this spec uses the mlp template (use --hidden)"
+                            .into(),
+                    ));
+                }
+                if let Some(new_hidden) = &overrides.hidden {
+                    hidden.clone_from(new_hidden);
+                }
+            }
+            None => {
+                if overrides.nl.is_some() || overrides.nf.is_some() || overrides.hidden.is_some()
+                {
+                    return Err(error(
+                        "--nl/--nf/--hidden",
+                        "apply to template specs only; this spec lists its layers".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Expands the template, names the layers, infers every shape and checks the whole network.
+    pub fn build(&self, origin: &str) -> Result<Network, SpecError> {
+        let error = |field: String, message: String| SpecError {
+            file: origin.to_string(),
+            field,
+            message,
+        };
+        if self.name.is_empty() || !is_identifier(&self.name) {
+            return Err(error(
+                "name".into(),
+                format!("'{}' is not a valid name (letters, digits and '_', not starting with a digit)", self.name),
+            ));
+        }
+        for (field, size) in [
+            ("input.height", self.input.height),
+            ("input.width", self.input.width),
+            ("input.channels", self.input.channels),
+            ("classes", self.classes),
+        ] {
+            if size == 0 {
+                return Err(error(field.into(), "must be at least 1".into()));
+            }
+        }
+        if self.classes < 2 {
+            return Err(error("classes".into(), "must be at least 2".into()));
+        }
+        let (dh, dw, dc) = self.dataset.shape();
+        if (self.input.height, self.input.width, self.input.channels) != (dh, dw, dc) {
+            return Err(error(
+                "input".into(),
+                format!(
+                    "{} does not match the {} images ({dh}x{dw}x{dc})",
+                    self.input,
+                    self.dataset.name()
+                ),
+            ));
+        }
+        if self.classes != self.dataset.classes() {
+            return Err(error(
+                "classes".into(),
+                format!(
+                    "{} does not match the {} classes of {}",
+                    self.classes,
+                    self.dataset.classes(),
+                    self.dataset.name()
+                ),
+            ));
+        }
+        let layers = match (&self.template, self.layers.is_empty()) {
+            (Some(_), false) => {
+                return Err(error(
+                    "layers".into(),
+                    "give either layers or a template, not both".into(),
+                ))
+            }
+            (None, true) => {
+                return Err(error(
+                    "layers".into(),
+                    "the network has no layers (give layers or a template)".into(),
+                ))
+            }
+            (Some(template), true) => self.expand(template, origin)?,
+            (None, false) => self
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(i, layer)| (format!("layers[{i}]"), layer.clone()))
+                .collect(),
+        };
+
+        let mut counters = std::collections::BTreeMap::<&str, usize>::new();
+        let mut names = BTreeSet::new();
+        let mut shape = self.input;
+        let mut plans = Vec::with_capacity(layers.len());
+        for (field, layer) in &layers {
+            let (name, op) = self.resolve(layer);
+            let kind = op.kind();
+            let name = match name {
+                Some(name) => {
+                    if !is_identifier(&name) {
+                        return Err(error(
+                            format!("{field}.name"),
+                            format!("'{name}' is not a valid layer name (letters, digits and '_', not starting with a digit, at most 64)"),
+                        ));
+                    }
+                    name
+                }
+                None => {
+                    let count = counters.entry(kind).or_insert(0);
+                    *count += 1;
+                    format!("{}{}", short_name(kind), count)
+                }
+            };
+            if !names.insert(name.clone()) {
+                return Err(error(
+                    format!("{field}.name"),
+                    format!("layer name '{name}' is used twice"),
+                ));
+            }
+            let output =
+                infer_shape(&op, shape).map_err(|message| error(format!("{field} ({name})"), message))?;
+            plans.push(LayerPlan {
+                name,
+                op,
+                input: shape,
+                output,
+            });
+            shape = output;
+        }
+        if shape != Shape::flat(self.classes) {
+            return Err(error(
+                "layers".into(),
+                format!(
+                    "the network ends in {shape} but must end in 1x1x{} (one logit per class)",
+                    self.classes
+                ),
+            ));
+        }
+        if !plans
+            .iter()
+            .any(|l| matches!(l.op, Op::Conv2d { .. } | Op::Dense { .. }))
+        {
+            return Err(error(
+                "layers".into(),
+                "the network has no conv2d or dense layer".into(),
+            ));
+        }
+        Ok(Network {
+            spec: self.clone(),
+            layers: plans,
+        })
+    }
+
+    fn resolve(&self, layer: &LayerSpec) -> (Option<String>, Op) {
+        let weights = |w: &Option<Precision>| w.unwrap_or(self.precision.weights);
+        match layer {
+            LayerSpec::Conv2d(c) => (
+                c.name.clone(),
+                Op::Conv2d {
+                    filters: c.filters,
+                    kernel: c.kernel,
+                    stride: c.stride,
+                    padding: c.padding,
+                    weights: weights(&c.wbits),
+                    bias: c.bias,
+                },
+            ),
+            LayerSpec::Dense(d) => (
+                d.name.clone(),
+                Op::Dense {
+                    units: d.units,
+                    weights: weights(&d.wbits),
+                    bias: d.bias,
+                },
+            ),
+            LayerSpec::BatchNorm(n) => (n.name.clone(), Op::BatchNorm),
+            LayerSpec::Act(a) => (
+                a.name.clone(),
+                Op::Act {
+                    bits: a.bits.unwrap_or(self.precision.activations),
+                },
+            ),
+            LayerSpec::MaxPool(p) => (
+                p.name.clone(),
+                Op::MaxPool {
+                    size: p.size,
+                    stride: p.stride.unwrap_or(p.size),
+                },
+            ),
+            LayerSpec::Flatten(n) => (n.name.clone(), Op::Flatten),
+        }
+    }
+
+    fn expand(&self, template: &Template, origin: &str) -> Result<Vec<(String, LayerSpec)>, SpecError> {
+        let error = |field: String, message: &str| SpecError {
+            file: origin.to_string(),
+            field,
+            message: message.to_string(),
+        };
+        let mut layers = Vec::new();
+        let mut push = |field: String, layer: LayerSpec| layers.push((field, layer));
+        let dense_block = |push: &mut dyn FnMut(String, LayerSpec), field: String, units: usize, act: bool| {
+            push(
+                field.clone(),
+                LayerSpec::Dense(DenseSpec {
+                    name: None,
+                    units,
+                    wbits: None,
+                    bias: false,
+                }),
+            );
+            push(field.clone(), LayerSpec::BatchNorm(NamedSpec::default()));
+            if act {
+                push(field, LayerSpec::Act(ActSpec::default()));
+            }
+        };
+        let hidden = match template {
+            Template::Blocks { blocks, hidden } => {
+                if blocks.is_empty() {
+                    return Err(error("template.blocks".into(), "needs at least one block"));
+                }
+                for (b, block) in blocks.iter().enumerate() {
+                    let field = format!("template.blocks[{b}]");
+                    if block.nl == 0 {
+                        return Err(error(format!("{field}.nl"), "must be at least 1"));
+                    }
+                    if block.nf == 0 {
+                        return Err(error(format!("{field}.nf"), "must be at least 1"));
+                    }
+                    for _ in 0..block.nl {
+                        push(
+                            field.clone(),
+                            LayerSpec::Conv2d(Conv2dSpec {
+                                name: None,
+                                filters: block.nf,
+                                kernel: 3,
+                                stride: 1,
+                                padding: 1,
+                                wbits: None,
+                                bias: false,
+                            }),
+                        );
+                        push(field.clone(), LayerSpec::BatchNorm(NamedSpec::default()));
+                        push(field.clone(), LayerSpec::Act(ActSpec::default()));
+                    }
+                    push(
+                        field.clone(),
+                        LayerSpec::MaxPool(MaxPoolSpec {
+                            name: None,
+                            size: 2,
+                            stride: None,
+                        }),
+                    );
+                }
+                push("template".into(), LayerSpec::Flatten(NamedSpec::default()));
+                hidden
+            }
+            Template::Mlp { hidden } => {
+                push("template".into(), LayerSpec::Flatten(NamedSpec::default()));
+                hidden
+            }
+        };
+        for (h, &units) in hidden.iter().enumerate() {
+            if units == 0 {
+                return Err(error(format!("template.hidden[{h}]"), "must be at least 1"));
+            }
+            dense_block(&mut push, format!("template.hidden[{h}]"), units, true);
+        }
+        dense_block(&mut push, "template".into(), self.classes, false);
+        Ok(layers)
+    }
+}
+
+/// Infers the output shape of one layer, or says why the input does not fit.
+fn infer_shape(op: &Op, input: Shape) -> Result<Shape, String> {
+    let at_least_one = |what: &str, value: usize| {
+        if value == 0 {
+            Err(format!("{what} must be at least 1"))
+        } else {
+            Ok(())
+        }
+    };
+    let window = |what: &str, size: usize, stride: usize, padding: usize| {
+        let padded_h = input.height + 2 * padding;
+        let padded_w = input.width + 2 * padding;
+        if size > padded_h || size > padded_w {
+            return Err(format!(
+                "{what} {size}x{size} does not fit the input {input} with padding {padding}"
+            ));
+        }
+        Ok(((padded_h - size) / stride + 1, (padded_w - size) / stride + 1))
+    };
+    match *op {
+        Op::Conv2d {
+            filters,
+            kernel,
+            stride,
+            padding,
+            ..
+        } => {
+            at_least_one("filters", filters)?;
+            at_least_one("kernel", kernel)?;
+            at_least_one("stride", stride)?;
+            if padding >= kernel {
+                return Err(format!(
+                    "padding {padding} must be smaller than the kernel {kernel}"
+                ));
+            }
+            let (height, width) = window("kernel", kernel, stride, padding)?;
+            Ok(Shape {
+                height,
+                width,
+                channels: filters,
+            })
+        }
+        Op::Dense { units, .. } => {
+            at_least_one("units", units)?;
+            if !input.is_flat() {
+                return Err(format!(
+                    "dense needs a flat input (1x1xC) but gets {input}; insert a flatten layer"
+                ));
+            }
+            Ok(Shape::flat(units))
+        }
+        Op::MaxPool { size, stride } => {
+            at_least_one("size", size)?;
+            at_least_one("stride", stride)?;
+            let (height, width) = window("pool window", size, stride, 0)?;
+            Ok(Shape {
+                height,
+                width,
+                channels: input.channels,
+            })
+        }
+        Op::Flatten => Ok(Shape::flat(input.len())),
+        Op::BatchNorm | Op::Act { .. } => Ok(input),
+    }
+}
+
+fn short_name(kind: &str) -> &'static str {
+    match kind {
+        "conv2d" => "conv",
+        "dense" => "fc",
+        "batchnorm" => "bn",
+        "act" => "act",
+        "maxpool" => "pool",
+        _ => "flatten",
+    }
+}
+
+/// A name that is safe as an identifier in every generated language: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn toml_message(error: &toml::de::Error, text: &str) -> String {
+    let place = error
+        .span()
+        .map(|span| {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: ")
+        })
+        .unwrap_or_default();
+    format!("{place}{}", one_line(error.message()))
+}
+
+#[cfg(test)]
+mod tests;

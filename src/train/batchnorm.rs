@@ -1,0 +1,174 @@
+//! Batch normalisation over the channel (last) axis of NHWC tensors.
+
+use ndarray::Array4;
+use rayon::prelude::*;
+
+use super::param::Param;
+
+/// Rows of a `[rows, channels]` buffer that one task reduces; fixed, so that sums are added in
+/// the same order on any number of threads (training is bit-reproducible for a seed).
+const ROWS_PER_TASK: usize = 512;
+
+#[derive(Debug, Clone)]
+pub struct BatchNorm {
+    pub gamma: Param,
+    pub beta: Param,
+    pub running_mean: Param,
+    pub running_var: Param,
+    pub epsilon: f32,
+    pub momentum: f32,
+    /// Normalised input of the last training batch, and 1/sqrt(var + eps) per channel.
+    x_hat: Vec<f32>,
+    inv_std: Vec<f32>,
+}
+
+impl BatchNorm {
+    pub fn new(channels: usize) -> Self {
+        BatchNorm {
+            gamma: Param::trainable("gamma", vec![channels], vec![1.0; channels]),
+            beta: Param::trainable("beta", vec![channels], vec![0.0; channels]),
+            running_mean: Param::state("running_mean", vec![channels], vec![0.0; channels]),
+            running_var: Param::state("running_var", vec![channels], vec![1.0; channels]),
+            epsilon: 1e-5,
+            momentum: 0.1,
+            x_hat: Vec::new(),
+            inv_std: Vec::new(),
+        }
+    }
+
+    fn channels(&self) -> usize {
+        self.gamma.value.len()
+    }
+
+    pub fn forward(&mut self, mut x: Array4<f32>, training: bool) -> Array4<f32> {
+        let c = self.channels();
+        let data = x.as_slice_mut().expect("standard layout");
+        let rows = data.len() / c;
+        if !training {
+            let scale: Vec<f32> = (0..c)
+                .map(|j| self.gamma.value[j] / (self.running_var.value[j] + self.epsilon).sqrt())
+                .collect();
+            let shift: Vec<f32> = (0..c)
+                .map(|j| self.beta.value[j] - self.running_mean.value[j] * scale[j])
+                .collect();
+            data.par_chunks_mut(c * ROWS_PER_TASK).for_each(|chunk| {
+                for row in chunk.chunks_exact_mut(c) {
+                    for j in 0..c {
+                        row[j] = row[j] * scale[j] + shift[j];
+                    }
+                }
+            });
+            return x;
+        }
+        let sums = column_sums(data, c, |v, _| v as f64);
+        let mean: Vec<f64> = sums.iter().map(|s| s / rows as f64).collect();
+        let sq = column_sums(data, c, |v, j| {
+            let d = v as f64 - mean[j];
+            d * d
+        });
+        let var: Vec<f64> = sq.iter().map(|s| s / rows as f64).collect();
+        self.inv_std = var
+            .iter()
+            .map(|&v| (1.0 / (v + self.epsilon as f64).sqrt()) as f32)
+            .collect();
+        for j in 0..c {
+            let m = self.momentum;
+            self.running_mean.value[j] = (1.0 - m) * self.running_mean.value[j] + m * mean[j] as f32;
+            self.running_var.value[j] = (1.0 - m) * self.running_var.value[j] + m * var[j] as f32;
+        }
+        let mean: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+        let mut x_hat = std::mem::take(&mut self.x_hat);
+        x_hat.resize(data.len(), 0.0);
+        let (gamma, beta, inv_std) = (&self.gamma.value, &self.beta.value, &self.inv_std);
+        data.par_chunks_mut(c * ROWS_PER_TASK)
+            .zip(x_hat.par_chunks_mut(c * ROWS_PER_TASK))
+            .for_each(|(chunk, hat_chunk)| {
+                for (row, hat) in chunk.chunks_exact_mut(c).zip(hat_chunk.chunks_exact_mut(c)) {
+                    for j in 0..c {
+                        hat[j] = (row[j] - mean[j]) * inv_std[j];
+                        row[j] = gamma[j] * hat[j] + beta[j];
+                    }
+                }
+            });
+        self.x_hat = x_hat;
+        x
+    }
+
+    pub fn backward(&mut self, mut dy: Array4<f32>) -> Array4<f32> {
+        let c = self.channels();
+        let x_hat = &self.x_hat;
+        let data = dy.as_slice_mut().expect("standard layout");
+        let rows = (data.len() / c) as f32;
+        let dbeta = column_sums(data, c, |v, _| v as f64);
+        let dgamma = column_sums_with(data, x_hat, c);
+        self.beta.grad = dbeta.iter().map(|&v| v as f32).collect();
+        self.gamma.grad = dgamma.iter().map(|&v| v as f32).collect();
+        let scale: Vec<f32> = (0..c)
+            .map(|j| self.gamma.value[j] * self.inv_std[j] / rows)
+            .collect();
+        let (dbeta, dgamma) = (&self.beta.grad, &self.gamma.grad);
+        data.par_chunks_mut(c * ROWS_PER_TASK)
+            .zip(x_hat.par_chunks(c * ROWS_PER_TASK))
+            .for_each(|(chunk, hat_chunk)| {
+                for (row, hat) in chunk.chunks_exact_mut(c).zip(hat_chunk.chunks_exact(c)) {
+                    for j in 0..c {
+                        row[j] = scale[j] * (rows * row[j] - dbeta[j] - hat[j] * dgamma[j]);
+                    }
+                }
+            });
+        dy
+    }
+
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        vec![
+            &mut self.gamma,
+            &mut self.beta,
+            &mut self.running_mean,
+            &mut self.running_var,
+        ]
+    }
+}
+
+/// Per-column sums of `f(value, column)` over a `[rows, c]` buffer, in a fixed order.
+fn column_sums(data: &[f32], c: usize, f: impl Fn(f32, usize) -> f64 + Sync) -> Vec<f64> {
+    let partials: Vec<Vec<f64>> = data
+        .par_chunks(c * ROWS_PER_TASK)
+        .map(|chunk| {
+            let mut sums = vec![0f64; c];
+            for row in chunk.chunks_exact(c) {
+                for j in 0..c {
+                    sums[j] += f(row[j], j);
+                }
+            }
+            sums
+        })
+        .collect();
+    add_partials(partials, c)
+}
+
+/// Per-column sums of `a * b` over two `[rows, c]` buffers, in a fixed order.
+fn column_sums_with(a: &[f32], b: &[f32], c: usize) -> Vec<f64> {
+    let partials: Vec<Vec<f64>> = a
+        .par_chunks(c * ROWS_PER_TASK)
+        .zip(b.par_chunks(c * ROWS_PER_TASK))
+        .map(|(ca, cb)| {
+            let mut sums = vec![0f64; c];
+            for (ra, rb) in ca.chunks_exact(c).zip(cb.chunks_exact(c)) {
+                for j in 0..c {
+                    sums[j] += ra[j] as f64 * rb[j] as f64;
+                }
+            }
+            sums
+        })
+        .collect();
+    add_partials(partials, c)
+}
+
+fn add_partials(partials: Vec<Vec<f64>>, c: usize) -> Vec<f64> {
+    partials.iter().fold(vec![0f64; c], |mut total, part| {
+        for (t, p) in total.iter_mut().zip(part) {
+            *t += p;
+        }
+        total
+    })
+}

@@ -1,0 +1,226 @@
+//! 2-D convolution over NHWC tensors by im2col and a matrix product.
+
+use ndarray::{Array4, ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
+
+use super::gemm::matmul;
+use super::param::Param;
+use super::weights::QuantWeights;
+use crate::spec::Shape;
+
+/// Geometry of a convolution window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    pub input: Shape,
+    pub output: Shape,
+    pub window: Window,
+    /// `[kernel * kernel * input channels, filters]`, rows ordered (ky, kx, channel).
+    pub weights: QuantWeights,
+    pub bias: Option<Param>,
+    /// im2col of the last training input, `[batch * out_h * out_w, fan_in]`.
+    cols: Vec<f32>,
+    batch: usize,
+}
+
+impl Conv2d {
+    pub fn new(
+        input: Shape,
+        output: Shape,
+        window: Window,
+        weights: QuantWeights,
+        bias: Option<Param>,
+    ) -> Self {
+        Conv2d {
+            input,
+            output,
+            window,
+            weights,
+            bias,
+            cols: Vec::new(),
+            batch: 0,
+        }
+    }
+
+    fn fan_in(&self) -> usize {
+        self.window.kernel * self.window.kernel * self.input.channels
+    }
+
+    fn rows_per_image(&self) -> usize {
+        self.output.height * self.output.width
+    }
+
+    pub fn forward(&mut self, x: &Array4<f32>, training: bool) -> Array4<f32> {
+        let batch = x.dim().0;
+        let (rows, fan_in) = (batch * self.rows_per_image(), self.fan_in());
+        let mut cols = std::mem::take(&mut self.cols);
+        cols.resize(rows * fan_in, 0.0);
+        im2col(
+            x.as_slice().expect("standard layout"),
+            self.input,
+            self.output,
+            self.window,
+            &mut cols,
+        );
+        self.weights.quantize();
+        let mut y = Array4::<f32>::zeros((batch, self.output.height, self.output.width, self.output.channels));
+        {
+            let y2 = y
+                .view_mut()
+                .into_shape_with_order((rows, self.output.channels))
+                .expect("contiguous");
+            let a = ArrayView2::from_shape((rows, fan_in), &cols).expect("im2col shape");
+            let w = ArrayView2::from_shape((fan_in, self.output.channels), &self.weights.effective)
+                .expect("weight shape");
+            matmul(a, w, y2, false);
+        }
+        if let Some(bias) = &self.bias {
+            add_bias(y.as_slice_mut().expect("standard layout"), &bias.value);
+        }
+        if training {
+            self.cols = cols;
+            self.batch = batch;
+        }
+        y
+    }
+
+    /// Gradients of the weights (and bias) from `dy`; the input gradient if `need_input_grad`.
+    pub fn backward(&mut self, dy: &Array4<f32>, need_input_grad: bool) -> Option<Array4<f32>> {
+        let rows = self.batch * self.rows_per_image();
+        let (fan_in, filters) = (self.fan_in(), self.output.channels);
+        let dy2 = ArrayView2::from_shape((rows, filters), dy.as_slice().expect("standard layout"))
+            .expect("dy shape");
+        let cols = ArrayView2::from_shape((rows, fan_in), &self.cols).expect("im2col shape");
+        let mut grad = vec![0.0; fan_in * filters];
+        matmul(
+            cols.t(),
+            dy2,
+            ArrayViewMut2::from_shape((fan_in, filters), &mut grad).expect("grad shape"),
+            false,
+        );
+        self.weights.set_gradient(grad);
+        if let Some(bias) = &mut self.bias {
+            bias.grad = column_sums(dy2);
+        }
+        if !need_input_grad {
+            return None;
+        }
+        let w = ArrayView2::from_shape((fan_in, filters), &self.weights.effective).expect("weight shape");
+        let mut dcols = std::mem::take(&mut self.cols);
+        matmul(
+            dy2,
+            w.t(),
+            ArrayViewMut2::from_shape((rows, fan_in), &mut dcols).expect("im2col shape"),
+            false,
+        );
+        let mut dx = Array4::<f32>::zeros((self.batch, self.input.height, self.input.width, self.input.channels));
+        col2im(
+            &dcols,
+            self.input,
+            self.output,
+            self.window,
+            dx.as_slice_mut().expect("standard layout"),
+        );
+        self.cols = dcols;
+        Some(dx)
+    }
+
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        let mut params = vec![&mut self.weights.param];
+        params.extend(self.bias.as_mut());
+        params
+    }
+}
+
+/// Adds a per-channel bias to every row of an NHWC buffer.
+pub fn add_bias(y: &mut [f32], bias: &[f32]) {
+    y.par_chunks_mut(bias.len() * 256).for_each(|chunk| {
+        for row in chunk.chunks_exact_mut(bias.len()) {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v += b;
+            }
+        }
+    });
+}
+
+/// Sums of each column of a matrix, accumulated in a fixed order.
+pub fn column_sums(m: ArrayView2<f32>) -> Vec<f32> {
+    m.sum_axis(ndarray::Axis(0)).to_vec()
+}
+
+/// Copies every receptive field of `x` into a row of `cols` (zeros where the window overhangs
+/// the padding).
+pub fn im2col(x: &[f32], input: Shape, output: Shape, window: Window, cols: &mut [f32]) {
+    let c = input.channels;
+    let k = window.kernel;
+    let fan_in = k * k * c;
+    let image_len = input.len();
+    let rows_per_image = output.height * output.width;
+    cols.par_chunks_mut(rows_per_image * fan_in)
+        .zip(x.par_chunks(image_len))
+        .for_each(|(image_cols, image)| {
+            for oy in 0..output.height {
+                for ox in 0..output.width {
+                    let row = &mut image_cols[(oy * output.width + ox) * fan_in..][..fan_in];
+                    for ky in 0..k {
+                        let iy = (oy * window.stride + ky) as isize - window.padding as isize;
+                        let dst = &mut row[ky * k * c..][..k * c];
+                        if iy < 0 || iy >= input.height as isize {
+                            dst.fill(0.0);
+                            continue;
+                        }
+                        for kx in 0..k {
+                            let ix = (ox * window.stride + kx) as isize - window.padding as isize;
+                            let dst = &mut dst[kx * c..][..c];
+                            if ix < 0 || ix >= input.width as isize {
+                                dst.fill(0.0);
+                            } else {
+                                let src = (iy as usize * input.width + ix as usize) * c;
+                                dst.copy_from_slice(&image[src..src + c]);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// The adjoint of `im2col`: adds every row of `cols` back onto the input positions it came from.
+pub fn col2im(cols: &[f32], input: Shape, output: Shape, window: Window, dx: &mut [f32]) {
+    let c = input.channels;
+    let k = window.kernel;
+    let fan_in = k * k * c;
+    let rows_per_image = output.height * output.width;
+    dx.par_chunks_mut(input.len())
+        .zip(cols.par_chunks(rows_per_image * fan_in))
+        .for_each(|(image, image_cols)| {
+            for oy in 0..output.height {
+                for ox in 0..output.width {
+                    let row = &image_cols[(oy * output.width + ox) * fan_in..][..fan_in];
+                    for ky in 0..k {
+                        let iy = (oy * window.stride + ky) as isize - window.padding as isize;
+                        if iy < 0 || iy >= input.height as isize {
+                            continue;
+                        }
+                        for kx in 0..k {
+                            let ix = (ox * window.stride + kx) as isize - window.padding as isize;
+                            if ix < 0 || ix >= input.width as isize {
+                                continue;
+                            }
+                            let dst = (iy as usize * input.width + ix as usize) * c;
+                            let src = &row[(ky * k + kx) * c..][..c];
+                            for (d, s) in image[dst..dst + c].iter_mut().zip(src) {
+                                *d += s;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+}

@@ -1,0 +1,88 @@
+//! Dense matrix products for training: a thin, checked wrapper around the `gemm` crate that
+//! takes ndarray views of any strides (so transposes cost nothing) and uses every core.
+
+use gemm::Parallelism;
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// Products smaller than this many multiply-adds run on one thread: splitting costs more.
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// `c = a · b`, or `c += a · b` when `accumulate`.
+pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, accumulate: bool) {
+    let (m, k) = a.dim();
+    let (k2, n) = b.dim();
+    assert_eq!(k, k2, "matmul: inner dimensions differ");
+    assert_eq!(c.dim(), (m, n), "matmul: output has the wrong shape");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c.fill(0.0);
+        }
+        return;
+    }
+    let parallelism = if m * n * k >= PARALLEL_MIN_MACS {
+        Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        Parallelism::None
+    };
+    let [a_rs, a_cs] = [a.strides()[0], a.strides()[1]];
+    let [b_rs, b_cs] = [b.strides()[0], b.strides()[1]];
+    let [c_rs, c_cs] = [c.strides()[0], c.strides()[1]];
+    // SAFETY: the three views are valid for their shapes and strides, checked above to agree;
+    // `c` is borrowed mutably, so it cannot alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            c_cs,
+            c_rs,
+            accumulate,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, ShapeBuilder};
+
+    fn naive(a: &Array2<f32>, b: &Array2<f32>) -> Array2<f32> {
+        Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
+            (0..a.ncols()).map(|k| a[[i, k]] * b[[k, j]]).sum()
+        })
+    }
+
+    #[test]
+    fn agrees_with_the_definition_for_any_layout() {
+        let a = Array2::from_shape_fn((37, 19), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0);
+        let b = Array2::from_shape_fn((19, 23), |(i, j)| ((i * 5 + j) % 7) as f32 - 3.0);
+        let expected = naive(&a, &b);
+        let mut c = Array2::zeros((37, 23));
+        matmul(a.view(), b.view(), c.view_mut(), false);
+        assert_eq!(c, expected);
+        // Transposed operands and a column-major output.
+        let at = a.t().to_owned();
+        let bt = b.t().to_owned();
+        let mut c2 = Array2::zeros((37, 23).f());
+        matmul(at.t(), bt.t(), c2.view_mut(), false);
+        assert_eq!(c2, expected);
+        matmul(a.view(), b.view(), c2.view_mut(), true);
+        assert_eq!(c2, &expected * 2.0);
+    }
+}

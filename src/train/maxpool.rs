@@ -1,0 +1,90 @@
+//! Max-pooling over square windows of NHWC tensors.
+
+use ndarray::Array4;
+use rayon::prelude::*;
+
+use crate::spec::Shape;
+
+#[derive(Debug, Clone)]
+pub struct MaxPool {
+    pub input: Shape,
+    pub output: Shape,
+    pub size: usize,
+    pub stride: usize,
+    /// For every output of the last training batch, the index (within its image) of the input
+    /// that won; the first in window order on ties.
+    winners: Vec<u32>,
+    batch: usize,
+}
+
+impl MaxPool {
+    pub fn new(input: Shape, output: Shape, size: usize, stride: usize) -> Self {
+        MaxPool {
+            input,
+            output,
+            size,
+            stride,
+            winners: Vec::new(),
+            batch: 0,
+        }
+    }
+
+    pub fn forward(&mut self, x: &Array4<f32>, training: bool) -> Array4<f32> {
+        let batch = x.dim().0;
+        let (input, output) = (self.input, self.output);
+        let c = input.channels;
+        let mut y = Array4::<f32>::zeros((batch, output.height, output.width, c));
+        let mut winners = std::mem::take(&mut self.winners);
+        winners.resize(batch * output.len(), 0);
+        y.as_slice_mut()
+            .expect("standard layout")
+            .par_chunks_mut(output.len())
+            .zip(winners.par_chunks_mut(output.len()))
+            .zip(x.as_slice().expect("standard layout").par_chunks(input.len()))
+            .for_each(|((out, win), image)| {
+                for oy in 0..output.height {
+                    for ox in 0..output.width {
+                        let o = (oy * output.width + ox) * c;
+                        for ch in 0..c {
+                            let mut best = f32::NEG_INFINITY;
+                            let mut best_index = 0;
+                            for ky in 0..self.size {
+                                for kx in 0..self.size {
+                                    let iy = oy * self.stride + ky;
+                                    let ix = ox * self.stride + kx;
+                                    let i = (iy * input.width + ix) * c + ch;
+                                    if image[i] > best {
+                                        best = image[i];
+                                        best_index = i;
+                                    }
+                                }
+                            }
+                            out[o + ch] = best;
+                            win[o + ch] = best_index as u32;
+                        }
+                    }
+                }
+            });
+        if training {
+            self.batch = batch;
+        }
+        self.winners = winners;
+        y
+    }
+
+    pub fn backward(&mut self, dy: &Array4<f32>) -> Array4<f32> {
+        let (input, output) = (self.input, self.output);
+        let mut dx = Array4::<f32>::zeros((self.batch, input.height, input.width, input.channels));
+        dx.as_slice_mut()
+            .expect("standard layout")
+            .par_chunks_mut(input.len())
+            .zip(self.winners.par_chunks(output.len()))
+            .zip(dy.as_slice().expect("standard layout").par_chunks(output.len()))
+            .for_each(|((image, win), grads)| {
+                for (&w, &g) in win.iter().zip(grads) {
+                    image[w as usize] += g;
+                }
+            });
+        dx
+    }
+}

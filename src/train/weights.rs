@@ -1,0 +1,95 @@
+//! Weights with quantization-aware training: latent float weights, their quantized values for
+//! the forward pass, and the straight-through estimator that routes gradients back to them.
+
+use rand::Rng;
+
+use super::param::Param;
+use crate::quant;
+
+/// The weight matrix of a conv2d or dense layer, `[fan_in, outputs]` row-major.
+#[derive(Debug, Clone)]
+pub struct QuantWeights {
+    pub param: Param,
+    /// `None` trains in float.
+    pub bits: Option<u32>,
+    /// Values the forward pass uses: the quantized weights (or the latent ones in float).
+    pub effective: Vec<f32>,
+    /// Where the straight-through estimator passes the gradient.
+    passes: Vec<bool>,
+}
+
+impl QuantWeights {
+    /// Uniform initialisation with the variance of He et al. (2015) for the layer's fan-in.
+    pub fn init(fan_in: usize, outputs: usize, bits: Option<u32>, rng: &mut impl Rng) -> Self {
+        let bound = (6.0 / fan_in as f32).sqrt();
+        let values = (0..fan_in * outputs)
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
+        Self::from_values(fan_in, outputs, bits, values)
+    }
+
+    pub fn from_values(fan_in: usize, outputs: usize, bits: Option<u32>, values: Vec<f32>) -> Self {
+        let mut param = Param::trainable("weight", vec![fan_in, outputs], values);
+        if bits == Some(1) {
+            // BinaryConnect: latent weights beyond +-1 would never flip sign again.
+            param.clip = Some(1.0);
+        }
+        QuantWeights {
+            param,
+            bits,
+            effective: Vec::new(),
+            passes: Vec::new(),
+        }
+    }
+
+    pub fn fan_in(&self) -> usize {
+        self.param.shape[0]
+    }
+
+    pub fn outputs(&self) -> usize {
+        self.param.shape[1]
+    }
+
+    /// The step of one weight code at the current latent weights (1 in float).
+    pub fn step(&self) -> f32 {
+        match self.bits {
+            Some(bits) => quant::weight_step(bits, &self.param.value),
+            None => 1.0,
+        }
+    }
+
+    /// Recomputes the effective weights from the latent ones; call before every forward pass.
+    pub fn quantize(&mut self) {
+        let latent = &self.param.value;
+        match self.bits {
+            None => {
+                self.effective.clone_from(latent);
+                self.passes.clear();
+            }
+            Some(bits) => {
+                let step = quant::weight_step(bits, latent);
+                self.effective = latent
+                    .iter()
+                    .map(|&w| quant::weight_code(bits, step, w) as f32 * step)
+                    .collect();
+                self.passes = latent
+                    .iter()
+                    .map(|&w| quant::weight_passes_gradient(bits, step, w))
+                    .collect();
+            }
+        }
+    }
+
+    /// Stores the gradient with respect to the latent weights, given the one with respect to the
+    /// effective weights (in place in `grad_effective`'s buffer, which becomes the param's grad).
+    pub fn set_gradient(&mut self, mut grad_effective: Vec<f32>) {
+        if !self.passes.is_empty() {
+            for (g, &passes) in grad_effective.iter_mut().zip(&self.passes) {
+                if !passes {
+                    *g = 0.0;
+                }
+            }
+        }
+        self.param.grad = grad_effective;
+    }
+}
