@@ -25,7 +25,21 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => {
+            // --help and --version: their text is the output asked for.
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            // A usage error is one line too; `--help` shows the rest.
+            let text = error.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("{first}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match &cli.command {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),

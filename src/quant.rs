@@ -40,11 +40,13 @@ fn clip_in_sigmas(bits: u32) -> Option<f32> {
 /// "step" is the magnitude of both levels, the mean absolute weight (as in XNOR-Net).
 pub fn weight_step(bits: u32, weights: &[f32]) -> f32 {
     let n = weights.len().max(1) as f64;
-    let (sum_abs, sum_sq, max_abs) = weights
-        .iter()
-        .fold((0f64, 0f64, 0f32), |(sa, sq, m), &w| {
-            (sa + w.abs() as f64, sq + (w as f64) * (w as f64), m.max(w.abs()))
-        });
+    let (sum_abs, sum_sq, max_abs) = weights.iter().fold((0f64, 0f64, 0f32), |(sa, sq, m), &w| {
+        (
+            sa + w.abs() as f64,
+            sq + (w as f64) * (w as f64),
+            m.max(w.abs()),
+        )
+    });
     let step = if bits == 1 {
         (sum_abs / n) as f32
     } else {
@@ -140,7 +142,10 @@ mod tests {
         let weights: Vec<f32> = (-1000..=1000).map(|i| i as f32 / 100.0).collect();
         for bits in 2..=16 {
             let step = weight_step(bits, &weights);
-            let codes: Vec<i32> = weights.iter().map(|&w| weight_code(bits, step, w)).collect();
+            let codes: Vec<i32> = weights
+                .iter()
+                .map(|&w| weight_code(bits, step, w))
+                .collect();
             let max = weight_max_code(bits);
             assert_eq!(*codes.iter().max().unwrap(), max, "bits {bits}");
             assert_eq!(*codes.iter().min().unwrap(), -max, "bits {bits}");
@@ -148,7 +153,10 @@ mod tests {
             // Every code is within one half step of the value it stands for, inside the range.
             for (&w, &c) in weights.iter().zip(&codes) {
                 if w.abs() <= step * max as f32 {
-                    assert!((w - c as f32 * step).abs() <= step * 0.5 + 1e-5, "bits {bits} w {w}");
+                    assert!(
+                        (w - c as f32 * step).abs() <= step * 0.5 + 1e-5,
+                        "bits {bits} w {w}"
+                    );
                 }
             }
         }

@@ -167,11 +167,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         Format::Table => {
             println!(
                 "{}: {} weights, {} MACs per image, weights {} bits, activations {} bits",
-                report.network,
-                report.parameters,
-                report.macs,
-                report.weights,
-                report.activations
+                report.network, report.parameters, report.macs, report.weights, report.activations
             );
             println!("epoch  loss     train acc  img/s");
             for e in &history {

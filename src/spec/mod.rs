@@ -432,8 +432,7 @@ impl Spec {
                 }
             }
             None => {
-                if overrides.nl.is_some() || overrides.nf.is_some() || overrides.hidden.is_some()
-                {
+                if overrides.nl.is_some() || overrides.nf.is_some() || overrides.hidden.is_some() {
                     return Err(error(
                         "--nl/--nf/--hidden",
                         "apply to template specs only; this spec lists its layers".into(),
@@ -454,7 +453,10 @@ impl Spec {
         if self.name.is_empty() || !is_identifier(&self.name) {
             return Err(error(
                 "name".into(),
-                format!("'{}' is not a valid name (letters, digits and '_', not starting with a digit)", self.name),
+                format!(
+                    "'{}' is not a valid name (letters, digits and '_', not starting with a digit)",
+                    self.name
+                ),
             ));
         }
         for (field, size) in [
@@ -543,8 +545,8 @@ impl Spec {
                     format!("layer name '{name}' is used twice"),
                 ));
             }
-            let output =
-                infer_shape(&op, shape).map_err(|message| error(format!("{field} ({name})"), message))?;
+            let output = infer_shape(&op, shape)
+                .map_err(|message| error(format!("{field} ({name})"), message))?;
             plans.push(LayerPlan {
                 name,
                 op,
@@ -617,7 +619,11 @@ impl Spec {
         }
     }
 
-    fn expand(&self, template: &Template, origin: &str) -> Result<Vec<(String, LayerSpec)>, SpecError> {
+    fn expand(
+        &self,
+        template: &Template,
+        origin: &str,
+    ) -> Result<Vec<(String, LayerSpec)>, SpecError> {
         let error = |field: String, message: &str| SpecError {
             file: origin.to_string(),
             field,
@@ -625,21 +631,22 @@ impl Spec {
         };
         let mut layers = Vec::new();
         let mut push = |field: String, layer: LayerSpec| layers.push((field, layer));
-        let dense_block = |push: &mut dyn FnMut(String, LayerSpec), field: String, units: usize, act: bool| {
-            push(
-                field.clone(),
-                LayerSpec::Dense(DenseSpec {
-                    name: None,
-                    units,
-                    wbits: None,
-                    bias: false,
-                }),
-            );
-            push(field.clone(), LayerSpec::BatchNorm(NamedSpec::default()));
-            if act {
-                push(field, LayerSpec::Act(ActSpec::default()));
-            }
-        };
+        let dense_block =
+            |push: &mut dyn FnMut(String, LayerSpec), field: String, units: usize, act: bool| {
+                push(
+                    field.clone(),
+                    LayerSpec::Dense(DenseSpec {
+                        name: None,
+                        units,
+                        wbits: None,
+                        bias: false,
+                    }),
+                );
+                push(field.clone(), LayerSpec::BatchNorm(NamedSpec::default()));
+                if act {
+                    push(field, LayerSpec::Act(ActSpec::default()));
+                }
+            };
         let hidden = match template {
             Template::Blocks { blocks, hidden } => {
                 if blocks.is_empty() {
@@ -714,7 +721,10 @@ fn infer_shape(op: &Op, input: Shape) -> Result<Shape, String> {
                 "{what} {size}x{size} does not fit the input {input} with padding {padding}"
             ));
         }
-        Ok(((padded_h - size) / stride + 1, (padded_w - size) / stride + 1))
+        Ok((
+            (padded_h - size) / stride + 1,
+            (padded_w - size) / stride + 1,
+        ))
     };
     match *op {
         Op::Conv2d {

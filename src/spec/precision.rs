@@ -105,8 +105,14 @@ mod tests {
     fn parses_bits_and_float() {
         assert_eq!("4".parse::<Precision>(), Ok(Precision::Bits(4)));
         assert_eq!("float".parse::<Precision>(), Ok(Precision::Float));
-        assert!("0".parse::<Precision>().unwrap_err().contains("out of range"));
-        assert!("17".parse::<Precision>().unwrap_err().contains("out of range"));
+        assert!("0"
+            .parse::<Precision>()
+            .unwrap_err()
+            .contains("out of range"));
+        assert!("17"
+            .parse::<Precision>()
+            .unwrap_err()
+            .contains("out of range"));
         assert!("33".parse::<Precision>().is_err());
         assert!("four".parse::<Precision>().is_err());
     }

@@ -73,7 +73,8 @@ impl BatchNorm {
             .collect();
         for j in 0..c {
             let m = self.momentum;
-            self.running_mean.value[j] = (1.0 - m) * self.running_mean.value[j] + m * mean[j] as f32;
+            self.running_mean.value[j] =
+                (1.0 - m) * self.running_mean.value[j] + m * mean[j] as f32;
             self.running_var.value[j] = (1.0 - m) * self.running_var.value[j] + m * var[j] as f32;
         }
         let mean: Vec<f32> = mean.iter().map(|&m| m as f32).collect();

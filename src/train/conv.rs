@@ -69,7 +69,12 @@ impl Conv2d {
             &mut cols,
         );
         self.weights.quantize();
-        let mut y = Array4::<f32>::zeros((batch, self.output.height, self.output.width, self.output.channels));
+        let mut y = Array4::<f32>::zeros((
+            batch,
+            self.output.height,
+            self.output.width,
+            self.output.channels,
+        ));
         {
             let y2 = y
                 .view_mut()
@@ -111,7 +116,8 @@ impl Conv2d {
         if !need_input_grad {
             return None;
         }
-        let w = ArrayView2::from_shape((fan_in, filters), &self.weights.effective).expect("weight shape");
+        let w = ArrayView2::from_shape((fan_in, filters), &self.weights.effective)
+            .expect("weight shape");
         let mut dcols = std::mem::take(&mut self.cols);
         matmul(
             dy2,
@@ -119,7 +125,12 @@ impl Conv2d {
             ArrayViewMut2::from_shape((rows, fan_in), &mut dcols).expect("im2col shape"),
             false,
         );
-        let mut dx = Array4::<f32>::zeros((self.batch, self.input.height, self.input.width, self.input.channels));
+        let mut dx = Array4::<f32>::zeros((
+            self.batch,
+            self.input.height,
+            self.input.width,
+            self.input.channels,
+        ));
         col2im(
             &dcols,
             self.input,

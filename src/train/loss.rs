@@ -10,8 +10,14 @@ pub fn softmax_cross_entropy(logits: &Array4<f32>, labels: &[u8]) -> (f32, Array
     let mut grad = Array4::<f32>::zeros(logits.raw_dim());
     let mut loss = 0f64;
     let mut correct = 0;
-    let rows = logits.as_slice().expect("standard layout").chunks_exact(classes);
-    let grad_rows = grad.as_slice_mut().expect("standard layout").chunks_exact_mut(classes);
+    let rows = logits
+        .as_slice()
+        .expect("standard layout")
+        .chunks_exact(classes);
+    let grad_rows = grad
+        .as_slice_mut()
+        .expect("standard layout")
+        .chunks_exact_mut(classes);
     for ((row, g), &label) in rows.zip(grad_rows).zip(labels) {
         let label = label as usize;
         let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);

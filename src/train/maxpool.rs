@@ -40,7 +40,11 @@ impl MaxPool {
             .expect("standard layout")
             .par_chunks_mut(output.len())
             .zip(winners.par_chunks_mut(output.len()))
-            .zip(x.as_slice().expect("standard layout").par_chunks(input.len()))
+            .zip(
+                x.as_slice()
+                    .expect("standard layout")
+                    .par_chunks(input.len()),
+            )
             .for_each(|((out, win), image)| {
                 for oy in 0..output.height {
                     for ox in 0..output.width {
@@ -79,7 +83,11 @@ impl MaxPool {
             .expect("standard layout")
             .par_chunks_mut(input.len())
             .zip(self.winners.par_chunks(output.len()))
-            .zip(dy.as_slice().expect("standard layout").par_chunks(output.len()))
+            .zip(
+                dy.as_slice()
+                    .expect("standard layout")
+                    .par_chunks(output.len()),
+            )
             .for_each(|((image, win), grads)| {
                 for (&w, &g) in win.iter().zip(grads) {
                     image[w as usize] += g;

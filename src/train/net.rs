@@ -128,7 +128,12 @@ impl Net {
             .rev()
         {
             let batch = dy.dim().0;
-            let input_shape = (batch, plan.input.height, plan.input.width, plan.input.channels);
+            let input_shape = (
+                batch,
+                plan.input.height,
+                plan.input.width,
+                plan.input.channels,
+            );
             dy = match layer {
                 Layer::Mac(conv) => {
                     // The first layer's input is data: its gradient is never needed.
@@ -180,7 +185,8 @@ impl Net {
     pub fn load_tensors(&mut self, tensors: &BTreeMap<String, Tensor>) -> Result<(), String> {
         self.check_tensors(tensors)?;
         for (layer, p) in self.params_mut() {
-            p.value.clone_from(&tensors[&format!("{layer}.{}", p.name)].values);
+            p.value
+                .clone_from(&tensors[&format!("{layer}.{}", p.name)].values);
         }
         Ok(())
     }

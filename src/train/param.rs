@@ -102,7 +102,11 @@ mod tests {
             p.grad = p.value.iter().map(|w| 2.0 * (w - 0.5)).collect();
             adam.step(&mut p, 0.01, t);
         }
-        assert!(p.value.iter().all(|w| (w - 0.5).abs() < 1e-2), "{:?}", p.value);
+        assert!(
+            p.value.iter().all(|w| (w - 0.5).abs() < 1e-2),
+            "{:?}",
+            p.value
+        );
         p.clip = Some(0.25);
         p.grad = vec![0.0, 0.0];
         adam.step(&mut p, 0.01, 2001);
