@@ -1,6 +1,8 @@
 //! The error of a command: one line naming the file and the field, and exit code 1.
 
 use crate::data::DataError;
+use crate::energy::EnergyError;
+use crate::ir::IrError;
 use crate::model::ModelError;
 use crate::spec::SpecError;
 
@@ -12,6 +14,10 @@ pub enum Error {
     Data(#[from] DataError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Energy(#[from] EnergyError),
+    #[error(transparent)]
+    Ir(#[from] IrError),
     /// A command-line value that does not make sense: the flag and what is wrong.
     #[error("{flag}: {message}")]
     Usage { flag: String, message: String },

@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod data;
+pub mod energy;
 pub mod error;
 pub mod model;
 pub mod output;
@@ -12,3 +13,5 @@ pub mod spec;
 pub mod train;
 
 pub use error::{Error, Result};
+pub mod golden;
+pub mod ir;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use qnnc::commands::{bench, eval, train};
+use qnnc::commands::{bench, energy, eval, inspect, train};
 
 /// qnnc: train quantized neural networks at any precision from 1 to 16 bits and compile them.
 #[derive(Debug, Parser)]
@@ -20,8 +20,12 @@ enum Command {
     Train(train::TrainArgs),
     /// Test accuracy of a trained-model file
     Eval(eval::EvalArgs),
+    /// Show the integer IR of a network (text, dot or json), after any pass
+    Inspect(inspect::InspectArgs),
     /// Throughput benchmarks
     Bench(bench::BenchArgs),
+    /// Energy of one inference, layer by layer, on a hardware profile
+    Energy(energy::EnergyArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,7 +47,9 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Inspect(args) => inspect::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Energy(args) => energy::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

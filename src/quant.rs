@@ -9,6 +9,8 @@
 //!   Q = 1: bipolar {-1, +1}, the sign of hard-tanh (zero maps to +1).
 //! - The input image: 8-bit unsigned pixels, value = pixel / 255, whatever Q is.
 
+use rayon::prelude::*;
+
 /// Largest positive weight code at `bits` (>= 2).
 pub fn weight_max_code(bits: u32) -> i32 {
     (1 << (bits - 1)) - 1
@@ -40,13 +42,24 @@ fn clip_in_sigmas(bits: u32) -> Option<f32> {
 /// "step" is the magnitude of both levels, the mean absolute weight (as in XNOR-Net).
 pub fn weight_step(bits: u32, weights: &[f32]) -> f32 {
     let n = weights.len().max(1) as f64;
-    let (sum_abs, sum_sq, max_abs) = weights.iter().fold((0f64, 0f64, 0f32), |(sa, sq, m), &w| {
-        (
-            sa + w.abs() as f64,
-            sq + (w as f64) * (w as f64),
-            m.max(w.abs()),
-        )
-    });
+    // Partial sums over fixed chunks, added in order: the same step on any number of threads.
+    let partials: Vec<(f64, f64, f32)> = weights
+        .par_chunks(1 << 14)
+        .map(|chunk| {
+            chunk.iter().fold((0f64, 0f64, 0f32), |(sa, sq, m), &w| {
+                (
+                    sa + w.abs() as f64,
+                    sq + (w as f64) * (w as f64),
+                    m.max(w.abs()),
+                )
+            })
+        })
+        .collect();
+    let (sum_abs, sum_sq, max_abs) = partials
+        .into_iter()
+        .fold((0f64, 0f64, 0f32), |(sa, sq, m), (a, b, c)| {
+            (sa + a, sq + b, m.max(c))
+        });
     let step = if bits == 1 {
         (sum_abs / n) as f32
     } else {

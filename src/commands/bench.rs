@@ -26,6 +26,30 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// Training throughput (img/s) and peak resident memory of the example MLP and CNN
     Train(BenchTrainArgs),
+    /// Inference throughput (img/s) of the integer golden model for the example MLP and CNN
+    Golden(BenchGoldenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchGoldenArgs {
+    /// Test images per network
+    #[arg(long, default_value_t = 10000)]
+    pub images: usize,
+    /// Timed repetitions; the best is reported
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    #[command(flatten)]
+    pub data: super::DataArgs,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GoldenBenchRow {
+    pub net: String,
+    pub bits: String,
+    pub images: usize,
+    pub golden_img_per_s: f64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -71,6 +95,7 @@ pub fn example_network(example: (&str, &str), bits: Precision) -> Network {
 pub fn run(args: &BenchArgs) -> Result<()> {
     match &args.what {
         BenchWhat::Train(train_args) => run_train(train_args),
+        BenchWhat::Golden(golden_args) => run_golden(golden_args),
     }
 }
 
@@ -137,6 +162,63 @@ fn run_train(args: &BenchTrainArgs) -> Result<()> {
                     row.peak_rss_mib
                         .map(|m| format!("{m:.0}"))
                         .unwrap_or_else(|| "n/a".into())
+                );
+            }
+            rows.push(row);
+        }
+    }
+    if args.format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialise")
+        );
+    }
+    Ok(())
+}
+
+fn run_golden(args: &BenchGoldenArgs) -> Result<()> {
+    if args.images == 0 || args.repeat == 0 {
+        return Err(crate::Error::usage(
+            "--images/--repeat",
+            "must be at least 1",
+        ));
+    }
+    let data = load_split(
+        DatasetKind::FashionMnist,
+        args.data.data.as_deref(),
+        Split::Test,
+        Some(args.images),
+    )?;
+    let mut rows = Vec::new();
+    for example in [EXAMPLE_MLP, EXAMPLE_CNN] {
+        for bits in [1, 4, 8] {
+            // Throughput does not depend on the values of the weights: an initialised network
+            // lowers to the same operations as a trained one.
+            let network = example_network(example, Precision::Bits(bits));
+            let net = Net::new(&network, 1);
+            let origin = format!("examples/fmnist_{}.toml", example.0);
+            let mut graph = crate::ir::build::from_model(&net, &origin)?;
+            crate::ir::passes::run(&mut graph, &origin, None)?;
+            let golden = crate::golden::Golden::new(&graph, &origin)?;
+            let mut best = f64::INFINITY;
+            for _ in 0..args.repeat {
+                let start = Instant::now();
+                std::hint::black_box(golden.run(&data.images));
+                best = best.min(start.elapsed().as_secs_f64());
+            }
+            let row = GoldenBenchRow {
+                net: example.0.into(),
+                bits: bits.to_string(),
+                images: data.len(),
+                golden_img_per_s: data.len() as f64 / best,
+            };
+            if args.format == Format::Table {
+                if rows.is_empty() {
+                    println!("net  bits  images  golden img/s");
+                }
+                println!(
+                    "{:<4} {:<4}  {:>6}  {:>12.0}",
+                    row.net, row.bits, row.images, row.golden_img_per_s
                 );
             }
             rows.push(row);

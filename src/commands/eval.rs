@@ -8,6 +8,8 @@ use serde::Serialize;
 use super::{load_split, DataArgs, Format};
 use crate::data::Split;
 use crate::error::Result;
+use crate::golden::Golden;
+use crate::ir;
 use crate::model::Model;
 use crate::train::{self, Evaluation};
 
@@ -18,6 +20,9 @@ pub struct EvalArgs {
     /// Default for --test-limit: the number of test images the model was evaluated on when trained
     #[command(flatten)]
     pub data: DataArgs,
+    /// Also run the integer golden model (the reference the RTL must equal) and report its accuracy
+    #[arg(long)]
+    pub integer: bool,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -34,6 +39,8 @@ struct EvalReport {
     total: usize,
     loss: f32,
     trained_accuracy: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    integer_accuracy: Option<f64>,
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
@@ -43,6 +50,14 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let test = load_split(spec.dataset, args.data.data.as_deref(), Split::Test, limit)?;
     let batch = model.training.options.batch;
     let result: Evaluation = train::evaluate(&mut model.net, &test, batch);
+    let integer_accuracy = if args.integer {
+        let origin = args.model.display().to_string();
+        let mut graph = ir::build::from_model(&model.net, &origin)?;
+        ir::passes::run(&mut graph, &origin, None)?;
+        Some(Golden::new(&graph, &origin)?.accuracy(&test))
+    } else {
+        None
+    };
     let spec = &model.net.network.spec;
     let report = EvalReport {
         model: args.model.display().to_string(),
@@ -55,22 +70,31 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         total: result.total,
         loss: result.loss,
         trained_accuracy: model.training.test_accuracy,
+        integer_accuracy,
     };
     match args.format {
         Format::Json => println!(
             "{}",
             serde_json::to_string_pretty(&report).expect("report serialises")
         ),
-        Format::Table => println!(
-            "{} ({}, weights {} bits, activations {} bits): test accuracy {:.2}% ({}/{})",
-            report.model,
-            report.network,
-            report.weights,
-            report.activations,
-            report.accuracy,
-            report.correct,
-            report.total
-        ),
+        Format::Table => {
+            println!(
+                "{} ({}, weights {} bits, activations {} bits): test accuracy {:.2}% ({}/{})",
+                report.model,
+                report.network,
+                report.weights,
+                report.activations,
+                report.accuracy,
+                report.correct,
+                report.total
+            );
+            if let Some(integer) = report.integer_accuracy {
+                println!(
+                    "integer golden model: test accuracy {integer:.2}% ({:+.2} points from float QAT)",
+                    integer - report.accuracy
+                );
+            }
+        }
     }
     Ok(())
 }

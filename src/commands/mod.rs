@@ -1,7 +1,9 @@
 //! The subcommands of the `qnnc` binary: argument types (clap) and what each one does.
 
 pub mod bench;
+pub mod energy;
 pub mod eval;
+pub mod inspect;
 pub mod train;
 
 use std::path::{Path, PathBuf};
@@ -107,4 +109,50 @@ pub fn check_output_path(path: &Path) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// A network named on the command line: a trained-model file (`.qnn`), an IR file written by
+/// `qnnc inspect --format json`, or a spec (with the network flags applied).
+pub enum Source {
+    Model(Box<crate::model::Model>),
+    Graph(crate::ir::Graph),
+    Spec(crate::spec::Network),
+}
+
+impl Source {
+    pub fn open(path: &Path, flags: &train::NetworkArgs) -> Result<Source> {
+        let origin = path.display().to_string();
+        let is_model = path.extension().is_some_and(|e| e == "qnn");
+        let is_ir = !is_model
+            && path.extension().is_some_and(|e| e == "json")
+            && std::fs::read_to_string(path)
+                .map(|text| text.contains(&format!("\"{}\"", crate::ir::dump::FORMAT)))
+                .unwrap_or(false);
+        if (is_model || is_ir) && flags.is_set() {
+            return Err(Error::usage(
+                "--bits/--wbits/--abits/--nl/--nf/--hidden",
+                format!("apply to a spec, not to {origin}"),
+            ));
+        }
+        if is_model {
+            Ok(Source::Model(Box::new(crate::model::Model::load(path)?)))
+        } else if is_ir {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::Output {
+                file: origin.clone(),
+                message: e.to_string(),
+            })?;
+            Ok(Source::Graph(crate::ir::dump::from_json(&text, &origin)?))
+        } else {
+            Ok(Source::Spec(flags.network(path)?))
+        }
+    }
+
+    /// The graph before any pass (an IR file's graph as stored).
+    pub fn graph(&self, origin: &str) -> Result<crate::ir::Graph> {
+        Ok(match self {
+            Source::Model(model) => crate::ir::build::from_model(&model.net, origin)?,
+            Source::Graph(graph) => graph.clone(),
+            Source::Spec(network) => crate::ir::build::from_network(network, origin)?,
+        })
+    }
 }

@@ -67,6 +67,16 @@ pub struct NetworkArgs {
 }
 
 impl NetworkArgs {
+    /// Whether any flag is given.
+    pub fn is_set(&self) -> bool {
+        self.bits.is_some()
+            || self.wbits.is_some()
+            || self.abits.is_some()
+            || self.nl.is_some()
+            || self.nf.is_some()
+            || self.hidden.is_some()
+    }
+
     /// Reads the spec, applies these flags and validates the network.
     pub fn network(&self, spec_path: &std::path::Path) -> Result<Network> {
         let origin = spec_path.display().to_string();

@@ -147,13 +147,15 @@ impl Model {
         }
         match header.version {
             Some(VERSION) => {}
-            Some(other) => return Err(error(
-                "version",
-                format!(
+            Some(other) => {
+                return Err(error(
+                    "version",
+                    format!(
                     "file has format version {other} but this qnnc ({}) reads version {VERSION}",
                     env!("CARGO_PKG_VERSION")
                 ),
-            )),
+                ))
+            }
             None => return Err(error("version", "missing".into())),
         }
         let mut de = serde_json::Deserializer::from_slice(bytes);

@@ -167,7 +167,13 @@ pub fn column_sums(m: ArrayView2<f32>) -> Vec<f32> {
 
 /// Copies every receptive field of `x` into a row of `cols` (zeros where the window overhangs
 /// the padding).
-pub fn im2col(x: &[f32], input: Shape, output: Shape, window: Window, cols: &mut [f32]) {
+pub fn im2col<T: Copy + Default + Send + Sync>(
+    x: &[T],
+    input: Shape,
+    output: Shape,
+    window: Window,
+    cols: &mut [T],
+) {
     let c = input.channels;
     let k = window.kernel;
     let fan_in = k * k * c;
@@ -183,14 +189,14 @@ pub fn im2col(x: &[f32], input: Shape, output: Shape, window: Window, cols: &mut
                         let iy = (oy * window.stride + ky) as isize - window.padding as isize;
                         let dst = &mut row[ky * k * c..][..k * c];
                         if iy < 0 || iy >= input.height as isize {
-                            dst.fill(0.0);
+                            dst.fill(T::default());
                             continue;
                         }
                         for kx in 0..k {
                             let ix = (ox * window.stride + kx) as isize - window.padding as isize;
                             let dst = &mut dst[kx * c..][..c];
                             if ix < 0 || ix >= input.width as isize {
-                                dst.fill(0.0);
+                                dst.fill(T::default());
                             } else {
                                 let src = (iy as usize * input.width + ix as usize) * c;
                                 dst.copy_from_slice(&image[src..src + c]);

@@ -7,8 +7,55 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 /// Products smaller than this many multiply-adds run on one thread: splitting costs more.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 
-/// `c = a · b`, or `c += a · b` when `accumulate`.
-pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, accumulate: bool) {
+/// `c = a · b`, or `c += a · b` when `accumulate`, on every core for large products.
+pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>, accumulate: bool) {
+    product(a, b, c, accumulate, true);
+}
+
+/// `c = a · b` on the calling thread, for callers that run many products in parallel.
+pub fn matmul_serial<T: Scalar>(a: ArrayView2<T>, b: ArrayView2<T>, c: ArrayViewMut2<T>) {
+    product(a, b, c, false, false);
+}
+
+/// The element types qnnc multiplies with the `gemm` crate.
+pub trait Scalar: Copy + Default + Send + Sync + 'static {
+    const ONE: Self;
+    const ZERO: Self;
+    /// Exact for the integer codes qnnc stores (at most 16 bits), and for integer
+    /// accumulators below 2^24 (f32) or 2^53 (f64).
+    fn from_i64(v: i64) -> Self;
+    fn to_i64(self) -> i64;
+}
+
+impl Scalar for f32 {
+    const ONE: f32 = 1.0;
+    const ZERO: f32 = 0.0;
+    fn from_i64(v: i64) -> Self {
+        v as f32
+    }
+    fn to_i64(self) -> i64 {
+        self as i64
+    }
+}
+
+impl Scalar for f64 {
+    const ONE: f64 = 1.0;
+    const ZERO: f64 = 0.0;
+    fn from_i64(v: i64) -> Self {
+        v as f64
+    }
+    fn to_i64(self) -> i64 {
+        self as i64
+    }
+}
+
+fn product<T: Scalar>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    mut c: ArrayViewMut2<T>,
+    accumulate: bool,
+    parallel: bool,
+) {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
     assert_eq!(k, k2, "matmul: inner dimensions differ");
@@ -18,11 +65,11 @@ pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>,
     }
     if k == 0 {
         if !accumulate {
-            c.fill(0.0);
+            c.fill(T::ZERO);
         }
         return;
     }
-    let parallelism = if m * n * k >= PARALLEL_MIN_MACS {
+    let parallelism = if parallel && m * n * k >= PARALLEL_MIN_MACS {
         Parallelism::Rayon(rayon::current_num_threads())
     } else {
         Parallelism::None
@@ -47,8 +94,8 @@ pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>,
             b.as_ptr(),
             b_cs,
             b_rs,
-            1.0,
-            1.0,
+            T::ONE,
+            T::ONE,
             false,
             false,
             false,

@@ -36,7 +36,7 @@ pub fn softmax_cross_entropy(logits: &Array4<f32>, labels: &[u8]) -> (f32, Array
 }
 
 /// Index of the largest value; the first on ties.
-pub fn argmax(values: &[f32]) -> usize {
+pub fn argmax<T: PartialOrd + Copy>(values: &[T]) -> usize {
     let mut best = 0;
     for (i, &v) in values.iter().enumerate() {
         if v > values[best] {

@@ -1,5 +1,7 @@
 //! A named tensor of a layer: its values and, if trainable, its gradient and Adam moments.
 
+use rayon::prelude::*;
+
 /// One parameter or state tensor of a layer, stored flat in row-major order.
 #[derive(Debug, Clone)]
 pub struct Param {
@@ -76,17 +78,20 @@ impl Adam {
         let step_size = lr * correction2.sqrt() / correction1;
         let (b1, b2, eps) = (self.beta1, self.beta2, self.epsilon * correction2.sqrt());
         let clip = param.clip.unwrap_or(f32::INFINITY);
-        for (((w, &g), m), v) in param
+        const CHUNK: usize = 1 << 14;
+        param
             .value
-            .iter_mut()
-            .zip(&param.grad)
-            .zip(&mut param.adam_m)
-            .zip(&mut param.adam_v)
-        {
-            *m = b1 * *m + (1.0 - b1) * g;
-            *v = b2 * *v + (1.0 - b2) * g * g;
-            *w = (*w - step_size * *m / (v.sqrt() + eps)).clamp(-clip, clip);
-        }
+            .par_chunks_mut(CHUNK)
+            .zip(param.grad.par_chunks(CHUNK))
+            .zip(param.adam_m.par_chunks_mut(CHUNK))
+            .zip(param.adam_v.par_chunks_mut(CHUNK))
+            .for_each(|(((values, grads), ms), vs)| {
+                for (((w, &g), m), v) in values.iter_mut().zip(grads).zip(ms).zip(vs) {
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    *w = (*w - step_size * *m / (v.sqrt() + eps)).clamp(-clip, clip);
+                }
+            });
     }
 }
 

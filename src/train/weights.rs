@@ -2,9 +2,13 @@
 //! the forward pass, and the straight-through estimator that routes gradients back to them.
 
 use rand::Rng;
+use rayon::prelude::*;
 
 use super::param::Param;
 use crate::quant;
+
+/// Weights one task quantizes.
+const CHUNK: usize = 1 << 14;
 
 /// The weight matrix of a conv2d or dense layer, `[fan_in, outputs]` row-major.
 #[derive(Debug, Clone)]
@@ -68,14 +72,18 @@ impl QuantWeights {
             }
             Some(bits) => {
                 let step = quant::weight_step(bits, latent);
-                self.effective = latent
-                    .iter()
-                    .map(|&w| quant::weight_code(bits, step, w) as f32 * step)
-                    .collect();
-                self.passes = latent
-                    .iter()
-                    .map(|&w| quant::weight_passes_gradient(bits, step, w))
-                    .collect();
+                self.effective.resize(latent.len(), 0.0);
+                self.passes.resize(latent.len(), false);
+                latent
+                    .par_chunks(CHUNK)
+                    .zip(self.effective.par_chunks_mut(CHUNK))
+                    .zip(self.passes.par_chunks_mut(CHUNK))
+                    .for_each(|((latent, effective), passes)| {
+                        for ((&w, e), p) in latent.iter().zip(effective).zip(passes) {
+                            *e = quant::weight_code(bits, step, w) as f32 * step;
+                            *p = quant::weight_passes_gradient(bits, step, w);
+                        }
+                    });
             }
         }
     }

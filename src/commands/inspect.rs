@@ -1,0 +1,62 @@
+//! `qnnc inspect`: the IR of a network as text, Graphviz DOT or JSON, after any pass.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::train::NetworkArgs;
+use super::Source;
+use crate::error::{Error, Result};
+use crate::ir::{dump, passes};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Text,
+    Dot,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// Trained-model file (.qnn), IR file (.json from --format json) or spec (.toml, .json)
+    pub model: Option<PathBuf>,
+    /// Show the IR after this pass (default: after all of them); `none` shows it as built
+    #[arg(long, value_name = "PASS")]
+    pub after: Option<String>,
+    /// List the passes in pipeline order and exit
+    #[arg(long)]
+    pub passes: bool,
+    #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+    pub format: GraphFormat,
+    #[command(flatten)]
+    pub network: NetworkArgs,
+}
+
+pub fn run(args: &InspectArgs) -> Result<()> {
+    if args.passes {
+        for pass in passes::pipeline() {
+            println!("{:<20} {}", pass.name(), pass.description());
+        }
+        return Ok(());
+    }
+    let Some(path) = &args.model else {
+        return Err(Error::usage(
+            "MODEL",
+            "give a model, IR file or spec (or --passes)",
+        ));
+    };
+    let origin = path.display().to_string();
+    let source = Source::open(path, &args.network)?;
+    let mut graph = source.graph(&origin)?;
+    crate::ir::verify::verify(&graph, &origin)?;
+    if args.after.as_deref() != Some("none") && !matches!(source, Source::Graph(_)) {
+        passes::run(&mut graph, &origin, args.after.as_deref())?;
+    }
+    let text = match args.format {
+        GraphFormat::Text => dump::to_text(&graph),
+        GraphFormat::Dot => dump::to_dot(&graph),
+        GraphFormat::Json => dump::to_json(&graph),
+    };
+    print!("{text}");
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! What each layer of a network does, in the terms of the energy model: MACs, weights, outputs
+//! computed and stored, and the bits of weights, input and output activations. Layers without
+//! weights (batch norm, activation, max-pool, flatten) are fused into the MAC layer before them.
+
+use serde::Serialize;
+
+use crate::spec::{Network, Op, Precision};
+
+/// Bits of the input pixels that the first layer reads, whatever the network's precision.
+pub const PIXEL_BITS: u32 = 8;
+/// Bits of outputs that no activation quantizes: the logits of the last layer, or the raw
+/// outputs of a layer followed directly by another MAC layer.
+pub const UNQUANTIZED_OUTPUT_BITS: u32 = 16;
+/// Bits a float weight or activation counts as.
+pub const FLOAT_BITS: u32 = 32;
+
+/// The work of one MAC layer (conv2d or dense) and the layers fused into it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LayerWork {
+    pub name: String,
+    /// "conv2d" or "dense".
+    pub op: String,
+    /// N_c: multiply-accumulates of one inference.
+    pub macs: u64,
+    /// N_s: weights.
+    pub weights: u64,
+    /// A_s: outputs computed (before a max-pool that follows).
+    pub outputs_computed: u64,
+    /// A_out: outputs stored in main memory (after that max-pool).
+    pub outputs_stored: u64,
+    /// Qw: bits of a weight.
+    pub wbits: u32,
+    /// Qa_in: bits of an input activation (the previous layer's Qa_out; pixels for the first).
+    pub abits_in: u32,
+    /// Qa_out: bits of a stored output (the first activation after the layer).
+    pub abits_out: u32,
+}
+
+/// The work of every MAC layer of `network`, in order. Layers before the first MAC layer
+/// belong to none and cost nothing in the model.
+pub fn work_of(network: &Network) -> Vec<LayerWork> {
+    let mut work: Vec<LayerWork> = Vec::new();
+    // Only the first activation after a MAC layer sets the precision of what it stores.
+    let mut output_quantized = false;
+    for layer in &network.layers {
+        match layer.op {
+            Op::Conv2d { weights, .. } | Op::Dense { weights, .. } => {
+                let outputs = layer.output.len() as u64;
+                work.push(LayerWork {
+                    name: layer.name.clone(),
+                    op: layer.op.kind().to_string(),
+                    macs: layer.macs(),
+                    weights: layer.weights(),
+                    outputs_computed: outputs,
+                    outputs_stored: outputs,
+                    wbits: bits_of(weights),
+                    abits_in: work
+                        .last()
+                        .map_or(PIXEL_BITS, |previous| previous.abits_out),
+                    abits_out: UNQUANTIZED_OUTPUT_BITS,
+                });
+                output_quantized = false;
+            }
+            Op::MaxPool { .. } => {
+                if let Some(current) = work.last_mut() {
+                    current.outputs_stored = layer.output.len() as u64;
+                }
+            }
+            Op::Act { bits } => {
+                if let Some(current) = work.last_mut().filter(|_| !output_quantized) {
+                    current.abits_out = bits_of(bits);
+                    output_quantized = true;
+                }
+            }
+            Op::BatchNorm | Op::Flatten => {}
+        }
+    }
+    // The last layer ends in integer logits, whatever follows it.
+    if let Some(last) = work.last_mut() {
+        last.abits_out = UNQUANTIZED_OUTPUT_BITS;
+    }
+    work
+}
+
+fn bits_of(precision: Precision) -> u32 {
+    precision.bits().unwrap_or(FLOAT_BITS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Spec;
+
+    fn network(text: &str) -> Network {
+        Spec::parse(text, false, "test.toml")
+            .and_then(|spec| spec.build("test.toml"))
+            .unwrap()
+    }
+
+    #[test]
+    fn fuses_pool_and_act_into_the_mac_layer_before_them() {
+        let net = network(
+            r#"
+            name = "t"
+            input = { height = 28, width = 28, channels = 1 }
+            classes = 10
+            precision = { weights = 4, activations = 2 }
+            layers = [
+              { kind = "conv2d", filters = 2, kernel = 4, stride = 4 },
+              { kind = "batchnorm" },
+              { kind = "act" },
+              { kind = "act", bits = 5 },
+              { kind = "maxpool", size = 7 },
+              { kind = "flatten" },
+              { kind = "dense", units = 10, wbits = "float" },
+            ]
+            "#,
+        );
+        let work = work_of(&net);
+        assert_eq!(
+            work,
+            vec![
+                LayerWork {
+                    name: "conv1".into(),
+                    op: "conv2d".into(),
+                    macs: 7 * 7 * 2 * 4 * 4,
+                    weights: 2 * 4 * 4,
+                    outputs_computed: 7 * 7 * 2,
+                    outputs_stored: 2,
+                    wbits: 4,
+                    abits_in: PIXEL_BITS,
+                    abits_out: 2,
+                },
+                LayerWork {
+                    name: "fc1".into(),
+                    op: "dense".into(),
+                    macs: 2 * 10,
+                    weights: 2 * 10,
+                    outputs_computed: 10,
+                    outputs_stored: 10,
+                    wbits: FLOAT_BITS,
+                    abits_in: 2,
+                    abits_out: UNQUANTIZED_OUTPUT_BITS,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn float_activations_count_as_32_bits_and_a_final_act_still_gives_logits() {
+        let net = network(
+            r#"
+            name = "t"
+            input = { height = 28, width = 28, channels = 1 }
+            classes = 10
+            precision = { weights = "float", activations = "float" }
+            layers = [
+              { kind = "flatten" },
+              { kind = "dense", units = 3 },
+              { kind = "act" },
+              { kind = "dense", units = 3 },
+              { kind = "dense", units = 10 },
+              { kind = "act" },
+            ]
+            "#,
+        );
+        let bits: Vec<_> = work_of(&net)
+            .iter()
+            .map(|w| (w.wbits, w.abits_in, w.abits_out))
+            .collect();
+        assert_eq!(
+            bits,
+            vec![
+                (FLOAT_BITS, PIXEL_BITS, FLOAT_BITS),
+                (FLOAT_BITS, FLOAT_BITS, UNQUANTIZED_OUTPUT_BITS),
+                (FLOAT_BITS, UNQUANTIZED_OUTPUT_BITS, UNQUANTIZED_OUTPUT_BITS),
+            ]
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! Builds the IR of a network: from a trained model (integer weight codes and batch-norm
+//! statistics) or from a spec alone (shapes and precisions, no weights).
+//!
+//! Edges leaving MACs and batch norms are float until `infer-accumulators` and
+//! `fold-batch-norm` lower them.
+
+use petgraph::stable_graph::NodeIndex;
+
+use super::{BatchNormParams, Graph, IrError, Node, Op, Precision, TensorType, Weights};
+use crate::quant;
+use crate::spec::{self, Network, Shape};
+use crate::train::conv::Conv2d;
+use crate::train::net::Layer;
+use crate::train::Net;
+
+/// The type of the image: 8-bit pixels, value = pixel / 255.
+pub fn input_type(shape: Shape) -> TensorType {
+    TensorType {
+        shape,
+        precision: Precision::unsigned(8),
+        scale: 1.0 / 255.0,
+    }
+}
+
+/// The precision and scale of activation codes at `bits`.
+pub fn activation_type(shape: Shape, bits: u32) -> TensorType {
+    if bits == 1 {
+        TensorType {
+            shape,
+            precision: Precision::Bipolar,
+            scale: 1.0,
+        }
+    } else {
+        TensorType {
+            shape,
+            precision: Precision::unsigned(bits),
+            scale: 1.0 / quant::act_max_code(bits) as f64,
+        }
+    }
+}
+
+/// The precision of weight codes at `bits`.
+pub fn weight_precision(bits: u32) -> Precision {
+    if bits == 1 {
+        Precision::Bipolar
+    } else {
+        Precision::signed(bits)
+    }
+}
+
+/// The IR of a trained network, with its integer weight codes.
+pub fn from_model(net: &Net, origin: &str) -> Result<Graph, IrError> {
+    build(&net.network, Some(net), origin)
+}
+
+/// The IR of a network described by a spec alone: shapes and precisions, no weights.
+pub fn from_network(network: &Network, origin: &str) -> Result<Graph, IrError> {
+    build(network, None, origin)
+}
+
+fn build(network: &Network, net: Option<&Net>, origin: &str) -> Result<Graph, IrError> {
+    let mut graph = Graph::new(&network.spec.name);
+    let mut previous = graph.graph.add_node(Node {
+        name: "input".into(),
+        op: Op::Input,
+    });
+    let mut ty = input_type(network.input());
+    for (i, plan) in network.layers.iter().enumerate() {
+        let layer = net.map(|n| &n.layers[i]);
+        let error = |message: String| IrError {
+            file: origin.to_string(),
+            node: plan.name.clone(),
+            message,
+        };
+        let mac = |dense: bool,
+                   window: (usize, usize, usize),
+                   outputs: usize,
+                   weights: spec::Precision| {
+            let bits = weights.bits().ok_or_else(|| {
+                error(
+                    "weights are float; the integer model needs 1..=16 bits (train with --bits)"
+                        .into(),
+                )
+            })?;
+            let (codes, bias) = match layer {
+                Some(Layer::Mac(conv)) => {
+                    let (w, bias) = weight_codes(conv, bits);
+                    (Some(w), bias)
+                }
+                _ => (None, None),
+            };
+            let scale = codes.as_ref().map_or(1.0, |w| w.step) * ty.scale;
+            let (kernel, stride, padding) = window;
+            let op = Op::Mac {
+                dense,
+                kernel,
+                stride,
+                padding,
+                outputs,
+                weight_precision: weight_precision(bits),
+                weights: codes,
+                bias,
+            };
+            let out = TensorType {
+                shape: plan.output,
+                precision: Precision::Float,
+                scale,
+            };
+            Ok((op, out))
+        };
+        let (op, out) = match plan.op {
+            spec::Op::Conv2d {
+                kernel,
+                stride,
+                padding,
+                filters,
+                weights,
+                ..
+            } => mac(false, (kernel, stride, padding), filters, weights)?,
+            spec::Op::Dense { units, weights, .. } => mac(true, (1, 1, 0), units, weights)?,
+            spec::Op::BatchNorm => {
+                let params = match layer {
+                    Some(Layer::BatchNorm(bn)) => BatchNormParams {
+                        gamma: bn.gamma.value.clone(),
+                        beta: bn.beta.value.clone(),
+                        mean: bn.running_mean.value.clone(),
+                        var: bn.running_var.value.clone(),
+                        epsilon: bn.epsilon,
+                    },
+                    _ => {
+                        let c = plan.output.channels;
+                        BatchNormParams {
+                            gamma: vec![1.0; c],
+                            beta: vec![0.0; c],
+                            mean: vec![0.0; c],
+                            var: vec![1.0; c],
+                            epsilon: 0.0,
+                        }
+                    }
+                };
+                let out = TensorType {
+                    shape: plan.output,
+                    precision: Precision::Float,
+                    scale: 1.0,
+                };
+                (Op::BatchNorm(params), out)
+            }
+            spec::Op::Act { bits } => {
+                let bits = bits.bits().ok_or_else(|| {
+                    error("activations are float; the integer model needs 1..=16 bits (train with --bits)".into())
+                })?;
+                (Op::Quantize { bits }, activation_type(plan.output, bits))
+            }
+            spec::Op::MaxPool { size, stride } => (
+                Op::MaxPool { size, stride },
+                TensorType {
+                    shape: plan.output,
+                    ..ty
+                },
+            ),
+            spec::Op::Flatten => (
+                Op::Flatten,
+                TensorType {
+                    shape: plan.output,
+                    ..ty
+                },
+            ),
+        };
+        let node = graph.graph.add_node(Node {
+            name: plan.name.clone(),
+            op,
+        });
+        graph.graph.add_edge(previous, node, ty);
+        previous = node;
+        ty = out;
+    }
+    let output: NodeIndex = graph.graph.add_node(Node {
+        name: "logits".into(),
+        op: Op::Output,
+    });
+    graph.graph.add_edge(previous, output, ty);
+    Ok(graph)
+}
+
+/// Integer codes of a trained layer's weights, exactly as its training forward pass used them.
+fn weight_codes(conv: &Conv2d, bits: u32) -> (Weights, Option<Vec<f32>>) {
+    let latent = &conv.weights.param.value;
+    let step = quant::weight_step(bits, latent);
+    let codes = latent
+        .iter()
+        .map(|&w| quant::weight_code(bits, step, w))
+        .collect();
+    let weights = Weights {
+        step: step as f64,
+        fan_in: conv.weights.fan_in(),
+        outputs: conv.weights.outputs(),
+        codes,
+    };
+    (weights, conv.bias.as_ref().map(|b| b.value.clone()))
+}

@@ -1,0 +1,223 @@
+//! Views of a graph for people and tools: an aligned text listing, Graphviz DOT, and a JSON file
+//! that reads back into the same graph (`qnnc-ir`, versioned, verified on load).
+//!
+//! All three are deterministic: nodes in chain order, floats in fixed formats.
+
+use std::fmt;
+
+use petgraph::dot::{Config, Dot};
+use serde::{Deserialize, Serialize};
+
+use super::verify::verify;
+use super::{Graph, IrError, Node, Op, TensorType};
+
+/// Names the JSON format in its first field.
+pub const FORMAT: &str = "qnnc-ir";
+pub const VERSION: u32 = 1;
+
+impl fmt::Display for TensorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} scale={:.6e}",
+            self.shape, self.precision, self.scale
+        )
+    }
+}
+
+impl fmt::Display for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.name, describe(&self.op))
+    }
+}
+
+/// One line about an operation and its attributes.
+pub fn describe(op: &Op) -> String {
+    match op {
+        Op::Input => "input pixels".into(),
+        Op::Output => "output argmax".into(),
+        Op::Flatten => "flatten".into(),
+        Op::Mac {
+            dense,
+            kernel,
+            stride,
+            padding,
+            outputs,
+            weight_precision,
+            weights,
+            bias,
+        } => {
+            let mut text = if *dense {
+                format!("dense units={outputs}")
+            } else {
+                format!(
+                    "conv2d filters={outputs} kernel={kernel} stride={stride} padding={padding}"
+                )
+            };
+            text += &format!(" weights={weight_precision}");
+            if let Some(w) = weights {
+                text += &format!(" [{}x{}] step={:.6e}", w.fan_in, w.outputs, w.step);
+            }
+            if bias.is_some() {
+                text += " bias";
+            }
+            text
+        }
+        Op::BatchNorm(bn) => format!("batchnorm channels={} eps={:e}", bn.gamma.len(), bn.epsilon),
+        Op::Quantize { bits } => format!("quantize bits={bits}"),
+        Op::MultiThreshold(t) => format!(
+            "multithreshold channels={} thresholds={} descending={}",
+            t.thresholds.len(),
+            t.thresholds.first().map_or(0, Vec::len),
+            t.descending.iter().filter(|&&d| d).count()
+        ),
+        Op::Requantize(r) => format!(
+            "requantize channels={} shift={}{}",
+            r.multiplier.len(),
+            r.shift,
+            r.clamp
+                .map(|(lo, hi)| format!(" clamp={lo}..={hi}"))
+                .unwrap_or_default()
+        ),
+        Op::MaxPool { size, stride } => format!("maxpool size={size} stride={stride}"),
+    }
+}
+
+/// The text listing: one node a line, input to output, with the type it produces.
+pub fn to_text(graph: &Graph) -> String {
+    let mut rows = Vec::new();
+    for node in graph.chain() {
+        let n = &graph.graph[node];
+        let ty = graph
+            .output_type(node)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        rows.push((n.name.clone(), describe(&n.op), ty));
+    }
+    let name_width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let op_width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    let mut text = format!("graph {}\n", graph.name);
+    let passes = if graph.passes.is_empty() {
+        "(none)".to_string()
+    } else {
+        graph.passes.join(", ")
+    };
+    text += &format!("passes: {passes}\n");
+    for (name, op, ty) in rows {
+        text += &format!("  {name:<name_width$}  {op:<op_width$}  -> {ty}\n");
+    }
+    text
+}
+
+/// Graphviz DOT, nodes labelled with their operation and edges with their tensor type.
+pub fn to_dot(graph: &Graph) -> String {
+    format!(
+        "{}",
+        Dot::with_config(&graph.graph, &[Config::GraphContentOnly])
+    )
+    .lines()
+    .map(|line| format!("    {}\n", line.trim()))
+    .fold(
+        format!("digraph \"{}\" {{\n    node [shape=box];\n", graph.name),
+        |text, line| text + &line,
+    ) + "}\n"
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GraphFile {
+    format: String,
+    version: u32,
+    name: String,
+    passes: Vec<String>,
+    /// Input to output; each node reads the one before it.
+    nodes: Vec<NodeEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeEntry {
+    name: String,
+    #[serde(flatten)]
+    op: Op,
+    /// The type of the tensor the node produces.
+    output: TensorType,
+}
+
+/// The graph as JSON.
+pub fn to_json(graph: &Graph) -> String {
+    let nodes = graph
+        .chain()
+        .into_iter()
+        .map(|i| NodeEntry {
+            name: graph.graph[i].name.clone(),
+            op: graph.graph[i].op.clone(),
+            output: graph.output_type(i).expect("chain nodes are typed"),
+        })
+        .collect();
+    let file = GraphFile {
+        format: FORMAT.into(),
+        version: VERSION,
+        name: graph.name.clone(),
+        passes: graph.passes.clone(),
+        nodes,
+    };
+    serde_json::to_string_pretty(&file).expect("graph serialises") + "\n"
+}
+
+/// Reads a graph written by [`to_json`], and verifies it.
+pub fn from_json(text: &str, file: &str) -> Result<Graph, IrError> {
+    let error = |node: String, message: String| IrError {
+        file: file.to_string(),
+        node,
+        message,
+    };
+    #[derive(Deserialize)]
+    struct Header {
+        format: Option<String>,
+        version: Option<u32>,
+    }
+    let header: Header = serde_json::from_str(text)
+        .map_err(|e| error("(file)".into(), format!("not a {FORMAT} file: {e}")))?;
+    if header.format.as_deref() != Some(FORMAT) {
+        return Err(error("format".into(), format!("expected \"{FORMAT}\"")));
+    }
+    if header.version != Some(VERSION) {
+        return Err(error(
+            "version".into(),
+            format!(
+                "file has version {:?} but this qnnc reads version {VERSION}",
+                header.version
+            ),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let parsed: GraphFile = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| error(e.path().to_string(), e.into_inner().to_string()))?;
+    let mut graph = Graph::new(&parsed.name);
+    graph.passes = parsed.passes;
+    let mut previous = None;
+    let mut last_type = None;
+    for entry in parsed.nodes {
+        let node = graph.graph.add_node(Node {
+            name: entry.name,
+            op: entry.op,
+        });
+        if let (Some(prev), Some(ty)) = (previous, last_type) {
+            graph.graph.add_edge(prev, node, ty);
+        }
+        previous = Some(node);
+        last_type = Some(entry.output);
+    }
+    verify(&graph, file)?;
+    // The output node records the logits it reads; a different type is a tampered file.
+    if let Some(last) = previous {
+        if graph.input_type(last) != last_type {
+            return Err(error(
+                graph.graph[last].name.clone(),
+                "output type differs from the logits it reads".into(),
+            ));
+        }
+    }
+    Ok(graph)
+}

@@ -1,0 +1,310 @@
+//! `fold-batch-norm`: replaces every MAC's float tail (bias, batch norm, activation quantizer)
+//! by integer arithmetic on its accumulator.
+//!
+//! For a MAC with accumulator `acc` (value `acc * s`), bias `b` and batch norm
+//! `g = gamma / sqrt(var + eps)`, the quantizer's input is `z = alpha * acc + delta` with
+//! `alpha = g * s` and `delta = g * (b - mean) + beta`.
+//! - Activations of up to [`MAX_THRESHOLD_BITS`] bits become a multi-threshold: code k is
+//!   reached when `z >= (k - 1/2) / (2^Q - 1)` (`z >= 0` for one bit), that is
+//!   `acc >= ceil((t - delta) / alpha)` when alpha > 0, or `acc <= floor(...)` when alpha < 0
+//!   (a negative gamma). Thresholds are clamped to the accumulator's range.
+//! - Wider activations become `clamp(floor((M * acc + B) / 2^S), 0, 2^Q - 1)` with
+//!   `M = round(L * alpha * 2^S)` and `B = round((L * delta + 1/2) * 2^S)`: 2^Q - 1
+//!   thresholds would be too many.
+//! - A tail that ends in the output becomes integer logits `floor(z * 2^F + 1/2)` by the same
+//!   multiply-shift, with F = [`LOGIT_FRACTION_BITS`].
+//!
+//! Needs: shapes and accumulator precisions (`infer-accumulators`), trained weights and
+//! statistics. Changes: removes batch-norm and quantize nodes, adds multi-threshold and
+//! requantize nodes.
+
+use petgraph::stable_graph::NodeIndex;
+
+use super::Pass;
+use crate::ir::build::activation_type;
+use crate::ir::{
+    BatchNormParams, Graph, IrError, Op, Precision, Requantization, TensorType, ThresholdTable,
+};
+use crate::quant::act_max_code;
+
+pub struct FoldBatchNorm;
+
+/// Widest activation that gets a threshold table (2^4 - 1 = 15 thresholds a channel).
+pub const MAX_THRESHOLD_BITS: u32 = 4;
+/// Fractional bits of the integer logits.
+pub const LOGIT_FRACTION_BITS: u32 = 8;
+/// Most significant bits of a requantization multiplier.
+const MULTIPLIER_BITS: u32 = 24;
+
+/// `z = alpha * acc + delta` for one channel.
+#[derive(Debug, Clone, Copy)]
+struct Affine {
+    alpha: f64,
+    delta: f64,
+}
+
+impl Pass for FoldBatchNorm {
+    fn name(&self) -> &'static str {
+        "fold-batch-norm"
+    }
+
+    fn description(&self) -> &'static str {
+        "folds bias, batch norm and activation quantizer into integer thresholds or multiply-shift"
+    }
+
+    fn needs_weights(&self) -> bool {
+        true
+    }
+
+    fn run(&self, graph: &mut Graph, file: &str) -> Result<bool, IrError> {
+        let mut changed = false;
+        for mac in graph.macs() {
+            changed |= fold_tail(graph, mac, file)?;
+        }
+        for node in graph.chain() {
+            if matches!(graph.graph[node].op, Op::BatchNorm(_) | Op::Quantize { .. }) {
+                return Err(graph.error(
+                    file,
+                    node,
+                    format!(
+                        "{} does not follow a conv2d or dense layer (or its batch norm), so it cannot be folded into integers",
+                        graph.graph[node].op.name()
+                    ),
+                ));
+            }
+        }
+        Ok(changed)
+    }
+}
+
+fn fold_tail(graph: &mut Graph, mac: NodeIndex, file: &str) -> Result<bool, IrError> {
+    let acc_type = graph.output_type(mac).expect("a MAC has an output");
+    let (acc_min, acc_max) = acc_type.precision.code_range().ok_or_else(|| {
+        graph.error(
+            file,
+            mac,
+            "accumulator precision is not inferred (run infer-accumulators)",
+        )
+    })?;
+    let Op::Mac { bias, outputs, .. } = &graph.graph[mac].op else {
+        unreachable!("macs() returns MACs")
+    };
+    let (bias, channels) = (bias.clone(), *outputs);
+    let mut next = graph.successor(mac).expect("a MAC has a consumer");
+    let mut batch_norm: Option<(NodeIndex, BatchNormParams)> = None;
+    if let Op::BatchNorm(params) = &graph.graph[next].op {
+        batch_norm = Some((next, params.clone()));
+        next = graph.successor(next).expect("a batch norm has a consumer");
+    }
+    let affine: Vec<Affine> = (0..channels)
+        .map(|c| {
+            let b = bias.as_ref().map_or(0.0, |b| b[c] as f64);
+            let (g, mean, beta) = match &batch_norm {
+                Some((_, bn)) => (
+                    bn.gamma[c] as f64 / (bn.var[c] as f64 + bn.epsilon as f64).sqrt(),
+                    bn.mean[c] as f64,
+                    bn.beta[c] as f64,
+                ),
+                None => (1.0, 0.0, 0.0),
+            };
+            Affine {
+                alpha: g * acc_type.scale,
+                delta: g * (b - mean) + beta,
+            }
+        })
+        .collect();
+    let name_of = |graph: &Graph, node: NodeIndex| graph.graph[node].name.clone();
+    let (op, out, replaced) = match graph.graph[next].op {
+        Op::Quantize { bits } => {
+            let out = activation_type(acc_type.shape, bits);
+            let op = if bits <= MAX_THRESHOLD_BITS {
+                Op::MultiThreshold(thresholds(&affine, bits, acc_min, acc_max))
+            } else {
+                let levels = act_max_code(bits) as f64;
+                let scaled: Vec<Affine> = affine
+                    .iter()
+                    .map(|a| Affine {
+                        alpha: a.alpha * levels,
+                        delta: a.delta * levels + 0.5,
+                    })
+                    .collect();
+                let clamp = Some((0, act_max_code(bits) as i64));
+                Op::Requantize(
+                    requantization(&scaled, clamp, acc_min, acc_max)
+                        .map_err(|m| graph.error(file, mac, m))?,
+                )
+            };
+            (op, out, vec![next])
+        }
+        Op::Output if batch_norm.is_some() || bias.is_some() => {
+            let unit = (1u64 << LOGIT_FRACTION_BITS) as f64;
+            let scaled: Vec<Affine> = affine
+                .iter()
+                .map(|a| Affine {
+                    alpha: a.alpha * unit,
+                    delta: a.delta * unit + 0.5,
+                })
+                .collect();
+            let r = requantization(&scaled, None, acc_min, acc_max)
+                .map_err(|m| graph.error(file, mac, m))?;
+            let (lo, hi) = requantized_range(&r, acc_min, acc_max);
+            let out = TensorType {
+                shape: acc_type.shape,
+                precision: Precision::signed_for_range(lo, hi),
+                scale: 1.0 / unit,
+            };
+            (Op::Requantize(r), out, Vec::new())
+        }
+        _ => return Ok(false),
+    };
+    // The new node takes the place of the batch norm and the quantizer (or sits before the
+    // output): MAC -> new node -> what followed them.
+    let label = match (&batch_norm, replaced.first()) {
+        (_, Some(&quantizer)) => name_of(graph, quantizer),
+        (Some((bn, _)), None) => name_of(graph, *bn),
+        (None, None) => format!("{}_logits", name_of(graph, mac)),
+    };
+    let consumer = match replaced.first() {
+        Some(&quantizer) => graph
+            .successor(quantizer)
+            .expect("a quantizer has a consumer"),
+        None => next,
+    };
+    let consumer_type = match replaced.first() {
+        Some(&quantizer) => graph.output_type(quantizer).expect("typed"),
+        None => out,
+    };
+    if let Some((bn, _)) = batch_norm {
+        graph.graph.remove_node(bn);
+    }
+    for node in replaced {
+        graph.graph.remove_node(node);
+    }
+    if let Some(edge) = graph.graph.find_edge(mac, consumer) {
+        graph.graph.remove_edge(edge);
+    }
+    let folded = graph.graph.add_node(crate::ir::Node { name: label, op });
+    graph.graph.add_edge(mac, folded, acc_type);
+    graph.graph.add_edge(
+        folded,
+        consumer,
+        TensorType {
+            shape: consumer_type.shape,
+            ..out
+        },
+    );
+    Ok(true)
+}
+
+fn thresholds(affine: &[Affine], bits: u32, acc_min: i64, acc_max: i64) -> ThresholdTable {
+    let levels: Vec<f64> = if bits == 1 {
+        vec![0.0]
+    } else {
+        let l = act_max_code(bits) as f64;
+        (1..=act_max_code(bits))
+            .map(|k| (k as f64 - 0.5) / l)
+            .collect()
+    };
+    let mut table = ThresholdTable {
+        thresholds: Vec::with_capacity(affine.len()),
+        descending: Vec::with_capacity(affine.len()),
+    };
+    for a in affine {
+        let descending = a.alpha < 0.0;
+        let row = levels
+            .iter()
+            .map(|&t| {
+                if a.alpha == 0.0 {
+                    // z is the constant delta: every accumulator reaches t, or none does.
+                    return if a.delta >= t { acc_min } else { acc_max + 1 };
+                }
+                let x = (t - a.delta) / a.alpha;
+                if descending {
+                    clamp_to_i64(x.floor(), acc_min - 1, acc_max)
+                } else {
+                    clamp_to_i64(x.ceil(), acc_min, acc_max + 1)
+                }
+            })
+            .collect();
+        table.thresholds.push(row);
+        table.descending.push(descending);
+    }
+    table
+}
+
+fn clamp_to_i64(x: f64, lo: i64, hi: i64) -> i64 {
+    if x.is_nan() {
+        hi
+    } else if x <= lo as f64 {
+        lo
+    } else if x >= hi as f64 {
+        hi
+    } else {
+        x as i64
+    }
+}
+
+/// `floor(alpha * acc + delta)` as `(M * acc + B) >> S`, with one shift for all channels.
+fn requantization(
+    affine: &[Affine],
+    clamp: Option<(i64, i64)>,
+    acc_min: i64,
+    acc_max: i64,
+) -> Result<Requantization, String> {
+    let acc_bits = Precision::signed_for_range(acc_min, acc_max).storage_bits();
+    // The product M * acc must fit 63 bits: fewer multiplier bits for wide accumulators.
+    let multiplier_bits = MULTIPLIER_BITS.min(62u32.saturating_sub(acc_bits)).max(2);
+    let largest = affine.iter().map(|a| a.alpha.abs()).fold(0.0, f64::max);
+    let shift = if largest > 0.0 {
+        (multiplier_bits as f64 - 1.0 - largest.log2().ceil()).clamp(0.0, 62.0) as u32
+    } else {
+        0
+    };
+    let unit = (1u64 << shift) as f64;
+    let to_i64 = |x: f64, what: &str| {
+        let r = x.round();
+        if r.is_finite() && r.abs() < 9.0e18 {
+            Ok(r as i64)
+        } else {
+            Err(format!("requantization {what} {x} does not fit 64 bits"))
+        }
+    };
+    let mut r = Requantization {
+        multiplier: Vec::with_capacity(affine.len()),
+        offset: Vec::with_capacity(affine.len()),
+        shift,
+        clamp,
+    };
+    for a in affine {
+        r.multiplier.push(to_i64(a.alpha * unit, "multiplier")?);
+        r.offset.push(to_i64(a.delta * unit, "offset")?);
+    }
+    for (&m, &b) in r.multiplier.iter().zip(&r.offset) {
+        for acc in [acc_min, acc_max] {
+            if acc.checked_mul(m).and_then(|p| p.checked_add(b)).is_none() {
+                return Err(format!(
+                    "requantization of accumulators {acc_min}..={acc_max} overflows 64 bits"
+                ));
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// The smallest and largest output of a requantization over an accumulator range.
+pub fn requantized_range(r: &Requantization, acc_min: i64, acc_max: i64) -> (i64, i64) {
+    let mut lo = i64::MAX;
+    let mut hi = i64::MIN;
+    for (&m, &b) in r.multiplier.iter().zip(&r.offset) {
+        for acc in [acc_min, acc_max] {
+            let v = (acc * m + b) >> r.shift;
+            let v = match r.clamp {
+                Some((min, max)) => v.clamp(min, max),
+                None => v,
+            };
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    }
+    (lo, hi)
+}

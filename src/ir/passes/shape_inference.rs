@@ -1,0 +1,99 @@
+//! `shape-inference`: sets the shape of every edge from the operations, input to output.
+//!
+//! Needs: a chain from one input. Changes: edge shapes; max-pool and flatten outputs take the
+//! precision and scale of their inputs. Invalidates nothing.
+
+use super::Pass;
+use crate::ir::{Graph, IrError, Op};
+use crate::spec::Shape;
+
+pub struct ShapeInference;
+
+/// The shape an operation produces from `input`, or why it cannot.
+pub fn output_shape(op: &Op, input: Shape) -> Result<Shape, String> {
+    let window = |size: usize, stride: usize, padding: usize| {
+        let (h, w) = (input.height + 2 * padding, input.width + 2 * padding);
+        if size == 0 || stride == 0 || size > h || size > w {
+            return Err(format!(
+                "window {size}x{size} with stride {stride} does not fit {input} padded by {padding}"
+            ));
+        }
+        Ok(((h - size) / stride + 1, (w - size) / stride + 1))
+    };
+    Ok(match *op {
+        Op::Mac {
+            dense: true,
+            outputs,
+            ..
+        } => {
+            if !input.is_flat() {
+                return Err(format!("dense needs a flat input, not {input}"));
+            }
+            Shape::flat(outputs)
+        }
+        Op::Mac {
+            kernel,
+            stride,
+            padding,
+            outputs,
+            ..
+        } => {
+            let (height, width) = window(kernel, stride, padding)?;
+            Shape {
+                height,
+                width,
+                channels: outputs,
+            }
+        }
+        Op::MaxPool { size, stride } => {
+            let (height, width) = window(size, stride, 0)?;
+            Shape {
+                height,
+                width,
+                channels: input.channels,
+            }
+        }
+        Op::Flatten => Shape::flat(input.len()),
+        Op::Input
+        | Op::Output
+        | Op::BatchNorm(_)
+        | Op::Quantize { .. }
+        | Op::MultiThreshold(_)
+        | Op::Requantize(_) => input,
+    })
+}
+
+impl Pass for ShapeInference {
+    fn name(&self) -> &'static str {
+        "shape-inference"
+    }
+
+    fn description(&self) -> &'static str {
+        "sets the shape of every edge from the operations, input to output"
+    }
+
+    fn run(&self, graph: &mut Graph, file: &str) -> Result<bool, IrError> {
+        let mut changed = false;
+        for node in graph.chain() {
+            let Some(input) = graph.input_type(node) else {
+                continue;
+            };
+            let Some(mut out) = graph.output_type(node) else {
+                continue;
+            };
+            let shape = output_shape(&graph.graph[node].op, input.shape)
+                .map_err(|message| graph.error(file, node, message))?;
+            let before = out;
+            out.shape = shape;
+            if matches!(graph.graph[node].op, Op::MaxPool { .. } | Op::Flatten) {
+                out.precision = input.precision;
+                out.scale = input.scale;
+            }
+            if out != before {
+                graph.set_output_type(node, out);
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+}

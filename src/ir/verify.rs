@@ -1,0 +1,272 @@
+//! The verifier: every invariant of a graph, checked after building, after every pass in tests,
+//! and on every graph read from a file. A graph that passes can be run by the golden model (when
+//! it is lowered) without any check failing later.
+
+use petgraph::algo::is_cyclic_directed;
+use petgraph::stable_graph::NodeIndex;
+use petgraph::Direction;
+
+use super::passes::shape_inference::output_shape;
+use super::{Graph, IrError, Op, Precision, TensorType};
+
+/// Checks structure, shapes, precisions and parameter tables.
+pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
+    let whole = |message: String| IrError {
+        file: file.to_string(),
+        node: "(graph)".into(),
+        message,
+    };
+    let g = &graph.graph;
+    let count = |op: fn(&Op) -> bool| g.node_indices().filter(|&i| op(&g[i].op)).count();
+    let inputs = count(|op| *op == Op::Input);
+    let outputs = count(|op| *op == Op::Output);
+    if inputs != 1 || outputs != 1 {
+        return Err(whole(format!(
+            "needs one input and one output node, has {inputs} inputs and {outputs} outputs"
+        )));
+    }
+    if is_cyclic_directed(g) {
+        return Err(whole("has a cycle".into()));
+    }
+    for node in g.node_indices() {
+        let incoming = g.edges_directed(node, Direction::Incoming).count();
+        let outgoing = g.edges_directed(node, Direction::Outgoing).count();
+        let (want_in, want_out) = match g[node].op {
+            Op::Input => (0, 1),
+            Op::Output => (1, 0),
+            _ => (1, 1),
+        };
+        if incoming != want_in || outgoing != want_out {
+            return Err(graph.error(
+                file,
+                node,
+                format!("has {incoming} inputs and {outgoing} consumers, expected {want_in} and {want_out}"),
+            ));
+        }
+    }
+    let chain = graph.chain();
+    if chain.len() != g.node_count() {
+        return Err(whole("is not one chain from input to output".into()));
+    }
+    for &node in &chain {
+        verify_node(graph, node, file)?;
+    }
+    Ok(())
+}
+
+/// Checks, beyond [`verify`], that every tensor is integer: the golden model and the RTL can run it.
+pub fn verify_lowered(graph: &Graph, file: &str) -> Result<(), IrError> {
+    verify(graph, file)?;
+    for node in graph.chain() {
+        let name = graph.graph[node].op.name();
+        if matches!(graph.graph[node].op, Op::BatchNorm(_) | Op::Quantize { .. }) {
+            return Err(graph.error(
+                file,
+                node,
+                format!("{name} is not lowered to integers (run fold-batch-norm)"),
+            ));
+        }
+        if let Some(ty) = graph.output_type(node) {
+            if ty.precision == Precision::Float {
+                return Err(graph.error(
+                    file,
+                    node,
+                    format!("produces float values; the integer model needs integer codes (after {name})"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn verify_node(graph: &Graph, node: NodeIndex, file: &str) -> Result<(), IrError> {
+    let fail = |message: String| Err(graph.error(file, node, message));
+    let out = graph
+        .output_type(node)
+        .expect("a chain node has an output type");
+    check_precision(out.precision).or_else(fail)?;
+    if !(out.scale.is_finite() && out.scale > 0.0) {
+        return fail(format!("scale {} must be finite and positive", out.scale));
+    }
+    let Some(input) = graph.input_type(node) else {
+        return match out.precision {
+            Precision::Int {
+                bits: 8,
+                signed: false,
+            } => Ok(()),
+            other => fail(format!("input must be 8-bit unsigned pixels, not {other}")),
+        };
+    };
+    let expected = output_shape(&graph.graph[node].op, input.shape)
+        .map_err(|message| graph.error(file, node, message))?;
+    if expected != out.shape {
+        return fail(format!(
+            "produces {} but its operation on {} gives {expected}",
+            out.shape, input.shape
+        ));
+    }
+    let channels = out.shape.channels;
+    match &graph.graph[node].op {
+        Op::Input | Op::Output | Op::Flatten => {}
+        Op::MaxPool { .. } => same_codes(input, out).or_else(fail)?,
+        Op::Mac {
+            kernel,
+            weights,
+            weight_precision,
+            bias,
+            ..
+        } => {
+            check_precision(*weight_precision).or_else(fail)?;
+            if let Some(bias) = bias {
+                if bias.len() != channels || bias.iter().any(|b| !b.is_finite()) {
+                    return fail(format!("bias needs {channels} finite values"));
+                }
+            }
+            if let Some(w) = weights {
+                let fan_in = kernel * kernel * input.shape.channels;
+                if w.fan_in != fan_in || w.outputs != channels || w.codes.len() != fan_in * channels
+                {
+                    return fail(format!(
+                        "weights are {}x{} with {} codes but the layer needs {fan_in}x{channels}",
+                        w.fan_in,
+                        w.outputs,
+                        w.codes.len()
+                    ));
+                }
+                if !(w.step.is_finite() && w.step > 0.0) {
+                    return fail(format!(
+                        "weight step {} must be finite and positive",
+                        w.step
+                    ));
+                }
+                let (min, max) = weight_precision.code_range().ok_or_else(|| {
+                    graph.error(file, node, "weights must be integer codes, not float")
+                })?;
+                if let Some((i, &code)) = w.codes.iter().enumerate().find(|(_, &c)| {
+                    let c = c as i64;
+                    c < min || c > max || (*weight_precision == Precision::Bipolar && c == 0)
+                }) {
+                    return fail(format!(
+                        "weight code {code} at index {i} does not fit its declared precision {} ({min}..={max})",
+                        weight_precision
+                    ));
+                }
+            }
+        }
+        Op::BatchNorm(bn) => {
+            let lengths = [bn.gamma.len(), bn.beta.len(), bn.mean.len(), bn.var.len()];
+            if lengths.iter().any(|&l| l != channels) {
+                return fail(format!("batch-norm parameters need {channels} values each"));
+            }
+            let all = bn
+                .gamma
+                .iter()
+                .chain(&bn.beta)
+                .chain(&bn.mean)
+                .chain(&bn.var);
+            if all.clone().any(|v| !v.is_finite()) || bn.var.iter().any(|&v| v < 0.0) {
+                return fail("batch-norm parameters must be finite, variances not negative".into());
+            }
+        }
+        Op::Quantize { bits } => {
+            if !(1..=16).contains(bits) {
+                return fail(format!(
+                    "activation bit width {bits} is out of range 1..=16"
+                ));
+            }
+        }
+        Op::MultiThreshold(table) => {
+            let levels = match out.precision {
+                Precision::Bipolar => 1,
+                Precision::Int {
+                    bits,
+                    signed: false,
+                } if bits <= 16 => (1usize << bits) - 1,
+                other => {
+                    return fail(format!(
+                        "thresholds must produce unsigned or bipolar codes, not {other}"
+                    ))
+                }
+            };
+            if table.thresholds.len() != channels || table.descending.len() != channels {
+                return fail(format!("threshold table needs {channels} channels"));
+            }
+            for (c, (row, &descending)) in
+                table.thresholds.iter().zip(&table.descending).enumerate()
+            {
+                if row.len() != levels {
+                    return fail(format!(
+                        "threshold table channel {c} has {} thresholds, expected {levels}",
+                        row.len()
+                    ));
+                }
+                let sorted = row.windows(2).all(|p| {
+                    if descending {
+                        p[0] >= p[1]
+                    } else {
+                        p[0] <= p[1]
+                    }
+                });
+                if !sorted {
+                    return fail(format!(
+                        "threshold table channel {c} is not sorted {}",
+                        if descending {
+                            "descending"
+                        } else {
+                            "ascending"
+                        }
+                    ));
+                }
+            }
+        }
+        Op::Requantize(r) => {
+            if r.multiplier.len() != channels || r.offset.len() != channels {
+                return fail(format!(
+                    "requantization needs {channels} multipliers and offsets"
+                ));
+            }
+            if r.shift > 62 {
+                return fail(format!("shift {} is larger than 62", r.shift));
+            }
+            if let Some((lo, hi)) = r.clamp {
+                if lo > hi {
+                    return fail(format!("clamp range {lo}..={hi} is empty"));
+                }
+            }
+            let (min, max) = input
+                .precision
+                .code_range()
+                .ok_or_else(|| graph.error(file, node, "requantization needs integer input"))?;
+            for (&m, &b) in r.multiplier.iter().zip(&r.offset) {
+                let fits = [min, max]
+                    .iter()
+                    .all(|&acc| acc.checked_mul(m).and_then(|p| p.checked_add(b)).is_some());
+                if !fits {
+                    return fail(format!(
+                        "multiplier {m} and offset {b} overflow 64 bits on accumulators {min}..={max}"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_precision(precision: Precision) -> Result<(), String> {
+    match precision {
+        Precision::Int { bits, .. } if !(1..=63).contains(&bits) => {
+            Err(format!("integer width {bits} is out of range 1..=63"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn same_codes(input: TensorType, output: TensorType) -> Result<(), String> {
+    if input.precision != output.precision {
+        return Err(format!(
+            "must keep the precision of its input ({}), not {}",
+            input.precision, output.precision
+        ));
+    }
+    Ok(())
+}
