@@ -48,23 +48,22 @@ impl MacPlan {
         let weight_range = weight_precision.code_range().expect("lowered graph");
         let (min, max) = accumulator_bounds(weight_range, input_range, fan_in);
         let bound = min.abs().max(max.abs());
-        let kernel_plan = if *weight_precision == Precision::Bipolar
-            && input.precision == Precision::Bipolar
-        {
-            Kernel::Xnor(pack_columns(&weights.codes, fan_in, weights.outputs))
-        } else if bound < F32_EXACT {
-            Kernel::F32(weights.codes.iter().map(|&c| c as f32).collect())
-        } else if bound < F64_EXACT {
-            Kernel::F64(weights.codes.iter().map(|&c| c as f64).collect())
-        } else {
-            return Err(graph.error(
-                file,
-                node,
-                format!(
+        let kernel_plan =
+            if *weight_precision == Precision::Bipolar && input.precision == Precision::Bipolar {
+                Kernel::Xnor(pack_columns(&weights.codes, fan_in, weights.outputs))
+            } else if bound < F32_EXACT {
+                Kernel::F32(weights.codes.iter().map(|&c| c as f32).collect())
+            } else if bound < F64_EXACT {
+                Kernel::F64(weights.codes.iter().map(|&c| c as f64).collect())
+            } else {
+                return Err(graph.error(
+                    file,
+                    node,
+                    format!(
                     "accumulators up to {bound} exceed the 2^53 the golden model computes exactly"
                 ),
-            ));
-        };
+                ));
+            };
         Ok(MacPlan {
             input: input.shape,
             output: output.shape,
@@ -79,12 +78,12 @@ impl MacPlan {
     }
 
     /// Accumulators `[images * out_h * out_w, outputs]` of codes `[images, h, w, c]`.
-    pub fn run(&self, x: &[i64], images: usize) -> Vec<i64> {
+    pub fn run(&self, x: &[i64], images: usize, scratch: &mut Scratch) -> Vec<i64> {
         let rows = images * self.output.height * self.output.width;
         let outputs = self.output.channels;
         match &self.kernel {
-            Kernel::F32(w) => self.float_product(x, w, rows, outputs),
-            Kernel::F64(w) => self.float_product(x, w, rows, outputs),
+            Kernel::F32(w) => self.float_product(x, w, rows, outputs, &mut scratch.f32),
+            Kernel::F64(w) => self.float_product(x, w, rows, outputs, &mut scratch.f64),
             Kernel::Xnor(w) => self.xnor_product(x, w, rows, outputs),
         }
     }
@@ -95,17 +94,28 @@ impl MacPlan {
         w: &[T],
         rows: usize,
         outputs: usize,
+        scratch: &mut [Vec<T>; 3],
     ) -> Vec<i64> {
-        let x: Vec<T> = x.iter().map(|&v| T::from_i64(v)).collect();
-        let mut cols = vec![T::default(); rows * self.fan_in];
-        im2col(&x, self.input, self.output, self.window, &mut cols);
-        let mut acc = vec![T::default(); rows * outputs];
-        matmul_serial(
-            ArrayView2::from_shape((rows, self.fan_in), &cols).expect("im2col shape"),
-            ArrayView2::from_shape((self.fan_in, outputs), w).expect("weight shape"),
-            ArrayViewMut2::from_shape((rows, outputs), &mut acc).expect("output shape"),
+        let [codes, cols, acc] = scratch;
+        codes.clear();
+        codes.extend(x.iter().map(|&v| T::from_i64(v)));
+        // Both buffers are overwritten whole below: what they held does not matter.
+        let (cols_len, acc_len) = (rows * self.fan_in, rows * outputs);
+        cols.resize(cols_len, T::default());
+        acc.resize(acc_len, T::default());
+        im2col(
+            codes,
+            self.input,
+            self.output,
+            self.window,
+            &mut cols[..cols_len],
         );
-        acc.into_iter().map(T::to_i64).collect()
+        matmul_serial(
+            ArrayView2::from_shape((rows, self.fan_in), &cols[..cols_len]).expect("im2col shape"),
+            ArrayView2::from_shape((self.fan_in, outputs), w).expect("weight shape"),
+            ArrayViewMut2::from_shape((rows, outputs), &mut acc[..acc_len]).expect("output shape"),
+        );
+        acc[..acc_len].iter().map(|&v| v.to_i64()).collect()
     }
 
     fn xnor_product(&self, x: &[i64], w: &[u64], rows: usize, outputs: usize) -> Vec<i64> {
@@ -142,6 +152,14 @@ impl MacPlan {
     }
 }
 
+/// Buffers a task reuses from one batch of images to the next: codes, im2col rows and
+/// accumulators, as f32 and as f64.
+#[derive(Default)]
+pub struct Scratch {
+    f32: [Vec<f32>; 3],
+    f64: [Vec<f64>; 3],
+}
+
 /// Bipolar weight columns `[fan_in, outputs]` packed per output: bit 1 for +1.
 fn pack_columns(codes: &[i32], fan_in: usize, outputs: usize) -> Vec<u64> {
     let words = fan_in.div_ceil(64);
@@ -168,20 +186,20 @@ impl Pool {
     pub fn run(&self, x: &[i64], images: usize) -> Vec<i64> {
         let (input, output) = (self.input, self.output);
         let c = input.channels;
-        let mut y = Vec::with_capacity(images * output.len());
-        for image in x.chunks_exact(input.len()) {
-            for oy in 0..output.height {
-                for ox in 0..output.width {
-                    for ch in 0..c {
-                        let mut best = i64::MIN;
-                        for ky in 0..self.size {
-                            for kx in 0..self.size {
-                                let iy = oy * self.stride + ky;
-                                let ix = ox * self.stride + kx;
-                                best = best.max(image[(iy * input.width + ix) * c + ch]);
-                            }
+        let mut y = vec![i64::MIN; images * output.len()];
+        for (image, out_image) in x
+            .chunks_exact(input.len())
+            .zip(y.chunks_exact_mut(output.len()))
+        {
+            for (o, out) in out_image.chunks_exact_mut(c).enumerate() {
+                let (oy, ox) = (o / output.width, o % output.width);
+                for ky in 0..self.size {
+                    let row = (oy * self.stride + ky) * input.width;
+                    for kx in 0..self.size {
+                        let at = (row + ox * self.stride + kx) * c;
+                        for (best, &v) in out.iter_mut().zip(&image[at..at + c]) {
+                            *best = (*best).max(v);
                         }
-                        y.push(best);
                     }
                 }
             }

@@ -17,7 +17,7 @@ use crate::data::Dataset;
 use crate::ir::verify::verify_lowered;
 use crate::ir::{Graph, IrError, Op, Precision, Requantization, ThresholdTable};
 use crate::train::loss::argmax;
-use mac::MacPlan;
+use mac::{MacPlan, Scratch};
 
 /// Images one task runs at a time: enough for efficient matrix products, small enough to stay
 /// in cache.
@@ -39,7 +39,11 @@ pub struct Trace {
 
 enum Step {
     Mac(MacPlan),
-    Threshold(ThresholdTable, bool),
+    Threshold(Thresholds),
+    /// A threshold followed by a max-pool, computed as the pool of the (signed) accumulators
+    /// and then the threshold: the same codes, since a count of thresholds never decreases
+    /// as the signed accumulator grows, with a quarter of the comparisons for 2x2 pools.
+    PoolThenThreshold(mac::Pool, Thresholds),
     Requantize(Requantization),
     MaxPool(mac::Pool),
     /// Flatten: HWC data is already in flat order.
@@ -56,6 +60,16 @@ pub struct Golden {
 impl Golden {
     /// Compiles a lowered graph; refuses graphs that are not integer-only.
     pub fn new(graph: &Graph, file: &str) -> Result<Golden, IrError> {
+        Golden::compile(graph, file, false)
+    }
+
+    /// Like [`Golden::new`], keeping every node a step of its own, so that [`Golden::trace`]
+    /// shows each node's output.
+    pub fn unfused(graph: &Graph, file: &str) -> Result<Golden, IrError> {
+        Golden::compile(graph, file, true)
+    }
+
+    fn compile(graph: &Graph, file: &str, keep_every_node: bool) -> Result<Golden, IrError> {
         verify_lowered(graph, file)?;
         let chain = graph.chain();
         let input = graph.output_type(chain[0]).expect("typed input");
@@ -63,10 +77,24 @@ impl Golden {
         let mut logits = 0;
         for &node in &chain[1..] {
             let step = compile(graph, node, file)?;
-            if let Some(step) = step {
-                steps.push((graph.graph[node].name.clone(), step));
-            } else {
-                logits = graph.input_type(node).expect("typed").shape.len();
+            let name = graph.graph[node].name.clone();
+            match (step, steps.pop()) {
+                (None, last) => {
+                    steps.extend(last);
+                    logits = graph.input_type(node).expect("typed").shape.len();
+                }
+                (Some(Step::MaxPool(pool)), Some((threshold, Step::Threshold(table))))
+                    if !keep_every_node =>
+                {
+                    steps.push((
+                        format!("{threshold}+{name}"),
+                        Step::PoolThenThreshold(pool, table),
+                    ));
+                }
+                (Some(step), last) => {
+                    steps.extend(last);
+                    steps.push((name, step));
+                }
             }
         }
         Ok(Golden {
@@ -80,8 +108,8 @@ impl Golden {
     pub fn run(&self, images: &[u8]) -> Vec<Prediction> {
         images
             .par_chunks(IMAGES_PER_TASK * self.pixels_per_image)
-            .flat_map_iter(|chunk| {
-                let logits = self.run_chunk(chunk, None);
+            .map_init(Scratch::default, |scratch, chunk| {
+                let logits = self.run_chunk(chunk, scratch, None);
                 logits
                     .chunks_exact(self.classes)
                     .map(|l| Prediction {
@@ -90,13 +118,14 @@ impl Golden {
                     })
                     .collect::<Vec<_>>()
             })
+            .flatten_iter()
             .collect()
     }
 
     /// The output of every node for one image, input to logits.
     pub fn trace(&self, image: &[u8]) -> Vec<Trace> {
         let mut traces = Vec::new();
-        self.run_chunk(image, Some(&mut traces));
+        self.run_chunk(image, &mut Scratch::default(), Some(&mut traces));
         traces
     }
 
@@ -111,13 +140,21 @@ impl Golden {
         100.0 * correct as f64 / data.len().max(1) as f64
     }
 
-    fn run_chunk(&self, pixels: &[u8], mut traces: Option<&mut Vec<Trace>>) -> Vec<i64> {
+    fn run_chunk(
+        &self,
+        pixels: &[u8],
+        scratch: &mut Scratch,
+        mut traces: Option<&mut Vec<Trace>>,
+    ) -> Vec<i64> {
         let images = pixels.len() / self.pixels_per_image;
         let mut x: Vec<i64> = pixels.iter().map(|&p| p as i64).collect();
         for (name, step) in &self.steps {
             x = match step {
-                Step::Mac(plan) => plan.run(&x, images),
-                Step::Threshold(table, bipolar) => threshold(&x, table, *bipolar),
+                Step::Mac(plan) => plan.run(&x, images, scratch),
+                Step::Threshold(table) => table.count(&table.signed(&x)),
+                Step::PoolThenThreshold(pool, table) => {
+                    table.count(&pool.run(&table.signed(&x), images))
+                }
                 Step::Requantize(r) => requantize(&x, r),
                 Step::MaxPool(pool) => pool.run(&x, images),
                 Step::Identity => x,
@@ -145,9 +182,11 @@ fn compile(graph: &Graph, node: NodeIndex, file: &str) -> Result<Option<Step>, I
             size: *size,
             stride: *stride,
         }),
-        Op::MultiThreshold(table) => {
-            Step::Threshold(table.clone(), output.precision == Precision::Bipolar)
-        }
+        Op::MultiThreshold(table) => Step::Threshold(Thresholds::new(
+            table,
+            output.precision == Precision::Bipolar,
+            input.precision.code_range().expect("lowered graph"),
+        )),
         Op::Requantize(r) => Step::Requantize(r.clone()),
         Op::Mac { .. } => Step::Mac(MacPlan::new(graph, node, file)?),
         Op::Input | Op::BatchNorm(_) | Op::Quantize { .. } => {
@@ -156,42 +195,102 @@ fn compile(graph: &Graph, node: NodeIndex, file: &str) -> Result<Option<Step>, I
     }))
 }
 
-/// Output code: how many thresholds of its channel each accumulator reaches.
-fn threshold(acc: &[i64], table: &ThresholdTable, bipolar: bool) -> Vec<i64> {
-    let channels = table.thresholds.len();
-    acc.chunks_exact(channels)
-        .flat_map(|row| {
-            row.iter().enumerate().map(|(c, &a)| {
-                let t = &table.thresholds[c];
-                let count = if table.descending[c] {
-                    t.partition_point(|&x| x >= a)
-                } else {
-                    t.partition_point(|&x| x <= a)
-                } as i64;
-                if bipolar {
-                    2 * count - 1
-                } else {
-                    count
-                }
-            })
-        })
-        .collect()
+/// A threshold table laid out for counting: every channel's thresholds padded to the same
+/// length with a value no accumulator reaches, descending channels negated (`acc <= t` is
+/// `-acc >= -t`), so that a count is one comparison per threshold, branch-free; in 32 bits
+/// where the accumulators fit, which vectorizes twice as wide.
+struct Thresholds {
+    /// `[channels][width]`.
+    values: Vec<i64>,
+    narrow: Option<Vec<i32>>,
+    width: usize,
+    /// +1 for ascending channels, -1 for descending ones.
+    sign: Vec<i64>,
+    bipolar: bool,
+}
+
+impl Thresholds {
+    fn new(table: &ThresholdTable, bipolar: bool, acc_range: (i64, i64)) -> Self {
+        let width = table.thresholds.iter().map(Vec::len).max().unwrap_or(0);
+        let mut values = Vec::with_capacity(table.thresholds.len() * width);
+        let mut sign = Vec::with_capacity(table.thresholds.len());
+        for (row, &descending) in table.thresholds.iter().zip(&table.descending) {
+            let s = if descending { -1 } else { 1 };
+            values.extend(row.iter().map(|&t| s * t));
+            values.extend(std::iter::repeat_n(i64::MAX, width - row.len()));
+            sign.push(s);
+        }
+        // Accumulators (negated too) and thresholds (clamped to one beyond the accumulator
+        // range) all fit in 32 bits when the range does, with a margin of one.
+        let fits = |v: i64| v.unsigned_abs() < i32::MAX as u64;
+        let narrow = (fits(acc_range.0) && fits(acc_range.1)).then(|| {
+            values
+                .iter()
+                .map(|&v| v.clamp(i32::MIN as i64, i32::MAX as i64) as i32)
+                .collect()
+        });
+        Thresholds {
+            values,
+            narrow,
+            width,
+            sign,
+            bipolar,
+        }
+    }
+
+    /// Accumulators with descending channels negated: their order is the order of the codes.
+    fn signed(&self, acc: &[i64]) -> Vec<i64> {
+        let channels = self.sign.len();
+        let mut out = acc.to_vec();
+        for row in out.chunks_exact_mut(channels) {
+            for (a, &s) in row.iter_mut().zip(&self.sign) {
+                *a *= s;
+            }
+        }
+        out
+    }
+
+    /// Output code: how many thresholds of its channel each signed accumulator reaches.
+    fn count(&self, signed: &[i64]) -> Vec<i64> {
+        let channels = self.sign.len();
+        let mut out = vec![0i64; signed.len()];
+        for (out_row, row) in out
+            .chunks_exact_mut(channels)
+            .zip(signed.chunks_exact(channels))
+        {
+            for (c, (o, &a)) in out_row.iter_mut().zip(row).enumerate() {
+                let count = match &self.narrow {
+                    Some(narrow) => {
+                        let a = a as i32;
+                        let t = &narrow[c * self.width..][..self.width];
+                        t.iter().map(|&x| (a >= x) as i64).sum::<i64>()
+                    }
+                    None => {
+                        let t = &self.values[c * self.width..][..self.width];
+                        t.iter().map(|&x| (a >= x) as i64).sum::<i64>()
+                    }
+                };
+                *o = if self.bipolar { 2 * count - 1 } else { count };
+            }
+        }
+        out
+    }
 }
 
 /// `clamp((acc * M + B) >> S)`, per channel.
 fn requantize(acc: &[i64], r: &Requantization) -> Vec<i64> {
     let channels = r.multiplier.len();
-    acc.chunks_exact(channels)
-        .flat_map(|row| {
-            row.iter().enumerate().map(|(c, &a)| {
-                let v = (a * r.multiplier[c] + r.offset[c]) >> r.shift;
-                match r.clamp {
-                    Some((lo, hi)) => v.clamp(lo, hi),
-                    None => v,
-                }
-            })
-        })
-        .collect()
+    let (lo, hi) = r.clamp.unwrap_or((i64::MIN, i64::MAX));
+    let mut out = vec![0i64; acc.len()];
+    for (out_row, row) in out
+        .chunks_exact_mut(channels)
+        .zip(acc.chunks_exact(channels))
+    {
+        for (c, (o, &a)) in out_row.iter_mut().zip(row).enumerate() {
+            *o = ((a * r.multiplier[c] + r.offset[c]) >> r.shift).clamp(lo, hi);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -1,1 +1,228 @@
+//! The golden model against a second, naive implementation of the same integer semantics
+//! (direct loops, no packing, no float products, no fusion) on random networks.
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+use crate::commands::bench::example_network;
+use crate::ir::{build, passes, Graph, Op, Precision};
+use crate::spec::{Precision as SpecPrecision, Spec};
+use crate::train::Net;
+
+/// A network at `bits` with random weights, batch-norm statistics measured on random images
+/// and random batch-norm gains (some negative) and offsets.
+fn calibrated_net(spec_text: &str, bits: u8, seed: u64) -> Net {
+    let network = example_network(("t", spec_text), SpecPrecision::Bits(bits));
+    let mut net = Net::new(&network, seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for (_, param) in net.params_mut() {
+        match param.name {
+            "gamma" => param
+                .value
+                .iter_mut()
+                .for_each(|v| *v = rng.random_range(-1.5..1.5)),
+            "beta" => param
+                .value
+                .iter_mut()
+                .for_each(|v| *v = rng.random_range(-0.5..0.5)),
+            _ => {}
+        }
+    }
+    let images = random_images(64, 784, seed);
+    let x = ndarray::Array4::from_shape_vec(
+        (64, 28, 28, 1),
+        images
+            .iter()
+            .map(|&p| crate::quant::pixel_value(p))
+            .collect(),
+    )
+    .unwrap();
+    for _ in 0..40 {
+        net.forward(x.clone(), true);
+    }
+    net
+}
+
+fn random_graph(spec_text: &str, bits: u8, seed: u64) -> Graph {
+    let net = calibrated_net(spec_text, bits, seed);
+    let mut graph = build::from_model(&net, "test").unwrap();
+    passes::run(&mut graph, "test", None).unwrap();
+    graph
+}
+
+/// Direct evaluation of a lowered graph on one image, node by node.
+fn naive(graph: &Graph, image: &[u8]) -> Vec<i64> {
+    let mut x: Vec<i64> = image.iter().map(|&p| p as i64).collect();
+    for node in graph.chain().into_iter().skip(1) {
+        let input = graph.input_type(node).unwrap();
+        let output = graph.output_type(node).unwrap();
+        let (i, o) = (input.shape, output.shape);
+        x = match &graph.graph[node].op {
+            Op::Mac {
+                kernel,
+                stride,
+                padding,
+                weights: Some(w),
+                ..
+            } => {
+                let mut y = vec![0i64; o.len()];
+                for oy in 0..o.height {
+                    for ox in 0..o.width {
+                        for f in 0..o.channels {
+                            let mut acc = 0i64;
+                            for ky in 0..*kernel {
+                                for kx in 0..*kernel {
+                                    let iy = (oy * stride + ky) as isize - *padding as isize;
+                                    let ix = (ox * stride + kx) as isize - *padding as isize;
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= i.height as isize
+                                        || ix >= i.width as isize
+                                    {
+                                        continue;
+                                    }
+                                    for c in 0..i.channels {
+                                        let a = x[(iy as usize * i.width + ix as usize)
+                                            * i.channels
+                                            + c];
+                                        let row = (ky * kernel + kx) * i.channels + c;
+                                        acc += a * w.codes[row * o.channels + f] as i64;
+                                    }
+                                }
+                            }
+                            y[(oy * o.width + ox) * o.channels + f] = acc;
+                        }
+                    }
+                }
+                y
+            }
+            Op::MultiThreshold(t) => x
+                .iter()
+                .enumerate()
+                .map(|(k, &a)| {
+                    let c = k % o.channels;
+                    let count = t.thresholds[c]
+                        .iter()
+                        .filter(|&&th| if t.descending[c] { a <= th } else { a >= th })
+                        .count() as i64;
+                    if output.precision == Precision::Bipolar {
+                        2 * count - 1
+                    } else {
+                        count
+                    }
+                })
+                .collect(),
+            Op::Requantize(r) => x
+                .iter()
+                .enumerate()
+                .map(|(k, &a)| {
+                    let c = k % o.channels;
+                    let v = (a * r.multiplier[c] + r.offset[c]).div_euclid(1i64 << r.shift);
+                    r.clamp.map_or(v, |(lo, hi)| v.clamp(lo, hi))
+                })
+                .collect(),
+            Op::MaxPool { size, stride } => {
+                let mut y = vec![i64::MIN; o.len()];
+                for oy in 0..o.height {
+                    for ox in 0..o.width {
+                        for c in 0..o.channels {
+                            for ky in 0..*size {
+                                for kx in 0..*size {
+                                    let v = x[((oy * stride + ky) * i.width + ox * stride + kx)
+                                        * i.channels
+                                        + c];
+                                    let at = (oy * o.width + ox) * o.channels + c;
+                                    y[at] = y[at].max(v);
+                                }
+                            }
+                        }
+                    }
+                }
+                y
+            }
+            Op::Flatten | Op::Output => x,
+            other => panic!("not lowered: {other:?}"),
+        };
+    }
+    x
+}
+
+fn random_images(count: usize, pixels: usize, seed: u64) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..count * pixels)
+        .map(|i| if i % 7 == 0 { 255 } else { rng.random() })
+        .collect()
+}
+
+const TINY: &str = include_str!("../../examples/tiny_cnn.toml");
+
+#[test]
+fn golden_equals_the_naive_integer_model_at_every_precision() {
+    for bits in [1u8, 2, 3, 4, 5, 8, 16] {
+        let graph = random_graph(TINY, bits, bits as u64);
+        let golden = Golden::new(&graph, "test").unwrap();
+        let images = random_images(70, 784, 99);
+        let predictions = golden.run(&images);
+        assert_eq!(predictions.len(), 70);
+        let mut classes = std::collections::BTreeSet::new();
+        for (image, prediction) in images.chunks_exact(784).zip(&predictions) {
+            let expected = naive(&graph, image);
+            assert_eq!(prediction.logits, expected, "bits {bits}");
+            assert_eq!(prediction.class, crate::train::loss::argmax(&expected));
+            classes.insert(prediction.class);
+        }
+        // Random weights still separate random images into several classes: the comparison
+        // is not between two constant outputs.
+        assert!(classes.len() > 1, "bits {bits}: every image in one class");
+    }
+}
+
+#[test]
+fn bipolar_layers_take_the_xnor_path_and_agree() {
+    // At one bit every layer after the first has bipolar weights and inputs.
+    let graph = random_graph(TINY, 1, 5);
+    let golden = Golden::unfused(&graph, "test").unwrap();
+    let image = random_images(1, 784, 3);
+    let traces = golden.trace(&image);
+    let names: Vec<&str> = traces.iter().map(|t| t.node.as_str()).collect();
+    assert!(names.contains(&"pool1"), "{names:?}");
+    assert_eq!(traces.last().unwrap().values, naive(&graph, &image));
+    assert!(traces.iter().any(|t| t.values.iter().all(|v| v.abs() == 1)));
+}
+
+#[test]
+fn folding_keeps_the_float_model_decisions() {
+    // The integer model's classes equal the float model's on nearly every image: folding is
+    // exact up to float rounding at the quantizer's boundaries.
+    let text = include_str!("../../examples/fmnist_mlp.toml");
+    for bits in [1u8, 2, 4, 8] {
+        let mut net = calibrated_net(text, bits, 11);
+        let images = random_images(200, 784, 8);
+        let mut graph = build::from_model(&net, "test").unwrap();
+        passes::run(&mut graph, "test", None).unwrap();
+        let golden = Golden::new(&graph, "test").unwrap().run(&images);
+        let data = crate::data::Dataset {
+            height: 28,
+            width: 28,
+            channels: 1,
+            classes: 10,
+            images: images.clone(),
+            labels: golden.iter().map(|p| p.class as u8).collect(),
+        };
+        let agreement = crate::train::evaluate(&mut net, &data, 100).accuracy;
+        assert!(
+            agreement >= 98.0,
+            "bits {bits}: float and integer agree on {agreement}%"
+        );
+    }
+}
+
+#[test]
+fn specs_without_weights_are_refused() {
+    let spec = Spec::parse(TINY, false, "tiny.toml").unwrap();
+    let network = spec.build("tiny.toml").unwrap();
+    let mut graph = build::from_network(&network, "tiny.toml").unwrap();
+    passes::run(&mut graph, "tiny.toml", None).unwrap();
+    assert!(Golden::new(&graph, "tiny.toml").is_err());
+}

@@ -134,7 +134,7 @@ fn build(network: &Network, net: Option<&Net>, origin: &str) -> Result<Graph, Ir
                             beta: vec![0.0; c],
                             mean: vec![0.0; c],
                             var: vec![1.0; c],
-                            epsilon: 0.0,
+                            epsilon: 1e-5,
                         }
                     }
                 };

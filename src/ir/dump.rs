@@ -27,7 +27,7 @@ impl fmt::Display for TensorType {
 
 impl fmt::Display for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.name, describe(&self.op))
+        write!(f, "{}: {}", self.name, describe(&self.op))
     }
 }
 
@@ -138,7 +138,6 @@ struct GraphFile {
 #[serde(deny_unknown_fields)]
 struct NodeEntry {
     name: String,
-    #[serde(flatten)]
     op: Op,
     /// The type of the tensor the node produces.
     output: TensorType,

@@ -142,7 +142,7 @@ pub struct Requantization {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Op {
     /// The image: 8-bit unsigned pixels.
     Input,
