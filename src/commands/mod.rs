@@ -128,10 +128,10 @@ impl Source {
             && std::fs::read_to_string(path)
                 .map(|text| text.contains(&format!("\"{}\"", crate::ir::dump::FORMAT)))
                 .unwrap_or(false);
-        if (is_model || is_ir) && flags.is_set() {
+        if let Some(flag) = flags.given_flag().filter(|_| is_model || is_ir) {
             return Err(Error::usage(
-                "--bits/--wbits/--abits/--nl/--nf/--hidden",
-                format!("apply to a spec, not to {origin}"),
+                flag,
+                format!("applies to a spec, not to {origin}"),
             ));
         }
         if is_model {
@@ -144,6 +144,18 @@ impl Source {
             Ok(Source::Graph(crate::ir::dump::from_json(&text, &origin)?))
         } else {
             Ok(Source::Spec(flags.network(path)?))
+        }
+    }
+
+    /// The validated network of a model or spec; IR files do not carry one.
+    pub fn network(self, origin: &str) -> Result<crate::spec::Network> {
+        match self {
+            Source::Model(model) => Ok(model.net.network),
+            Source::Spec(network) => Ok(network),
+            Source::Graph(_) => Err(Error::usage(
+                origin,
+                "an IR file carries no spec; give the trained model or the spec",
+            )),
         }
     }
 

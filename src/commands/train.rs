@@ -67,14 +67,19 @@ pub struct NetworkArgs {
 }
 
 impl NetworkArgs {
-    /// Whether any flag is given.
-    pub fn is_set(&self) -> bool {
-        self.bits.is_some()
-            || self.wbits.is_some()
-            || self.abits.is_some()
-            || self.nl.is_some()
-            || self.nf.is_some()
-            || self.hidden.is_some()
+    /// The first of these flags given on the command line, if any.
+    pub fn given_flag(&self) -> Option<&'static str> {
+        [
+            ("--bits", self.bits.is_some()),
+            ("--wbits", self.wbits.is_some()),
+            ("--abits", self.abits.is_some()),
+            ("--nl", self.nl.is_some()),
+            ("--nf", self.nf.is_some()),
+            ("--hidden", self.hidden.is_some()),
+        ]
+        .into_iter()
+        .find(|(_, given)| *given)
+        .map(|(flag, _)| flag)
     }
 
     /// Reads the spec, applies these flags and validates the network.
