@@ -39,6 +39,7 @@ test: setup
 
 bench: setup build
 	$(QNNC) bench train
+	$(QNNC) bench golden
 
 lint:
 	$(CARGO) fmt --all -- --check
