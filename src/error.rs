@@ -4,6 +4,7 @@ use crate::data::DataError;
 use crate::energy::EnergyError;
 use crate::ir::IrError;
 use crate::model::ModelError;
+use crate::sim::SimError;
 use crate::spec::SpecError;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +19,8 @@ pub enum Error {
     Energy(#[from] EnergyError),
     #[error(transparent)]
     Ir(#[from] IrError),
+    #[error(transparent)]
+    Sim(#[from] SimError),
     /// A command-line value that does not make sense: the flag and what is wrong.
     #[error("{flag}: {message}")]
     Usage { flag: String, message: String },

@@ -2,6 +2,7 @@
 //! precision from 1 to 16 bits, stores it in a versioned model file, and (in later stages)
 //! lowers it to an integer IR, estimates its energy and emits verified RTL.
 
+pub mod codegen;
 pub mod commands;
 pub mod data;
 pub mod energy;
@@ -15,3 +16,6 @@ pub mod train;
 pub use error::{Error, Result};
 pub mod golden;
 pub mod ir;
+pub mod schedule;
+pub mod sim;
+pub mod synth;

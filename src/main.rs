@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use qnnc::commands::{bench, energy, eval, inspect, train};
+use qnnc::commands::{bench, compile, energy, eval, inspect, sim, train};
 
 /// qnnc: train quantized neural networks at any precision from 1 to 16 bits and compile them.
 #[derive(Debug, Parser)]
@@ -22,6 +22,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Show the integer IR of a network (text, dot or json), after any pass
     Inspect(inspect::InspectArgs),
+    /// Emit RTL, memory images and a testbench for a PE array
+    Compile(compile::CompileArgs),
+    /// Simulate a build folder in Verilator and compare with the golden model
+    Sim(sim::SimArgs),
     /// Throughput benchmarks
     Bench(bench::BenchArgs),
     /// Energy of one inference, layer by layer, on a hardware profile
@@ -48,6 +52,8 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Compile(args) => compile::run(args),
+        Command::Sim(args) => sim::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Energy(args) => energy::run(args),
     };

@@ -1,9 +1,11 @@
 //! The subcommands of the `qnnc` binary: argument types (clap) and what each one does.
 
 pub mod bench;
+pub mod compile;
 pub mod energy;
 pub mod eval;
 pub mod inspect;
+pub mod sim;
 pub mod train;
 
 use std::path::{Path, PathBuf};

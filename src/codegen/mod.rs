@@ -1,0 +1,384 @@
+//! Verilog emission: the hand-written modules of `templates/verilog`, the network's top level
+//! and testbench from handlebars templates (strict: a missing field is an error), and the
+//! memory images. Every width, depth and address is computed here; templates hold no logic.
+
+pub mod images;
+
+use std::collections::BTreeMap;
+
+use handlebars::Handlebars;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::ir::{Graph, IrError, Precision};
+use crate::schedule::{Post, Schedule};
+use crate::spec::is_identifier;
+
+/// The hand-written modules, copied into every build.
+pub const PRIMITIVES: [(&str, &str); 8] = [
+    (
+        "qnnc_lane.v",
+        include_str!("../../templates/verilog/qnnc_lane.v"),
+    ),
+    (
+        "qnnc_pe.v",
+        include_str!("../../templates/verilog/qnnc_pe.v"),
+    ),
+    (
+        "qnnc_threshold.v",
+        include_str!("../../templates/verilog/qnnc_threshold.v"),
+    ),
+    (
+        "qnnc_requant.v",
+        include_str!("../../templates/verilog/qnnc_requant.v"),
+    ),
+    (
+        "qnnc_rom.v",
+        include_str!("../../templates/verilog/qnnc_rom.v"),
+    ),
+    (
+        "qnnc_act_buffer.v",
+        include_str!("../../templates/verilog/qnnc_act_buffer.v"),
+    ),
+    (
+        "qnnc_argmax.v",
+        include_str!("../../templates/verilog/qnnc_argmax.v"),
+    ),
+    (
+        "qnnc_core.v",
+        include_str!("../../templates/verilog/qnnc_core.v"),
+    ),
+];
+
+const TOP_TEMPLATE: &str = include_str!("../../templates/verilog/top.v.hbs");
+const TESTBENCH_TEMPLATE: &str = include_str!("../../templates/tb/testbench.v.hbs");
+const README_TEMPLATE: &str = include_str!("../../templates/build_readme.md.hbs");
+
+/// Every width and depth of the generated hardware.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hardware {
+    pub pe: usize,
+    pub simd: usize,
+    pub simd_log2: u32,
+    /// Weight code bits (1 when every layer's weights are bipolar).
+    pub wbits: u32,
+    /// Activation element bits in the buffers (at least 8, for the pixels).
+    pub ebits: u32,
+    pub acc_bits: u32,
+    pub thresholds: u32,
+    pub threshold_bits: u32,
+    pub multiplier_bits: u32,
+    pub offset_bits: u32,
+    pub requant_bits: u32,
+    pub logit_bits: u32,
+    pub classes: usize,
+    pub class_bits: u32,
+    /// Elements of a window bank.
+    pub window: usize,
+    pub rows: usize,
+    pub row_bits: u32,
+    pub layers: usize,
+    pub layer_bits: u32,
+    pub inputs: usize,
+    pub weight_words: usize,
+    pub weight_address_bits: u32,
+    pub threshold_words: usize,
+    pub threshold_address_bits: u32,
+    pub requant_words: usize,
+    pub requant_address_bits: u32,
+}
+
+/// Bits to address `n` items (at least 1).
+fn address_bits(n: usize) -> u32 {
+    (usize::BITS - n.saturating_sub(1).leading_zeros()).max(1)
+}
+
+fn signed_bits(min: i128, max: i128) -> u32 {
+    let mut bits = 1;
+    while bits < 127 && !(min >= -(1i128 << (bits - 1)) && max < (1i128 << (bits - 1))) {
+        bits += 1;
+    }
+    bits
+}
+
+impl Hardware {
+    pub fn new(schedule: &Schedule) -> Hardware {
+        let layers = &schedule.layers;
+        let acc_bits = layers.iter().map(|l| l.acc_bits).max().unwrap_or(2).max(2);
+        let wbits = layers.iter().map(|l| l.weight_bits).max().unwrap_or(1);
+        let ebits = layers
+            .iter()
+            .filter(|l| !l.last)
+            .map(|l| l.out_bits)
+            .max()
+            .unwrap_or(8)
+            .max(8);
+        let thresholds = layers
+            .iter()
+            .filter_map(|l| match &l.post {
+                Post::Threshold { table, .. } => table.thresholds.first().map(Vec::len),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(1)
+            .max(1) as u32;
+        let (mut multiplier_bits, mut offset_bits, mut requant_bits) = (2, 2, acc_bits + 2);
+        for l in layers {
+            if let Post::Requantize { requantization: r } = &l.post {
+                let acc = Precision::signed(l.acc_bits).code_range().expect("integer");
+                for (&m, &b) in r.multiplier.iter().zip(&r.offset) {
+                    multiplier_bits = multiplier_bits.max(signed_bits(m as i128, m as i128));
+                    offset_bits = offset_bits.max(signed_bits(b as i128, b as i128));
+                    let ends = [
+                        acc.0 as i128 * m as i128 + b as i128,
+                        acc.1 as i128 * m as i128 + b as i128,
+                    ];
+                    requant_bits = requant_bits
+                        .max(signed_bits(ends[0].min(ends[1]), ends[0].max(ends[1])) + 1);
+                }
+            }
+        }
+        requant_bits = requant_bits
+            .max(multiplier_bits.max(offset_bits) + 1)
+            .max(33);
+        let last = layers.last().expect("a schedule has layers");
+        let logit_bits = last.out_bits.max(2);
+        let elements = layers
+            .iter()
+            .map(|l| l.stored().len())
+            .chain([schedule.input.len()])
+            .max()
+            .unwrap_or(1);
+        let rows = elements.div_ceil(schedule.config.simd);
+        let window = layers
+            .iter()
+            .map(|l| l.chunks * schedule.config.simd)
+            .max()
+            .unwrap_or(1)
+            .max(2);
+        let count = |post: fn(&Post) -> bool| {
+            layers
+                .iter()
+                .filter(|l| post(&l.post))
+                .map(|l| l.groups)
+                .sum::<usize>()
+                .max(1)
+        };
+        let weight_words = layers
+            .iter()
+            .map(|l| l.groups * l.chunks)
+            .sum::<usize>()
+            .max(1);
+        let threshold_words = count(|p| matches!(p, Post::Threshold { .. }));
+        let requant_words = count(|p| matches!(p, Post::Requantize { .. }));
+        Hardware {
+            pe: schedule.config.pe,
+            simd: schedule.config.simd,
+            simd_log2: schedule.config.simd.trailing_zeros(),
+            wbits,
+            ebits,
+            acc_bits,
+            thresholds,
+            threshold_bits: acc_bits + 2,
+            multiplier_bits,
+            offset_bits,
+            requant_bits,
+            logit_bits,
+            classes: schedule.classes,
+            class_bits: address_bits(schedule.classes),
+            window,
+            rows,
+            row_bits: address_bits(rows),
+            layers: layers.len(),
+            layer_bits: address_bits(layers.len()),
+            inputs: schedule.input.len(),
+            weight_words,
+            weight_address_bits: address_bits(weight_words),
+            threshold_words,
+            threshold_address_bits: address_bits(threshold_words),
+            requant_words,
+            requant_address_bits: address_bits(requant_words),
+        }
+    }
+
+    /// Bits of on-chip memory: weights, thresholds, requantization, two activation buffers,
+    /// two window banks.
+    pub fn memory_bits(&self) -> BTreeMap<&'static str, u64> {
+        let pe_simd = (self.pe * self.simd) as u64;
+        BTreeMap::from([
+            (
+                "weights",
+                self.weight_words as u64 * pe_simd * self.wbits as u64,
+            ),
+            (
+                "thresholds",
+                self.threshold_words as u64
+                    * self.pe as u64
+                    * (self.thresholds * self.threshold_bits + 1) as u64,
+            ),
+            (
+                "requantization",
+                self.requant_words as u64
+                    * self.pe as u64
+                    * (self.multiplier_bits + self.offset_bits) as u64,
+            ),
+            (
+                "activations",
+                2 * (self.rows * self.simd) as u64 * self.ebits as u64,
+            ),
+            ("windows", 2 * self.window as u64 * (self.ebits + 1) as u64),
+        ])
+    }
+}
+
+/// One file of a build: its path inside the build folder and its text.
+#[derive(Debug, Clone)]
+pub struct BuildFile {
+    pub path: String,
+    pub text: String,
+}
+
+/// Memory image file names, as the RTL opens them (relative to the build folder).
+#[derive(Serialize)]
+struct Files {
+    weights: &'static str,
+    thresholds: &'static str,
+    requant: &'static str,
+    layers: &'static str,
+}
+
+const FILES: Files = Files {
+    weights: "mem/weights.hex",
+    thresholds: "mem/thresholds.hex",
+    requant: "mem/requant.hex",
+    layers: "mem/layers.hex",
+};
+
+#[derive(Serialize)]
+struct Context<'a> {
+    header: String,
+    model: &'a str,
+    top: String,
+    hw: &'a Hardware,
+    class_msb: usize,
+    logits_msb: usize,
+    files: &'a Files,
+    schedule: String,
+    memory: String,
+    pe: usize,
+    simd: usize,
+}
+
+/// The name of the top module for a model.
+pub fn top_name(model: &str) -> String {
+    format!("{model}_top")
+}
+
+/// SHA-256 of some text, in hex.
+pub fn digest(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every file of a build: RTL, memory images, testbench and README.
+pub fn generate(
+    graph: &Graph,
+    schedule: &Schedule,
+    file: &str,
+) -> Result<(Hardware, Vec<BuildFile>), IrError> {
+    for node in graph.chain() {
+        let name = &graph.graph[node].name;
+        if !is_identifier(name) {
+            return Err(graph.error(
+                file,
+                node,
+                "is not a safe identifier (letters, digits and '_', not starting with a digit)",
+            ));
+        }
+    }
+    if !is_identifier(&graph.name) {
+        return Err(IrError {
+            file: file.into(),
+            node: "(graph)".into(),
+            message: format!("network name '{}' is not a safe identifier", graph.name),
+        });
+    }
+    let hw = Hardware::new(schedule);
+    let ir_digest = digest(&crate::ir::dump::to_json(graph));
+    let header = |comment: &str| {
+        format!(
+            "{comment} Generated by qnnc {} for model {} (IR sha256 {}). Do not edit.",
+            env!("CARGO_PKG_VERSION"),
+            graph.name,
+            &ir_digest[..16]
+        )
+    };
+    let verilog_header = header("//");
+    let memory: String = hw
+        .memory_bits()
+        .iter()
+        .map(|(what, bits)| format!("- {what}: {bits} bits\n"))
+        .collect();
+    let context = Context {
+        header: verilog_header.clone(),
+        model: &graph.name,
+        top: top_name(&graph.name),
+        hw: &hw,
+        class_msb: hw.class_bits as usize - 1,
+        logits_msb: hw.classes * hw.logit_bits as usize - 1,
+        files: &FILES,
+        schedule: schedule.to_string(),
+        memory,
+        pe: hw.pe,
+        simd: hw.simd,
+    };
+    let mut registry = Handlebars::new();
+    registry.set_strict_mode(true);
+    registry.register_escape_fn(handlebars::no_escape);
+    let render = |name: &str, template: &str| {
+        registry
+            .render_template(template, &context)
+            .unwrap_or_else(|e| panic!("template {name} does not fit its context: {e}"))
+    };
+    let mut files = vec![
+        BuildFile {
+            path: format!("rtl/{}.v", context.top),
+            text: render("top", TOP_TEMPLATE),
+        },
+        BuildFile {
+            path: "tb/testbench.v".into(),
+            text: render("testbench", TESTBENCH_TEMPLATE),
+        },
+        BuildFile {
+            path: "README.md".into(),
+            text: render("readme", README_TEMPLATE),
+        },
+    ];
+    for (name, text) in PRIMITIVES {
+        files.push(BuildFile {
+            path: format!("rtl/{name}"),
+            text: format!("{verilog_header}\n{text}"),
+        });
+    }
+    let hex_header = format!("{}\n", header("//"));
+    files.push(BuildFile {
+        path: FILES.weights.into(),
+        text: images::weights(schedule, &hw, &hex_header),
+    });
+    files.push(BuildFile {
+        path: FILES.thresholds.into(),
+        text: images::thresholds(schedule, &hw, &hex_header),
+    });
+    files.push(BuildFile {
+        path: FILES.requant.into(),
+        text: images::requantization(schedule, &hw, &hex_header),
+    });
+    files.push(BuildFile {
+        path: FILES.layers.into(),
+        text: images::descriptors(schedule, &hw, &hex_header),
+    });
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((hw, files))
+}

@@ -1,0 +1,257 @@
+//! `qnnc compile`: RTL, memory images, testbench and README of a trained network, written
+//! into a build folder as a whole (a failed compile leaves the old folder as it was).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+use super::train::NetworkArgs;
+use super::Source;
+use crate::codegen::{self, digest, Hardware};
+use crate::error::{Error, Result};
+use crate::ir::{dump, passes};
+use crate::schedule::{self, ArrayConfig, Schedule};
+use crate::synth;
+
+/// Names the build folder's manifest format.
+pub const BUILD_FORMAT: &str = "qnnc-build";
+pub const BUILD_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SynthTarget {
+    /// Yosys `synth`: generic cells
+    Generic,
+    /// Yosys `synth_ice40`: LUTs, carries, flip-flops and block RAMs of a Lattice iCE40
+    Ice40,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompileArgs {
+    /// Trained-model file (.qnn) or IR file (.json)
+    pub model: PathBuf,
+    /// Output folder
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// Output channels computed in parallel
+    #[arg(long, default_value_t = 8)]
+    pub pe: usize,
+    /// Multiply lanes of each PE (a power of two, at least --pe)
+    #[arg(long, default_value_t = 16)]
+    pub simd: usize,
+    /// Largest weight memory to build, in KiB
+    #[arg(long, value_name = "KIB", default_value_t = 4096)]
+    pub weight_memory: u64,
+    /// Largest activation buffers (both together) to build, in KiB
+    #[arg(long, value_name = "KIB", default_value_t = 1024)]
+    pub activation_memory: u64,
+    /// Also synthesize with Yosys and print the resources
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "generic")]
+    pub synth: Option<SynthTarget>,
+    #[command(flatten)]
+    pub network: NetworkArgs,
+}
+
+/// The record of a build: what it was made from and the digest of every file, so that `qnnc
+/// sim` can refuse a folder that changed since or that belongs to another model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    pub qnnc: String,
+    pub model: String,
+    pub dataset: String,
+    pub ir_sha256: String,
+    pub top: String,
+    pub pe: usize,
+    pub simd: usize,
+    pub macs: u64,
+    pub input_cycles: u64,
+    pub predicted_cycles: u64,
+    pub layers: Vec<LayerRecord>,
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerRecord {
+    pub name: String,
+    pub macs: u64,
+    pub ideal_cycles: u64,
+    pub predicted_cycles: u64,
+}
+
+pub fn run(args: &CompileArgs) -> Result<()> {
+    let start = Instant::now();
+    let origin = args.model.display().to_string();
+    let source = Source::open(&args.model, &args.network)?;
+    let dataset = match &source {
+        Source::Model(model) => model.net.network.spec.dataset.name().to_string(),
+        Source::Spec(_) => return Err(Error::usage(
+            &origin,
+            "compile needs trained weights: give a trained-model file (qnnc train) or an IR file",
+        )),
+        Source::Graph(_) => "fashion-mnist".to_string(),
+    };
+    let mut graph = source.graph(&origin)?;
+    if !matches!(source, Source::Graph(_)) {
+        passes::run(&mut graph, &origin, None)?;
+    }
+    let config = ArrayConfig {
+        pe: args.pe,
+        simd: args.simd,
+    };
+    let schedule = schedule::schedule(&graph, config, &origin)?;
+    let (hw, mut files) = codegen::generate(&graph, &schedule, &origin)?;
+    check_memory(&hw, args)?;
+    let ir_json = dump::to_json(&graph);
+    files.push(codegen::BuildFile {
+        path: "ir.json".into(),
+        text: ir_json.clone(),
+    });
+    let manifest = manifest(&graph.name, &dataset, &ir_json, &schedule, &files);
+    files.push(codegen::BuildFile {
+        path: "manifest.json".into(),
+        text: serde_json::to_string_pretty(&manifest).expect("manifest serialises") + "\n",
+    });
+    write_build(&args.output, &files)?;
+    let seconds = start.elapsed().as_secs_f64();
+
+    println!(
+        "compiled {} for a {}x{} PE array into {} ({} files, {:.0} ms)",
+        graph.name,
+        args.pe,
+        args.simd,
+        args.output.display(),
+        files.len(),
+        seconds * 1e3
+    );
+    print!("{schedule}");
+    println!("memory bits:");
+    for (what, bits) in hw.memory_bits() {
+        println!("  {what:<15} {bits}");
+    }
+    if let Some(target) = args.synth {
+        let report = synth::synthesize(&args.output, &manifest.top, target)?;
+        print!("{report}");
+    }
+    Ok(())
+}
+
+fn check_memory(hw: &Hardware, args: &CompileArgs) -> Result<()> {
+    let bits = hw.memory_bits();
+    for (what, needed, limit_kib, flag) in [
+        (
+            "weight",
+            bits["weights"],
+            args.weight_memory,
+            "--weight-memory",
+        ),
+        (
+            "activation",
+            bits["activations"],
+            args.activation_memory,
+            "--activation-memory",
+        ),
+    ] {
+        let limit = limit_kib * 8 * 1024;
+        if needed > limit {
+            return Err(Error::usage(
+                flag,
+                format!(
+                    "the network needs {needed} bits ({} KiB) of {what} memory but {flag} allows {limit_kib} KiB",
+                    needed.div_ceil(8 * 1024)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn manifest(
+    model: &str,
+    dataset: &str,
+    ir_json: &str,
+    schedule: &Schedule,
+    files: &[codegen::BuildFile],
+) -> Manifest {
+    Manifest {
+        format: BUILD_FORMAT.into(),
+        version: BUILD_VERSION,
+        qnnc: env!("CARGO_PKG_VERSION").into(),
+        model: model.into(),
+        dataset: dataset.into(),
+        ir_sha256: digest(ir_json),
+        top: codegen::top_name(model),
+        pe: schedule.config.pe,
+        simd: schedule.config.simd,
+        macs: schedule.macs,
+        input_cycles: schedule.input_cycles,
+        predicted_cycles: schedule.total_cycles,
+        layers: schedule
+            .layers
+            .iter()
+            .map(|l| LayerRecord {
+                name: l.name.clone(),
+                macs: l.macs,
+                ideal_cycles: l.ideal_cycles,
+                predicted_cycles: l.cycles,
+            })
+            .collect(),
+        files: files
+            .iter()
+            .map(|f| (f.path.clone(), digest(&f.text)))
+            .collect(),
+    }
+}
+
+/// Writes every file into a fresh folder beside `dir`, then puts it in `dir`'s place. An
+/// existing `dir` must be an earlier build (it has a manifest) or empty.
+fn write_build(dir: &Path, files: &[codegen::BuildFile]) -> Result<()> {
+    let output_error = |message: String| Error::Output {
+        file: dir.display().to_string(),
+        message,
+    };
+    if dir.exists() {
+        let is_build = dir.join("manifest.json").is_file();
+        let is_empty = std::fs::read_dir(dir)
+            .map(|mut entries| entries.next().is_none())
+            .unwrap_or(false);
+        if !is_build && !is_empty {
+            return Err(output_error(
+                "exists and is not a qnnc build folder (no manifest.json); choose another -o"
+                    .into(),
+            ));
+        }
+    }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(output_error(format!(
+            "folder {} does not exist",
+            parent.display()
+        )));
+    }
+    let staging = tempfile::Builder::new()
+        .prefix(".qnnc-build-")
+        .tempdir_in(parent)
+        .map_err(|e| output_error(e.to_string()))?;
+    for file in files {
+        let path = staging.path().join(&file.path);
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).map_err(|e| output_error(e.to_string()))?;
+        }
+        std::fs::write(&path, &file.text).map_err(|e| output_error(e.to_string()))?;
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| output_error(e.to_string()))?;
+    }
+    let staged = staging.keep();
+    std::fs::rename(&staged, dir).map_err(|e| output_error(e.to_string()))?;
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! `qnnc sim`: simulates a build folder on real test images and compares every output with the
+//! golden model. Exit code 1 on any mismatch.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Serialize;
+
+use super::compile::{Manifest, BUILD_FORMAT, BUILD_VERSION};
+use super::train::NetworkArgs;
+use super::{load_split, Format, Source};
+use crate::codegen::digest;
+use crate::data::{DatasetKind, Split};
+use crate::error::{Error, Result};
+use crate::golden::Golden;
+use crate::ir::{dump, passes};
+use crate::sim::{self, SimReport, Simulator};
+
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// Build folder written by `qnnc compile`
+    pub dir: PathBuf,
+    /// Test images to stream through the design
+    #[arg(long, default_value_t = 100)]
+    pub images: usize,
+    #[arg(long, value_enum, default_value_t = Simulator::Verilator)]
+    pub simulator: Simulator,
+    /// Check that the build was compiled from this trained-model file
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Folder holding the data set's files (default: the Debian package's folder)
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LayerResult {
+    pub name: String,
+    pub macs: u64,
+    pub cycles: f64,
+    pub predicted_cycles: u64,
+    pub utilization: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SimSummary {
+    pub model: String,
+    pub simulator: String,
+    pub images: usize,
+    pub mismatches: usize,
+    pub cycles_per_inference: f64,
+    pub predicted_cycles: u64,
+    pub prediction_error_percent: f64,
+    pub utilization: f64,
+    pub inferences_per_second: f64,
+    pub layers: Vec<LayerResult>,
+}
+
+/// Reads and checks a build folder's manifest: the format, the version, and that no file
+/// changed since it was written.
+pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let folder = dir.display().to_string();
+    let fail = |message: String| Error::Output {
+        file: folder.clone(),
+        message,
+    };
+    let text = std::fs::read_to_string(dir.join("manifest.json")).map_err(|_| {
+        fail("not a qnnc build folder (no manifest.json); run qnnc compile first".into())
+    })?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .map_err(|e| fail(format!("manifest.json: not a {BUILD_FORMAT} manifest: {e}")))?;
+    if manifest.format != BUILD_FORMAT || manifest.version != BUILD_VERSION {
+        return Err(fail(format!(
+            "manifest.json: format {} version {} is not {BUILD_FORMAT} version {BUILD_VERSION}; compile again",
+            manifest.format, manifest.version
+        )));
+    }
+    if manifest.qnnc != env!("CARGO_PKG_VERSION") {
+        return Err(fail(format!(
+            "built by qnnc {} but this is qnnc {}; compile again",
+            manifest.qnnc,
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    for (file, expected) in &manifest.files {
+        let text = std::fs::read_to_string(dir.join(file))
+            .map_err(|_| fail(format!("stale build: {file} is missing; compile again")))?;
+        if &digest(&text) != expected {
+            return Err(fail(format!(
+                "stale build: {file} changed since qnnc compile; compile again"
+            )));
+        }
+    }
+    Ok(manifest)
+}
+
+pub fn run(args: &SimArgs) -> Result<()> {
+    let dir = &args.dir;
+    let folder = dir.display().to_string();
+    if args.images == 0 {
+        return Err(Error::usage("--images", "must be at least 1"));
+    }
+    let manifest = read_manifest(dir)?;
+    let ir_text = std::fs::read_to_string(dir.join("ir.json")).map_err(|e| Error::Output {
+        file: folder.clone(),
+        message: format!("ir.json: {e}"),
+    })?;
+    let graph = dump::from_json(&ir_text, &format!("{folder}/ir.json"))?;
+    if let Some(model) = &args.model {
+        let origin = model.display().to_string();
+        let mut expected = Source::open(model, &NetworkArgs::default())?.graph(&origin)?;
+        passes::run(&mut expected, &origin, None)?;
+        if digest(&dump::to_json(&expected)) != manifest.ir_sha256 {
+            return Err(Error::Output {
+                file: folder,
+                message: format!("was compiled from another model than {origin}; compile it again"),
+            });
+        }
+    }
+    let golden = Golden::new(&graph, &folder)?;
+    let kind = match manifest.dataset.as_str() {
+        "mnist" => DatasetKind::Mnist,
+        "cifar10" => DatasetKind::Cifar10,
+        _ => DatasetKind::FashionMnist,
+    };
+    let data = load_split(kind, args.data.as_deref(), Split::Test, Some(args.images))?;
+    let expected = golden.run(&data.images);
+    sim::write_vectors(dir, &data.images, data.pixels_per_image(), &expected)?;
+    let progress = super::progress_bar(0);
+    progress.set_message(format!(
+        "building {} with {:?}",
+        manifest.top, args.simulator
+    ));
+    progress.enable_steady_tick(std::time::Duration::from_millis(200));
+    let executable = sim::build(dir, args.simulator)?;
+    progress.set_message(format!("simulating {} images", data.len()));
+    let report = sim::run(dir, args.simulator, &executable, manifest.layers.len())?;
+    progress.finish_and_clear();
+    let summary = summarize(&manifest, args.simulator, &report);
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("summary serialises")
+        ),
+        Format::Table => print_summary(&summary),
+    }
+    if report.mismatches > 0 {
+        return Err(Error::Output {
+            file: folder,
+            message: format!(
+                "{} of {} images mismatch the golden model; first: {}",
+                report.mismatches,
+                report.images,
+                report
+                    .mismatch_lines
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("(no detail)")
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn summarize(manifest: &Manifest, simulator: Simulator, report: &SimReport) -> SimSummary {
+    let n = report.images.max(1) as f64;
+    let lanes = (manifest.pe * manifest.simd) as f64;
+    let layers: Vec<LayerResult> = manifest
+        .layers
+        .iter()
+        .zip(&report.layer_cycles)
+        .map(|(l, &cycles)| {
+            let per_image = cycles as f64 / n;
+            LayerResult {
+                name: l.name.clone(),
+                macs: l.macs,
+                cycles: per_image,
+                predicted_cycles: l.predicted_cycles,
+                utilization: l.macs as f64 / (per_image * lanes),
+            }
+        })
+        .collect();
+    let layer_cycles: f64 = layers.iter().map(|l| l.cycles).sum();
+    let cycles = report.cycles as f64 / n;
+    SimSummary {
+        model: manifest.model.clone(),
+        simulator: format!("{simulator:?}").to_lowercase(),
+        images: report.images,
+        mismatches: report.mismatches,
+        cycles_per_inference: cycles,
+        predicted_cycles: manifest.predicted_cycles,
+        prediction_error_percent: 100.0 * (cycles - manifest.predicted_cycles as f64)
+            / manifest.predicted_cycles as f64,
+        utilization: manifest.macs as f64 / (layer_cycles * lanes),
+        inferences_per_second: report.images as f64 / report.seconds,
+        layers,
+    }
+}
+
+fn print_summary(s: &SimSummary) {
+    println!(
+        "{} in {}: {} images, mismatches: {}",
+        s.model, s.simulator, s.images, s.mismatches
+    );
+    println!(
+        "cycles per inference: {:.1} (predicted {}, {:+.2} %)",
+        s.cycles_per_inference, s.predicted_cycles, s.prediction_error_percent
+    );
+    println!(
+        "  {:<10} {:>10} {:>10} {:>10} {:>6}",
+        "layer", "MACs", "cycles", "predicted", "util"
+    );
+    for l in &s.layers {
+        println!(
+            "  {:<10} {:>10} {:>10.1} {:>10} {:>6.3}",
+            l.name, l.macs, l.cycles, l.predicted_cycles, l.utilization
+        );
+    }
+    println!("PE utilization over the layers: {:.3}", s.utilization);
+    println!(
+        "simulated inferences per second: {:.1}",
+        s.inferences_per_second
+    );
+}

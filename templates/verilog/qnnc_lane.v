@@ -1,0 +1,32 @@
+// One multiply lane: a weight code times an activation code, both decoded to signed values.
+// Bipolar codes are one bit (1 = +1, 0 = -1); padding lanes (a_valid = 0) contribute 0. With
+// one-bit weights the lane is a conditional negation; on bipolar activations that is XNOR
+// (+1 when the bits agree, -1 when they differ), summed into a popcount by the adder.
+module qnnc_lane #(
+    parameter WBITS = 4,
+    parameter EBITS = 8
+) (
+    input  wire [WBITS-1:0]       w,
+    input  wire                   w_bipolar,
+    input  wire [EBITS-1:0]       a,
+    input  wire                   a_valid,
+    input  wire                   a_bipolar,
+    output wire signed [WBITS+EBITS+1:0] product
+);
+    wire signed [EBITS+1:0] a_value =
+        !a_valid  ? {(EBITS+2){1'b0}} :
+        a_bipolar ? (a[0] ? {{(EBITS+1){1'b0}}, 1'b1} : {(EBITS+2){1'b1}}) :
+                    {2'b00, a};
+    generate
+        if (WBITS == 1) begin : g_binary
+            wire unused_w_bipolar = w_bipolar;
+            assign product = w[0] ? {{WBITS{a_value[EBITS+1]}}, a_value}
+                                  : -{{WBITS{a_value[EBITS+1]}}, a_value};
+        end else begin : g_multibit
+            wire signed [WBITS:0] w_value =
+                w_bipolar ? (w[0] ? {{WBITS{1'b0}}, 1'b1} : {(WBITS+1){1'b1}})
+                          : {w[WBITS-1], w};
+            assign product = w_value * a_value;
+        end
+    endgenerate
+endmodule

@@ -1,0 +1,14 @@
+// A read-only memory initialised from a hex file that the compiler writes.
+module qnnc_rom #(
+    parameter WIDTH = 32,
+    parameter DEPTH = 16,
+    parameter AW    = 4,
+    parameter FILE  = "rom.hex"
+) (
+    input  wire [AW-1:0]    addr,
+    output wire [WIDTH-1:0] data
+);
+    reg [WIDTH-1:0] mem [0:DEPTH-1];
+    initial $readmemh(FILE, mem);
+    assign data = mem[addr];
+endmodule

@@ -1,0 +1,28 @@
+// Multi-threshold activation: the output code counts the thresholds the accumulator reaches
+// (acc >= t for ascending channels, acc <= t for descending ones, where batch norm's gamma is
+// negative). Unused thresholds are padded with values no accumulator reaches. A bipolar
+// output is the single threshold's outcome as one bit.
+module qnnc_threshold #(
+    parameter ACCW  = 24,
+    parameter TW    = 25,
+    parameter NT    = 15,
+    parameter EBITS = 8
+) (
+    input  wire signed [ACCW-1:0] acc,
+    input  wire [NT*TW-1:0]       thresholds,
+    input  wire                   descending,
+    input  wire                   bipolar,
+    output reg  [EBITS-1:0]       code
+);
+    wire signed [TW-1:0] value = {{(TW-ACCW){acc[ACCW-1]}}, acc};
+    reg [EBITS-1:0] count;
+    integer k;
+    always @* begin
+        count = {EBITS{1'b0}};
+        for (k = 0; k < NT; k = k + 1)
+            if (descending ? (value <= $signed(thresholds[k*TW +: TW]))
+                           : (value >= $signed(thresholds[k*TW +: TW])))
+                count = count + 1'b1;
+        code = bipolar ? {{(EBITS-1){1'b0}}, count != 0} : count;
+    end
+endmodule
