@@ -73,7 +73,9 @@ module qnnc_core #(
     reg [LAYW-1:0] layer;
     reg counting;
 
-    wire [FIELDS*32-1:0] desc;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [FIELDS*32-1:0] desc;  // the shift field uses 6 of its 32 bits
+    /* verilator lint_on UNUSEDSIGNAL */
     qnnc_rom #(.WIDTH(FIELDS*32), .DEPTH(LAYERS), .AW(LAYW), .FILE(D_FILE)) descriptors (
         .addr(layer), .data(desc));
     wire [31:0] in_h    = desc[F_IN_H*32 +: 32];
@@ -104,9 +106,9 @@ module qnnc_core #(
     wire in_sel = layer[0];
     wire [RW-1:0] load_row;
     wire [SIMD*EBITS-1:0] row_data0, row_data1, bank_data0, bank_data1;
-    reg  [SIMD*RW-1:0] bank_row;
-    reg  [SIMD-1:0] bank_write;
-    reg  [SIMD*EBITS-1:0] bank_write_data;
+    wire [SIMD*RW-1:0] bank_row;
+    wire [SIMD-1:0] bank_write;
+    wire [SIMD*EBITS-1:0] bank_write_data;
     wire [SIMD*EBITS-1:0] load_word = in_sel ? row_data1 : row_data0;
     wire [SIMD*EBITS-1:0] rmw_word  = in_sel ? bank_data0 : bank_data1;
     // During input, buffer 0 is written; afterwards the output buffer of the layer.
@@ -149,7 +151,8 @@ module qnnc_core #(
                         row_outside ? kernel * in_c : (kx0 != 0 ? kx0 * in_c : run_len);
     wire [31:0] e_cur = l_fresh ? run_cur : l_cur;
     wire [SIMD_LOG2-1:0] e_offset = e_seg == SEG_RUN ? e_cur[SIMD_LOG2-1:0] : {SIMD_LOG2{1'b0}};
-    wire [31:0] e_room  = SIMD - e_offset;
+    wire [31:0] e_offset32 = {{(32-SIMD_LOG2){1'b0}}, e_offset};
+    wire [31:0] e_room  = SIMD - e_offset32;
     wire [31:0] e_count = e_rem < e_room ? e_rem : e_room;
     wire [31:0] e_left  = e_rem - e_count;
     assign load_row = e_cur[SIMD_LOG2 +: RW];
@@ -202,7 +205,9 @@ module qnnc_core #(
     reg [31:0] p_g, p_addr;
     wire [PE*TSLOT-1:0] threshold_word;
     wire [PE*RSLOT-1:0] requant_word;
-    wire [31:0] p_param = p_base + p_g;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [31:0] p_param = p_base + p_g;  // as wide as the descriptor; the memories use the low bits
+    /* verilator lint_on UNUSEDSIGNAL */
     qnnc_rom #(.WIDTH(PE*TSLOT), .DEPTH(T_DEPTH), .AW(T_AW), .FILE(T_FILE)) threshold_rom (
         .addr(p_param[T_AW-1:0]), .data(threshold_word));
     qnnc_rom #(.WIDTH(PE*RSLOT), .DEPTH(R_DEPTH), .AW(R_AW), .FILE(R_FILE)) requant_rom (
@@ -222,7 +227,13 @@ module qnnc_core #(
                 .acc(acc), .multiplier(requant_word[i*RSLOT +: MW]),
                 .offset(requant_word[i*RSLOT + MW +: OW]), .shift(shift),
                 .lo(clamp_lo), .hi(clamp_hi), .value(scaled));
-            wire signed [OUTW-1:0] raw = {{(OUTW > ACCW ? OUTW - ACCW : 1){acc[ACCW-1]}}, acc};
+            wire signed [OUTW-1:0] raw;
+            if (OUTW > ACCW) begin : g_extend
+                assign raw = {{(OUTW - ACCW){acc[ACCW-1]}}, acc};
+            end else begin : g_truncate
+                // The last layer's accumulator fits its logits' width by construction.
+                assign raw = acc[OUTW-1:0];
+            end
             assign results[i*OUTW +: OUTW] =
                 flags[B_RAW]     ? raw :
                 flags[B_REQUANT] ? scaled : {{(OUTW-EBITS){1'b0}}, code};
@@ -238,42 +249,33 @@ module qnnc_core #(
     qnnc_argmax #(.CLASSES(CLASSES), .LW(LW), .CW(CW)) argmax (.logits(logits), .index(out_class));
 
     reg [31:0] input_count;
-    integer b, pe_index, q;
-    reg [SIMD_LOG2-1:0] lane_of;
-    reg [31:0] element;
-    reg [EBITS-1:0] code_value, old_value;
-    always @* begin
-        bank_write = {SIMD{1'b0}};
-        bank_row = {SIMD*RW{1'b0}};
-        bank_write_data = {SIMD*EBITS{1'b0}};
-        lane_of = {SIMD_LOG2{1'b0}};
-        element = 32'd0;
-        code_value = {EBITS{1'b0}};
-        old_value = {EBITS{1'b0}};
-        pe_index = 0;
-        if (state == S_INPUT) begin
-            for (b = 0; b < SIMD; b = b + 1) begin
-                bank_row[b*RW +: RW] = input_count[SIMD_LOG2 +: RW];
-                bank_write_data[b*EBITS +: EBITS] = {{(EBITS-8){1'b0}}, in_pixel};
-                bank_write[b] = in_valid && input_count[SIMD_LOG2-1:0] == b[SIMD_LOG2-1:0];
-            end
-        end else if (w_valid && !last_layer) begin
-            for (b = 0; b < SIMD; b = b + 1) begin
-                lane_of = b[SIMD_LOG2-1:0] - w_addr[SIMD_LOG2-1:0];
-                pe_index = lane_of;
-                element = w_addr + lane_of;
-                bank_row[b*RW +: RW] = element[SIMD_LOG2 +: RW];
-                if (pe_index < PE && w_g * PE + pe_index < out_c && !w_skip) begin
-                    code_value = w_results[pe_index*OUTW +: EBITS];
-                    old_value = rmw_word[b*EBITS +: EBITS];
-                    bank_write[b] = 1'b1;
-                    bank_write_data[b*EBITS +: EBITS] =
-                        (flags[B_POOL] && !w_first && old_value > code_value) ? old_value
-                                                                              : code_value;
-                end
-            end
+    integer q;
+    // Each bank takes at most one element a cycle: during input, pixel i goes to bank i % SIMD;
+    // afterwards PE i's result goes to the bank of element (w_addr + i), max-pooled with what
+    // the bank holds there unless this is the first output of its pooling window.
+    generate
+        for (j = 0; j < SIMD; j = j + 1) begin : g_write
+            localparam [SIMD_LOG2-1:0] BANK = j;
+            wire [SIMD_LOG2-1:0] lane = BANK - w_addr[SIMD_LOG2-1:0];
+            wire [31:0] lane32 = {{(32-SIMD_LOG2){1'b0}}, lane};
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire [31:0] element = w_addr + lane32;  // bank and row bits are what address it
+            /* verilator lint_on UNUSEDSIGNAL */
+            wire takes_result = lane32 < PE && w_g * PE + lane32 < out_c && !w_skip;
+            wire [31:0] pe_index = lane32 < PE ? lane32 : 32'd0;
+            wire [EBITS-1:0] code = w_results[pe_index*OUTW +: EBITS];
+            wire [EBITS-1:0] held = rmw_word[j*EBITS +: EBITS];
+            wire input_write = state == S_INPUT && in_valid
+                               && input_count[SIMD_LOG2-1:0] == BANK;
+            assign bank_row[j*RW +: RW] = state == S_INPUT ? input_count[SIMD_LOG2 +: RW]
+                                                            : element[SIMD_LOG2 +: RW];
+            assign bank_write[j] = input_write
+                || (state != S_INPUT && w_valid && !last_layer && takes_result);
+            assign bank_write_data[j*EBITS +: EBITS] =
+                state == S_INPUT ? {{(EBITS-8){1'b0}}, in_pixel} :
+                (flags[B_POOL] && !w_first && held > code) ? held : code;
         end
-    end
+    endgenerate
 
     assign in_ready  = state == S_INPUT;
     assign out_valid = state == S_OUTPUT;
@@ -353,11 +355,11 @@ module qnnc_core #(
                     if (q < e_count) begin
                         if (l_bank)
                             window1[l_wp + q] <= e_seg == SEG_RUN
-                                ? {1'b1, load_word[(e_offset + q) * EBITS +: EBITS]}
+                                ? {1'b1, load_word[(e_offset32 + q) * EBITS +: EBITS]}
                                 : {(EBITS+1){1'b0}};
                         else
                             window0[l_wp + q] <= e_seg == SEG_RUN
-                                ? {1'b1, load_word[(e_offset + q) * EBITS +: EBITS]}
+                                ? {1'b1, load_word[(e_offset32 + q) * EBITS +: EBITS]}
                                 : {(EBITS+1){1'b0}};
                     end
                 l_wp <= l_wp + e_count;

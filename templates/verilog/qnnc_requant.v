@@ -21,7 +21,10 @@ module qnnc_requant #(
     wire signed [RQW-1:0] shifted = scaled >>> shift;
     wire signed [RQW-1:0] lo_wide = {{(RQW-32){lo[31]}}, lo};
     wire signed [RQW-1:0] hi_wide = {{(RQW-32){hi[31]}}, hi};
+    /* verilator lint_off UNUSEDSIGNAL */
+    // The clamp range fits OUTW bits, so the upper bits only repeat the sign.
     wire signed [RQW-1:0] clamped = shifted < lo_wide ? lo_wide :
                                     shifted > hi_wide ? hi_wide : shifted;
+    /* verilator lint_on UNUSEDSIGNAL */
     assign value = clamped[OUTW-1:0];
 endmodule
