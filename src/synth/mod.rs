@@ -68,7 +68,7 @@ pub fn synthesize(dir: &Path, top: &str, target: SynthTarget) -> Result<SynthRep
         SynthTarget::Generic => format!("synth -top {top}"),
         SynthTarget::Ice40 => format!("synth_ice40 -top {top}"),
     };
-    let script = format!("read_verilog {}; {synth}; stat", sources.join(" "));
+    let script = format!("read_verilog -defer {}; {synth}; stat", sources.join(" "));
     let output = Command::new("yosys")
         .args(["-q", "-p", &script, "-l", "synth.log"])
         .current_dir(dir)

@@ -1,0 +1,389 @@
+//! The generated RTL as a user runs it: `qnnc compile` then `qnnc sim` in Verilator must give 0
+//! mismatches against the golden model, cycle counts as the scheduler predicts, worst-case
+//! operands without overflow, the same outputs in Icarus Verilog, lint-clean Verilog, and
+//! one-line errors for bad builds. Needs verilator, iverilog and Fashion-MNIST (`make test`
+//! installs them); fails without them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use qnnc::commands::bench::example_network;
+use qnnc::golden::Golden;
+use qnnc::ir::{build, dump, passes, Op};
+use qnnc::schedule::{self, ArrayConfig};
+use qnnc::sim::{self, Simulator};
+use qnnc::spec::Precision;
+use qnnc::train::Net;
+
+const TINY: (&str, &str) = ("tiny_cnn", include_str!("../examples/tiny_cnn.toml"));
+const MLP: (&str, &str) = ("mlp", include_str!("../examples/fmnist_mlp.toml"));
+const CNN: (&str, &str) = ("cnn", include_str!("../examples/fmnist_cnn.toml"));
+
+fn qnnc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qnnc"))
+        .args(args)
+        .output()
+        .expect("qnnc runs")
+}
+
+fn example(name: &str) -> String {
+    format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+/// A briefly trained model: enough for activations that vary, which is all bit-exactness needs.
+fn train(dir: &Path, spec: &str, bits: &str) -> String {
+    let model = dir.join(format!("model_q{bits}.qnn")).display().to_string();
+    ok(qnnc(&[
+        "train",
+        &example(spec),
+        "--bits",
+        bits,
+        "--epochs",
+        "1",
+        "--train-limit",
+        "600",
+        "--test-limit",
+        "50",
+        "--seed",
+        "3",
+        "-o",
+        &model,
+    ]));
+    model
+}
+
+fn sim_json(build: &str, images: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["sim", build, "--images", images, "--format", "json"];
+    args.extend(extra);
+    serde_json::from_str(&ok(qnnc(&args))).expect("sim prints JSON")
+}
+
+fn check_bit_exact(spec: &str, bits: &[&str], images: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    for &q in bits {
+        let model = train(dir.path(), spec, q);
+        let build = dir.path().join(format!("build_q{q}")).display().to_string();
+        ok(qnnc(&[
+            "compile", &model, "--pe", "8", "--simd", "16", "-o", &build,
+        ]));
+        let report = sim_json(&build, images, &["--model", &model]);
+        assert_eq!(report["mismatches"], 0, "{spec} at {q} bits: {report}");
+        assert_eq!(report["images"], images.parse::<u64>().unwrap());
+        let error = report["prediction_error_percent"].as_f64().unwrap();
+        assert!(
+            error.abs() <= 2.0,
+            "{spec} at {q} bits: cycles off by {error} %"
+        );
+    }
+}
+
+#[test]
+fn mlp_equals_the_golden_model_at_one_two_four_and_eight_bits() {
+    check_bit_exact("fmnist_mlp.toml", &["1", "2", "4", "8"], "30");
+}
+
+#[test]
+fn cnn_equals_the_golden_model_at_one_four_and_eight_bits() {
+    check_bit_exact("fmnist_cnn.toml", &["1", "4", "8"], "8");
+}
+
+#[test]
+fn cnn_at_four_bits_keeps_the_pe_array_busy() {
+    let network = example_network(CNN, Precision::Bits(4));
+    let mut graph = build::from_model(&Net::new(&network, 1), "cnn").unwrap();
+    passes::run(&mut graph, "cnn", None).unwrap();
+    let config = ArrayConfig { pe: 8, simd: 16 };
+    let schedule = schedule::schedule(&graph, config, "cnn").unwrap();
+    assert!(schedule.utilization() >= 0.75, "{schedule}");
+    for layer in &schedule.layers[1..3] {
+        assert!(layer.utilization(config) > 0.95, "{schedule}");
+    }
+}
+
+/// Writes a graph as an IR file and compiles it.
+fn compile_graph(dir: &Path, graph: &qnnc::ir::Graph, name: &str) -> PathBuf {
+    let ir = dir.join(format!("{name}.json"));
+    std::fs::write(&ir, dump::to_json(graph)).unwrap();
+    let build = dir.join(name);
+    ok(qnnc(&[
+        "compile",
+        ir.to_str().unwrap(),
+        "-o",
+        build.to_str().unwrap(),
+    ]));
+    build
+}
+
+#[test]
+fn worst_case_operands_do_not_overflow_in_simulation() {
+    // Every weight at its most negative (then most positive) code and every pixel at 0 or 255:
+    // the accumulators reach the inferred bounds, and the RTL still equals the golden model.
+    let dir = tempfile::tempdir().unwrap();
+    for bits in [1u8, 4, 8] {
+        for sign in [-1i32, 1] {
+            let network = example_network(TINY, Precision::Bits(bits));
+            let mut graph = build::from_model(&Net::new(&network, 2), "tiny").unwrap();
+            passes::run(&mut graph, "tiny", None).unwrap();
+            for node in graph.chain() {
+                if let Op::Mac {
+                    weights: Some(w),
+                    weight_precision,
+                    ..
+                } = &mut graph.graph[node].op
+                {
+                    let (lo, hi) = weight_precision.code_range().unwrap();
+                    let code = if sign < 0 { lo } else { hi } as i32;
+                    w.codes.iter_mut().for_each(|c| *c = code);
+                }
+            }
+            let golden = Golden::unfused(&graph, "tiny").unwrap();
+            let images: Vec<u8> = [255u8, 0, 255]
+                .iter()
+                .flat_map(|&p| std::iter::repeat_n(p, 784))
+                .chain((0..784).map(|i| if i % 2 == 0 { 255 } else { 0 }))
+                .collect();
+            // The first layer's accumulators on the white image hit the bound exactly.
+            let conv1 = graph.chain()[1];
+            let (acc_lo, acc_hi) = graph
+                .output_type(conv1)
+                .unwrap()
+                .precision
+                .code_range()
+                .unwrap();
+            let trace = golden.trace(&images[..784]);
+            let extreme = trace[0].values[(28 + 1) * 4];
+            let w_extreme = if bits == 1 {
+                sign as i64
+            } else if sign < 0 {
+                -(1i64 << (bits - 1))
+            } else {
+                (1i64 << (bits - 1)) - 1
+            };
+            assert_eq!(extreme, 9 * 255 * w_extreme);
+            assert!(extreme >= acc_lo && extreme <= acc_hi);
+
+            let build = compile_graph(dir.path(), &graph, &format!("worst_q{bits}_{sign}"));
+            let expected = Golden::new(&graph, "tiny").unwrap().run(&images);
+            sim::write_vectors(&build, &images, 784, &expected).unwrap();
+            let executable = sim::build(&build, Simulator::Verilator).unwrap();
+            let report = sim::run(&build, Simulator::Verilator, &executable, 3).unwrap();
+            assert_eq!(report.images, 4);
+            assert_eq!(
+                report.mismatches, 0,
+                "{bits} bits, sign {sign}: {:?}",
+                report.mismatch_lines
+            );
+        }
+    }
+}
+
+#[test]
+fn icarus_verilog_gives_the_same_outputs_and_cycles() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(dir.path(), "tiny_cnn.toml", "2");
+    let build = dir.path().join("build").display().to_string();
+    ok(qnnc(&["compile", &model, "-o", &build]));
+    let verilator = sim_json(&build, "3", &[]);
+    let icarus = sim_json(&build, "3", &["--simulator", "icarus"]);
+    assert_eq!(verilator["mismatches"], 0);
+    assert_eq!(icarus["mismatches"], 0);
+    assert_eq!(icarus["simulator"], "icarus");
+    assert_eq!(
+        verilator["cycles_per_inference"],
+        icarus["cycles_per_inference"]
+    );
+    assert_eq!(verilator["layers"], icarus["layers"]);
+}
+
+fn lint(build: &Path) -> String {
+    let top = std::fs::read_dir(build.join("rtl"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .find(|n| n.ends_with("_top.v"))
+        .unwrap();
+    let mut sources: Vec<String> = std::fs::read_dir(build.join("rtl"))
+        .unwrap()
+        .map(|e| format!("rtl/{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    sources.sort();
+    let output = Command::new("verilator")
+        .args([
+            "--lint-only",
+            "-Wall",
+            "--top-module",
+            top.trim_end_matches(".v"),
+        ])
+        .args(&sources)
+        .current_dir(build)
+        .output()
+        .expect("verilator is needed: apt-get install verilator");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+#[test]
+fn generated_verilog_is_lint_clean_for_the_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    for example in [MLP, CNN, TINY] {
+        for bits in [1u8, 4, 8] {
+            let network = example_network(example, Precision::Bits(bits));
+            let mut graph = build::from_model(&Net::new(&network, 1), "x").unwrap();
+            passes::run(&mut graph, "x", None).unwrap();
+            let build = compile_graph(dir.path(), &graph, &format!("{}_q{bits}", example.0));
+            let warnings = lint(&build);
+            assert!(
+                warnings.trim().is_empty(),
+                "{} at {bits} bits:\n{warnings}",
+                example.0
+            );
+        }
+    }
+}
+
+#[test]
+fn generated_files_snapshots_for_a_tiny_network() {
+    let dir = tempfile::tempdir().unwrap();
+    for bits in [1u8, 4] {
+        let network = example_network(TINY, Precision::Bits(bits));
+        let mut graph = build::from_model(&Net::new(&network, 1), "tiny").unwrap();
+        passes::run(&mut graph, "tiny", None).unwrap();
+        let build = compile_graph(dir.path(), &graph, &format!("tiny_q{bits}"));
+        for file in [
+            "rtl/tiny_cnn_top.v",
+            "tb/testbench.v",
+            "mem/layers.hex",
+            "README.md",
+            "manifest.json",
+        ] {
+            let text = std::fs::read_to_string(build.join(file)).unwrap();
+            insta::assert_snapshot!(
+                format!("tiny_q{bits}_{}", file.replace(['/', '.'], "_")),
+                text
+            );
+        }
+        // The same graph compiles to the same bytes.
+        let again = compile_graph(dir.path(), &graph, &format!("tiny_q{bits}_again"));
+        for file in [
+            "mem/weights.hex",
+            "mem/thresholds.hex",
+            "mem/requant.hex",
+            "rtl/qnnc_core.v",
+        ] {
+            assert_eq!(
+                std::fs::read(build.join(file)).unwrap(),
+                std::fs::read(again.join(file)).unwrap(),
+                "{file}"
+            );
+        }
+    }
+}
+
+fn assert_user_error(output: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr}"
+    );
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    }
+}
+
+#[test]
+fn bad_array_sizes_and_memories_are_refused_without_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(dir.path(), "fmnist_mlp.toml", "4");
+    let build = dir.path().join("refused");
+    let out = build.to_str().unwrap();
+    for (flags, needles) in [
+        (vec!["--pe", "0"], vec!["--pe", "at least 1"]),
+        (vec!["--simd", "0"], vec!["--simd", "power of two"]),
+        (vec!["--simd", "12"], vec!["--simd", "power of two"]),
+        (
+            vec!["--pe", "32", "--simd", "16"],
+            vec!["--pe", "must not exceed"],
+        ),
+        (
+            vec!["--weight-memory", "16"],
+            vec!["--weight-memory", "needs", "bits", "KiB"],
+        ),
+        (
+            vec!["--activation-memory", "1"],
+            vec!["--activation-memory", "needs"],
+        ),
+    ] {
+        let mut args = vec!["compile", model.as_str(), "-o", out];
+        args.extend(flags);
+        assert_user_error(&qnnc(&args), &needles);
+        assert!(!build.exists(), "a refused compile left {out}");
+    }
+    let spec = qnnc(&["compile", &example("fmnist_mlp.toml"), "-o", out]);
+    assert_user_error(&spec, &["trained"]);
+}
+
+#[test]
+fn stale_foreign_and_missing_builds_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mlp = train(dir.path(), "fmnist_mlp.toml", "2");
+    let other = train(dir.path(), "fmnist_mlp.toml", "1");
+    let build = dir.path().join("build");
+    let out = build.to_str().unwrap();
+    ok(qnnc(&["compile", &mlp, "-o", out]));
+    assert_user_error(&qnnc(&["sim", out, "--model", &other]), &["another model"]);
+    let top = build.join("rtl/fmnist_mlp_top.v");
+    let text = std::fs::read_to_string(&top).unwrap();
+    std::fs::write(&top, text.replace("rst", "rst ")).unwrap();
+    assert_user_error(
+        &qnnc(&["sim", out]),
+        &["stale build", "rtl/fmnist_mlp_top.v"],
+    );
+    let nothing = dir.path().join("nothing");
+    std::fs::create_dir(&nothing).unwrap();
+    assert_user_error(
+        &qnnc(&["sim", nothing.to_str().unwrap()]),
+        &["not a qnnc build folder"],
+    );
+    // A folder that is not a build is never overwritten.
+    std::fs::write(nothing.join("notes.txt"), "mine").unwrap();
+    assert_user_error(
+        &qnnc(&["compile", &mlp, "-o", nothing.to_str().unwrap()]),
+        &["not a qnnc build folder"],
+    );
+    assert!(nothing.join("notes.txt").exists());
+}
+
+#[test]
+fn a_missing_verilator_names_its_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(dir.path(), "tiny_cnn.toml", "4");
+    let build = dir.path().join("build").display().to_string();
+    ok(qnnc(&["compile", &model, "-o", &build]));
+    let empty = dir.path().join("empty-path");
+    std::fs::create_dir(&empty).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_qnnc"))
+        .args(["sim", &build, "--images", "2"])
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    assert_user_error(
+        &output,
+        &["verilator not found", "apt-get install verilator"],
+    );
+}
