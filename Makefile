@@ -7,7 +7,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 DEMO_DIR := build/demo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup build demo test bench lint clean
+.PHONY: all setup build demo test bench lint rtl-check synth-check clean
 
 all: build
 
@@ -28,11 +28,16 @@ setup:
 build:
 	$(CARGO) build --release --locked
 
-# Train the example MLP on Fashion-MNIST at 4 bits, then reload the model file and evaluate it.
+# Train the example MLP on Fashion-MNIST at 4 bits, evaluate the model file with the float and
+# the integer model, print its energy, compile it for an 8x16 PE array and simulate 100 test
+# images in Verilator against the golden model.
 demo: setup build
 	@mkdir -p $(DEMO_DIR)
 	$(QNNC) train examples/fmnist_mlp.toml --bits 4 --epochs 5 --seed 1 -o $(DEMO_DIR)/mlp4.qnn
-	$(QNNC) eval $(DEMO_DIR)/mlp4.qnn
+	$(QNNC) eval $(DEMO_DIR)/mlp4.qnn --integer
+	$(QNNC) energy $(DEMO_DIR)/mlp4.qnn --profile moons-dram
+	$(QNNC) compile $(DEMO_DIR)/mlp4.qnn --pe 8 --simd 16 -o $(DEMO_DIR)/mlp4
+	$(QNNC) sim $(DEMO_DIR)/mlp4 --images 100
 
 test: setup
 	$(CARGO) test --release --locked
@@ -40,6 +45,29 @@ test: setup
 bench: setup build
 	$(QNNC) bench train
 	$(QNNC) bench golden
+
+# Full-size checks of the RTL (minutes): train the example networks on all of Fashion-MNIST,
+# compile them for an 8x16 PE array and simulate 1,000 test images each in Verilator.
+RTL_DIR := build/rtl-check
+rtl-check: setup build
+	@mkdir -p $(RTL_DIR)
+	@set -e; for q in 1 2 4 8; do \
+		$(QNNC) train examples/fmnist_mlp.toml --bits $$q --epochs 5 --seed 1 -o $(RTL_DIR)/mlp$$q.qnn | tail -2; \
+		$(QNNC) compile $(RTL_DIR)/mlp$$q.qnn --pe 8 --simd 16 -o $(RTL_DIR)/mlp$$q > /dev/null; \
+		$(QNNC) sim $(RTL_DIR)/mlp$$q --images 1000; \
+	done
+	@set -e; for q in 1 4 8; do \
+		$(QNNC) train examples/fmnist_cnn.toml --bits $$q --epochs 3 --seed 1 -o $(RTL_DIR)/cnn$$q.qnn | tail -2; \
+		$(QNNC) compile $(RTL_DIR)/cnn$$q.qnn --pe 8 --simd 16 -o $(RTL_DIR)/cnn$$q > /dev/null; \
+		$(QNNC) sim $(RTL_DIR)/cnn$$q --images 1000; \
+	done
+
+# Yosys synthesis of the example networks at 1, 4 and 8 bits (slow: minutes each); run after
+# rtl-check, whose models it compiles.
+synth-check: setup build
+	@set -e; for net in mlp cnn; do for q in 1 4 8; do \
+		$(QNNC) compile $(RTL_DIR)/$$net$$q.qnn --pe 8 --simd 16 -o $(RTL_DIR)/$$net$$q --synth | grep -E "^(compiled|yosys)"; \
+	done; done
 
 lint:
 	$(CARGO) fmt --all -- --check

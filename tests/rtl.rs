@@ -387,3 +387,68 @@ fn a_missing_verilator_names_its_package() {
         &["verilator not found", "apt-get install verilator"],
     );
 }
+
+#[test]
+fn a_mismatch_names_the_image_layer_and_element() {
+    // A build whose threshold memory was altered after compiling (with its digest updated, as
+    // a faulty generator would leave it): the simulation must fail and say where it diverges.
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(dir.path(), "tiny_cnn.toml", "4");
+    let build = dir.path().join("build");
+    ok(qnnc(&["compile", &model, "-o", build.to_str().unwrap()]));
+    let thresholds = build.join("mem/thresholds.hex");
+    let text = std::fs::read_to_string(&thresholds).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let first_word = lines.iter().position(|l| !l.starts_with("//")).unwrap();
+    lines[first_word] = "0".repeat(lines[first_word].len());
+    let altered = lines.join("\n") + "\n";
+    std::fs::write(&thresholds, &altered).unwrap();
+    let manifest_path = build.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    manifest["files"]["mem/thresholds.hex"] = serde_json::json!(qnnc::codegen::digest(&altered));
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let output = qnnc(&["sim", build.to_str().unwrap(), "--images", "5"]);
+    assert_user_error(
+        &output,
+        &[
+            "mismatch the golden model",
+            "first: image 0",
+            "layer conv1 (pool1) element",
+        ],
+    );
+}
+
+#[test]
+fn yosys_synthesizes_without_latches_at_one_four_and_eight_bits() {
+    // A small array keeps synthesis to a minute; `make synth-check` synthesizes the examples.
+    let dir = tempfile::tempdir().unwrap();
+    for bits in ["1", "4", "8"] {
+        let model = train(dir.path(), "tiny_cnn.toml", bits);
+        let build = dir.path().join(format!("synth_q{bits}"));
+        let out = ok(qnnc(&[
+            "compile",
+            &model,
+            "--pe",
+            "2",
+            "--simd",
+            "4",
+            "-o",
+            build.to_str().unwrap(),
+            "--synth",
+        ]));
+        let summary = out
+            .lines()
+            .find(|l| l.starts_with("yosys"))
+            .expect("a synthesis summary");
+        assert!(summary.contains(" 0 latches"), "{bits} bits: {summary}");
+        let flip_flops: u64 = summary
+            .split(", ")
+            .find_map(|part| part.strip_suffix(" flip-flops"))
+            .and_then(|n| n.parse().ok())
+            .expect("a flip-flop count");
+        assert!(flip_flops > 1000, "{bits} bits: {summary}");
+        let log = std::fs::read_to_string(build.join("synth.log")).unwrap();
+        assert!(!log.contains("ERROR"), "{bits} bits");
+    }
+}

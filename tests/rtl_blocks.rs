@@ -89,7 +89,13 @@ fn simulate(
                 .map(|(name, value)| format!("-G{name}={value}")),
         )
         .arg(testbenches.join(format!("{testbench}.v")))
-        .arg(root.join("templates/verilog").join(format!("{block}.v")));
+        .arg(
+            Path::new(
+                &std::env::var("MUTANT_DIR")
+                    .unwrap_or_else(|_| root.join("templates/verilog").display().to_string()),
+            )
+            .join(format!("{block}.v")),
+        );
     let built = match build.output() {
         Ok(output) => output,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
@@ -125,6 +131,11 @@ fn simulate(
             _ => panic!("{testbench} printed no single '{key} N' line:\n{output}"),
         }
     };
+    eprintln!(
+        "{testbench} vectors {} checks {}",
+        vectors.text.lines().count(),
+        vectors.checks
+    );
     TestbenchReport {
         errors: count("errors"),
         checked: count("checked"),

@@ -79,6 +79,10 @@ pub struct Manifest {
 #[serde(deny_unknown_fields)]
 pub struct LayerRecord {
     pub name: String,
+    /// The IR node whose output this layer stores (its activation, or its max-pool).
+    pub output_node: String,
+    /// Whether the stored codes are bipolar (one bit, 1 for +1).
+    pub bipolar: bool,
     pub macs: u64,
     pub ideal_cycles: u64,
     pub predicted_cycles: u64,
@@ -196,6 +200,8 @@ fn manifest(
             .iter()
             .map(|l| LayerRecord {
                 name: l.name.clone(),
+                output_node: l.output_node.clone(),
+                bipolar: matches!(l.post, schedule::Post::Threshold { bipolar: true, .. }),
                 macs: l.macs,
                 ideal_cycles: l.ideal_cycles,
                 predicted_cycles: l.cycles,

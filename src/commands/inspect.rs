@@ -8,6 +8,7 @@ use super::train::NetworkArgs;
 use super::Source;
 use crate::error::{Error, Result};
 use crate::ir::{dump, passes};
+use crate::schedule::{self, ArrayConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GraphFormat {
@@ -28,6 +29,15 @@ pub struct InspectArgs {
     pub passes: bool,
     #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
     pub format: GraphFormat,
+    /// Also show the schedule on a PE array of --pe x --simd (trained models and IR files)
+    #[arg(long)]
+    pub schedule: bool,
+    /// Output channels computed in parallel, for --schedule
+    #[arg(long, default_value_t = 8)]
+    pub pe: usize,
+    /// Multiply lanes of each PE, for --schedule
+    #[arg(long, default_value_t = 16)]
+    pub simd: usize,
     #[command(flatten)]
     pub network: NetworkArgs,
 }
@@ -58,5 +68,12 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         GraphFormat::Json => dump::to_json(&graph),
     };
     print!("{text}");
+    if args.schedule {
+        let config = ArrayConfig {
+            pe: args.pe,
+            simd: args.simd,
+        };
+        print!("{}", schedule::schedule(&graph, config, &origin)?);
+    }
     Ok(())
 }

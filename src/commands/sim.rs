@@ -146,22 +146,79 @@ pub fn run(args: &SimArgs) -> Result<()> {
         ),
         Format::Table => print_summary(&summary),
     }
-    if report.mismatches > 0 {
+    if let (true, Some(image)) = (report.mismatches > 0, report.first_mismatch) {
+        let pixels = &data.images[image * data.pixels_per_image()..][..data.pixels_per_image()];
+        let place = locate_mismatch(
+            dir,
+            &manifest,
+            &graph,
+            args.simulator,
+            &executable,
+            image,
+            pixels,
+        )?;
         return Err(Error::Output {
             file: folder,
             message: format!(
-                "{} of {} images mismatch the golden model; first: {}",
-                report.mismatches,
-                report.images,
-                report
-                    .mismatch_lines
-                    .first()
-                    .map(String::as_str)
-                    .unwrap_or("(no detail)")
+                "{} of {} images mismatch the golden model; first: image {image}, {place}",
+                report.mismatches, report.images
             ),
         });
     }
     Ok(())
+}
+
+/// The first layer and element where the RTL's activations for `image` differ from the golden
+/// model's, or the logits if every stored layer agrees.
+fn locate_mismatch(
+    dir: &Path,
+    manifest: &Manifest,
+    graph: &crate::ir::Graph,
+    simulator: Simulator,
+    executable: &Path,
+    image: usize,
+    pixels: &[u8],
+) -> Result<String> {
+    let writes = sim::trace_writes(dir, simulator, executable, image, manifest.simd)?;
+    let traces = Golden::unfused(graph, &dir.display().to_string())?.trace(pixels);
+    let empty = std::collections::BTreeMap::new();
+    for (l, layer) in manifest
+        .layers
+        .iter()
+        .enumerate()
+        .take(manifest.layers.len().saturating_sub(1))
+    {
+        let Some(golden) = traces.iter().find(|t| t.node == layer.output_node) else {
+            continue;
+        };
+        let rtl = writes.get(&l).unwrap_or(&empty);
+        for (e, &value) in golden.values.iter().enumerate() {
+            let expected = if layer.bipolar {
+                (value > 0) as i64
+            } else {
+                value
+            };
+            match rtl.get(&e) {
+                Some(&got) if got == expected => {}
+                Some(&got) => {
+                    return Ok(format!(
+                        "layer {} ({}) element {e}: RTL {got}, golden {expected}",
+                        layer.name, layer.output_node
+                    ))
+                }
+                None => {
+                    return Ok(format!(
+                        "layer {} ({}) element {e}: never written, golden {expected}",
+                        layer.name, layer.output_node
+                    ))
+                }
+            }
+        }
+    }
+    let last = manifest.layers.last().map_or("logits", |l| l.name.as_str());
+    Ok(format!(
+        "layer {last} (logits): every stored activation agrees; the logits differ"
+    ))
 }
 
 fn summarize(manifest: &Manifest, simulator: Simulator, report: &SimReport) -> SimSummary {

@@ -41,6 +41,8 @@ pub enum Post {
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerSchedule {
     pub name: String,
+    /// The IR node whose output the layer stores: its activation, or the max-pool after it.
+    pub output_node: String,
     pub input: Shape,
     /// Before any pooling.
     pub output: Shape,
@@ -159,15 +161,18 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                 let in_type = graph.input_type(node).expect("typed");
                 let acc = graph.output_type(node).expect("typed");
                 let mut next = k + 1;
+                let mut output_node = name.clone();
                 let (post, out_bits, last) = match &graph.graph[chain[next]].op {
                     Op::MultiThreshold(table) => {
                         let out = graph.output_type(chain[next]).expect("typed");
+                        output_node.clone_from(&graph.graph[chain[next]].name);
                         next += 1;
                         let bipolar = out.precision == Precision::Bipolar;
                         (Post::Threshold { table: table.clone(), bipolar }, out.precision.storage_bits(), false)
                     }
                     Op::Requantize(r) => {
                         let out = graph.output_type(chain[next]).expect("typed");
+                        output_node.clone_from(&graph.graph[chain[next]].name);
                         next += 1;
                         let last = matches!(graph.graph[chain[next]].op, Op::Output);
                         if r.clamp.is_none() && !last {
@@ -202,6 +207,7 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                         ));
                     }
                     pool = Some((size, graph.output_type(chain[next]).expect("typed").shape));
+                    output_node.clone_from(&graph.graph[chain[next]].name);
                     next += 1;
                 }
                 let output = acc.shape;
@@ -221,6 +227,7 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                 };
                 let mut layer = LayerSchedule {
                     name,
+                    output_node,
                     input: in_type.shape,
                     output,
                     kernel: *kernel,

@@ -1,6 +1,7 @@
 //! Simulation of a build folder: writes the test vectors, builds the design and its testbench
 //! with Verilator (or Icarus Verilog), runs it and reads back what the testbench reports.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -232,6 +233,48 @@ pub fn run(
         dir: dir.display().to_string(),
         message,
     })
+}
+
+/// The activations each layer wrote while image `image` ran: layer -> element -> value (the
+/// last write of an element wins, as in the buffer).
+pub fn trace_writes(
+    dir: &Path,
+    simulator: Simulator,
+    executable: &Path,
+    image: usize,
+    simd: usize,
+) -> Result<BTreeMap<usize, BTreeMap<usize, i64>>, SimError> {
+    let flag = format!("+trace={image}");
+    let stdout = match simulator {
+        Simulator::Verilator => run_tool(
+            dir,
+            "simulation",
+            Command::new(dir.join(executable)).arg(&flag),
+        )?,
+        Simulator::Icarus => run_tool(
+            dir,
+            "vvp",
+            Command::new("vvp").arg("-n").arg(executable).arg(&flag),
+        )?,
+    };
+    let mut layers: BTreeMap<usize, BTreeMap<usize, i64>> = BTreeMap::new();
+    for line in stdout.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let ["write", layer, bank, row, value] = words.as_slice() {
+            if let (Ok(layer), Ok(bank), Ok(row), Ok(value)) = (
+                layer.parse(),
+                bank.parse::<usize>(),
+                row.parse::<usize>(),
+                value.parse(),
+            ) {
+                layers
+                    .entry(layer)
+                    .or_default()
+                    .insert(row * simd + bank, value);
+            }
+        }
+    }
+    Ok(layers)
 }
 
 /// Reads the testbench's closing lines.
