@@ -452,3 +452,19 @@ fn yosys_synthesizes_without_latches_at_one_four_and_eight_bits() {
         assert!(!log.contains("ERROR"), "{bits} bits");
     }
 }
+
+#[test]
+fn build_folders_given_as_relative_paths_simulate() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(dir.path(), "tiny_cnn.toml", "1");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_qnnc"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    ok(run(&["compile", &model, "-o", "relative/build"]));
+    let out = ok(run(&["sim", "relative/build", "--images", "2"]));
+    assert!(out.contains("mismatches: 0"), "{out}");
+}

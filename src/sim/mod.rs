@@ -211,6 +211,13 @@ pub fn build(dir: &Path, simulator: Simulator) -> Result<PathBuf, SimError> {
     Ok(executable)
 }
 
+/// A path inside the build folder that stays valid in a child process running there.
+fn absolute(dir: &Path, path: &Path) -> PathBuf {
+    dir.canonicalize()
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .join(path)
+}
+
 /// Runs a built simulation and parses the testbench's report.
 pub fn run(
     dir: &Path,
@@ -220,9 +227,11 @@ pub fn run(
 ) -> Result<SimReport, SimError> {
     let start = Instant::now();
     let stdout = match simulator {
-        Simulator::Verilator => {
-            run_tool(dir, "simulation", &mut Command::new(dir.join(executable)))?
-        }
+        Simulator::Verilator => run_tool(
+            dir,
+            "simulation",
+            &mut Command::new(absolute(dir, executable)),
+        )?,
         Simulator::Icarus => {
             require("vvp", "iverilog")?;
             run_tool(dir, "vvp", Command::new("vvp").arg("-n").arg(executable))?
@@ -249,7 +258,7 @@ pub fn trace_writes(
         Simulator::Verilator => run_tool(
             dir,
             "simulation",
-            Command::new(dir.join(executable)).arg(&flag),
+            Command::new(absolute(dir, executable)).arg(&flag),
         )?,
         Simulator::Icarus => run_tool(
             dir,
