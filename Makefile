@@ -7,7 +7,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 DEMO_DIR := build/demo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup build demo test bench lint rtl-check synth-check clean
+.PHONY: all setup build demo test bench lint rtl-check synth-check explore clean
 
 all: build
 
@@ -68,6 +68,15 @@ synth-check: setup build
 	@set -e; for net in mlp cnn; do for q in 1 4 8; do \
 		$(QNNC) compile $(RTL_DIR)/$$net$$q.qnn --pe 8 --simd 16 -o $(RTL_DIR)/$$net$$q --synth | grep -E "^(compiled|yosys)"; \
 	done; done
+
+# The design-space sweep on full Fashion-MNIST (about 40 minutes here), then its report, tables
+# and plots copied to docs/results/ (the cache of trained points stays in build/).
+EXPLORE_DIR := build/explore-fmnist
+explore: setup build
+	$(QNNC) explore examples/explore_fmnist.toml -o $(EXPLORE_DIR)
+	@mkdir -p docs/results/plots
+	cp $(EXPLORE_DIR)/report.md $(EXPLORE_DIR)/results.csv $(EXPLORE_DIR)/results.json docs/results/
+	cp $(EXPLORE_DIR)/plots/*.svg docs/results/plots/
 
 lint:
 	$(CARGO) fmt --all -- --check

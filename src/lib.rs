@@ -7,6 +7,7 @@ pub mod commands;
 pub mod data;
 pub mod energy;
 pub mod error;
+pub mod explore;
 pub mod model;
 pub mod output;
 pub mod quant;

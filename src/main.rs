@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use qnnc::commands::{bench, compile, energy, eval, inspect, sim, train};
+use qnnc::commands::{bench, compile, energy, eval, explore, inspect, sim, train};
 
 /// qnnc: train quantized neural networks at any precision from 1 to 16 bits and compile them.
 #[derive(Debug, Parser)]
@@ -26,6 +26,8 @@ enum Command {
     Compile(compile::CompileArgs),
     /// Simulate a build folder in Verilator and compare with the golden model
     Sim(sim::SimArgs),
+    /// Sweep precision x width x depth and find the minimum-energy network at each accuracy
+    Explore(explore::ExploreArgs),
     /// Throughput benchmarks
     Bench(bench::BenchArgs),
     /// Energy of one inference, layer by layer, on a hardware profile
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Compile(args) => compile::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Explore(args) => explore::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Energy(args) => energy::run(args),
     };

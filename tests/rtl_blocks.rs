@@ -89,13 +89,7 @@ fn simulate(
                 .map(|(name, value)| format!("-G{name}={value}")),
         )
         .arg(testbenches.join(format!("{testbench}.v")))
-        .arg(
-            Path::new(
-                &std::env::var("MUTANT_DIR")
-                    .unwrap_or_else(|_| root.join("templates/verilog").display().to_string()),
-            )
-            .join(format!("{block}.v")),
-        );
+        .arg(root.join("templates/verilog").join(format!("{block}.v")));
     let built = match build.output() {
         Ok(output) => output,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
@@ -131,11 +125,6 @@ fn simulate(
             _ => panic!("{testbench} printed no single '{key} N' line:\n{output}"),
         }
     };
-    eprintln!(
-        "{testbench} vectors {} checks {}",
-        vectors.text.lines().count(),
-        vectors.checks
-    );
     TestbenchReport {
         errors: count("errors"),
         checked: count("checked"),
@@ -172,7 +161,7 @@ fn flag(value: bool) -> i64 {
 /// The widths of weights and activations the compiler supports.
 const LANE_WIDTHS: [u32; 4] = [1, 2, 4, 8];
 
-/// Pairs of codes below this count are tested exhaustively.
+/// Lanes and modes with at most this many code pairs are tested exhaustively.
 const EXHAUSTIVE_PAIRS: usize = 256;
 
 /// Random code pairs per lane and mode when the codes are too many to test exhaustively.

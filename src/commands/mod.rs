@@ -4,6 +4,7 @@ pub mod bench;
 pub mod compile;
 pub mod energy;
 pub mod eval;
+pub mod explore;
 pub mod inspect;
 pub mod sim;
 pub mod train;

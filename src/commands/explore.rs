@@ -1,0 +1,444 @@
+//! `qnnc explore`: the experiment of Moons et al. (2017) as one command. Trains every point of
+//! a precision x width x depth grid, records accuracy and energy, and writes results, a report
+//! that names the minimum-energy network at each accuracy target, and plots. Resumable,
+//! parallel, splittable into shards; `--emit-best` compiles and simulates the winner.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use clap::Args;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{load_split, progress_bar};
+use crate::data::Split;
+use crate::error::{Error, Result};
+use crate::explore::point::PointResult;
+use crate::explore::sweep::{compute_point, Cache, Cached, PointSpec, Sweep};
+use crate::explore::{pareto, plot, report};
+
+const QUICK_SWEEP: &str = include_str!("../../examples/explore_quick.toml");
+const EXAMPLE_SPECS: [(&str, &str); 2] = [
+    (
+        "fmnist_cnn.toml",
+        include_str!("../../examples/fmnist_cnn.toml"),
+    ),
+    (
+        "fmnist_mlp.toml",
+        include_str!("../../examples/fmnist_mlp.toml"),
+    ),
+];
+
+/// Names the format of `points.json`.
+pub const POINTS_FORMAT: &str = "qnnc-explore";
+
+#[derive(Debug, Clone, Args)]
+pub struct ExploreArgs {
+    /// Sweep file (TOML); see examples/explore_fmnist.toml
+    #[arg(required_unless_present_any = ["quick", "collect"])]
+    pub sweep: Option<PathBuf>,
+    /// Output folder (default: explore-<sweep name>)
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// A tiny built-in grid on a few hundred images, to try the command in a minute
+    #[arg(long, conflicts_with = "sweep")]
+    pub quick: bool,
+    /// Points computed at once
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Compute only slice i of N (0-based), e.g. 2/8 in a job array; then --collect the slices
+    #[arg(long, value_name = "i/N")]
+    pub shard: Option<String>,
+    /// Merge the output folders of the shards of one sweep and write the report
+    #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with_all = ["sweep", "quick", "shard"])]
+    pub collect: Vec<PathBuf>,
+    /// Compile the minimum-energy network that reaches --target into this folder and simulate it
+    #[arg(long, value_name = "DIR", requires = "target")]
+    pub emit_best: Option<PathBuf>,
+    /// Test accuracy (percent) for --emit-best
+    #[arg(long)]
+    pub target: Option<f64>,
+    /// Folder holding the data set's files (default: the Debian package's folder)
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+/// What a run (or a shard) computed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointsFile {
+    pub format: String,
+    pub sweep_sha256: String,
+    pub sweep: Sweep,
+    pub shard: Option<(usize, usize)>,
+    /// Every point of the grid, whether or not this shard computed it.
+    pub grid: Vec<String>,
+    pub points: Vec<PointResult>,
+}
+
+fn parse_shard(text: &str) -> Result<(usize, usize)> {
+    let parsed = text
+        .split_once('/')
+        .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+    match parsed {
+        Some((i, n)) if n > 0 && i < n => Ok((i, n)),
+        _ => Err(Error::usage(
+            "--shard",
+            format!("'{text}' is not i/N with 0 <= i < N"),
+        )),
+    }
+}
+
+fn io_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Output {
+        file: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder).map_err(|e| io_error(folder, e))?;
+    }
+    crate::output::write_atomic(path, text.as_bytes()).map_err(|e| io_error(path, e))
+}
+
+/// The quick sweep and the specs it names, written into the output folder.
+fn write_quick_sweep(out: &Path) -> Result<PathBuf> {
+    let folder = out.join("sweep");
+    for (name, text) in EXAMPLE_SPECS {
+        write(&folder.join(name), text)?;
+    }
+    let path = folder.join("explore_quick.toml");
+    write(&path, QUICK_SWEEP)?;
+    Ok(path)
+}
+
+pub fn run(args: &ExploreArgs) -> Result<()> {
+    if !args.collect.is_empty() {
+        return collect(args);
+    }
+    let jobs = args.jobs.max(1);
+    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    let given = args.sweep.clone();
+    let out_default = |name: &str| PathBuf::from(format!("explore-{name}"));
+    let (sweep_path, out) = if args.quick {
+        let out = args.output.clone().unwrap_or_else(|| out_default("quick"));
+        (write_quick_sweep(&out)?, out)
+    } else {
+        let path = given.expect("clap requires a sweep");
+        let sweep = Sweep::load(&path)?;
+        let out = args
+            .output
+            .clone()
+            .unwrap_or_else(|| out_default(&sweep.name));
+        (path, out)
+    };
+    let sweep = Sweep::load(&sweep_path)?;
+    let profiles = sweep.resolve_profiles(&sweep_path)?;
+    if sweep.targets.is_empty() {
+        return Err(Error::usage(
+            &format!("{}: targets", sweep_path.display()),
+            "give at least one accuracy target",
+        ));
+    }
+    let grid = sweep.points(&sweep_path)?;
+    let mine: Vec<&PointSpec> = grid
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| shard.is_none_or(|(s, n)| i % n == s))
+        .map(|(_, p)| p)
+        .collect();
+
+    let cache = Cache {
+        dir: out.join("cache"),
+    };
+    let needs_training = mine
+        .iter()
+        .any(|p| !matches!(cache.read(p), Cached::Hit(_)));
+    let kind = grid[0].network.spec.dataset;
+    let (train_data, test_data) = if needs_training {
+        (
+            load_split(kind, args.data.as_deref(), Split::Train, sweep.train_limit)?,
+            load_split(kind, args.data.as_deref(), Split::Test, sweep.test_limit)?,
+        )
+    } else {
+        let empty = crate::data::Dataset {
+            height: 0,
+            width: 0,
+            channels: 0,
+            classes: 0,
+            images: Vec::new(),
+            labels: Vec::new(),
+        };
+        (empty.clone(), empty)
+    };
+
+    let progress = progress_bar(mine.len() as u64);
+    let best = Mutex::new(None::<(f64, String)>);
+    let first_profile = sweep
+        .profiles
+        .first()
+        .map(String::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let target = sweep.targets[0];
+    // `jobs` points at a time; each point's training uses every core.
+    let mut results: Vec<Result<PointResult>> = Vec::with_capacity(mine.len());
+    for batch in mine.chunks(jobs) {
+        let computed: Vec<Result<PointResult>> = batch
+            .par_iter()
+            .map(|point| {
+                let result = match cache.read(point) {
+                    Cached::Hit(result) => result,
+                    other => {
+                        if let Cached::Corrupt(why) = other {
+                            progress.suspend(|| {
+                                eprintln!("warning: corrupt cache entry recomputed: {why}")
+                            });
+                        }
+                        let (result, mut model) =
+                            compute_point(point, &sweep, &train_data, &test_data, &profiles)?;
+                        cache.write(point, &result, &mut model)?;
+                        result
+                    }
+                };
+                if result.integer_accuracy >= target {
+                    if let Some(&energy) = result.energy.get(&first_profile) {
+                        let mut best = best.lock().expect("no panics while holding it");
+                        if best.as_ref().is_none_or(|(e, _)| energy < *e) {
+                            *best = Some((energy, result.id.clone()));
+                        }
+                        progress.set_message(format!(
+                            "best at {target} %: {} ({:.3e} on {first_profile})",
+                            best.as_ref().map(|(_, id)| id.as_str()).unwrap_or(""),
+                            best.as_ref().map(|(e, _)| *e).unwrap_or(energy)
+                        ));
+                    }
+                }
+                progress.inc(1);
+                Ok(result)
+            })
+            .collect();
+        results.extend(computed);
+    }
+    progress.finish_and_clear();
+    let mut points = results.into_iter().collect::<Result<Vec<_>>>()?;
+    sort_points(&mut points);
+    let file = PointsFile {
+        format: POINTS_FORMAT.into(),
+        sweep_sha256: sweep.digest(),
+        sweep: sweep.clone(),
+        shard,
+        grid: grid.iter().map(|p| p.id.clone()).collect(),
+        points,
+    };
+    write(
+        &out.join("points.json"),
+        &(serde_json::to_string_pretty(&file).expect("points serialise") + "\n"),
+    )?;
+    println!(
+        "{} of {} points in {}",
+        file.points.len(),
+        file.grid.len(),
+        out.display()
+    );
+    if shard.is_none() {
+        write_outputs(&out, &file, &command_line())?;
+        if let (Some(dir), Some(target)) = (&args.emit_best, args.target) {
+            emit_best(&file, &grid, &cache, dir, target, args.data.clone())?;
+        }
+    }
+    Ok(())
+}
+
+fn sort_points(points: &mut [PointResult]) {
+    points.sort_by(|a, b| {
+        (a.family.as_str(), a.bits, a.depth, a.width).cmp(&(
+            b.family.as_str(),
+            b.bits,
+            b.depth,
+            b.width,
+        ))
+    });
+}
+
+/// The command as typed, without the binary's path, for the report.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("qnnc {}", args.join(" "))
+}
+
+fn collect(args: &ExploreArgs) -> Result<()> {
+    let mut merged: Option<PointsFile> = None;
+    for dir in &args.collect {
+        let path = dir.join("points.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
+        let file: PointsFile = serde_json::from_str(&text)
+            .map_err(|e| io_error(&path, format!("not a {POINTS_FORMAT} file: {e}")))?;
+        match &mut merged {
+            None => merged = Some(file),
+            Some(all) => {
+                if all.sweep_sha256 != file.sweep_sha256 {
+                    return Err(Error::usage(
+                        "--collect",
+                        format!(
+                            "{} holds a slice of another sweep (sweep digest differs)",
+                            dir.display()
+                        ),
+                    ));
+                }
+                for point in file.points {
+                    if !all.points.iter().any(|p| p.id == point.id) {
+                        all.points.push(point);
+                    }
+                }
+            }
+        }
+    }
+    let mut file =
+        merged.ok_or_else(|| Error::usage("--collect", "give the shards' output folders"))?;
+    sort_points(&mut file.points);
+    file.shard = None;
+    let missing: Vec<&String> = file
+        .grid
+        .iter()
+        .filter(|id| !file.points.iter().any(|p| &p.id == *id))
+        .collect();
+    if let Some(first) = missing.first() {
+        return Err(Error::usage(
+            "--collect",
+            format!(
+                "{} of {} points are missing (first: {first}); collect every shard",
+                missing.len(),
+                file.grid.len()
+            ),
+        ));
+    }
+    let out = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("explore-{}", file.sweep.name)));
+    write(
+        &out.join("points.json"),
+        &(serde_json::to_string_pretty(&file).expect("points serialise") + "\n"),
+    )?;
+    write_outputs(&out, &file, &command_line())?;
+    println!(
+        "collected {} points from {} folders into {}",
+        file.points.len(),
+        args.collect.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// results.json, results.csv, report.md and the plots.
+fn write_outputs(out: &Path, file: &PointsFile, command: &str) -> Result<()> {
+    let sweep = &file.sweep;
+    let points = &file.points;
+    write(
+        &out.join("results.json"),
+        &(serde_json::to_string_pretty(points).expect("points serialise") + "\n"),
+    )?;
+    write(
+        &out.join("results.csv"),
+        &report::results_csv(points, &sweep.profiles),
+    )?;
+    let heading =
+        format!(
+        "Sweep `{}`: {} points, seed {}, {} training images, {} test images. Command: `{command}`.",
+        sweep.name,
+        points.len(),
+        sweep.seed,
+        sweep.train_limit.map_or("all".to_string(), |n| n.to_string()),
+        sweep.test_limit.map_or("all".to_string(), |n| n.to_string()),
+    );
+    write(
+        &out.join("report.md"),
+        &report::report_markdown(points, &sweep.profiles, &sweep.targets, &heading),
+    )?;
+    for profile in &sweep.profiles {
+        write(
+            &out.join(format!("plots/error_vs_energy_{profile}.svg")),
+            &plot::error_vs_energy_svg(points, profile),
+        )?;
+        let chosen: Vec<&PointResult> = {
+            let mut ids: Vec<usize> = sweep
+                .targets
+                .iter()
+                .filter_map(|&t| pareto::min_energy_at(points, profile, t, None))
+                .collect();
+            ids.dedup();
+            ids.into_iter().map(|i| &points[i]).collect()
+        };
+        if !chosen.is_empty() {
+            write(
+                &out.join(format!("plots/energy_breakdown_{profile}.svg")),
+                &plot::energy_breakdown_svg(&chosen, profile),
+            )?;
+        }
+    }
+    let answer = sweep.targets.iter().map(|&t| {
+        let profile = sweep.profiles.first().cloned().unwrap_or_default();
+        match pareto::min_energy_at(points, &profile, t, None) {
+            Some(i) => format!(
+                "  at {t} %: {} ({:.3e} on {profile})",
+                points[i].id, points[i].energy[&profile]
+            ),
+            None => format!("  at {t} %: no point reaches the target"),
+        }
+    });
+    println!("minimum-energy networks:");
+    for line in answer {
+        println!("{line}");
+    }
+    println!("wrote {}", out.join("report.md").display());
+    Ok(())
+}
+
+fn emit_best(
+    file: &PointsFile,
+    grid: &[PointSpec],
+    cache: &Cache,
+    dir: &Path,
+    target: f64,
+    data: Option<PathBuf>,
+) -> Result<()> {
+    let profile = file.sweep.profiles.first().cloned().unwrap_or_default();
+    let Some(best) = pareto::min_energy_at(&file.points, &profile, target, None) else {
+        println!("no point reaches {target} %: nothing to emit");
+        return Ok(());
+    };
+    let point = &file.points[best];
+    let spec = grid
+        .iter()
+        .find(|p| p.id == point.id)
+        .expect("points come from the grid");
+    println!(
+        "emitting {} ({:.2} %, {:.3e} on {profile}) into {}",
+        point.id,
+        point.integer_accuracy,
+        point.energy[&profile],
+        dir.display()
+    );
+    super::compile::run(&super::compile::CompileArgs {
+        model: cache.model(&spec.key),
+        output: dir.to_path_buf(),
+        pe: 8,
+        simd: 16,
+        weight_memory: 4096,
+        activation_memory: 1024,
+        synth: None,
+        network: Default::default(),
+    })?;
+    super::sim::run(&super::sim::SimArgs {
+        dir: dir.to_path_buf(),
+        images: 100,
+        simulator: crate::sim::Simulator::Verilator,
+        model: None,
+        data,
+        format: super::Format::Table,
+    })?;
+    Ok(())
+}
