@@ -4,6 +4,7 @@
 //! parallel, splittable into shards; `--emit-best` compiles and simulates the winner.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use clap::Args;
@@ -176,6 +177,7 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
 
     let progress = progress_bar(mine.len() as u64);
     let best = Mutex::new(None::<(f64, String)>);
+    let computed = AtomicUsize::new(0);
     let first_profile = sweep
         .profiles
         .first()
@@ -200,6 +202,7 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
                         let (result, mut model) =
                             compute_point(point, &sweep, &train_data, &test_data, &profiles)?;
                         cache.write(point, &result, &mut model)?;
+                        computed.fetch_add(1, Ordering::Relaxed);
                         result
                     }
                 };
@@ -237,11 +240,13 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
         &out.join("points.json"),
         &(serde_json::to_string_pretty(&file).expect("points serialise") + "\n"),
     )?;
+    let computed = computed.into_inner();
     println!(
-        "{} of {} points in {}",
+        "{} of {} points in {} ({computed} computed, {} from the cache)",
         file.points.len(),
         file.grid.len(),
-        out.display()
+        out.display(),
+        file.points.len() - computed
     );
     if shard.is_none() {
         write_outputs(&out, &file, &command_line())?;

@@ -17,11 +17,33 @@ use super::pareto::pareto_front;
 use super::point::{bits_label, precisions, units_of, PointResult};
 
 const FONT: &str = "sans-serif";
+/// The colour of 1 to 16 bits: dark, distinct hues, the most distinct for the usual 1, 2, 4, 8
+/// and 16 bits, none of them the black of the Pareto front.
+const PRECISION_COLOURS: [RGBColor; 16] = [
+    RGBColor(204, 51, 17),   // 1
+    RGBColor(0, 119, 187),   // 2
+    RGBColor(238, 119, 51),  // 3
+    RGBColor(0, 153, 136),   // 4
+    RGBColor(153, 153, 51),  // 5
+    RGBColor(51, 187, 238),  // 6
+    RGBColor(102, 51, 0),    // 7
+    RGBColor(170, 51, 119),  // 8
+    RGBColor(68, 170, 119),  // 9
+    RGBColor(136, 34, 85),   // 10
+    RGBColor(221, 170, 51),  // 11
+    RGBColor(51, 34, 136),   // 12
+    RGBColor(238, 102, 119), // 13
+    RGBColor(17, 119, 51),   // 14
+    RGBColor(187, 187, 187), // 15
+    RGBColor(68, 68, 68),    // 16
+];
 const SCATTER_SIZE: (u32, u32) = (900, 600);
 const BREAKDOWN_WIDTH: u32 = 900;
 /// Height of one bar of the breakdown, and of everything around the bars.
 const BREAKDOWN_ROW_HEIGHT: u32 = 36;
 const BREAKDOWN_FRAME_HEIGHT: u32 = 150;
+/// Empty rows above the bars of the breakdown, where its legend goes.
+const LEGEND_ROWS: usize = 2;
 /// Room a log axis leaves beside the extreme points before rounding out to whole decades.
 const LOG_AXIS_PADDING: f64 = 1.2;
 /// Multiples of a power of ten that bound and label a log axis.
@@ -126,7 +148,9 @@ pub fn error_vs_energy_svg(points: &[PointResult], profile: &str) -> String {
 /// id, with the total at its end. A linear axis, so that the lengths of the stacked parts compare
 /// truly; a point whose layers were not measured gets a note instead of a bar.
 pub fn energy_breakdown_svg(points: &[&PointResult], profile: &str) -> String {
-    let rows = points.len().max(1);
+    let bar_rows = points.len().max(1);
+    // Empty rows above the bars keep the legend clear of them.
+    let rows = bar_rows + LEGEND_ROWS;
     let splits: Vec<_> = points
         .iter()
         .map(|point| point.energy_split(profile))
@@ -150,8 +174,9 @@ pub fn energy_breakdown_svg(points: &[&PointResult], profile: &str) -> String {
         Some(units) => format!("energy of one inference ({units})"),
         None => "energy of one inference".to_string(),
     };
-    // Row 0 is drawn at the bottom; the first point belongs at the top.
-    let row_of = |index: usize| rows - 1 - index;
+    // Row 0 is drawn at the bottom; the first point belongs at the top of the bars. The same
+    // map turns a point's index into its row and a row back into the point's index.
+    let flip = |index_or_row: usize| bar_rows.checked_sub(index_or_row + 1);
     let parts = [
         ("E_C, computation", RGBColor(68, 119, 170)),
         ("E_W, weight accesses", RGBColor(221, 170, 51)),
@@ -168,17 +193,18 @@ pub fn energy_breakdown_svg(points: &[&PointResult], profile: &str) -> String {
             .margin(15)
             .x_label_area_size(50)
             .y_label_area_size(id_area)
-            .build_cartesian_2d(energy_axis, (0..rows).into_segmented())?;
+            // A segmented 0..n has a segment for each of 0..=n.
+            .build_cartesian_2d(energy_axis, (0..rows - 1).into_segmented())?;
         chart
             .configure_mesh()
             .label_style((FONT, 14))
             .axis_desc_style((FONT, 16))
             .disable_y_mesh()
-            .y_labels(rows + 1)
+            .y_labels(rows)
             .y_label_formatter(&|row| match row {
-                SegmentValue::CenterOf(row) if *row < rows => {
-                    ids.get(rows - 1 - row).copied().unwrap_or("").to_string()
-                }
+                SegmentValue::CenterOf(row) => flip(*row)
+                    .and_then(|index| ids.get(index))
+                    .map_or_else(String::new, |id| id.to_string()),
                 _ => String::new(),
             })
             .x_desc(energy_title)
@@ -197,7 +223,7 @@ pub fn energy_breakdown_svg(points: &[&PointResult], profile: &str) -> String {
                 let split = (*split)?;
                 let stack = [split.e_c, split.e_w, split.e_a];
                 let start: f64 = stack[..part].iter().sum();
-                let row = row_of(index);
+                let row = flip(index)?;
                 let mut bar = Rectangle::new(
                     [
                         (start, SegmentValue::Exact(row)),
@@ -214,7 +240,8 @@ pub fn energy_breakdown_svg(points: &[&PointResult], profile: &str) -> String {
             });
         }
         let note_style = centred_text(14, HPos::Left);
-        chart.draw_series(splits.iter().enumerate().map(|(index, split)| {
+        chart.draw_series(splits.iter().enumerate().filter_map(|(index, split)| {
+            let row = flip(index)?;
             let (at, note) = match split {
                 Some(split) => (
                     split.total(),
@@ -222,15 +249,15 @@ pub fn energy_breakdown_svg(points: &[&PointResult], profile: &str) -> String {
                 ),
                 None => (0.0, format!(" not measured under {profile}")),
             };
-            Text::new(
+            Some(Text::new(
                 note,
-                (at, SegmentValue::CenterOf(row_of(index))),
+                (at, SegmentValue::CenterOf(row)),
                 note_style.clone(),
-            )
+            ))
         }))?;
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font((FONT, 14))
@@ -355,12 +382,19 @@ fn extremes(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 }
 
 /// The colour of a precision: the same in every figure, whatever other precisions are shown.
-fn precision_colour(bits: u32) -> RGBAColor {
-    Palette99::pick(usize::try_from(bits).unwrap_or(0)).to_rgba()
+fn precision_colour(bits: u32) -> RGBColor {
+    let index = usize::try_from(bits).map_or(0, |bits| bits.saturating_sub(1));
+    PRECISION_COLOURS
+        .get(index)
+        .copied()
+        .unwrap_or(RGBColor(119, 119, 119))
 }
 
 /// Three significant digits without trailing zeros: "1e6", "2.5e6", "3.29e-3".
 fn short_scientific(value: f64) -> String {
+    if value == 0.0 {
+        return "0".to_string();
+    }
     let text = format!("{value:.2e}");
     match text.split_once('e') {
         Some((mantissa, exponent)) if mantissa.contains('.') => {
@@ -478,25 +512,4 @@ mod tests {
         assert_eq!(short_scientific(2.5e6), "2.5e6");
         assert_eq!(short_scientific(0.00329), "3.29e-3");
     }
-}
-#[cfg(test)]
-mod dump {
-    #[test]
-    fn dump() {
-        let p = super::tests_points();
-        std::fs::write("/tmp/scatter.svg", super::error_vs_energy_svg(&p, "p")).unwrap();
-        let r: Vec<&super::PointResult> = p.iter().collect();
-        std::fs::write("/tmp/bars.svg", super::energy_breakdown_svg(&r, "p")).unwrap();
-    }
-}
-#[cfg(test)]
-fn tests_points() -> Vec<PointResult> {
-    use crate::explore::point::tests::point;
-    vec![
-        point("mlp-q1-d1-w64", 1, 86.0, 1.0e5),
-        point("mlp-q1-d2-w256", 1, 88.5, 3.0e5),
-        point("mlp-q2-d1-w64", 2, 88.2, 2.5e5),
-        point("mlp-q4-d1-w64", 4, 89.0, 5.0e5),
-        point("mlp-q8-d1-w64", 8, 89.2, 1.0e6),
-    ]
 }

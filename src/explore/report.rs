@@ -187,8 +187,8 @@ impl<'a> ProfileAnalysis<'a> {
     }
 }
 
-/// One paragraph per profile, in plain sentences: which precision wins at each target, and the
-/// range of the baseline's energy over the minimum.
+/// One paragraph of plain sentences: what was swept, then for each profile which precision
+/// wins at each target and the range of the baseline's energy over the minimum.
 fn write_findings(
     text: &mut String,
     points: &[PointResult],
@@ -200,103 +200,112 @@ fn write_findings(
         .iter()
         .map(|bits| bits.to_string())
         .collect();
-    let _ = writeln!(
-        text,
+    let mut sentences = vec![format!(
         "The sweep measured {} {} at {} bits.",
         points.len(),
         if points.len() == 1 { "point" } else { "points" },
-        swept.join(", ")
-    );
+        listing(&swept, "and")
+    )];
+    if !points.iter().any(|point| point.bits == BASELINE_BITS) {
+        sentences.push(format!(
+            "It has no {} network to compare with.",
+            bit_adjective(BASELINE_BITS)
+        ));
+    }
     if targets.is_empty() {
-        text.push_str("No accuracy target was given.\n");
+        sentences.push("No accuracy target was given.".to_string());
     }
     if analyses.is_empty() {
-        text.push_str("No energy profile was given.\n");
+        sentences.push("No energy profile was given.".to_string());
     }
-    text.push('\n');
-    if targets.is_empty() {
-        return;
+    if !targets.is_empty() {
+        for analysis in analyses {
+            sentences.extend(profile_findings(points, analysis));
+        }
     }
-    for analysis in analyses {
-        let profile = analysis.profile;
-        if !analysis.measured {
-            let _ = writeln!(text, "No point was measured under profile `{profile}`.\n");
-            continue;
-        }
-        let winners: Vec<String> = analysis
-            .outcomes
-            .iter()
-            .filter_map(|outcome| {
-                let best = &points[outcome.best?];
-                Some(format!(
-                    "{} at {} % ({})",
-                    bits_label(best.bits),
-                    target_text(outcome.target),
-                    code(&best.id)
-                ))
-            })
-            .collect();
-        let unreached: Vec<String> = analysis
-            .outcomes
-            .iter()
-            .filter(|outcome| outcome.best.is_none())
-            .map(|outcome| format!("{} %", target_text(outcome.target)))
-            .collect();
-        let mut sentences = Vec::new();
-        if !winners.is_empty() {
-            sentences.push(format!(
-                "Under profile `{profile}` the least energy goes to {}.",
-                winners.join(", ")
-            ));
-        }
-        if !unreached.is_empty() {
-            sentences.push(format!(
-                "Under profile `{profile}` no point reaches {}.",
-                unreached.join(" or ")
-            ));
-        }
-        let baselines: Vec<Baseline> = analysis
-            .outcomes
-            .iter()
-            .filter(|outcome| outcome.best.is_some())
-            .map(|outcome| analysis.baseline(points, outcome))
-            .collect();
-        let ratios: Vec<f64> = baselines
-            .iter()
-            .filter_map(|baseline| match baseline {
-                Baseline::Reached(_, ratio) => *ratio,
-                _ => None,
-            })
-            .collect();
-        let baseline = format!("{BASELINE_BITS}-bit");
-        if let (Some(low), Some(high)) = (
-            ratios.iter().copied().min_by(f64::total_cmp),
-            ratios.iter().copied().max_by(f64::total_cmp),
-        ) {
-            let range = if ratio_text(low) == ratio_text(high) {
-                ratio_text(low)
+    text.push_str(&sentences.join(" "));
+    text.push_str("\n\n");
+}
+
+/// The sentences of the findings about one profile.
+fn profile_findings(points: &[PointResult], analysis: &ProfileAnalysis) -> Vec<String> {
+    let profile = analysis.profile;
+    if !analysis.measured {
+        return vec![format!("No point was measured under profile `{profile}`.")];
+    }
+    let winners: Vec<String> = analysis
+        .outcomes
+        .iter()
+        .filter_map(|outcome| {
+            let best = &points[outcome.best?];
+            Some(format!(
+                "{} at {} % ({})",
+                bit_adjective(best.bits),
+                target_text(outcome.target),
+                code(&best.id)
+            ))
+        })
+        .collect();
+    let unreached: Vec<String> = analysis
+        .outcomes
+        .iter()
+        .filter(|outcome| outcome.best.is_none())
+        .map(|outcome| format!("{} %", target_text(outcome.target)))
+        .collect();
+    let winning = format!(
+        "Under profile `{profile}` the minimum-energy network is {}",
+        listing(&winners, "and")
+    );
+    let unreachable = format!("no point reaches {}", listing(&unreached, "or"));
+    let mut sentences = vec![match (winners.is_empty(), unreached.is_empty()) {
+        (false, true) => format!("{winning}."),
+        (false, false) => format!("{winning}; {unreachable}."),
+        (true, _) => format!("Under profile `{profile}` {unreachable}."),
+    }];
+    if winners.is_empty() {
+        return sentences;
+    }
+    let baselines: Vec<Baseline> = analysis
+        .outcomes
+        .iter()
+        .filter(|outcome| outcome.best.is_some())
+        .map(|outcome| analysis.baseline(points, outcome))
+        .collect();
+    let ratios: Vec<f64> = baselines
+        .iter()
+        .filter_map(|baseline| match baseline {
+            Baseline::Reached(_, ratio) => *ratio,
+            _ => None,
+        })
+        .collect();
+    let baseline = bit_adjective(BASELINE_BITS);
+    if let (Some(low), Some(high)) = (
+        ratios.iter().copied().min_by(f64::total_cmp),
+        ratios.iter().copied().max_by(f64::total_cmp),
+    ) {
+        let range = if ratio_text(low) == ratio_text(high) {
+            ratio_text(low)
+        } else {
+            format!("{} to {}", ratio_text(low), ratio_text(high))
+        };
+        sentences.push(format!(
+            "Under `{profile}` the best {baseline} network needs {range} the minimum energy at \
+             the {} it reaches.",
+            if ratios.len() == 1 {
+                "target"
             } else {
-                format!("{} to {}", ratio_text(low), ratio_text(high))
-            };
-            sentences.push(format!(
-                "The best {baseline} network needs {range} the minimum energy at the {} it reaches.",
-                if ratios.len() == 1 { "target" } else { "targets" }
-            ));
-        } else if baselines
-            .iter()
-            .any(|baseline| matches!(baseline, Baseline::Absent))
-        {
-            sentences.push(format!(
-                "The sweep has no {baseline} network to compare with."
-            ));
-        } else if !baselines.is_empty() {
-            sentences.push(format!(
-                "No {baseline} network reaches a target that another network reaches."
-            ));
-        }
-        text.push_str(&sentences.join(" "));
-        text.push_str("\n\n");
+                "targets"
+            }
+        ));
+    } else if baselines
+        .iter()
+        .all(|baseline| matches!(baseline, Baseline::Unreached))
+    {
+        sentences.push(format!(
+            "No {baseline} network reaches a target that another network reaches."
+        ));
     }
+    sentences
 }
 
 /// For each profile and target: the table of precisions, the minimum and the baseline's ratio.
@@ -311,7 +320,7 @@ fn write_targets(
         text.push_str("No accuracy target was given.\n\n");
         return;
     }
-    let baseline_label = format!("{BASELINE_BITS}-bit");
+    let baseline_label = bit_adjective(BASELINE_BITS);
     for analysis in analyses {
         let _ = writeln!(text, "### Profile `{}`\n", analysis.profile);
         if !analysis.measured {
@@ -440,6 +449,20 @@ fn write_all_results(text: &mut String, points: &[PointResult], analyses: &[Prof
     }
 }
 
+/// "8-bit", as in "an 8-bit network".
+fn bit_adjective(bits: u32) -> String {
+    format!("{bits}-bit")
+}
+
+/// "a", "a and b", "a, b and c".
+fn listing(items: &[String], conjunction: &str) -> String {
+    match items {
+        [] => String::new(),
+        [only] => only.clone(),
+        [first @ .., last] => format!("{} {conjunction} {last}", first.join(", ")),
+    }
+}
+
 /// A target as given: one decimal when that is exact ("95.0"), else every digit it needs.
 fn target_text(target: f64) -> String {
     let one_decimal = format!("{target:.1}");
@@ -543,7 +566,9 @@ mod tests {
         assert!(
             report.contains("The best 8-bit network, `mlp-q8-d1-w64`, needs 4.00x that energy.")
         );
-        assert!(report.contains("the least energy goes to 2 bits at 88.0 % (`mlp-q2-d1-w64`)"));
+        assert!(report.contains(
+            "Under profile `p` the minimum-energy network is 2-bit at 88.0 % (`mlp-q2-d1-w64`)."
+        ));
         assert!(report.contains("needs 4.00x the minimum energy at the target it reaches"));
         assert!(report.contains("## Pareto front"));
         assert!(!report.contains("NaN") && !report.contains("inf"));
@@ -558,8 +583,8 @@ mod tests {
             "{report}"
         );
         assert!(report.contains(
-            "goes to 1 bit at 85.0 % (`mlp-q1-d1-w64`), 2 bits at 88.0 % (`mlp-q2-d1-w64`), \
-             4 bits at 89.0 % (`mlp-q4-d1-w64`)."
+            "network is 1-bit at 85.0 % (`mlp-q1-d1-w64`), 2-bit at 88.0 % (`mlp-q2-d1-w64`) \
+             and 4-bit at 89.0 % (`mlp-q4-d1-w64`)."
         ));
         assert!(
             report.contains("| 1 | none reaches the target | | | |"),
@@ -571,7 +596,10 @@ mod tests {
     fn a_target_nobody_reaches_gets_a_plain_sentence() {
         let report = report_markdown(&sweep(), &profiles(), &[95.0], "");
         assert!(report.contains("No point reaches 95.0 %."), "{report}");
-        assert!(report.contains("no point reaches 95.0 %."), "{report}");
+        assert!(
+            report.contains("Under profile `p` no point reaches 95.0 %."),
+            "{report}"
+        );
         assert!(!report.contains("NaN"));
     }
 
