@@ -1,38 +1,10 @@
 //! The `qnnc` binary as a user runs it: bad input of every kind gives one line naming the file
 //! and the field, exit code 1, no panic and no output file; good input round-trips.
 
+mod common;
+use common::{assert_user_error, example, qnnc};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn qnnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qnnc"))
-        .args(args)
-        .output()
-        .expect("qnnc runs")
-}
-
-fn example(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-/// Asserts a user error: exit code 1 and one line on standard error containing every `needle`.
-fn assert_user_error(output: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "not one line: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    for needle in needles {
-        assert!(stderr.contains(needle), "{needle:?} not in: {stderr}");
-    }
-}
 
 struct Workspace {
     dir: tempfile::TempDir,

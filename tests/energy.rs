@@ -2,8 +2,10 @@
 //! how energy moves with the precision and the size, snapshots of the three report formats
 //! through the binary, and bad input refused with one line naming the file and the field.
 
+mod common;
+use common::{assert_user_error, qnnc};
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use qnnc::energy::{estimate, work_of, EnergyReport, LayerWork, Profile};
 use qnnc::model::{Model, TrainingRecord};
@@ -11,14 +13,6 @@ use qnnc::spec::{Network, Overrides, Precision, Spec};
 use qnnc::train::{Net, TrainOptions};
 
 const PRECISIONS: [u8; 5] = [16, 8, 4, 2, 1];
-
-fn qnnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qnnc"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .expect("qnnc runs")
-}
 
 fn stdout_of(args: &[&str]) -> String {
     let output = qnnc(args);
@@ -28,22 +22,6 @@ fn stdout_of(args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).expect("UTF-8 output")
-}
-
-/// Asserts a user error: exit code 1 and one line on standard error containing every `needle`.
-fn assert_user_error(output: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "not one line: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    for needle in needles {
-        assert!(stderr.contains(needle), "{needle:?} not in: {stderr}");
-    }
-    assert!(output.stdout.is_empty(), "a refused run printed a report");
 }
 
 /// An example spec at `bits` for weights and activations, with the given hidden widths.

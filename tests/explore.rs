@@ -2,25 +2,10 @@
 //! second run recomputes nothing, shards collect into the same results, and bad sweeps are
 //! refused. Needs Fashion-MNIST (`make test` installs it).
 
+mod common;
+use common::{ok, qnnc};
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn qnnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qnnc"))
-        .args(args)
-        .output()
-        .expect("qnnc runs")
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).to_string()
-}
 
 fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

@@ -1,7 +1,8 @@
 //! The IR: snapshots of `inspect` before and after the passes, the JSON round trip, the
 //! accumulator widths on worst-case operands, and refused IR files.
 
-use std::process::{Command, Output};
+mod common;
+use common::{example, qnnc};
 
 use proptest::prelude::*;
 use qnnc::commands::bench::example_network;
@@ -12,17 +13,6 @@ use qnnc::spec::Precision as SpecPrecision;
 use qnnc::train::Net;
 
 const TINY: (&str, &str) = ("tiny_cnn", include_str!("../examples/tiny_cnn.toml"));
-
-fn qnnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qnnc"))
-        .args(args)
-        .output()
-        .expect("qnnc runs")
-}
-
-fn example(name: &str) -> String {
-    format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The tiny example with freshly initialised weights: bit-exact on every machine.
 fn tiny_graph(bits: u8) -> Graph {

@@ -4,8 +4,11 @@
 //! one-line errors for bad builds. Needs verilator, iverilog and Fashion-MNIST (`make test`
 //! installs them); fails without them.
 
+mod common;
+use common::{assert_user_error, example, ok, qnnc};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use qnnc::commands::bench::example_network;
 use qnnc::golden::Golden;
@@ -18,27 +21,6 @@ use qnnc::train::Net;
 const TINY: (&str, &str) = ("tiny_cnn", include_str!("../examples/tiny_cnn.toml"));
 const MLP: (&str, &str) = ("mlp", include_str!("../examples/fmnist_mlp.toml"));
 const CNN: (&str, &str) = ("cnn", include_str!("../examples/fmnist_cnn.toml"));
-
-fn qnnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qnnc"))
-        .args(args)
-        .output()
-        .expect("qnnc runs")
-}
-
-fn example(name: &str) -> String {
-    format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).to_string()
-}
 
 /// A briefly trained model: enough for activations that vary, which is all bit-exactness needs.
 fn train(dir: &Path, spec: &str, bits: &str) -> String {
@@ -290,19 +272,6 @@ fn generated_files_snapshots_for_a_tiny_network() {
                 "{file}"
             );
         }
-    }
-}
-
-fn assert_user_error(output: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "not one line: {stderr}"
-    );
-    for needle in needles {
-        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
     }
 }
 

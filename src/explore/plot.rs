@@ -17,8 +17,8 @@ use super::pareto::pareto_front;
 use super::point::{bits_label, precisions, units_of, PointResult};
 
 const FONT: &str = "sans-serif";
-/// The colour of 1 to 16 bits: dark, distinct hues, the most distinct for the usual 1, 2, 4, 8
-/// and 16 bits, none of them the black of the Pareto front.
+/// The colour of 1 to 16 bits: distinct hues, the most distinct for the usual 1, 2, 4, 8 and 16
+/// bits, none of them the black of the Pareto front.
 const PRECISION_COLOURS: [RGBColor; 16] = [
     RGBColor(204, 51, 17),   // 1
     RGBColor(0, 119, 187),   // 2
@@ -44,7 +44,7 @@ const BREAKDOWN_ROW_HEIGHT: u32 = 36;
 const BREAKDOWN_FRAME_HEIGHT: u32 = 150;
 /// Empty rows above the bars of the breakdown, where its legend goes.
 const LEGEND_ROWS: usize = 2;
-/// Room a log axis leaves beside the extreme points before rounding out to whole decades.
+/// Room a log axis leaves beside the extreme points before rounding out to a 1-2-5 step.
 const LOG_AXIS_PADDING: f64 = 1.2;
 /// Multiples of a power of ten that bound and label a log axis.
 const LOG_STEPS: [f64; 3] = [1.0, 2.0, 5.0];

@@ -380,7 +380,7 @@ fn write_targets(
                     ratio_text(ratio)
                 ),
                 Baseline::Reached(index, None) => format!(
-                    "The best {baseline_label} network is {}; its ratio to a zero minimum is undefined.",
+                    "The best {baseline_label} network is {}; its ratio to the minimum cannot be computed.",
                     code(&points[index].id)
                 ),
             };
