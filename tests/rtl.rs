@@ -437,3 +437,27 @@ fn build_folders_given_as_relative_paths_simulate() {
     let out = ok(run(&["sim", "relative/build", "--images", "2"]));
     assert!(out.contains("mismatches: 0"), "{out}");
 }
+
+#[test]
+fn names_that_would_inject_verilog_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = example_network(TINY, Precision::Bits(2));
+    let mut graph = build::from_model(&Net::new(&network, 1), "tiny").unwrap();
+    passes::run(&mut graph, "tiny", None).unwrap();
+    let conv = graph.chain()[1];
+    graph.graph[conv].name = "x; $finish".into();
+    let ir = dir.path().join("evil.json");
+    std::fs::write(&ir, dump::to_json(&graph)).unwrap();
+    let build = dir.path().join("build");
+    let output = qnnc(&[
+        "compile",
+        ir.to_str().unwrap(),
+        "-o",
+        build.to_str().unwrap(),
+    ]);
+    assert_user_error(
+        &output,
+        &["evil.json", "x; $finish", "not a safe identifier"],
+    );
+    assert!(!build.exists());
+}
