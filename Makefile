@@ -69,7 +69,7 @@ synth-check: setup build
 		$(QNNC) compile $(RTL_DIR)/$$net$$q.qnn --pe 8 --simd 16 -o $(RTL_DIR)/$$net$$q --synth | grep -E "^(compiled|yosys)"; \
 	done; done
 
-# The design-space sweep on full Fashion-MNIST (about 40 minutes here), then its report, tables
+# The design-space sweep on full Fashion-MNIST (about 35 minutes here), then its report, tables
 # and plots copied to docs/results/ (the cache of trained points stays in build/).
 EXPLORE_DIR := build/explore-fmnist
 explore: setup build
