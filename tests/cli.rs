@@ -351,3 +351,23 @@ fn usage_errors_are_one_line_with_exit_code_one() {
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--bits"));
 }
+
+#[test]
+fn huge_sizes_in_files_and_flags_are_refused_without_allocating() {
+    let ws = Workspace::new();
+    let model = ws.train(&example("fmnist_mlp.toml"), "m.qnn", &["--bits", "2"]);
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    json["spec"]["template"]["hidden"] = serde_json::json!([256, 4_000_000_000u64]);
+    let path = ws.write("huge.qnn", json.to_string().as_bytes());
+    assert_user_error(&qnnc(&["eval", &path]), &["huge.qnn", "spec", "memory"]);
+    let spec = ws.write(
+        "kernel.toml",
+        format!("{HEADER}[[layers]]\nkind = \"conv2d\"\nfilters = 4\nkernel = 4294967296\npadding = 2147483647\n[[layers]]\nkind = \"flatten\"\n[[layers]]\nkind = \"dense\"\nunits = 10\n").as_bytes(),
+    );
+    train_refused(&ws, &spec, &[], &["kernel.toml", "at most"]);
+    assert_user_error(
+        &qnnc(&["bench", "train", "--batch", "7000", "--images", "10"]),
+        &["--images/--batch", "warm-up"],
+    );
+}

@@ -207,3 +207,44 @@ fn empty_grids_and_bad_shards_are_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--shard"));
 }
+
+#[test]
+fn sweep_settings_that_cannot_train_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let quick = dir.path().join("quick");
+    ok(qnnc(&[
+        "explore",
+        "--quick",
+        "--shard",
+        "0/6",
+        "-o",
+        quick.to_str().unwrap(),
+    ]));
+    let text = std::fs::read_to_string(quick.join("sweep/explore_quick.toml")).unwrap();
+    for (edit, field) in [
+        (text.replace("batch = 25", "batch = 0"), "batch"),
+        (
+            text.replace("learning_rate = 0.005", "learning_rate = -1.0"),
+            "learning_rate",
+        ),
+        (
+            text.replace(
+                "profiles = [\"moons-dram\", \"moons-sram\", \"horowitz45-pj\"]",
+                "profiles = []",
+            ),
+            "profiles",
+        ),
+    ] {
+        let sweep = quick.join("sweep/bad.toml");
+        std::fs::write(&sweep, edit).unwrap();
+        let out = qnnc(&[
+            "explore",
+            sweep.to_str().unwrap(),
+            "-o",
+            dir.path().join("o").to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("bad.toml") && err.contains(field), "{err}");
+    }
+}

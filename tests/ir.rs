@@ -124,6 +124,19 @@ fn weights_beyond_their_declared_bits_are_refused() {
 }
 
 #[test]
+fn zero_sizes_in_ir_files_are_refused() {
+    let mut json = lowered_json();
+    let last_mac = json["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rposition(|n| n["op"]["kind"] == "mac")
+        .unwrap();
+    json["nodes"][last_mac]["op"]["outputs"] = serde_json::json!(0);
+    refused(&json, &["fc1", "at least one output"]);
+}
+
+#[test]
 fn tampered_threshold_tables_are_refused() {
     let json = lowered_json();
     let act = json["nodes"]

@@ -104,7 +104,6 @@ fn signed_bits(min: i128, max: i128) -> u32 {
 impl Hardware {
     pub fn new(schedule: &Schedule) -> Hardware {
         let layers = &schedule.layers;
-        let acc_bits = layers.iter().map(|l| l.acc_bits).max().unwrap_or(2).max(2);
         let wbits = layers.iter().map(|l| l.weight_bits).max().unwrap_or(1);
         let ebits = layers
             .iter()
@@ -113,6 +112,14 @@ impl Hardware {
             .max()
             .unwrap_or(8)
             .max(8);
+        // The shared accumulator holds every layer's sums and one lane's widest product
+        // (qnnc_pe.v sign-extends products to it).
+        let acc_bits = layers
+            .iter()
+            .map(|l| l.acc_bits)
+            .max()
+            .unwrap_or(2)
+            .max(wbits + ebits + 2);
         let thresholds = layers
             .iter()
             .filter_map(|l| match &l.post {

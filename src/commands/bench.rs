@@ -113,6 +113,15 @@ fn run_train(args: &BenchTrainArgs) -> Result<()> {
         Split::Train,
         Some(args.images + warmup),
     )?;
+    if data.len() <= warmup {
+        return Err(crate::Error::usage(
+            "--images/--batch",
+            format!(
+                "the warm-up alone takes {warmup} images (10 batches) but the training set has {}",
+                data.len()
+            ),
+        ));
+    }
     let mut rows = Vec::new();
     for example in [EXAMPLE_MLP, EXAMPLE_CNN] {
         for bits in [

@@ -109,8 +109,9 @@ pub fn run(args: &CompileArgs) -> Result<()> {
         simd: args.simd,
     };
     let schedule = schedule::schedule(&graph, config, &origin)?;
+    // Sizes first: a network too large for the memories is refused before any image is built.
+    check_memory(&Hardware::new(&schedule), args)?;
     let (hw, mut files) = codegen::generate(&graph, &schedule, &origin)?;
-    check_memory(&hw, args)?;
     let ir_json = dump::to_json(&graph);
     files.push(codegen::BuildFile {
         path: "ir.json".into(),
@@ -161,7 +162,7 @@ fn check_memory(hw: &Hardware, args: &CompileArgs) -> Result<()> {
             "--activation-memory",
         ),
     ] {
-        let limit = limit_kib * 8 * 1024;
+        let limit = limit_kib.saturating_mul(8 * 1024);
         if needed > limit {
             return Err(Error::usage(
                 flag,
@@ -237,12 +238,7 @@ fn write_build(dir: &Path, files: &[codegen::BuildFile]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    if !parent.is_dir() {
-        return Err(output_error(format!(
-            "folder {} does not exist",
-            parent.display()
-        )));
-    }
+    std::fs::create_dir_all(parent).map_err(|e| output_error(e.to_string()))?;
     let staging = tempfile::Builder::new()
         .prefix(".qnnc-build-")
         .tempdir_in(parent)
@@ -254,10 +250,16 @@ fn write_build(dir: &Path, files: &[codegen::BuildFile]) -> Result<()> {
         }
         std::fs::write(&path, &file.text).map_err(|e| output_error(e.to_string()))?;
     }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| output_error(e.to_string()))?;
-    }
+    // The old folder is moved aside before the new one takes its place, so that at every
+    // moment one complete build exists.
     let staged = staging.keep();
+    let retired = staged.with_extension("old");
+    if dir.exists() {
+        std::fs::rename(dir, &retired).map_err(|e| output_error(e.to_string()))?;
+    }
     std::fs::rename(&staged, dir).map_err(|e| output_error(e.to_string()))?;
+    if retired.exists() {
+        std::fs::remove_dir_all(&retired).map_err(|e| output_error(e.to_string()))?;
+    }
     Ok(())
 }

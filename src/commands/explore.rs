@@ -338,6 +338,20 @@ fn collect(args: &ExploreArgs) -> Result<()> {
     Ok(())
 }
 
+/// A profile name or path as a plain file-name part.
+fn file_stem(profile: &str) -> String {
+    profile
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// results.json, results.csv, report.md and the plots.
 fn write_outputs(out: &Path, file: &PointsFile, command: &str) -> Result<()> {
     let sweep = &file.sweep;
@@ -365,7 +379,7 @@ fn write_outputs(out: &Path, file: &PointsFile, command: &str) -> Result<()> {
     )?;
     for profile in &sweep.profiles {
         write(
-            &out.join(format!("plots/error_vs_energy_{profile}.svg")),
+            &out.join(format!("plots/error_vs_energy_{}.svg", file_stem(profile))),
             &plot::error_vs_energy_svg(points, profile),
         )?;
         let chosen: Vec<&PointResult> = {
@@ -379,7 +393,7 @@ fn write_outputs(out: &Path, file: &PointsFile, command: &str) -> Result<()> {
         };
         if !chosen.is_empty() {
             write(
-                &out.join(format!("plots/energy_breakdown_{profile}.svg")),
+                &out.join(format!("plots/energy_breakdown_{}.svg", file_stem(profile))),
                 &plot::energy_breakdown_svg(&chosen, profile),
             )?;
         }

@@ -126,6 +126,19 @@ pub fn run(args: &SimArgs) -> Result<()> {
         _ => DatasetKind::FashionMnist,
     };
     let data = load_split(kind, args.data.as_deref(), Split::Test, Some(args.images))?;
+    let inputs = graph
+        .output_type(graph.chain()[0])
+        .map_or(0, |t| t.shape.len());
+    if data.pixels_per_image() != inputs {
+        return Err(Error::Output {
+            file: folder,
+            message: format!(
+                "the design reads {inputs} pixels an image but {} images have {}",
+                manifest.dataset,
+                data.pixels_per_image()
+            ),
+        });
+    }
     let expected = golden.run(&data.images);
     sim::write_vectors(dir, &data.images, data.pixels_per_image(), &expected)?;
     let progress = super::progress_bar(0);

@@ -109,6 +109,28 @@ impl Sweep {
     /// Every point of the grid, in a fixed order (family, precision, depth, width).
     pub fn points(&self, sweep_file: &Path) -> Result<Vec<PointSpec>> {
         let file = sweep_file.display().to_string();
+        let field = |name: &str| format!("{file}: {name}");
+        if self.batch == 0 {
+            return Err(Error::usage(&field("batch"), "must be at least 1"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(Error::usage(
+                &field("learning_rate"),
+                "must be a positive number",
+            ));
+        }
+        if self.profiles.is_empty() {
+            return Err(Error::usage(
+                &field("profiles"),
+                "give at least one energy profile",
+            ));
+        }
+        let profile_digest = self
+            .resolve_profiles(sweep_file)?
+            .iter()
+            .map(|p| format!("{p:?}"))
+            .collect::<Vec<_>>()
+            .join("\n");
         let folder = sweep_file.parent().unwrap_or(Path::new("."));
         let mut points = Vec::new();
         for (family_name, family) in [("cnn", &self.cnn), ("mlp", &self.mlp)] {
@@ -143,6 +165,15 @@ impl Sweep {
                         let mut spec = base.clone();
                         spec.apply(&overrides, &spec_origin)?;
                         let network = spec.build(&spec_origin)?;
+                        let memory = network.training_bytes(self.batch);
+                        if memory
+                            .is_none_or(|bytes| bytes > crate::commands::machine_memory_bytes())
+                        {
+                            return Err(Error::usage(
+                                &field(family_name),
+                                format!("width {width} and depth {depth} need more memory than this machine has"),
+                            ));
+                        }
                         let (w, d) = if family_name == "cnn" {
                             ("nf", "nl")
                         } else {
@@ -150,7 +181,7 @@ impl Sweep {
                         };
                         let id = format!("{family_name}-q{bits}-{d}{depth}-{w}{width}");
                         let key = digest(&format!(
-                            "{}\n{}\n{}\n{:?}\n{:?}\n{}\n{}\n{}",
+                            "{}\n{profile_digest}\n{}\n{}\n{:?}\n{:?}\n{}\n{}\n{}",
                             env!("CARGO_PKG_VERSION"),
                             serde_json::to_string(&network.spec).expect("spec serialises"),
                             family.epochs,
@@ -173,6 +204,21 @@ impl Sweep {
                     }
                 }
             }
+        }
+        if let Some(other) = points
+            .iter()
+            .find(|p| p.network.spec.dataset != points[0].network.spec.dataset)
+        {
+            return Err(Error::usage(
+                &file,
+                format!(
+                    "{} uses {} but {} uses {}: a sweep trains on one data set",
+                    other.id,
+                    other.network.spec.dataset.name(),
+                    points[0].id,
+                    points[0].network.spec.dataset.name()
+                ),
+            ));
         }
         if points.is_empty() {
             return Err(Error::usage(
@@ -226,12 +272,12 @@ pub fn compute_point(
     let integer = Golden::new(&graph, &point.id)?.accuracy(test_data);
     let work = energy::work_of(&point.network);
     let (mut energies, mut units, mut layers) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
-    for profile in profiles {
+    for (key, profile) in sweep.profiles.iter().zip(profiles) {
         let report = energy::estimate(&work, profile);
-        energies.insert(profile.name.clone(), report.total);
-        units.insert(profile.name.clone(), report.units.clone());
+        energies.insert(key.clone(), report.total);
+        units.insert(key.clone(), report.units.clone());
         layers.insert(
-            profile.name.clone(),
+            key.clone(),
             report
                 .layers
                 .iter()

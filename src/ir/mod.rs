@@ -11,7 +11,6 @@ pub mod dump;
 pub mod passes;
 pub mod verify;
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
@@ -223,14 +222,6 @@ impl Graph {
             graph: StableDiGraph::new(),
             passes: Vec::new(),
         }
-    }
-
-    /// Index of each node by name.
-    pub fn index_by_name(&self) -> BTreeMap<String, NodeIndex> {
-        self.graph
-            .node_indices()
-            .map(|i| (self.graph[i].name.clone(), i))
-            .collect()
     }
 
     /// The nodes from input to output. Graphs are chains (every node has at most one input

@@ -107,7 +107,13 @@ fn verify_node(graph: &Graph, node: NodeIndex, file: &str) -> Result<(), IrError
     }
     let channels = out.shape.channels;
     match &graph.graph[node].op {
-        Op::Input | Op::Output | Op::Flatten => {}
+        Op::Input => {}
+        Op::Output => {
+            if !out.shape.is_flat() {
+                return fail(format!("logits must be flat (1x1xC), not {}", out.shape));
+            }
+        }
+        Op::Flatten => same_codes(input, out).or_else(fail)?,
         Op::MaxPool { .. } => same_codes(input, out).or_else(fail)?,
         Op::Mac {
             kernel,

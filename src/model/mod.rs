@@ -167,6 +167,18 @@ impl Model {
             .spec
             .build(origin)
             .map_err(|e| error(&format!("spec.{}", e.field), e.message))?;
+        // Parameters are allocated for the network the spec describes: refuse one that could
+        // not fit before allocating anything.
+        let memory = crate::commands::machine_memory_bytes();
+        if network.training_bytes(1).is_none_or(|bytes| bytes > memory) {
+            return Err(error(
+                "spec",
+                format!(
+                    "the network needs more memory than this machine has ({:.1} GiB)",
+                    memory as f64 / (1u64 << 30) as f64
+                ),
+            ));
+        }
         let mut tensors = BTreeMap::new();
         for (name, t) in &stored.parameters {
             let field = format!("parameters.{name}");

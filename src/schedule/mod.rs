@@ -10,6 +10,9 @@ use std::fmt;
 
 use serde::Serialize;
 
+use petgraph::stable_graph::NodeIndex;
+
+use crate::ir::passes::infer_accumulators;
 use crate::ir::{Graph, IrError, Op, Precision, Requantization, ThresholdTable, Weights};
 use crate::spec::Shape;
 
@@ -212,6 +215,7 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                 }
                 let output = acc.shape;
                 let fan_in = kernel * kernel * in_type.shape.channels;
+                check_rtl_contract(graph, &chain[k..next], fan_in, file)?;
                 let chunks = fan_in.div_ceil(config.simd);
                 let groups = output.channels.div_ceil(config.pe);
                 let param_base = match post {
@@ -289,6 +293,115 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
         total_cycles,
         macs,
     })
+}
+
+/// What the generated RTL assumes of a MAC and what follows it, beyond what `verify` checks
+/// for every graph: operand encodings it decodes, accumulators wide enough for the worst case,
+/// thresholds and clamps inside the ranges the memories and buffers hold.
+fn check_rtl_contract(
+    graph: &Graph,
+    nodes: &[NodeIndex],
+    fan_in: usize,
+    file: &str,
+) -> Result<(), IrError> {
+    let mac = nodes[0];
+    let fail = |node: NodeIndex, message: String| Err(graph.error(file, node, message));
+    let input = graph.input_type(mac).expect("typed").precision;
+    let acc = graph.output_type(mac).expect("typed").precision;
+    let Op::Mac {
+        weight_precision, ..
+    } = graph.graph[mac].op
+    else {
+        unreachable!("the group starts with its MAC")
+    };
+    match weight_precision {
+        Precision::Bipolar => {}
+        Precision::Int { bits, signed: true } if (2..=16).contains(&bits) => {}
+        other => {
+            return fail(
+                mac,
+                format!("the RTL takes bipolar or signed 2..=16-bit weights, not {other}"),
+            )
+        }
+    }
+    let inputs =
+        match input {
+            Precision::Bipolar => (-1, 1),
+            Precision::Int {
+                bits,
+                signed: false,
+            } if bits <= 16 => input.code_range().expect("integer"),
+            other => return fail(
+                mac,
+                format!(
+                    "the RTL takes bipolar or unsigned activations of up to 16 bits, not {other}"
+                ),
+            ),
+        };
+    let (lo, hi) = infer_accumulators::accumulator_bounds(
+        weight_precision.code_range().expect("integer"),
+        inputs,
+        fan_in,
+    );
+    let (acc_lo, acc_hi) = acc.code_range().expect("lowered");
+    if lo < acc_lo || hi > acc_hi {
+        return fail(
+            mac,
+            format!("accumulator {acc} cannot hold the worst case {lo}..={hi}"),
+        );
+    }
+    for &node in &nodes[1..] {
+        let out = graph.output_type(node).expect("typed").precision;
+        match &graph.graph[node].op {
+            Op::MultiThreshold(table) => {
+                let outside = table
+                    .thresholds
+                    .iter()
+                    .flatten()
+                    .any(|&t| t < acc_lo - 1 || t > acc_hi + 1);
+                if outside {
+                    return fail(node, format!("a threshold lies outside the accumulator range {acc_lo}..={acc_hi} (+-1)"));
+                }
+            }
+            Op::Requantize(r) => {
+                let logits = graph
+                    .successor(node)
+                    .is_some_and(|s| graph.graph[s].op == Op::Output);
+                if logits && out.storage_bits() > 32 {
+                    return fail(
+                        node,
+                        format!(
+                            "logits of {} bits exceed the 32 bits the RTL compares",
+                            out.storage_bits()
+                        ),
+                    );
+                }
+                if let (Some((lo, hi)), Some((min, max))) = (r.clamp, out.code_range()) {
+                    if lo < min || hi > max || (!logits && lo < 0) {
+                        return fail(
+                            node,
+                            format!("clamp {lo}..={hi} does not fit its output {out}"),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let raw_logits = nodes.len() == 1
+        && graph
+            .successor(mac)
+            .is_some_and(|s| graph.graph[s].op == Op::Output);
+    if raw_logits && acc.storage_bits() > 32 {
+        return fail(
+            mac,
+            format!(
+                "logits of {} bits exceed the 32 bits the RTL compares",
+                acc.storage_bits()
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// Cycles the window loader takes for output pixel (oy, ox): per row of the receptive field,

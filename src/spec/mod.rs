@@ -704,6 +704,10 @@ impl Spec {
     }
 }
 
+/// Largest kernel, pool window or stride: far beyond any useful network, small enough that
+/// no size computed from it overflows.
+const MAX_WINDOW: usize = 1024;
+
 /// Infers the output shape of one layer, or says why the input does not fit.
 fn infer_shape(op: &Op, input: Shape) -> Result<Shape, String> {
     let at_least_one = |what: &str, value: usize| {
@@ -737,6 +741,11 @@ fn infer_shape(op: &Op, input: Shape) -> Result<Shape, String> {
             at_least_one("filters", filters)?;
             at_least_one("kernel", kernel)?;
             at_least_one("stride", stride)?;
+            if kernel > MAX_WINDOW || stride > MAX_WINDOW {
+                return Err(format!(
+                    "kernel {kernel} and stride {stride} must be at most {MAX_WINDOW}"
+                ));
+            }
             if padding >= kernel {
                 return Err(format!(
                     "padding {padding} must be smaller than the kernel {kernel}"
@@ -761,6 +770,11 @@ fn infer_shape(op: &Op, input: Shape) -> Result<Shape, String> {
         Op::MaxPool { size, stride } => {
             at_least_one("size", size)?;
             at_least_one("stride", stride)?;
+            if size > MAX_WINDOW || stride > MAX_WINDOW {
+                return Err(format!(
+                    "pool size {size} and stride {stride} must be at most {MAX_WINDOW}"
+                ));
+            }
             let (height, width) = window("pool window", size, stride, 0)?;
             Ok(Shape {
                 height,

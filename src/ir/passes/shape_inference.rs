@@ -11,9 +11,12 @@ pub struct ShapeInference;
 
 /// The shape an operation produces from `input`, or why it cannot.
 pub fn output_shape(op: &Op, input: Shape) -> Result<Shape, String> {
+    if input.is_empty() {
+        return Err(format!("reads an empty tensor {input}"));
+    }
     let window = |size: usize, stride: usize, padding: usize| {
         let (h, w) = (input.height + 2 * padding, input.width + 2 * padding);
-        if size == 0 || stride == 0 || size > h || size > w {
+        if size == 0 || stride == 0 || padding >= size || size > h || size > w {
             return Err(format!(
                 "window {size}x{size} with stride {stride} does not fit {input} padded by {padding}"
             ));
@@ -21,13 +24,22 @@ pub fn output_shape(op: &Op, input: Shape) -> Result<Shape, String> {
         Ok(((h - size) / stride + 1, (w - size) / stride + 1))
     };
     Ok(match *op {
+        Op::Mac { outputs: 0, .. } => return Err("a MAC needs at least one output".into()),
         Op::Mac {
             dense: true,
             outputs,
+            kernel,
+            stride,
+            padding,
             ..
         } => {
             if !input.is_flat() {
                 return Err(format!("dense needs a flat input, not {input}"));
+            }
+            if (kernel, stride, padding) != (1, 1, 0) {
+                return Err(format!(
+                    "dense takes kernel 1, stride 1, padding 0, not {kernel}, {stride}, {padding}"
+                ));
             }
             Shape::flat(outputs)
         }
