@@ -54,7 +54,7 @@ pub struct ExploreArgs {
     #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with_all = ["sweep", "quick", "shard"])]
     pub collect: Vec<PathBuf>,
     /// Compile the minimum-energy network that reaches --target into this folder and simulate it
-    #[arg(long, value_name = "DIR", requires = "target")]
+    #[arg(long, value_name = "DIR", requires = "target", conflicts_with_all = ["shard", "collect"])]
     pub emit_best: Option<PathBuf>,
     /// Test accuracy (percent) for --emit-best
     #[arg(long)]

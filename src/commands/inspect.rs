@@ -59,6 +59,12 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     let source = Source::open(path, &args.network)?;
     let mut graph = source.graph(&origin)?;
     crate::ir::verify::verify(&graph, &origin)?;
+    if matches!(source, Source::Graph(_)) && args.after.is_some() {
+        return Err(Error::usage(
+            "--after",
+            "an IR file is shown as stored; --after applies to trained models and specs",
+        ));
+    }
     if args.after.as_deref() != Some("none") && !matches!(source, Source::Graph(_)) {
         passes::run(&mut graph, &origin, args.after.as_deref())?;
     }

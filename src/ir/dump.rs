@@ -1,7 +1,8 @@
 //! Views of a graph for people and tools: an aligned text listing, Graphviz DOT, and a JSON file
 //! that reads back into the same graph (`qnnc-ir`, versioned, verified on load).
 //!
-//! All three are deterministic: nodes in chain order, floats in fixed formats.
+//! All three are deterministic: text and JSON list nodes in chain order, DOT in node-index
+//! order (the order they were added); floats have fixed formats.
 
 use std::fmt;
 

@@ -1,6 +1,6 @@
-//! The verifier: every invariant of a graph, checked after building, after every pass in tests,
-//! and on every graph read from a file. A graph that passes can be run by the golden model (when
-//! it is lowered) without any check failing later.
+//! The verifier: every invariant of a graph, checked after building, after every pass, and on
+//! every graph read from a file. A lowered graph that passes `verify_lowered` can be run by the
+//! golden model; what the RTL assumes beyond that is checked when it is scheduled.
 
 use petgraph::algo::is_cyclic_directed;
 use petgraph::stable_graph::NodeIndex;

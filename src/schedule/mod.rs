@@ -260,6 +260,12 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                 layers.push(layer);
                 k = next;
             }
+            Op::Mac { weights: None, .. } => {
+                return Err(fail(
+                    &name,
+                    "has no trained weights (this graph comes from a spec)".into(),
+                ))
+            }
             other => {
                 return Err(fail(
                     &name,
@@ -324,20 +330,21 @@ fn check_rtl_contract(
             )
         }
     }
-    let inputs =
-        match input {
-            Precision::Bipolar => (-1, 1),
-            Precision::Int {
-                bits,
-                signed: false,
-            } if bits <= 16 => input.code_range().expect("integer"),
-            other => return fail(
+    let inputs = match input {
+        Precision::Bipolar => (-1, 1),
+        Precision::Int {
+            bits,
+            signed: false,
+        } if bits <= 16 => input.code_range().expect("integer"),
+        other => {
+            return fail(
                 mac,
                 format!(
                     "the RTL takes bipolar or unsigned activations of up to 16 bits, not {other}"
                 ),
-            ),
-        };
+            )
+        }
+    };
     let (lo, hi) = infer_accumulators::accumulator_bounds(
         weight_precision.code_range().expect("integer"),
         inputs,
