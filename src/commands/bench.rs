@@ -177,10 +177,7 @@ fn run_train(args: &BenchTrainArgs) -> Result<()> {
         }
     }
     if args.format == Format::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).expect("rows serialise")
-        );
+        super::print_json(&rows);
     }
     Ok(())
 }
@@ -234,10 +231,7 @@ fn run_golden(args: &BenchGoldenArgs) -> Result<()> {
         }
     }
     if args.format == Format::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).expect("rows serialise")
-        );
+        super::print_json(&rows);
     }
     Ok(())
 }

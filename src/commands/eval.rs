@@ -73,10 +73,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         integer_accuracy,
     };
     match args.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serialises")
-        ),
+        Format::Json => super::print_json(&report),
         Format::Table => {
             println!(
                 "{} ({}, weights {} bits, activations {} bits): test accuracy {:.2}% ({}/{})",

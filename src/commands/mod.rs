@@ -52,6 +52,14 @@ pub fn load_split(
     Ok(data)
 }
 
+/// Prints a report as indented JSON on standard output.
+pub fn print_json<T: serde::Serialize>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("reports serialise")
+    );
+}
+
 /// A progress bar on standard error; invisible when that is not a terminal.
 pub fn progress_bar(length: u64) -> ProgressBar {
     let bar = ProgressBar::new(length);

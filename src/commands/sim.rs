@@ -153,10 +153,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
     progress.finish_and_clear();
     let summary = summarize(&manifest, args.simulator, &report);
     match args.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&summary).expect("summary serialises")
-        ),
+        Format::Json => super::print_json(&summary),
         Format::Table => print_summary(&summary),
     }
     if let (true, Some(image)) = (report.mismatches > 0, report.first_mismatch) {

@@ -175,10 +175,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         test,
     };
     match args.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serialises")
-        ),
+        Format::Json => super::print_json(&report),
         Format::Table => {
             println!(
                 "{}: {} weights, {} MACs per image, weights {} bits, activations {} bits",
