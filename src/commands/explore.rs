@@ -15,7 +15,7 @@ use super::{load_split, progress_bar};
 use crate::data::Split;
 use crate::error::{Error, Result};
 use crate::explore::point::PointResult;
-use crate::explore::sweep::{compute_point, Cache, Cached, PointSpec, Sweep};
+use crate::explore::sweep::{compute_point, price, Cache, Cached, PointSpec, Sweep};
 use crate::explore::{pareto, plot, report};
 
 const QUICK_SWEEP: &str = include_str!("../../examples/explore_quick.toml");
@@ -192,7 +192,11 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
             .par_iter()
             .map(|point| {
                 let result = match cache.read(point) {
-                    Cached::Hit(result) => result,
+                    Cached::Hit(mut result) => {
+                        (result.energy, result.units, result.layers) =
+                            price(point, &sweep, &profiles);
+                        result
+                    }
                     other => {
                         if let Cached::Corrupt(why) = other {
                             progress.suspend(|| {

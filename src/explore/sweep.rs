@@ -125,12 +125,8 @@ impl Sweep {
                 "give at least one energy profile",
             ));
         }
-        let profile_digest = self
-            .resolve_profiles(sweep_file)?
-            .iter()
-            .map(|p| format!("{p:?}"))
-            .collect::<Vec<_>>()
-            .join("\n");
+        // Resolving the profiles here reports a bad one before any training starts.
+        self.resolve_profiles(sweep_file)?;
         let folder = sweep_file.parent().unwrap_or(Path::new("."));
         let mut points = Vec::new();
         for (family_name, family) in [("cnn", &self.cnn), ("mlp", &self.mlp)] {
@@ -181,7 +177,7 @@ impl Sweep {
                         };
                         let id = format!("{family_name}-q{bits}-{d}{depth}-{w}{width}");
                         let key = digest(&format!(
-                            "{}\n{profile_digest}\n{}\n{}\n{:?}\n{:?}\n{}\n{}\n{}",
+                            "{}\n{}\n{}\n{:?}\n{:?}\n{}\n{}\n{}",
                             env!("CARGO_PKG_VERSION"),
                             serde_json::to_string(&network.spec).expect("spec serialises"),
                             family.epochs,
@@ -270,26 +266,7 @@ pub fn compute_point(
     let mut graph = build::from_model(&net, &point.id)?;
     passes::run(&mut graph, &point.id, None)?;
     let integer = Golden::new(&graph, &point.id)?.accuracy(test_data);
-    let work = energy::work_of(&point.network);
-    let (mut energies, mut units, mut layers) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
-    for (key, profile) in sweep.profiles.iter().zip(profiles) {
-        let report = energy::estimate(&work, profile);
-        energies.insert(key.clone(), report.total);
-        units.insert(key.clone(), report.units.clone());
-        layers.insert(
-            key.clone(),
-            report
-                .layers
-                .iter()
-                .map(|l| LayerEnergy {
-                    name: l.name.clone(),
-                    e_c: l.e_c,
-                    e_w: l.e_w,
-                    e_a: l.e_a,
-                })
-                .collect(),
-        );
-    }
+    let (energies, units, layers) = price(point, sweep, profiles);
     let weights: u64 = point.network.layers.iter().map(|l| l.weights()).sum();
     let model_bits = point
         .network
@@ -325,6 +302,40 @@ pub fn compute_point(
     };
     Ok((result, model))
 }
+
+/// Energy of one inference of a point under every profile of the sweep, keyed by the names the
+/// sweep gives them. Cheap, so cached points are priced again: profiles may change between runs
+/// without invalidating any training.
+pub fn price(point: &PointSpec, sweep: &Sweep, profiles: &[Profile]) -> Prices {
+    let work = energy::work_of(&point.network);
+    let (mut energies, mut units, mut layers) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    for (key, profile) in sweep.profiles.iter().zip(profiles) {
+        let report = energy::estimate(&work, profile);
+        energies.insert(key.clone(), report.total);
+        units.insert(key.clone(), report.units.clone());
+        layers.insert(
+            key.clone(),
+            report
+                .layers
+                .iter()
+                .map(|l| LayerEnergy {
+                    name: l.name.clone(),
+                    e_c: l.e_c,
+                    e_w: l.e_w,
+                    e_a: l.e_a,
+                })
+                .collect(),
+        );
+    }
+    (energies, units, layers)
+}
+
+/// Energies, units and per-layer energies, each by profile name.
+pub type Prices = (
+    BTreeMap<String, f64>,
+    BTreeMap<String, String>,
+    BTreeMap<String, Vec<LayerEnergy>>,
+);
 
 /// The cache of computed points: `<dir>/<key>.json` and the trained model `<dir>/<key>.qnn`.
 pub struct Cache {
