@@ -64,7 +64,7 @@ pub fn print_json<T: serde::Serialize>(value: &T) {
 pub fn progress_bar(length: u64) -> ProgressBar {
     let bar = ProgressBar::new(length);
     bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} (eta {eta}) {msg}")
             .expect("valid template")
             .progress_chars("=> "),
     );
