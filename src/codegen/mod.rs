@@ -93,12 +93,8 @@ fn address_bits(n: usize) -> u32 {
     (usize::BITS - n.saturating_sub(1).leading_zeros()).max(1)
 }
 
-fn signed_bits(min: i128, max: i128) -> u32 {
-    let mut bits = 1;
-    while bits < 127 && !(min >= -(1i128 << (bits - 1)) && max < (1i128 << (bits - 1))) {
-        bits += 1;
-    }
-    bits
+fn signed_bits(min: i64, max: i64) -> u32 {
+    Precision::signed_for_range(min, max).storage_bits()
 }
 
 impl Hardware {
@@ -134,11 +130,12 @@ impl Hardware {
             if let Post::Requantize { requantization: r } = &l.post {
                 let acc = Precision::signed(l.acc_bits).code_range().expect("integer");
                 for (&m, &b) in r.multiplier.iter().zip(&r.offset) {
-                    multiplier_bits = multiplier_bits.max(signed_bits(m as i128, m as i128));
-                    offset_bits = offset_bits.max(signed_bits(b as i128, b as i128));
+                    multiplier_bits = multiplier_bits.max(signed_bits(m, m));
+                    offset_bits = offset_bits.max(signed_bits(b, b));
+                    // The verifier checked that these fit 64 bits.
                     let ends = [
-                        acc.0 as i128 * m as i128 + b as i128,
-                        acc.1 as i128 * m as i128 + b as i128,
+                        acc.0.saturating_mul(m).saturating_add(b),
+                        acc.1.saturating_mul(m).saturating_add(b),
                     ];
                     requant_bits = requant_bits
                         .max(signed_bits(ends[0].min(ends[1]), ends[0].max(ends[1])) + 1);

@@ -89,9 +89,15 @@ pub fn write_vectors(
     Ok(())
 }
 
-/// The RTL and testbench files of a build, in a stable order.
+/// The testbench and the design's files, in a stable order.
 fn sources(dir: &Path) -> Result<Vec<String>, SimError> {
     let mut files = vec!["tb/testbench.v".to_string()];
+    files.extend(rtl_sources(dir)?);
+    Ok(files)
+}
+
+/// The design's Verilog files, `rtl/*.v`, in a stable order.
+pub fn rtl_sources(dir: &Path) -> Result<Vec<String>, SimError> {
     let mut rtl: Vec<String> = std::fs::read_dir(dir.join("rtl"))
         .map_err(|e| SimError::Files {
             dir: dir.display().to_string(),
@@ -103,8 +109,7 @@ fn sources(dir: &Path) -> Result<Vec<String>, SimError> {
         .map(|name| format!("rtl/{name}"))
         .collect();
     rtl.sort();
-    files.extend(rtl);
-    Ok(files)
+    Ok(rtl)
 }
 
 fn run_tool(dir: &Path, tool: &'static str, command: &mut Command) -> Result<String, SimError> {

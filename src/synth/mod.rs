@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::commands::compile::SynthTarget;
-use crate::sim::{require, SimError};
+use crate::sim::{require, rtl_sources, SimError};
 
 /// Cells by type, and the counts a hardware engineer looks at first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,16 +54,7 @@ impl fmt::Display for SynthReport {
 /// Synthesizes the build folder's top module and reads Yosys's statistics.
 pub fn synthesize(dir: &Path, top: &str, target: SynthTarget) -> Result<SynthReport, SimError> {
     require("yosys", "yosys")?;
-    let mut sources: Vec<String> = std::fs::read_dir(dir.join("rtl"))
-        .map_err(|e| SimError::Files {
-            dir: dir.display().to_string(),
-            message: format!("rtl: {e}"),
-        })?
-        .filter_map(|e| e.ok())
-        .map(|e| format!("rtl/{}", e.file_name().to_string_lossy()))
-        .filter(|name| name.ends_with(".v"))
-        .collect();
-    sources.sort();
+    let sources = rtl_sources(dir)?;
     let synth = match target {
         SynthTarget::Generic => format!("synth -top {top}"),
         SynthTarget::Ice40 => format!("synth_ice40 -top {top}"),
