@@ -10,6 +10,7 @@ pub mod error;
 pub mod explore;
 pub mod model;
 pub mod output;
+pub mod qonnx;
 pub mod quant;
 pub mod spec;
 pub mod train;

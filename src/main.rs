@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use qnnc::commands::{bench, compile, energy, eval, explore, inspect, sim, train};
+use qnnc::commands::{bench, compile, energy, eval, explore, inspect, qonnx, sim, train};
 
 /// qnnc: train quantized neural networks at any precision from 1 to 16 bits and compile them.
 #[derive(Debug, Parser)]
@@ -18,7 +18,7 @@ struct Cli {
 enum Command {
     /// Train a network from a spec and write the trained-model file
     Train(train::TrainArgs),
-    /// Test accuracy of a trained-model file
+    /// Test accuracy of a trained-model file, QONNX file or IR file
     Eval(eval::EvalArgs),
     /// Show the integer IR of a network (text, dot or json), after any pass
     Inspect(inspect::InspectArgs),
@@ -32,6 +32,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Energy of one inference, layer by layer, on a hardware profile
     Energy(energy::EnergyArgs),
+    /// Convert a QONNX file (Brevitas, FINN, hls4ml) into a qnnc network file
+    Import(qonnx::ImportArgs),
+    /// Write a trained or imported network as a QONNX file
+    Export(qonnx::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,8 @@ fn main() -> ExitCode {
         Command::Explore(args) => explore::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Energy(args) => energy::run(args),
+        Command::Import(args) => qonnx::import(args),
+        Command::Export(args) => qonnx::export(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

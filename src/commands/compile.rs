@@ -92,16 +92,15 @@ pub fn run(args: &CompileArgs) -> Result<()> {
     let start = Instant::now();
     let origin = args.model.display().to_string();
     let source = Source::open(&args.model, &args.network)?;
-    let dataset = match &source {
-        Source::Model(model) => model.net.network.spec.dataset.name().to_string(),
-        Source::Spec(_) => return Err(Error::usage(
+    if matches!(source, Source::Spec(_)) {
+        return Err(Error::usage(
             &origin,
-            "compile needs trained weights: give a trained-model file (qnnc train) or an IR file",
-        )),
-        Source::Graph(_) => "fashion-mnist".to_string(),
-    };
+            "compile needs trained weights: give a trained-model file (qnnc train), a QONNX file or an IR file",
+        ));
+    }
+    let dataset = source.dataset().name().to_string();
     let mut graph = source.graph(&origin)?;
-    if !matches!(source, Source::Graph(_)) {
+    if source.needs_passes() {
         passes::run(&mut graph, &origin, None)?;
     }
     let config = ArrayConfig {

@@ -19,7 +19,7 @@ pub enum GraphFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct InspectArgs {
-    /// Trained-model file (.qnn), IR file (.json from --format json) or spec (.toml, .json)
+    /// Trained-model file (.qnn), QONNX file (.onnx), IR file (.json from --format json) or spec (.toml, .json)
     pub model: Option<PathBuf>,
     /// Show the IR after this pass (default: after all of them); `none` shows it as built
     #[arg(long, value_name = "PASS")]
@@ -59,13 +59,13 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     let source = Source::open(path, &args.network)?;
     let mut graph = source.graph(&origin)?;
     crate::ir::verify::verify(&graph, &origin)?;
-    if matches!(source, Source::Graph(_)) && args.after.is_some() {
+    if !source.needs_passes() && args.after.is_some() {
         return Err(Error::usage(
             "--after",
-            "an IR file is shown as stored; --after applies to trained models and specs",
+            "a lowered IR file is shown as stored; --after applies to models, QONNX files and specs",
         ));
     }
-    if args.after.as_deref() != Some("none") && !matches!(source, Source::Graph(_)) {
+    if args.after.as_deref() != Some("none") && source.needs_passes() {
         passes::run(&mut graph, &origin, args.after.as_deref())?;
     }
     let text = match args.format {

@@ -6,6 +6,7 @@ pub mod energy;
 pub mod eval;
 pub mod explore;
 pub mod inspect;
+pub mod qonnx;
 pub mod sim;
 pub mod train;
 
@@ -122,50 +123,100 @@ pub fn check_output_path(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A network named on the command line: a trained-model file (`.qnn`), an IR file written by
-/// `qnnc inspect --format json`, or a spec (with the network flags applied).
+/// A network named on the command line: a trained-model file (`.qnn`), a QONNX file
+/// (`.onnx`), an IR file (`qnnc import` writes them as `.qnn`, `qnnc inspect --format json` as
+/// `.json`), or a spec (with the network flags applied).
 pub enum Source {
     Model(Box<crate::model::Model>),
+    /// A graph before any pass, with trained weights: imported from QONNX, or an IR file
+    /// written before the passes ran. Commands lower it as they lower a model.
+    Imported(crate::ir::Graph),
+    /// An IR file after some passes, used as stored.
     Graph(crate::ir::Graph),
     Spec(crate::spec::Network),
+}
+
+/// Only the field that identifies a qnnc file.
+#[derive(serde::Deserialize)]
+struct FileFormat {
+    #[serde(default)]
+    format: Option<String>,
 }
 
 impl Source {
     pub fn open(path: &Path, flags: &train::NetworkArgs) -> Result<Source> {
         let origin = path.display().to_string();
-        let is_model = path.extension().is_some_and(|e| e == "qnn");
-        let is_ir = !is_model
-            && path.extension().is_some_and(|e| e == "json")
-            && std::fs::read_to_string(path)
-                .map(|text| text.contains(&format!("\"{}\"", crate::ir::dump::FORMAT)))
-                .unwrap_or(false);
-        if let Some(flag) = flags.given_flag().filter(|_| is_model || is_ir) {
+        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let format = match extension {
+            "onnx" => Some("onnx".to_string()),
+            "qnn" | "json" => std::fs::read(path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<FileFormat>(&bytes).ok())
+                .and_then(|f| f.format),
+            _ => None,
+        };
+        let is_ir = format.as_deref() == Some(crate::ir::dump::FORMAT);
+        let is_model = extension == "qnn" && !is_ir;
+        if let Some(flag) = flags
+            .given_flag()
+            .filter(|_| is_model || is_ir || extension == "onnx")
+        {
             return Err(Error::usage(
                 flag,
                 format!("applies to a spec, not to {origin}"),
             ));
         }
-        if is_model {
+        if extension == "onnx" {
+            Ok(Source::Imported(crate::qonnx::import::load(path)?))
+        } else if is_model {
             Ok(Source::Model(Box::new(crate::model::Model::load(path)?)))
         } else if is_ir {
             let text = std::fs::read_to_string(path).map_err(|e| Error::Output {
                 file: origin.clone(),
                 message: e.to_string(),
             })?;
-            Ok(Source::Graph(crate::ir::dump::from_json(&text, &origin)?))
+            let graph = crate::ir::dump::from_json(&text, &origin)?;
+            if graph.passes.is_empty() && graph.has_weights() {
+                Ok(Source::Imported(graph))
+            } else {
+                Ok(Source::Graph(graph))
+            }
         } else {
             Ok(Source::Spec(flags.network(path)?))
         }
     }
 
-    /// The validated network of a model or spec; IR files do not carry one.
+    /// The data set the network reads: a model's or spec's own; for graphs, CIFAR-10 for
+    /// 32x32x3 inputs and Fashion-MNIST otherwise.
+    pub fn dataset(&self) -> DatasetKind {
+        let graph = match self {
+            Source::Model(model) => return model.net.network.spec.dataset,
+            Source::Spec(network) => return network.spec.dataset,
+            Source::Imported(graph) | Source::Graph(graph) => graph,
+        };
+        let input = graph
+            .input_node()
+            .and_then(|node| graph.output_type(node))
+            .map(|t| t.shape);
+        match input {
+            Some(s) if (s.height, s.width, s.channels) == DatasetKind::Cifar10.shape() => {
+                DatasetKind::Cifar10
+            }
+            _ => DatasetKind::FashionMnist,
+        }
+    }
+
+    /// The validated network of a model, spec or imported graph; lowered IR files carry none.
     pub fn network(self, origin: &str) -> Result<crate::spec::Network> {
+        let dataset = self.dataset();
         match self {
             Source::Model(model) => Ok(model.net.network),
             Source::Spec(network) => Ok(network),
+            Source::Imported(graph) => Ok(crate::ir::build::to_spec(&graph, dataset, origin)?
+                .build(origin)?),
             Source::Graph(_) => Err(Error::usage(
                 origin,
-                "an IR file carries no spec; give the trained model or the spec",
+                "a lowered IR file carries no spec; give the trained model, the QONNX file or the spec",
             )),
         }
     }
@@ -174,8 +225,13 @@ impl Source {
     pub fn graph(&self, origin: &str) -> Result<crate::ir::Graph> {
         Ok(match self {
             Source::Model(model) => crate::ir::build::from_model(&model.net, origin)?,
-            Source::Graph(graph) => graph.clone(),
+            Source::Imported(graph) | Source::Graph(graph) => graph.clone(),
             Source::Spec(network) => crate::ir::build::from_network(network, origin)?,
         })
+    }
+
+    /// Whether the commands run the passes on this source's graph (all but lowered IR files).
+    pub fn needs_passes(&self) -> bool {
+        !matches!(self, Source::Graph(_))
     }
 }

@@ -8,7 +8,10 @@ use petgraph::stable_graph::NodeIndex;
 
 use super::{BatchNormParams, Graph, IrError, Node, Op, Precision, TensorType, Weights};
 use crate::quant;
-use crate::spec::{self, Network, Shape};
+use crate::data::DatasetKind;
+use crate::spec::{
+    self, ActSpec, Conv2dSpec, DenseSpec, LayerSpec, MaxPoolSpec, NamedSpec, Network, Shape, Spec,
+};
 use crate::train::conv::Conv2d;
 use crate::train::net::Layer;
 use crate::train::Net;
@@ -22,20 +25,30 @@ pub fn input_type(shape: Shape) -> TensorType {
     }
 }
 
-/// The precision and scale of activation codes at `bits`.
+/// The precision and scale of the activation codes of networks qnnc trains, at `bits`. The
+/// scale is the f32 nearest to 1 / (2^Q - 1), so that it survives a file that stores it as f32
+/// (a QONNX export) unchanged.
 pub fn activation_type(shape: Shape, bits: u32) -> TensorType {
-    if bits == 1 {
-        TensorType {
-            shape,
-            precision: Precision::Bipolar,
-            scale: 1.0,
-        }
+    let scale = if bits == 1 {
+        1.0
     } else {
-        TensorType {
-            shape,
-            precision: Precision::unsigned(bits),
-            scale: 1.0 / quant::act_max_code(bits) as f64,
-        }
+        1.0 / quant::act_max_code(bits) as f32
+    };
+    quantizer_type(shape, bits, scale as f64)
+}
+
+/// The precision and scale of activation codes at `bits` whose one code is worth `scale`:
+/// unsigned codes for two bits or more, bipolar {-1, +1} for one.
+pub fn quantizer_type(shape: Shape, bits: u32, scale: f64) -> TensorType {
+    let precision = if bits == 1 {
+        Precision::Bipolar
+    } else {
+        Precision::unsigned(bits)
+    };
+    TensorType {
+        shape,
+        precision,
+        scale,
     }
 }
 
@@ -197,4 +210,86 @@ fn weight_codes(conv: &Conv2d, bits: u32) -> (Weights, Option<Vec<f32>>) {
         codes,
     };
     (weights, conv.bias.as_ref().map(|b| b.value.clone()))
+}
+
+/// The spec of a graph before lowering (an imported one): its layers, shapes and precisions,
+/// for what works on specs, such as the energy model. Activation scales are not part of a spec.
+pub fn to_spec(graph: &Graph, dataset: DatasetKind, origin: &str) -> Result<Spec, IrError> {
+    let chain = graph.chain();
+    let input = graph.output_type(chain[0]).expect("typed input");
+    let bits = |precision: Precision| match precision {
+        Precision::Bipolar => Some(spec::Precision::Bits(1)),
+        Precision::Int { bits, .. } => spec::Precision::from_bits(bits as i64).ok(),
+        Precision::Float => None,
+    };
+    let mut layers = Vec::new();
+    let mut classes = 0;
+    for &node in &chain[1..] {
+        let name = Some(graph.graph[node].name.clone());
+        let layer = match &graph.graph[node].op {
+            Op::Mac {
+                dense,
+                kernel,
+                stride,
+                padding,
+                outputs,
+                weight_precision,
+                bias,
+                ..
+            } => {
+                let wbits = bits(*weight_precision);
+                if *dense {
+                    LayerSpec::Dense(DenseSpec {
+                        name,
+                        units: *outputs,
+                        wbits,
+                        bias: bias.is_some(),
+                    })
+                } else {
+                    LayerSpec::Conv2d(Conv2dSpec {
+                        name,
+                        filters: *outputs,
+                        kernel: *kernel,
+                        stride: *stride,
+                        padding: *padding,
+                        wbits,
+                        bias: bias.is_some(),
+                    })
+                }
+            }
+            Op::BatchNorm(_) => LayerSpec::BatchNorm(NamedSpec { name }),
+            Op::Quantize { .. } => LayerSpec::Act(ActSpec {
+                name,
+                bits: bits(graph.output_type(node).expect("typed").precision),
+            }),
+            Op::MaxPool { size, stride } => LayerSpec::MaxPool(MaxPoolSpec {
+                name,
+                size: *size,
+                stride: Some(*stride),
+            }),
+            Op::Flatten => LayerSpec::Flatten(NamedSpec { name }),
+            Op::Output => {
+                classes = graph.input_type(node).expect("typed").shape.len();
+                continue;
+            }
+            Op::Input => continue,
+            Op::MultiThreshold(_) | Op::Requantize(_) => {
+                return Err(graph.error(
+                    origin,
+                    node,
+                    "is lowered to integers; a spec describes a graph before fold-batch-norm",
+                ))
+            }
+        };
+        layers.push(layer);
+    }
+    Ok(Spec {
+        name: graph.name.clone(),
+        dataset,
+        input: input.shape,
+        classes,
+        precision: Default::default(),
+        layers,
+        template: None,
+    })
 }

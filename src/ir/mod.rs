@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod dump;
+pub mod float_model;
 pub mod passes;
 pub mod verify;
 

@@ -5,11 +5,13 @@
 //! `g = gamma / sqrt(var + eps)`, the quantizer's input is `z = alpha * acc + delta` with
 //! `alpha = g * s` and `delta = g * (b - mean) + beta`.
 //! - Activations of up to [`MAX_THRESHOLD_BITS`] bits become a multi-threshold: code k is
-//!   reached when `z >= (k - 1/2) / (2^Q - 1)` (`z >= 0` for one bit), that is
+//!   reached when `z >= (k - 1/2) * s_a` (`z >= 0` for one bit), with `s_a` the value of one
+//!   activation code (the scale on the quantizer's output: `1 / (2^Q - 1)` for networks qnnc
+//!   trained, whatever the quantizer said for imported ones), that is
 //!   `acc >= ceil((t - delta) / alpha)` when alpha > 0, or `acc <= floor(...)` when alpha < 0
 //!   (a negative gamma). Thresholds are clamped to the accumulator's range.
 //! - Wider activations become `clamp(floor((M * acc + B) / 2^S), 0, 2^Q - 1)` with
-//!   `M = round(L * alpha * 2^S)` and `B = round((L * delta + 1/2) * 2^S)`: 2^Q - 1
+//!   `M = round(alpha / s_a * 2^S)` and `B = round((delta / s_a + 1/2) * 2^S)`: 2^Q - 1
 //!   thresholds would be too many.
 //! - A tail that ends in the output becomes integer logits `floor(z * 2^F + 1/2)` by the same
 //!   multiply-shift, with F = [`LOGIT_FRACTION_BITS`].
@@ -21,7 +23,6 @@
 use petgraph::stable_graph::NodeIndex;
 
 use super::Pass;
-use crate::ir::build::activation_type;
 use crate::ir::{
     BatchNormParams, Graph, IrError, Op, Precision, Requantization, TensorType, ThresholdTable,
 };
@@ -116,16 +117,19 @@ fn fold_tail(graph: &mut Graph, mac: NodeIndex, file: &str) -> Result<bool, IrEr
     let name_of = |graph: &Graph, node: NodeIndex| graph.graph[node].name.clone();
     let (op, out, replaced) = match graph.graph[next].op {
         Op::Quantize { bits } => {
-            let out = activation_type(acc_type.shape, bits);
+            let out = TensorType {
+                shape: acc_type.shape,
+                ..graph.output_type(next).expect("a quantizer has an output")
+            };
+            let code_value = out.scale;
             let op = if bits <= MAX_THRESHOLD_BITS {
-                Op::MultiThreshold(thresholds(&affine, bits, acc_min, acc_max))
+                Op::MultiThreshold(thresholds(&affine, bits, code_value, acc_min, acc_max))
             } else {
-                let levels = act_max_code(bits) as f64;
                 let scaled: Vec<Affine> = affine
                     .iter()
                     .map(|a| Affine {
-                        alpha: a.alpha * levels,
-                        delta: a.delta * levels + 0.5,
+                        alpha: a.alpha / code_value,
+                        delta: a.delta / code_value + 0.5,
                     })
                     .collect();
                 let clamp = Some((0, act_max_code(bits) as i64));
@@ -196,13 +200,18 @@ fn fold_tail(graph: &mut Graph, mac: NodeIndex, file: &str) -> Result<bool, IrEr
     Ok(true)
 }
 
-fn thresholds(affine: &[Affine], bits: u32, acc_min: i64, acc_max: i64) -> ThresholdTable {
+fn thresholds(
+    affine: &[Affine],
+    bits: u32,
+    code_value: f64,
+    acc_min: i64,
+    acc_max: i64,
+) -> ThresholdTable {
     let levels: Vec<f64> = if bits == 1 {
         vec![0.0]
     } else {
-        let l = act_max_code(bits) as f64;
         (1..=act_max_code(bits))
-            .map(|k| (k as f64 - 0.5) / l)
+            .map(|k| (k as f64 - 0.5) * code_value)
             .collect()
     };
     let mut table = ThresholdTable {

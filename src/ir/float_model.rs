@@ -1,0 +1,257 @@
+//! The float semantics of a graph before lowering: what a training framework computes at
+//! inference, in f32. It evaluates imported QONNX graphs the way their framework did (weights
+//! as `code * step`, batch norm in float, quantizers that round half to even, as QONNX's Quant
+//! does), so that an import can be checked against the accuracy the framework reported; the
+//! integer golden model is then compared with it.
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+use petgraph::stable_graph::NodeIndex;
+use rayon::prelude::*;
+
+use super::verify::verify;
+use super::{Graph, IrError, Op, Precision};
+use crate::data::Dataset;
+use crate::spec::Shape;
+use crate::train::conv::{im2col, Window};
+use crate::train::gemm::matmul_serial;
+use crate::train::loss::argmax;
+
+/// Images one task runs at a time.
+const IMAGES_PER_TASK: usize = 64;
+
+enum Step {
+    Mac {
+        input: Shape,
+        output: Shape,
+        window: Window,
+        /// `[fan_in, outputs]`: `code * step`.
+        weights: Vec<f32>,
+        bias: Option<Vec<f32>>,
+    },
+    /// `y = x * scale[c] + shift[c]` (batch norm at inference).
+    Affine {
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+    },
+    /// Unsigned codes `clamp(round(x / code_value), 0, max)`, or `sign(x)` for bipolar (zero
+    /// counts as +1), times `code_value`.
+    Quantize {
+        code_value: f32,
+        max_code: Option<f32>,
+    },
+    MaxPool {
+        input: Shape,
+        output: Shape,
+        size: usize,
+        stride: usize,
+    },
+    Identity,
+}
+
+/// A graph before `fold-batch-norm`, compiled for float evaluation.
+pub struct FloatModel {
+    steps: Vec<Step>,
+    pixel_value: f32,
+    pixels_per_image: usize,
+    classes: usize,
+}
+
+impl FloatModel {
+    /// Compiles a graph that still has its float batch norms and quantizers.
+    pub fn new(graph: &Graph, file: &str) -> Result<FloatModel, IrError> {
+        verify(graph, file)?;
+        let chain = graph.chain();
+        let input = graph.output_type(chain[0]).expect("typed input");
+        let mut steps = Vec::new();
+        let mut classes = 0;
+        for &node in &chain[1..] {
+            match step(graph, node, file)? {
+                Some(step) => steps.push(step),
+                None => classes = graph.input_type(node).expect("typed").shape.len(),
+            }
+        }
+        Ok(FloatModel {
+            steps,
+            pixel_value: input.scale as f32,
+            pixels_per_image: input.shape.len(),
+            classes,
+        })
+    }
+
+    /// The float logits of `images` (row-major 8-bit pixels, HWC), in parallel over the cores.
+    pub fn logits(&self, images: &[u8]) -> Vec<Vec<f32>> {
+        images
+            .par_chunks(IMAGES_PER_TASK * self.pixels_per_image)
+            .map(|chunk| {
+                let images = chunk.len() / self.pixels_per_image;
+                let mut x: Vec<f32> = chunk.iter().map(|&p| p as f32 * self.pixel_value).collect();
+                for step in &self.steps {
+                    x = run(step, x, images);
+                }
+                x.chunks_exact(self.classes)
+                    .map(|l| l.to_vec())
+                    .collect::<Vec<_>>()
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// Test accuracy in percent, and the number of images classified correctly.
+    pub fn accuracy(&self, data: &Dataset) -> (f64, usize) {
+        let correct = self
+            .logits(&data.images)
+            .iter()
+            .zip(&data.labels)
+            .filter(|(l, &label)| argmax(l) == label as usize)
+            .count();
+        (100.0 * correct as f64 / data.len().max(1) as f64, correct)
+    }
+}
+
+fn step(graph: &Graph, node: NodeIndex, file: &str) -> Result<Option<Step>, IrError> {
+    let input = graph.input_type(node).expect("typed");
+    let output = graph.output_type(node).expect("typed");
+    Ok(Some(match &graph.graph[node].op {
+        Op::Mac {
+            kernel,
+            stride,
+            padding,
+            weights,
+            bias,
+            ..
+        } => {
+            let weights = weights
+                .as_ref()
+                .ok_or_else(|| graph.error(file, node, "has no trained weights"))?;
+            Step::Mac {
+                input: input.shape,
+                output: output.shape,
+                window: Window {
+                    kernel: *kernel,
+                    stride: *stride,
+                    padding: *padding,
+                },
+                weights: weights
+                    .codes
+                    .iter()
+                    .map(|&c| (c as f64 * weights.step) as f32)
+                    .collect(),
+                bias: bias.clone(),
+            }
+        }
+        Op::BatchNorm(bn) => {
+            let scale: Vec<f32> = bn
+                .gamma
+                .iter()
+                .zip(&bn.var)
+                .map(|(&g, &v)| g / (v + bn.epsilon).sqrt())
+                .collect();
+            let shift = bn
+                .beta
+                .iter()
+                .zip(&bn.mean)
+                .zip(&scale)
+                .map(|((&b, &m), &s)| b - m * s)
+                .collect();
+            Step::Affine { scale, shift }
+        }
+        Op::Quantize { .. } => Step::Quantize {
+            code_value: output.scale as f32,
+            max_code: match output.precision {
+                Precision::Bipolar => None,
+                other => Some(other.code_range().expect("integer codes").1 as f32),
+            },
+        },
+        Op::MaxPool { size, stride } => Step::MaxPool {
+            input: input.shape,
+            output: output.shape,
+            size: *size,
+            stride: *stride,
+        },
+        Op::Flatten | Op::Input => Step::Identity,
+        Op::Output => return Ok(None),
+        Op::MultiThreshold(_) | Op::Requantize(_) => {
+            return Err(graph.error(
+                file,
+                node,
+                "is already lowered to integers; the float model runs graphs before fold-batch-norm",
+            ))
+        }
+    }))
+}
+
+fn run(step: &Step, mut x: Vec<f32>, images: usize) -> Vec<f32> {
+    match step {
+        Step::Mac {
+            input,
+            output,
+            window,
+            weights,
+            bias,
+        } => {
+            let fan_in = window.kernel * window.kernel * input.channels;
+            let rows = images * output.height * output.width;
+            let mut cols = vec![0f32; rows * fan_in];
+            im2col(&x, *input, *output, *window, &mut cols);
+            let mut y = vec![0f32; rows * output.channels];
+            matmul_serial(
+                ArrayView2::from_shape((rows, fan_in), &cols).expect("im2col shape"),
+                ArrayView2::from_shape((fan_in, output.channels), weights).expect("weights"),
+                ArrayViewMut2::from_shape((rows, output.channels), &mut y).expect("shape"),
+            );
+            if let Some(bias) = bias {
+                crate::train::conv::add_bias(&mut y, bias);
+            }
+            y
+        }
+        Step::Affine { scale, shift } => {
+            for row in x.chunks_exact_mut(scale.len()) {
+                for ((v, &s), &b) in row.iter_mut().zip(scale).zip(shift) {
+                    *v = *v * s + b;
+                }
+            }
+            x
+        }
+        Step::Quantize {
+            code_value,
+            max_code,
+        } => {
+            for v in &mut x {
+                *v = match max_code {
+                    None if *v >= 0.0 => *code_value,
+                    None => -*code_value,
+                    Some(max) => (*v / code_value).round_ties_even().clamp(0.0, *max) * code_value,
+                };
+            }
+            x
+        }
+        Step::MaxPool {
+            input,
+            output,
+            size,
+            stride,
+        } => {
+            let c = input.channels;
+            let mut y = vec![f32::NEG_INFINITY; images * output.len()];
+            for (image, pooled) in x.chunks_exact(input.len()).zip(y.chunks_exact_mut(output.len()))
+            {
+                for oy in 0..output.height {
+                    for ox in 0..output.width {
+                        let out = &mut pooled[(oy * output.width + ox) * c..][..c];
+                        for ky in 0..*size {
+                            for kx in 0..*size {
+                                let (iy, ix) = (oy * stride + ky, ox * stride + kx);
+                                let src = &image[(iy * input.width + ix) * c..][..c];
+                                for (o, &v) in out.iter_mut().zip(src) {
+                                    *o = o.max(v);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            y
+        }
+        Step::Identity => x,
+    }
+}

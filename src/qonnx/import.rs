@@ -1,0 +1,1103 @@
+//! QONNX -> IR: walks the data path of an ONNX graph from its one input to its one output and
+//! builds the IR before lowering. Weights come from the Quant or BipolarQuant node on each
+//! weight initializer, activation precisions and scales from the quantizers on the data path.
+//! Everything between a MAC and its quantizer that scales or shifts per channel (bias, batch
+//! norm, Mul, Add, per-channel weight scales) becomes one batch norm that `fold-batch-norm`
+//! turns into integers. Anything else is refused, naming the node and the op.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use onnx_protobuf::{type_proto, AttributeProto, Message, ModelProto, NodeProto};
+use petgraph::stable_graph::NodeIndex;
+
+use super::tensor::{decode, Constant};
+use super::DOMAINS;
+use crate::ir::build::{input_type, quantizer_type};
+use crate::ir::verify::verify;
+use crate::ir::{BatchNormParams, Graph, IrError, Node, Op, Precision, TensorType, Weights};
+use crate::spec::{is_identifier, Shape};
+
+/// The ops import reads, for the message that refuses the others.
+const SUPPORTED: &str = "Quant, IntQuant, BipolarQuant, Conv, Gemm, MatMul, Add, Sub, Mul, Div, \
+     BatchNormalization, Relu, Clip, MaxPool, Flatten, Reshape, Transpose, Identity, Dropout";
+
+/// Reads a QONNX file.
+pub fn load(path: &Path) -> Result<Graph, IrError> {
+    let origin = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| IrError {
+        file: origin.clone(),
+        node: "(file)".into(),
+        message: e.to_string(),
+    })?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    import(&bytes, &origin, &stem)
+}
+
+/// Builds the IR of the QONNX model in `bytes`; `fallback_name` names a graph that has none.
+pub fn import(bytes: &[u8], origin: &str, fallback_name: &str) -> Result<Graph, IrError> {
+    let file_error = |message: String| IrError {
+        file: origin.to_string(),
+        node: "(file)".into(),
+        message,
+    };
+    let model = ModelProto::parse_from_bytes(bytes)
+        .map_err(|e| file_error(format!("not an ONNX model (protobuf: {e})")))?;
+    let graph = model
+        .graph
+        .as_ref()
+        .filter(|g| model.ir_version > 0 && !g.node.is_empty())
+        .ok_or_else(|| file_error("not an ONNX model (no IR version or no graph)".into()))?;
+    let onnx = Onnx::new(graph.node.as_slice(), origin)?;
+    let mut constants = onnx.constants;
+    for t in &graph.initializer {
+        let c = decode(t).map_err(|m| IrError {
+            file: origin.to_string(),
+            node: format!("initializer {}", t.name),
+            message: m,
+        })?;
+        constants.insert(t.name.clone(), c);
+    }
+    let onnx = Onnx { constants, ..onnx };
+    let graph_error = |message: String| IrError {
+        file: origin.to_string(),
+        node: "graph".into(),
+        message,
+    };
+    let inputs: Vec<_> = graph
+        .input
+        .iter()
+        .filter(|i| !onnx.constants.contains_key(&i.name))
+        .collect();
+    if inputs.len() != 1 {
+        let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+        return Err(graph_error(format!(
+            "has {} inputs ({}); qnnc reads networks with one image input",
+            inputs.len(),
+            names.join(", ")
+        )));
+    }
+    if graph.output.len() != 1 {
+        return Err(graph_error(format!(
+            "has {} outputs; qnnc reads networks with one output (the logits)",
+            graph.output.len()
+        )));
+    }
+    let input = inputs[0];
+    let dims = tensor_dims(input).ok_or_else(|| {
+        graph_error(format!(
+            "input {} is not a float tensor of known shape",
+            input.name
+        ))
+    })?;
+    let (shape, rank) = match dims.as_slice() {
+        [_, c, h, w] => (
+            Shape {
+                height: *h,
+                width: *w,
+                channels: *c,
+            },
+            4,
+        ),
+        [_, f] => (Shape::flat(*f), 2),
+        _ => {
+            return Err(graph_error(format!(
+                "input {} has shape {dims:?}; qnnc reads [N, C, H, W] images or [N, features]",
+                input.name
+            )))
+        }
+    };
+    if shape.is_empty() {
+        return Err(graph_error(format!("input {} is empty", input.name)));
+    }
+    let name = identifier(&graph.name).unwrap_or_else(|| {
+        identifier(fallback_name).unwrap_or_else(|| "imported".to_string())
+    });
+    let mut builder = Builder::new(&name, shape, rank);
+    builder.walk(&onnx, &input.name, &graph.output[0].name)?;
+    let ir = builder.graph;
+    verify(&ir, origin)?;
+    Ok(ir)
+}
+
+/// The dimensions of a value's tensor type; symbolic dimensions (a batch size) count as 1.
+fn tensor_dims(value: &onnx_protobuf::ValueInfoProto) -> Option<Vec<usize>> {
+    let Some(type_proto::Value::TensorType(t)) = value.type_.as_ref()?.value.as_ref() else {
+        return None;
+    };
+    if t.elem_type != onnx_protobuf::tensor_proto::DataType::FLOAT as i32 {
+        return None;
+    }
+    t.shape
+        .as_ref()?
+        .dim
+        .iter()
+        .map(|d| match &d.value {
+            Some(onnx_protobuf::tensor_shape_proto::dimension::Value::DimValue(v)) => {
+                usize::try_from(*v).ok()
+            }
+            _ => Some(1),
+        })
+        .collect()
+}
+
+/// An ONNX name as an IR name: letters, digits and underscores, not starting with a digit
+/// (`/features/0/Conv` becomes `features_0_Conv`).
+fn identifier(name: &str) -> Option<String> {
+    let mut id: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect::<String>()
+        .trim_matches('_')
+        .to_string();
+    id.truncate(48);
+    if id.starts_with(|c: char| c.is_ascii_digit()) {
+        id.insert(0, 'n');
+    }
+    is_identifier(&id).then_some(id)
+}
+
+/// The nodes of an ONNX graph, indexed by the tensors they produce and read.
+struct Onnx<'a> {
+    origin: &'a str,
+    nodes: &'a [NodeProto],
+    constants: HashMap<String, Constant>,
+    producer: HashMap<&'a str, usize>,
+    consumers: HashMap<&'a str, Vec<usize>>,
+}
+
+impl<'a> Onnx<'a> {
+    fn new(nodes: &'a [NodeProto], origin: &'a str) -> Result<Self, IrError> {
+        let mut onnx = Onnx {
+            origin,
+            nodes,
+            constants: HashMap::new(),
+            producer: HashMap::new(),
+            consumers: HashMap::new(),
+        };
+        for (i, node) in nodes.iter().enumerate() {
+            for output in &node.output {
+                onnx.producer.insert(output.as_str(), i);
+            }
+            for input in node.input.iter().filter(|n| !n.is_empty()) {
+                onnx.consumers.entry(input.as_str()).or_default().push(i);
+            }
+            if node.op_type == "Constant" {
+                let value = node
+                    .attribute
+                    .iter()
+                    .find(|a| a.name == "value")
+                    .and_then(|a| a.t.as_ref())
+                    .ok_or_else(|| onnx.error(node, "has no tensor value attribute"))?;
+                let c = decode(value).map_err(|m| onnx.error(node, &format!("value {m}")))?;
+                if let Some(out) = node.output.first() {
+                    onnx.constants.insert(out.clone(), c);
+                }
+            }
+        }
+        Ok(onnx)
+    }
+
+    fn label(node: &NodeProto) -> String {
+        if node.name.is_empty() {
+            node.output.first().cloned().unwrap_or_default()
+        } else {
+            node.name.clone()
+        }
+    }
+
+    fn error(&self, node: &NodeProto, message: &str) -> IrError {
+        IrError {
+            file: self.origin.to_string(),
+            node: Self::label(node),
+            message: format!("{}: {message}", node.op_type),
+        }
+    }
+
+    /// A constant input of `node`.
+    fn constant(&self, node: &NodeProto, index: usize, what: &str) -> Result<&Constant, IrError> {
+        node.input
+            .get(index)
+            .and_then(|name| self.constants.get(name))
+            .ok_or_else(|| self.error(node, &format!("{what} must be a constant")))
+    }
+
+    fn scalar(&self, node: &NodeProto, index: usize, what: &str) -> Result<f64, IrError> {
+        self.constant(node, index, what)?
+            .scalar()
+            .ok_or_else(|| self.error(node, &format!("{what} must be one value")))
+    }
+
+    /// The one node that reads `tensor`.
+    fn consumer(&self, tensor: &str) -> Result<Option<&'a NodeProto>, IrError> {
+        match self.consumers.get(tensor).map(Vec::as_slice) {
+            None | Some([]) => Ok(None),
+            Some([one]) => Ok(Some(&self.nodes[*one])),
+            Some(many) => Err(IrError {
+                file: self.origin.to_string(),
+                node: format!("tensor {tensor}"),
+                message: format!(
+                    "feeds {} nodes; qnnc imports chains, where every tensor feeds one node",
+                    many.len()
+                ),
+            }),
+        }
+    }
+}
+
+fn attribute<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+fn int_attribute(node: &NodeProto, name: &str, default: i64) -> i64 {
+    attribute(node, name).map_or(default, |a| a.i)
+}
+
+fn ints_attribute(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    attribute(node, name).map(|a| a.ints.clone())
+}
+
+fn is_custom(node: &NodeProto) -> bool {
+    DOMAINS.contains(&node.domain.as_str())
+}
+
+fn is_standard(node: &NodeProto) -> bool {
+    node.domain.is_empty() || node.domain == "ai.onnx"
+}
+
+/// A quantizer node's parameters.
+struct Quantizer {
+    /// One value, or one an output channel.
+    scale: Constant,
+    bits: u32,
+    signed: bool,
+    narrow: bool,
+    bipolar: bool,
+}
+
+impl Quantizer {
+    fn read(onnx: &Onnx, node: &NodeProto) -> Result<Quantizer, IrError> {
+        let scale = onnx.constant(node, 1, "the scale")?.clone();
+        if scale.values.iter().any(|&s| !(s.is_finite() && s > 0.0)) {
+            return Err(onnx.error(node, "scales must be positive and finite"));
+        }
+        if node.op_type == "BipolarQuant" {
+            return Ok(Quantizer {
+                scale,
+                bits: 1,
+                signed: true,
+                narrow: false,
+                bipolar: true,
+            });
+        }
+        let zero_point = onnx.constant(node, 2, "the zero point")?;
+        if zero_point.values.iter().any(|&z| z != 0.0) {
+            return Err(onnx.error(
+                node,
+                "zero points other than 0 are not supported (qnnc's codes are symmetric weights and activations that start at 0)",
+            ));
+        }
+        let width = onnx.scalar(node, 3, "the bit width")?;
+        if !(1.0..=16.0).contains(&width) || width.fract() != 0.0 {
+            return Err(onnx.error(
+                node,
+                &format!("bit width {width} is outside 1..=16, the integer widths qnnc supports"),
+            ));
+        }
+        if let Some(mode) = attribute(node, "rounding_mode") {
+            let mode = String::from_utf8_lossy(&mode.s).to_ascii_uppercase();
+            if mode != "ROUND" {
+                return Err(onnx.error(
+                    node,
+                    &format!("rounding_mode {mode} is not supported (only ROUND, half to even)"),
+                ));
+            }
+        }
+        Ok(Quantizer {
+            scale,
+            bits: width as u32,
+            signed: int_attribute(node, "signed", 1) != 0,
+            narrow: int_attribute(node, "narrow", 0) != 0,
+            bipolar: false,
+        })
+    }
+
+    /// The code of one value, as QONNX computes it in f32 (round half to even, clamp).
+    fn code(&self, value: f64, scale: f64) -> i32 {
+        if self.bipolar {
+            return if value >= 0.0 { 1 } else { -1 };
+        }
+        let (min, max) = self.code_range();
+        let q = (value as f32 / scale as f32).round_ties_even() as f64;
+        q.clamp(min as f64, max as f64) as i32
+    }
+
+    fn code_range(&self) -> (i64, i64) {
+        let b = self.bits;
+        match (self.signed, self.narrow) {
+            (true, true) => (-(1i64 << (b - 1)) + 1, (1i64 << (b - 1)) - 1),
+            (true, false) => (-(1i64 << (b - 1)), (1i64 << (b - 1)) - 1),
+            (false, false) => (0, (1i64 << b) - 1),
+            (false, true) => (0, (1i64 << b) - 2),
+        }
+    }
+}
+
+/// How the data tensor is laid out at a point of the walk.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Layout {
+    /// `[N, C, H, W]`.
+    Nchw,
+    /// `[N, H, W, C]`: after a Transpose, only a flatten may follow.
+    Nhwc,
+    /// `[N, features]`; `chw` is the feature map it was flattened from in C, H, W order, whose
+    /// features the next dense layer reads in that order.
+    Flat { chw: Option<Shape> },
+}
+
+/// The per-channel affine map `y = a * x + b`.
+struct Affine {
+    a: Vec<f64>,
+    b: Vec<f64>,
+}
+
+struct Builder {
+    graph: Graph,
+    last: NodeIndex,
+    ty: TensorType,
+    layout: Layout,
+    names: BTreeSet<String>,
+}
+
+impl Builder {
+    fn new(name: &str, shape: Shape, rank: usize) -> Builder {
+        let mut graph = Graph::new(name);
+        let last = graph.graph.add_node(Node {
+            name: "input".into(),
+            op: Op::Input,
+        });
+        Builder {
+            graph,
+            last,
+            ty: input_type(shape),
+            layout: if rank == 4 {
+                Layout::Nchw
+            } else {
+                Layout::Flat { chw: None }
+            },
+            names: BTreeSet::from(["input".to_string(), "logits".to_string()]),
+        }
+    }
+
+    /// A fresh IR name for an ONNX node.
+    fn name_for(&mut self, node: &NodeProto, fallback: &str) -> String {
+        let base = identifier(&Onnx::label(node)).unwrap_or_else(|| fallback.to_string());
+        let mut name = base.clone();
+        let mut n = 1;
+        while self.names.contains(&name) {
+            n += 1;
+            name = format!("{base}_{n}");
+        }
+        self.names.insert(name.clone());
+        name
+    }
+
+    fn push(&mut self, name: String, op: Op, out: TensorType) {
+        let node = self.graph.graph.add_node(Node { name, op });
+        self.graph.graph.add_edge(self.last, node, self.ty);
+        self.last = node;
+        self.ty = out;
+    }
+
+    fn last_op(&mut self) -> &mut Op {
+        &mut self.graph.graph[self.last].op
+    }
+
+    fn walk(&mut self, onnx: &Onnx, input: &str, output: &str) -> Result<(), IrError> {
+        let mut tensor = input.to_string();
+        let mut steps = 0;
+        while tensor != output {
+            steps += 1;
+            let node = onnx.consumer(&tensor)?.ok_or_else(|| IrError {
+                file: onnx.origin.to_string(),
+                node: format!("tensor {tensor}"),
+                message: "feeds no node and is not the graph's output".into(),
+            })?;
+            if steps > onnx.nodes.len() {
+                return Err(onnx.error(node, "the graph has a cycle"));
+            }
+            let next = onnx.consumer(node.output.first().map_or("", String::as_str))?;
+            tensor = self.node(onnx, node, &tensor, next)?;
+        }
+        let shape = self.ty.shape;
+        if !shape.is_flat() && shape.height * shape.width != 1 {
+            return Err(IrError {
+                file: onnx.origin.to_string(),
+                node: format!("tensor {output}"),
+                message: "the graph's output must be a vector of logits, not a feature map"
+                    .into(),
+            });
+        }
+        let ty = self.ty;
+        self.push("logits".into(), Op::Output, ty);
+        Ok(())
+    }
+
+    /// Imports one node reading the data tensor `x`; returns the tensor the walk goes on with.
+    fn node(
+        &mut self,
+        onnx: &Onnx,
+        node: &NodeProto,
+        x: &str,
+        next: Option<&NodeProto>,
+    ) -> Result<String, IrError> {
+        let fail = |message: &str| Err(onnx.error(node, message));
+        let data_input = node.input.first().map(String::as_str);
+        let op = node.op_type.as_str();
+        let is_data_first = data_input == Some(x);
+        if !is_data_first && !matches!(op, "Add" | "Mul") {
+            return fail("reads the data as its second input, which qnnc does not support");
+        }
+        let custom = is_custom(node);
+        if !custom && !is_standard(node) {
+            return fail(&format!(
+                "domain {} is not supported; qnnc imports {SUPPORTED}",
+                node.domain
+            ));
+        }
+        match op {
+            "Quant" | "IntQuant" | "BipolarQuant" if custom => self.activation(onnx, node)?,
+            "Identity" | "Dropout" if !custom => {}
+            "Relu" | "Clip" if !custom => self.clip(onnx, node, next)?,
+            "Conv" | "Gemm" | "MatMul" if !custom => self.mac(onnx, node)?,
+            "Add" | "Sub" | "Mul" | "Div" if !custom => {
+                let affine = self.elementwise(onnx, node, x)?;
+                self.affine(onnx, node, affine)?;
+            }
+            "BatchNormalization" if !custom => {
+                let affine = self.batch_norm(onnx, node)?;
+                self.affine(onnx, node, affine)?;
+            }
+            "MaxPool" if !custom => self.max_pool(onnx, node)?,
+            "Flatten" | "Reshape" if !custom => self.flatten(onnx, node)?,
+            "Transpose" if !custom => self.transpose(onnx, node)?,
+            _ => {
+                let what = if custom && op == "Trunc" {
+                    "Trunc (QONNX's truncation after average pooling) is not supported: qnnc's \
+                     integer model has no average pooling"
+                        .to_string()
+                } else {
+                    format!("this op is not supported; qnnc imports {SUPPORTED}")
+                };
+                return fail(&what);
+            }
+        }
+        node.output
+            .first()
+            .cloned()
+            .ok_or_else(|| onnx.error(node, "has no output"))
+    }
+
+    fn channels(&self) -> usize {
+        self.ty.shape.channels
+    }
+
+    fn activation(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), IrError> {
+        let q = Quantizer::read(onnx, node)?;
+        let fail = |m: &str| Err(onnx.error(node, m));
+        let Some(scale) = q.scale.scalar() else {
+            return fail("per-channel activation scales are not supported (one scale a tensor)");
+        };
+        if !q.bipolar {
+            if q.signed {
+                return fail(
+                    "signed activations are not supported: qnnc's activations are unsigned codes \
+                     (a quantized ReLU) or bipolar (BipolarQuant)",
+                );
+            }
+            if q.narrow {
+                return fail("narrow range on unsigned activations is not supported");
+            }
+            if q.bits == 1 {
+                return fail("1-bit unsigned activations are not supported; use BipolarQuant");
+            }
+        }
+        if matches!(self.layout, Layout::Nhwc) {
+            return fail("follows a Transpose to NHWC; only a flatten may follow that");
+        }
+        let name = self.name_for(node, "act");
+        let out = quantizer_type(self.ty.shape, q.bits, scale);
+        self.push(name, Op::Quantize { bits: q.bits }, out);
+        Ok(())
+    }
+
+    /// ReLU and clipping are kept only where the quantizer after them makes them redundant:
+    /// an unsigned quantizer clips at 0 and at its largest code, a sign ignores magnitudes.
+    fn clip(
+        &mut self,
+        onnx: &Onnx,
+        node: &NodeProto,
+        next: Option<&NodeProto>,
+    ) -> Result<(), IrError> {
+        let (low, high) = if node.op_type == "Relu" {
+            (0.0, f64::INFINITY)
+        } else {
+            let bound = |index: usize, attr: &str, default: f64| -> Result<f64, IrError> {
+                match node.input.get(index).filter(|n| !n.is_empty()) {
+                    Some(_) => onnx.scalar(node, index, attr),
+                    None => Ok(attribute(node, attr).map_or(default, |a| a.f as f64)),
+                }
+            };
+            (
+                bound(1, "min", f64::NEG_INFINITY)?,
+                bound(2, "max", f64::INFINITY)?,
+            )
+        };
+        let redundant = match next.filter(|n| is_custom(n)) {
+            Some(n) if n.op_type == "BipolarQuant" => low < 0.0 && high >= 0.0,
+            Some(n) if matches!(n.op_type.as_str(), "Quant" | "IntQuant") => {
+                match Quantizer::read(onnx, n) {
+                    Ok(q) if !q.signed && !q.narrow => {
+                        let largest = q.scale.scalar().unwrap_or(f64::INFINITY)
+                            * q.code_range().1 as f64;
+                        low <= 0.0 && high >= largest
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        if redundant {
+            Ok(())
+        } else {
+            Err(onnx.error(
+                node,
+                "is supported only right before an unsigned Quant (quantized ReLU) or a BipolarQuant that it does not change: a float activation cannot run on the integer model",
+            ))
+        }
+    }
+
+    fn mac(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), IrError> {
+        let fail = |m: &str| Err(onnx.error(node, m));
+        let weights_name = node.input.get(1).map(String::as_str).unwrap_or("");
+        let conv = node.op_type == "Conv";
+        // The output axis of the weight tensor as stored.
+        let (output_axis, transposed) = match node.op_type.as_str() {
+            "Conv" => (0, true),
+            "Gemm" => {
+                if attribute(node, "alpha").is_some_and(|a| a.f != 1.0)
+                    || attribute(node, "beta").is_some_and(|a| a.f != 1.0)
+                    || int_attribute(node, "transA", 0) != 0
+                {
+                    return fail("only alpha = 1, beta = 1 and transA = 0 are supported");
+                }
+                let t = int_attribute(node, "transB", 0) != 0;
+                (if t { 0 } else { 1 }, t)
+            }
+            _ => (1, false),
+        };
+        let (dims, codes, scales, precision) =
+            quantized_weights(onnx, node, weights_name, output_axis)?;
+        let outputs = dims[output_axis];
+        let (input_shape, fan_in, kernel, stride, padding) = if conv {
+            if self.layout != Layout::Nchw || dims.len() != 4 {
+                return fail("needs an NCHW feature map and 4-D weights");
+            }
+            let (cin, k) = (dims[1], dims[2]);
+            if dims[3] != k {
+                return fail("only square kernels are supported");
+            }
+            if int_attribute(node, "group", 1) != 1 {
+                return fail("grouped convolutions are not supported");
+            }
+            if ints_attribute(node, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
+                return fail("dilations other than 1 are not supported");
+            }
+            if attribute(node, "auto_pad")
+                .is_some_and(|a| !a.s.is_empty() && a.s.as_slice() != b"NOTSET")
+            {
+                return fail("auto_pad is not supported; give explicit pads");
+            }
+            let strides = ints_attribute(node, "strides").unwrap_or(vec![1, 1]);
+            let pads = ints_attribute(node, "pads").unwrap_or(vec![0; 4]);
+            if strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 {
+                return fail("strides must be equal in both dimensions");
+            }
+            if pads.len() != 4 || pads.iter().any(|&p| p != pads[0]) || pads[0] < 0 {
+                return fail("pads must be the same on every side");
+            }
+            if cin != self.channels() {
+                return fail(&format!(
+                    "weights read {cin} channels but the input has {}",
+                    self.channels()
+                ));
+            }
+            (
+                self.ty.shape,
+                k * k * cin,
+                k,
+                strides[0] as usize,
+                pads[0] as usize,
+            )
+        } else {
+            let Layout::Flat { chw } = self.layout else {
+                return fail("needs a flattened input (a Flatten or Reshape before it)");
+            };
+            if dims.len() != 2 {
+                return fail("needs 2-D weights");
+            }
+            let fan_in = dims[1 - output_axis];
+            if fan_in != self.ty.shape.len() {
+                return fail(&format!(
+                    "weights read {fan_in} features but the input has {}",
+                    self.ty.shape.len()
+                ));
+            }
+            (chw.unwrap_or(self.ty.shape), fan_in, 1, 1, 0)
+        };
+        // qnnc's weights are [fan_in, outputs], rows in (ky, kx, channel) order: the HWC order
+        // of the receptive field, or of the feature map a dense layer reads.
+        let mut ir_codes = vec![0i32; fan_in * outputs];
+        let c = input_shape.channels;
+        let (h, w) = if conv {
+            (kernel, kernel)
+        } else {
+            (input_shape.height, input_shape.width)
+        };
+        for o in 0..outputs {
+            for ci in 0..c {
+                for y in 0..h {
+                    for x in 0..w {
+                        let chw = (ci * h + y) * w + x;
+                        let stored = if transposed {
+                            o * fan_in + chw
+                        } else {
+                            chw * outputs + o
+                        };
+                        ir_codes[((y * w + x) * c + ci) * outputs + o] = codes[stored];
+                    }
+                }
+            }
+        }
+        let step = scales.iter().cloned().fold(0.0, f64::max);
+        let bias = match node.input.get(2).filter(|n| !n.is_empty()) {
+            Some(_) => {
+                let b = onnx.constant(node, 2, "the bias")?;
+                if b.values.len() != outputs {
+                    return fail(&format!("the bias needs {outputs} values"));
+                }
+                Some(b.values.iter().map(|&v| v as f32).collect())
+            }
+            None => None,
+        };
+        let out_shape = if conv {
+            let size = |n: usize| (n + 2 * padding).checked_sub(kernel).map(|d| d / stride + 1);
+            match (size(input_shape.height), size(input_shape.width)) {
+                (Some(height), Some(width)) => Shape {
+                    height,
+                    width,
+                    channels: outputs,
+                },
+                _ => return fail("the kernel is larger than the padded input"),
+            }
+        } else {
+            Shape::flat(outputs)
+        };
+        let name = self.name_for(node, if conv { "conv" } else { "dense" });
+        let out = TensorType {
+            shape: out_shape,
+            precision: Precision::Float,
+            scale: step * self.ty.scale,
+        };
+        let op = Op::Mac {
+            dense: !conv,
+            kernel,
+            stride,
+            padding,
+            outputs,
+            weight_precision: precision,
+            weights: Some(Weights {
+                step,
+                fan_in,
+                outputs,
+                codes: ir_codes,
+            }),
+            bias,
+        };
+        self.push(name.clone(), op, out);
+        self.layout = if conv {
+            Layout::Nchw
+        } else {
+            Layout::Flat { chw: None }
+        };
+        if scales.len() > 1 {
+            // Per-channel weight scales: the MAC counts in units of the largest, a batch norm
+            // after it scales each channel by its own.
+            let affine = Affine {
+                a: scales.iter().map(|s| s / step).collect(),
+                b: vec![0.0; outputs],
+            };
+            self.push_affine(format!("{name}_weight_scale"), affine);
+        }
+        Ok(())
+    }
+
+    /// A per-channel Add, Sub, Mul or Div by a constant.
+    fn elementwise(&self, onnx: &Onnx, node: &NodeProto, x: &str) -> Result<Affine, IrError> {
+        let other = if node.input.first().map(String::as_str) == Some(x) {
+            1
+        } else {
+            0
+        };
+        let c = onnx.constant(node, other, "the other operand")?;
+        let channels = self.channels();
+        let values: Vec<f64> = if c.values.len() == 1 {
+            vec![c.values[0]; channels]
+        } else {
+            let channel_axis = match self.layout {
+                Layout::Nchw => 1,
+                _ => 1,
+            };
+            let rank = if matches!(self.layout, Layout::Nchw) { 4 } else { 2 };
+            let mut dims = vec![1; rank.max(c.dims.len())];
+            let offset = dims.len() - c.dims.len();
+            dims[offset..].copy_from_slice(&c.dims);
+            let per_channel = dims
+                .iter()
+                .enumerate()
+                .all(|(i, &d)| d == 1 || (i == channel_axis && d == channels));
+            if !per_channel || c.values.len() != channels {
+                return Err(onnx.error(
+                    node,
+                    "only scalar or per-channel constants are supported",
+                ));
+            }
+            c.values.clone()
+        };
+        let ones = vec![1.0; channels];
+        let zeros = vec![0.0; channels];
+        Ok(match node.op_type.as_str() {
+            "Add" => Affine { a: ones, b: values },
+            "Sub" => Affine {
+                a: ones,
+                b: values.iter().map(|v| -v).collect(),
+            },
+            "Mul" => Affine { a: values, b: zeros },
+            _ => {
+                if values.contains(&0.0) {
+                    return Err(onnx.error(node, "divides by zero"));
+                }
+                Affine {
+                    a: values.iter().map(|v| 1.0 / v).collect(),
+                    b: zeros,
+                }
+            }
+        })
+    }
+
+    fn batch_norm(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<Affine, IrError> {
+        let channels = self.channels();
+        let mut params = Vec::new();
+        for (i, what) in [(1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")] {
+            let c = onnx.constant(node, i, what)?;
+            if c.values.len() != channels {
+                return Err(onnx.error(node, &format!("{what} needs {channels} values")));
+            }
+            params.push(c.values.iter().map(|&v| v as f32).collect::<Vec<f32>>());
+        }
+        let epsilon = attribute(node, "epsilon").map_or(1e-5, |a| a.f);
+        let bn = BatchNormParams {
+            gamma: params[0].clone(),
+            beta: params[1].clone(),
+            mean: params[2].clone(),
+            var: params[3].clone(),
+            epsilon,
+        };
+        if matches!(self.last_op(), Op::Mac { .. }) {
+            // Right after its MAC, a batch norm is kept as it is (export writes it so).
+            let name = self.name_for(node, "bn");
+            let out = TensorType {
+                precision: Precision::Float,
+                scale: 1.0,
+                ..self.ty
+            };
+            self.push(name, Op::BatchNorm(bn), out);
+            return Ok(Affine {
+                a: vec![1.0; channels],
+                b: vec![0.0; channels],
+            });
+        }
+        Ok(normalized(&bn))
+    }
+
+    /// Applies a per-channel affine map to the data: into the bias of the MAC before it, or
+    /// composed with the batch norm before it, or as a new batch norm after a MAC.
+    fn affine(&mut self, onnx: &Onnx, node: &NodeProto, affine: Affine) -> Result<(), IrError> {
+        if affine.a.iter().all(|&a| a == 1.0) && affine.b.iter().all(|&b| b == 0.0) {
+            return Ok(());
+        }
+        if let Layout::Flat { chw: Some(_) } = self.layout {
+            return Err(onnx.error(
+                node,
+                "per-feature arithmetic on a flattened feature map is not supported",
+            ));
+        }
+        let only_shift = affine.a.iter().all(|&a| a == 1.0);
+        match self.last_op() {
+            Op::Mac { bias, .. } if only_shift => {
+                let old = bias.take().unwrap_or_else(|| vec![0.0; affine.b.len()]);
+                *bias = Some(
+                    old.iter()
+                        .zip(&affine.b)
+                        .map(|(&o, &b)| (o as f64 + b) as f32)
+                        .collect(),
+                );
+            }
+            Op::Mac { .. } => {
+                let name = self.name_for(node, "affine");
+                self.push_affine(name, affine);
+            }
+            Op::BatchNorm(bn) => {
+                let before = normalized(bn);
+                let composed = Affine {
+                    a: before.a.iter().zip(&affine.a).map(|(x, y)| x * y).collect(),
+                    b: before
+                        .b
+                        .iter()
+                        .zip(affine.a.iter().zip(&affine.b))
+                        .map(|(b0, (a, b))| a * b0 + b)
+                        .collect(),
+                };
+                *bn = affine_batch_norm(&composed);
+            }
+            _ => {
+                return Err(onnx.error(
+                    node,
+                    "scales or shifts are folded only between a conv or dense layer and its quantizer",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn push_affine(&mut self, name: String, affine: Affine) {
+        let out = TensorType {
+            precision: Precision::Float,
+            scale: 1.0,
+            ..self.ty
+        };
+        self.push(name, Op::BatchNorm(affine_batch_norm(&affine)), out);
+    }
+
+    fn max_pool(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), IrError> {
+        let fail = |m: &str| Err(onnx.error(node, m));
+        if self.layout != Layout::Nchw {
+            return fail("needs an NCHW feature map");
+        }
+        let kernel = ints_attribute(node, "kernel_shape").unwrap_or_default();
+        let strides = ints_attribute(node, "strides").unwrap_or(vec![1, 1]);
+        let pads = ints_attribute(node, "pads").unwrap_or(vec![0; 4]);
+        if kernel.len() != 2 || kernel[0] != kernel[1] || kernel[0] < 1 {
+            return fail("only square 2-D windows are supported");
+        }
+        if strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 {
+            return fail("strides must be equal in both dimensions");
+        }
+        if pads.iter().any(|&p| p != 0)
+            || int_attribute(node, "ceil_mode", 0) != 0
+            || ints_attribute(node, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1))
+            || node.output.len() > 1
+        {
+            return fail("padding, ceil_mode, dilations and indices are not supported");
+        }
+        let (size, stride) = (kernel[0] as usize, strides[0] as usize);
+        let shape = self.ty.shape;
+        if size > shape.height || size > shape.width {
+            return fail("the window is larger than the input");
+        }
+        let out = TensorType {
+            shape: Shape {
+                height: (shape.height - size) / stride + 1,
+                width: (shape.width - size) / stride + 1,
+                channels: shape.channels,
+            },
+            ..self.ty
+        };
+        let name = self.name_for(node, "pool");
+        self.push(name, Op::MaxPool { size, stride }, out);
+        Ok(())
+    }
+
+    fn flatten(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), IrError> {
+        let len = self.ty.shape.len() as f64;
+        if node.op_type == "Flatten" {
+            if int_attribute(node, "axis", 1) != 1 {
+                return Err(onnx.error(node, "only axis 1 is supported"));
+            }
+        } else {
+            let target = &onnx.constant(node, 1, "the shape")?.values;
+            let flat = matches!(target.as_slice(), [n, f] if (*n == 1.0 || *n == 0.0 || *n == -1.0)
+                && (*f == -1.0 || *f == len));
+            if !flat {
+                return Err(onnx.error(
+                    node,
+                    "only reshapes that flatten to [N, features] are supported",
+                ));
+            }
+        }
+        let shape = self.ty.shape;
+        self.layout = match self.layout {
+            Layout::Flat { .. } => return Ok(()),
+            Layout::Nchw => Layout::Flat { chw: Some(shape) },
+            // Flattening NHWC is qnnc's own (HWC) order.
+            Layout::Nhwc => Layout::Flat { chw: None },
+        };
+        let name = self.name_for(node, "flatten");
+        let out = TensorType {
+            shape: Shape::flat(shape.len()),
+            ..self.ty
+        };
+        self.push(name, Op::Flatten, out);
+        Ok(())
+    }
+
+    fn transpose(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), IrError> {
+        let perm = ints_attribute(node, "perm").unwrap_or_default();
+        match (self.layout, perm.as_slice()) {
+            (Layout::Nchw, [0, 2, 3, 1]) => self.layout = Layout::Nhwc,
+            (Layout::Nhwc, [0, 3, 1, 2]) => self.layout = Layout::Nchw,
+            (Layout::Nchw | Layout::Nhwc, [0, 1, 2, 3]) | (Layout::Flat { .. }, [0, 1]) => {}
+            _ => {
+                return Err(onnx.error(
+                    node,
+                    "only transposes between NCHW and NHWC (or identities) are supported",
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The weights of a MAC from the quantizer on its weight initializer: their shape as stored,
+/// integer codes, the scale of each output channel (or one for all) and their precision.
+fn quantized_weights(
+    onnx: &Onnx,
+    mac: &NodeProto,
+    name: &str,
+    output_axis: usize,
+) -> Result<(Vec<usize>, Vec<i32>, Vec<f64>, Precision), IrError> {
+    if onnx.constants.contains_key(name) {
+        return Err(onnx.error(
+            mac,
+            "weights are float; qnnc needs a Quant or BipolarQuant node on them",
+        ));
+    }
+    let producer = onnx.producer.get(name).map(|&i| &onnx.nodes[i]);
+    if let Some(t) = producer.filter(|n| n.op_type == "Transpose" && is_standard(n)) {
+        // PyTorch's Linear stores [outputs, inputs] and exports a transpose for MatMul.
+        if ints_attribute(t, "perm").as_deref() != Some(&[1, 0]) || output_axis > 1 {
+            return Err(onnx.error(t, "only 2-D transposes of weights are supported"));
+        }
+        let source = t.input.first().map(String::as_str).unwrap_or("");
+        let (dims, codes, scales, precision) =
+            quantized_weights(onnx, mac, source, 1 - output_axis)?;
+        let (rows, cols) = (dims[0], dims[1]);
+        let mut transposed = vec![0; codes.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                transposed[c * rows + r] = codes[r * cols + c];
+            }
+        }
+        return Ok((vec![cols, rows], transposed, scales, precision));
+    }
+    let quant = producer
+        .filter(|n| is_custom(n) && matches!(n.op_type.as_str(), "Quant" | "IntQuant" | "BipolarQuant"))
+        .ok_or_else(|| {
+            onnx.error(
+                mac,
+                "weights must come from a Quant or BipolarQuant node on a constant",
+            )
+        })?;
+    let q = Quantizer::read(onnx, quant)?;
+    let w = onnx.constant(quant, 0, "the weights it quantizes")?;
+    if !q.bipolar && (!q.signed || q.bits < 2) {
+        return Err(onnx.error(
+            quant,
+            "weights need a signed Quant of 2 bits or more, or a BipolarQuant",
+        ));
+    }
+    let rank = w.dims.len();
+    if output_axis >= rank {
+        return Err(onnx.error(mac, "weights have too few dimensions"));
+    }
+    let outputs = w.dims[output_axis];
+    let scales: Vec<f64> = if q.scale.values.len() == 1 {
+        q.scale.values.clone()
+    } else {
+        let mut dims = vec![1; rank.max(q.scale.dims.len())];
+        let offset = dims.len() - q.scale.dims.len();
+        dims[offset..].copy_from_slice(&q.scale.dims);
+        let per_channel = dims.len() == rank
+            && dims
+                .iter()
+                .enumerate()
+                .all(|(i, &d)| d == 1 || (i == output_axis && d == outputs));
+        if !per_channel || q.scale.values.len() != outputs {
+            return Err(onnx.error(
+                quant,
+                "scales must be one value or one an output channel",
+            ));
+        }
+        q.scale.values.clone()
+    };
+    // Index of the output channel of each stored element.
+    let inner: usize = w.dims[output_axis + 1..].iter().product();
+    let codes = w
+        .values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let channel = (i / inner.max(1)) % outputs.max(1);
+            q.code(v, scales[if scales.len() == 1 { 0 } else { channel }])
+        })
+        .collect();
+    let precision = if q.bipolar {
+        Precision::Bipolar
+    } else {
+        Precision::signed(q.bits)
+    };
+    Ok((w.dims.clone(), codes, scales, precision))
+}
+
+/// A batch norm as `y = a * x + b`.
+fn normalized(bn: &BatchNormParams) -> Affine {
+    let a: Vec<f64> = bn
+        .gamma
+        .iter()
+        .zip(&bn.var)
+        .map(|(&g, &v)| g as f64 / (v as f64 + bn.epsilon as f64).sqrt())
+        .collect();
+    let b = bn
+        .beta
+        .iter()
+        .zip(&bn.mean)
+        .zip(&a)
+        .map(|((&beta, &mean), a)| beta as f64 - a * mean as f64)
+        .collect();
+    Affine { a, b }
+}
+
+/// `y = a * x + b` as a batch norm (mean 0, variance 1, epsilon 0).
+fn affine_batch_norm(affine: &Affine) -> BatchNormParams {
+    let n = affine.a.len();
+    BatchNormParams {
+        gamma: affine.a.iter().map(|&v| v as f32).collect(),
+        beta: affine.b.iter().map(|&v| v as f32).collect(),
+        mean: vec![0.0; n],
+        var: vec![1.0; n],
+        epsilon: 0.0,
+    }
+}
