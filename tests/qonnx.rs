@@ -206,3 +206,74 @@ fn commands_take_qonnx_files_and_names_that_are_not_identifiers() {
     let build = dir.path().join("build").display().to_string();
     ok(qnnc(&["compile", &path, "-o", &build]));
 }
+
+/// The fixtures and what Brevitas reported for them (tests/fixtures/qonnx/fixtures.json).
+fn brevitas_fixtures() -> Vec<(String, f64, u64)> {
+    let text = std::fs::read_to_string(fixtures().join("fixtures.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let list: Vec<(String, f64, u64)> = json["fixtures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let file = f["file"].as_str().unwrap().to_string();
+            // The record belongs to this very file.
+            let bytes = std::fs::read(fixtures().join(&file)).unwrap();
+            let digest = qnnc::codegen::digest(&bytes);
+            assert_eq!(f["sha256"].as_str().unwrap(), digest, "{file} changed");
+            let accuracy = f["brevitas_accuracy"].as_f64().unwrap();
+            let images = f["test_images"].as_u64().unwrap();
+            (file, accuracy, images)
+        })
+        .collect();
+    let names: Vec<&str> = list.iter().map(|(f, _, _)| f.as_str()).collect();
+    for network in ["mlp", "cnn"] {
+        for q in [1, 2, 4, 8] {
+            let name = format!("{network}_q{q}.onnx");
+            assert!(names.contains(&name.as_str()), "{name} missing");
+        }
+    }
+    list
+}
+
+#[test]
+fn brevitas_fixtures_evaluate_to_the_accuracy_brevitas_reported() {
+    for (file, brevitas, images) in brevitas_fixtures() {
+        let path = fixtures().join(&file).display().to_string();
+        let report: serde_json::Value = serde_json::from_str(&ok(qnnc(&[
+            "eval",
+            &path,
+            "--integer",
+            "--format",
+            "json",
+        ])))
+        .unwrap();
+        assert_eq!(report["total"].as_u64(), Some(images), "{file}");
+        let float = report["accuracy"].as_f64().unwrap();
+        let integer = report["integer_accuracy"].as_f64().unwrap();
+        assert!(
+            (float - brevitas).abs() <= 0.1,
+            "{file}: qnnc's float model {float} % but Brevitas reported {brevitas} %"
+        );
+        assert!(
+            (integer - float).abs() <= 0.3,
+            "{file}: integer golden model {integer} % but float {float} %"
+        );
+    }
+}
+
+#[test]
+fn brevitas_fixtures_compile_to_rtl_with_no_mismatches() {
+    let dir = tempfile::tempdir().unwrap();
+    for (file, _, _) in brevitas_fixtures() {
+        let path = fixtures().join(&file).display().to_string();
+        let build = dir.path().join(&file).display().to_string();
+        ok(qnnc(&["compile", &path, "--pe", "8", "--simd", "16", "-o", &build]));
+        let report: serde_json::Value = serde_json::from_str(&ok(qnnc(&[
+            "sim", &build, "--images", "200", "--model", &path, "--format", "json",
+        ])))
+        .unwrap();
+        assert_eq!(report["mismatches"], 0, "{file}: {report}");
+        assert_eq!(report["images"], 200, "{file}: {report}");
+    }
+}

@@ -278,9 +278,9 @@ pub fn top_name(model: &str) -> String {
     format!("{model}_top")
 }
 
-/// SHA-256 of some text, in hex.
-pub fn digest(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
+/// SHA-256 of some text or bytes, in hex.
+pub fn digest(data: impl AsRef<[u8]>) -> String {
+    Sha256::digest(data.as_ref())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
