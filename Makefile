@@ -7,7 +7,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 DEMO_DIR := build/demo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup build demo test bench lint rtl-check synth-check explore clean
+.PHONY: all setup build demo test bench lint rtl-check synth-check explore qonnx-fixtures clean
 
 all: build
 
@@ -77,6 +77,12 @@ explore: setup build
 	@mkdir -p docs/results/plots
 	cp $(EXPLORE_DIR)/report.md $(EXPLORE_DIR)/results.csv $(EXPLORE_DIR)/results.json docs/results/
 	cp $(EXPLORE_DIR)/plots/*.svg docs/results/plots/
+
+# The Brevitas-trained QONNX test fixtures, made again: installs the pinned Brevitas and PyTorch
+# from PyPI into build/brevitas-venv (a few GB), trains eight small networks and exports them
+# into tests/fixtures/qonnx/ with the accuracies Brevitas reported. The tests need no Python.
+qonnx-fixtures:
+	bash examples/qonnx/make_fixtures.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

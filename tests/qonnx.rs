@@ -277,3 +277,92 @@ fn brevitas_fixtures_compile_to_rtl_with_no_mismatches() {
         assert_eq!(report["images"], 200, "{file}: {report}");
     }
 }
+
+/// `model` with a Trunc of act1's 4-bit codes to 2 bits (`rounding`) inserted after act1.
+fn with_truncation(proto: &ModelProto, rounding: &str, input_bits: f32) -> Vec<u8> {
+    use onnx_protobuf::attribute_proto::AttributeType;
+    use onnx_protobuf::{AttributeProto, NodeProto, TensorProto};
+    with(proto, |m| {
+        let graph = m.graph.as_mut().unwrap();
+        let scale = graph
+            .initializer
+            .iter()
+            .find(|t| t.name == "act1_scale")
+            .map(|t| f32::from_le_bytes(t.raw_data[..4].try_into().unwrap()))
+            .unwrap();
+        let at = graph.node.iter().position(|n| n.name == "act1").unwrap();
+        graph.node[at].output = vec!["act1_codes".into()];
+        let mut inputs = vec!["act1_codes".to_string()];
+        for (name, value) in [
+            ("t_scale", scale),
+            ("t_zero_point", 0.0),
+            ("t_input_bits", input_bits),
+            ("t_output_scale", scale * 4.0),
+            ("t_output_bits", 2.0),
+        ] {
+            let mut t = TensorProto::new();
+            t.name = name.into();
+            t.data_type = 1;
+            t.raw_data = value.to_le_bytes().to_vec();
+            graph.initializer.push(t);
+            inputs.push(name.into());
+        }
+        let mut trunc = NodeProto::new();
+        trunc.op_type = "Trunc".into();
+        trunc.domain = "qonnx.custom_op.general".into();
+        trunc.name = "act1_trunc".into();
+        trunc.input = inputs;
+        trunc.output = vec!["act1".into()];
+        for (name, value) in [("signed", None), ("rounding_mode", Some(rounding))] {
+            let mut a = AttributeProto::new();
+            a.name = name.into();
+            match value {
+                None => a.type_ = AttributeType::INT.into(),
+                Some(s) => {
+                    a.type_ = AttributeType::STRING.into();
+                    a.s = s.as_bytes().to_vec();
+                }
+            }
+            trunc.attribute.push(a);
+        }
+        graph.node.insert(at + 1, trunc);
+    })
+}
+
+#[test]
+fn a_truncation_after_a_quantizer_runs_bit_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_, proto) = exported(d);
+    for rounding in ["FLOOR", "ROUND", "CEIL"] {
+        let path = d.join(format!("trunc_{rounding}.onnx")).display().to_string();
+        std::fs::write(&path, with_truncation(&proto, rounding, 4.0)).unwrap();
+        let text = ok(qnnc(&["inspect", &path, "--after", "none"]));
+        assert!(text.contains("quantize bits=2 truncating u4 >> 2"), "{text}");
+        let report: serde_json::Value = serde_json::from_str(&ok(qnnc(&[
+            "eval", &path, "--integer", "--test-limit", "1000", "--format", "json",
+        ])))
+        .unwrap();
+        let float = report["accuracy"].as_f64().unwrap();
+        let integer = report["integer_accuracy"].as_f64().unwrap();
+        assert!(float > 30.0, "{rounding}: {report}");
+        assert!((integer - float).abs() <= 0.3, "{rounding}: {report}");
+        // Export writes the truncation back, and import finds the same graph.
+        let again = d.join(format!("trunc_{rounding}_again.onnx")).display().to_string();
+        ok(qnnc(&["export", &path, "-o", &again]));
+        assert_eq!(dumps(&path).0, dumps(&again).0, "{rounding}");
+        let build = d.join(format!("build_{rounding}")).display().to_string();
+        ok(qnnc(&["compile", &path, "-o", &build]));
+        let sim: serde_json::Value = serde_json::from_str(&ok(qnnc(&[
+            "sim", &build, "--images", "100", "--model", &path, "--format", "json",
+        ])))
+        .unwrap();
+        assert_eq!(sim["mismatches"], 0, "{rounding}: {sim}");
+    }
+    let wrong = d.join("trunc_wrong_width.onnx");
+    std::fs::write(&wrong, with_truncation(&proto, "FLOOR", 8.0)).unwrap();
+    assert_user_error(
+        &qnnc(&["eval", &wrong.display().to_string()]),
+        &["act1_trunc", "Trunc", "u8", "u4"],
+    );
+}

@@ -168,7 +168,7 @@ fn precisions(graph: &ir::Graph) -> (String, String) {
             } => {
                 weights.insert(weight_precision.storage_bits());
             }
-            ir::Op::Quantize { bits } => {
+            ir::Op::Quantize { bits, .. } => {
                 activations.insert(*bits);
             }
             ir::Op::MultiThreshold(_) | ir::Op::Requantize(_) => {

@@ -162,7 +162,13 @@ fn build(network: &Network, net: Option<&Net>, origin: &str) -> Result<Graph, Ir
                 let bits = bits.bits().ok_or_else(|| {
                     error("activations are float; the integer model needs 1..=16 bits (train with --bits)".into())
                 })?;
-                (Op::Quantize { bits }, activation_type(plan.output, bits))
+                (
+                    Op::Quantize {
+                        bits,
+                        truncation: None,
+                    },
+                    activation_type(plan.output, bits),
+                )
             }
             spec::Op::MaxPool { size, stride } => (
                 Op::MaxPool { size, stride },

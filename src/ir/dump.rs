@@ -65,7 +65,17 @@ pub fn describe(op: &Op) -> String {
             text
         }
         Op::BatchNorm(bn) => format!("batchnorm channels={} eps={:e}", bn.gamma.len(), bn.epsilon),
-        Op::Quantize { bits } => format!("quantize bits={bits}"),
+        Op::Quantize {
+            bits,
+            truncation: None,
+        } => format!("quantize bits={bits}"),
+        Op::Quantize {
+            bits,
+            truncation: Some(t),
+        } => format!(
+            "quantize bits={bits} truncating u{} >> {} ({:?})",
+            t.input_bits, t.shift, t.rounding
+        ),
         Op::MultiThreshold(t) => format!(
             "multithreshold channels={} thresholds={} descending={}",
             t.thresholds.len(),

@@ -9,7 +9,7 @@ use petgraph::stable_graph::NodeIndex;
 use rayon::prelude::*;
 
 use super::verify::verify;
-use super::{Graph, IrError, Op, Precision};
+use super::{Graph, IrError, Op, Precision, Truncation};
 use crate::data::Dataset;
 use crate::spec::Shape;
 use crate::train::conv::{im2col, Window};
@@ -38,6 +38,12 @@ enum Step {
     Quantize {
         code_value: f32,
         max_code: Option<f32>,
+    },
+    /// A quantizer to `truncation.input_bits` bits, then its truncation to `max_code`.
+    Truncate {
+        truncation: Truncation,
+        code_value: f32,
+        max_code: i64,
     },
     MaxPool {
         input: Shape,
@@ -155,6 +161,14 @@ fn step(graph: &Graph, node: NodeIndex, file: &str) -> Result<Option<Step>, IrEr
                 .collect();
             Step::Affine { scale, shift }
         }
+        Op::Quantize {
+            truncation: Some(truncation),
+            ..
+        } => Step::Truncate {
+            truncation: *truncation,
+            code_value: output.scale as f32,
+            max_code: output.precision.code_range().expect("integer codes").1,
+        },
         Op::Quantize { .. } => Step::Quantize {
             code_value: output.scale as f32,
             max_code: match output.precision {
@@ -222,6 +236,19 @@ fn run(step: &Step, mut x: Vec<f32>, images: usize) -> Vec<f32> {
                     None => -*code_value,
                     Some(max) => (*v / code_value).round_ties_even().clamp(0.0, *max) * code_value,
                 };
+            }
+            x
+        }
+        Step::Truncate {
+            truncation,
+            code_value,
+            max_code,
+        } => {
+            let input_step = truncation.input_scale as f32;
+            let input_max = truncation.input_max() as f32;
+            for v in &mut x {
+                let q = (*v / input_step).round_ties_even().clamp(0.0, input_max);
+                *v = truncation.code(q as i64, *max_code) as f32 * code_value;
             }
             x
         }

@@ -141,6 +141,56 @@ pub struct Requantization {
     pub clamp: Option<(i64, i64)>,
 }
 
+/// A quantizer followed by a truncation: it first makes `input_bits`-bit unsigned codes
+/// `q = clamp(round(z / input_scale))`, which the truncation divides by `2^shift` and rounds.
+/// The output codes have the quantizer's `bits` and the scale on its output edge.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Truncation {
+    pub input_bits: u32,
+    pub input_scale: f64,
+    pub shift: u32,
+    pub rounding: Rounding,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rounding {
+    Floor,
+    /// Half to even.
+    Round,
+    Ceil,
+}
+
+impl Truncation {
+    /// The output code of input code `q`, at most `max`.
+    pub fn code(&self, q: i64, max: i64) -> i64 {
+        let v = q as f64 / (1u64 << self.shift) as f64;
+        let rounded = match self.rounding {
+            Rounding::Floor => v.floor(),
+            Rounding::Round => v.round_ties_even(),
+            Rounding::Ceil => v.ceil(),
+        };
+        (rounded as i64).clamp(0, max)
+    }
+
+    /// The largest input code.
+    pub fn input_max(&self) -> i64 {
+        (1i64 << self.input_bits) - 1
+    }
+
+    /// For each output code k >= 1, the quantizer input `z` from which codes reach k: half a
+    /// step below the smallest input code that truncates to k (infinite when none does).
+    pub fn levels(&self, max: i64) -> Vec<f64> {
+        (1..=max)
+            .map(|k| {
+                (0..=self.input_max())
+                    .find(|&q| self.code(q, max) >= k)
+                    .map_or(f64::INFINITY, |q| (q as f64 - 0.5) * self.input_scale)
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Op {
@@ -160,9 +210,13 @@ pub enum Op {
         bias: Option<Vec<f32>>,
     },
     BatchNorm(BatchNormParams),
-    /// The activation quantizer of training (quantized ReLU, or sign for one bit).
+    /// The activation quantizer of training (quantized ReLU, or sign for one bit): unsigned
+    /// codes `round(z / s)` clamped to `bits` bits, `s` the scale on its output edge.
     Quantize {
         bits: u32,
+        /// A truncation of the codes (QONNX's Trunc) that follows the quantizer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        truncation: Option<Truncation>,
     },
     MultiThreshold(ThresholdTable),
     Requantize(Requantization),

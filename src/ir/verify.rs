@@ -174,11 +174,26 @@ fn verify_node(graph: &Graph, node: NodeIndex, file: &str) -> Result<(), IrError
                 return fail("batch-norm parameters must be finite, variances not negative".into());
             }
         }
-        Op::Quantize { bits } => {
+        Op::Quantize { bits, truncation } => {
             if !(1..=16).contains(bits) {
                 return fail(format!(
                     "activation bit width {bits} is out of range 1..=16"
                 ));
+            }
+            if !(out.scale.is_finite() && out.scale > 0.0) {
+                return fail(format!("scale {} must be positive and finite", out.scale));
+            }
+            if let Some(t) = truncation {
+                if *bits < 2
+                    || !(2..=16).contains(&t.input_bits)
+                    || t.shift >= t.input_bits
+                    || !(t.input_scale.is_finite() && t.input_scale > 0.0)
+                {
+                    return fail(format!(
+                        "truncation of u{} by {} bits to u{bits} with input scale {} is not valid",
+                        t.input_bits, t.shift, t.input_scale
+                    ));
+                }
             }
         }
         Op::MultiThreshold(table) => {

@@ -12,9 +12,9 @@ use onnx_protobuf::{
 };
 
 use super::tensor::float_tensor;
-use super::{DOMAIN, OPSET};
+use super::{DOMAIN, DOMAIN_VERSION, OPSET};
 use crate::ir::verify::verify;
-use crate::ir::{Graph, IrError, Op, Precision};
+use crate::ir::{Graph, IrError, Op, Precision, Rounding};
 use crate::spec::Shape;
 
 /// The bytes of the QONNX file of `graph`; the same graph always gives the same bytes.
@@ -129,9 +129,45 @@ pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, IrError> {
                 n.attribute.push(float_attribute("epsilon", bn.epsilon));
                 onnx.node.push(n);
             }
-            Op::Quantize { .. } => {
+            Op::Quantize {
+                truncation: None, ..
+            } => {
                 let scale = out_type.scale as f32;
                 quantizer(&mut onnx, &name, (&x, &name), out_type.precision, scale, false);
+            }
+            Op::Quantize {
+                bits,
+                truncation: Some(t),
+            } => {
+                // The quantizer keeps the node's name, so that import finds the same graph.
+                let codes = format!("{name}_codes");
+                let input = Precision::unsigned(t.input_bits);
+                let scale = t.input_scale as f32;
+                quantizer(&mut onnx, &name, (&x, &codes), input, scale, false);
+                let trunc = format!("{name}_trunc");
+                let mut inputs = vec![codes];
+                for (suffix, value) in [
+                    ("scale", scale),
+                    ("zero_point", 0.0),
+                    ("input_bit_width", t.input_bits as f32),
+                    ("output_scale", out_type.scale as f32),
+                    ("output_bit_width", *bits as f32),
+                ] {
+                    let tensor = format!("{trunc}_{suffix}");
+                    onnx.initializer.push(float_tensor(&tensor, &[], &[value]));
+                    inputs.push(tensor);
+                }
+                let mut n = node_proto("Trunc", DOMAIN, &trunc, &inputs);
+                n.output = vec![name.clone()];
+                let rounding = match t.rounding {
+                    Rounding::Floor => "FLOOR",
+                    Rounding::Round => "ROUND",
+                    Rounding::Ceil => "CEIL",
+                };
+                n.attribute.push(string_attribute("rounding_mode", rounding));
+                n.attribute.push(int_attribute("signed", 0));
+                n.attribute.push(int_attribute("narrow", 0));
+                onnx.node.push(n);
             }
             Op::MaxPool { size, stride } => {
                 let mut n = node_proto("MaxPool", "", &name, std::slice::from_ref(&x));
@@ -166,7 +202,7 @@ pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, IrError> {
     model.ir_version = 8;
     model.producer_name = "qnnc".into();
     model.producer_version = env!("CARGO_PKG_VERSION").into();
-    for (domain, version) in [("", OPSET), (DOMAIN, 1)] {
+    for (domain, version) in [("", OPSET), (DOMAIN, DOMAIN_VERSION)] {
         let mut opset = OperatorSetIdProto::new();
         opset.domain = domain.into();
         opset.version = version;

@@ -15,11 +15,13 @@ use super::tensor::{decode, Constant};
 use super::DOMAINS;
 use crate::ir::build::{input_type, quantizer_type};
 use crate::ir::verify::verify;
-use crate::ir::{BatchNormParams, Graph, IrError, Node, Op, Precision, TensorType, Weights};
+use crate::ir::{
+    BatchNormParams, Graph, IrError, Node, Op, Precision, Rounding, TensorType, Truncation, Weights,
+};
 use crate::spec::{is_identifier, Shape};
 
 /// The ops import reads, for the message that refuses the others.
-const SUPPORTED: &str = "Quant, IntQuant, BipolarQuant, Conv, Gemm, MatMul, Add, Sub, Mul, Div, \
+const SUPPORTED: &str = "Quant, IntQuant, BipolarQuant, Trunc, Conv, Gemm, MatMul, Add, Sub, Mul, Div, \
      BatchNormalization, Relu, Clip, MaxPool, Flatten, Reshape, Transpose, Identity, Dropout";
 
 /// Reads a QONNX file.
@@ -470,6 +472,7 @@ impl Builder {
         }
         match op {
             "Quant" | "IntQuant" | "BipolarQuant" if custom => self.activation(onnx, node)?,
+            "Trunc" if custom => self.truncate(onnx, node)?,
             "Identity" | "Dropout" if !custom => {}
             "Relu" | "Clip" if !custom => self.clip(onnx, node, next)?,
             "Conv" | "Gemm" | "MatMul" if !custom => self.mac(onnx, node)?,
@@ -485,14 +488,7 @@ impl Builder {
             "Flatten" | "Reshape" if !custom => self.flatten(onnx, node)?,
             "Transpose" if !custom => self.transpose(onnx, node)?,
             _ => {
-                let what = if custom && op == "Trunc" {
-                    "Trunc (QONNX's truncation after average pooling) is not supported: qnnc's \
-                     integer model has no average pooling"
-                        .to_string()
-                } else {
-                    format!("this op is not supported; qnnc imports {SUPPORTED}")
-                };
-                return fail(&what);
+                return fail(&format!("this op is not supported; qnnc imports {SUPPORTED}"));
             }
         }
         node.output
@@ -530,7 +526,111 @@ impl Builder {
         }
         let name = self.name_for(node, "act");
         let out = quantizer_type(self.ty.shape, q.bits, scale);
-        self.push(name, Op::Quantize { bits: q.bits }, out);
+        self.push(
+            name,
+            Op::Quantize {
+                bits: q.bits,
+                truncation: None,
+            },
+            out,
+        );
+        Ok(())
+    }
+
+    /// A Trunc of the codes of an unsigned activation quantizer, right after it or after the
+    /// max-pools and flattens that follow it (a truncation never decreases as codes grow, so it
+    /// commutes with max-pooling): it becomes part of that quantizer.
+    fn truncate(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), IrError> {
+        let fail = |m: &str| Err(onnx.error(node, m));
+        let mut after = Vec::new();
+        let mut quantizer = self.last;
+        while matches!(
+            self.graph.graph[quantizer].op,
+            Op::MaxPool { .. } | Op::Flatten
+        ) {
+            after.push(quantizer);
+            quantizer = self.graph.predecessor(quantizer).expect("not the input");
+        }
+        let Op::Quantize {
+            bits,
+            truncation: None,
+        } = self.graph.graph[quantizer].op
+        else {
+            return fail("must follow an activation Quant (or the max-pool after it)");
+        };
+        let codes = if quantizer == self.last {
+            self.ty
+        } else {
+            self.graph.output_type(quantizer).expect("typed")
+        };
+        let width = |index: usize, what: &str| -> Result<u32, IrError> {
+            let w = onnx.scalar(node, index, what)?;
+            if !(1.0..=16.0).contains(&w) || w.fract() != 0.0 {
+                return Err(onnx.error(
+                    node,
+                    &format!("{what} {w} is outside 1..=16, the integer widths qnnc supports"),
+                ));
+            }
+            Ok(w as u32)
+        };
+        let scale = onnx.scalar(node, 1, "the scale")?;
+        if onnx.scalar(node, 2, "the zero point")? != 0.0 {
+            return fail("zero points other than 0 are not supported");
+        }
+        let input_bits = width(3, "the input bit width")?;
+        // Version 2 has an output scale before the output width; version 1 implies it.
+        let (out_scale, out_bits) = if node.input.len() >= 6 {
+            (onnx.scalar(node, 4, "the output scale")?, width(5, "the output bit width")?)
+        } else {
+            let out_bits = width(4, "the output bit width")?;
+            let shift = input_bits.saturating_sub(out_bits);
+            (scale * (1u64 << shift) as f64, out_bits)
+        };
+        if bits < 2 || input_bits != bits || (scale - codes.scale).abs() > 1e-6 * codes.scale {
+            return fail(&format!(
+                "reads u{input_bits} codes of scale {scale}, but the quantizer before it makes {} codes of scale {}",
+                codes.precision, codes.scale
+            ));
+        }
+        if !(out_scale.is_finite() && out_scale > 0.0) {
+            return fail("the output scale must be positive and finite");
+        }
+        let shift = (out_scale / scale).log2().round();
+        if !(0.0..input_bits as f64).contains(&shift) || out_bits < 2 {
+            return fail("the output must have 2 bits or more and a scale 2^k times the input's, 0 <= k < input bits");
+        }
+        if int_attribute(node, "signed", 1) != 0 || int_attribute(node, "narrow", 0) != 0 {
+            return fail("only unsigned, full-range truncation (signed = 0, narrow = 0) of unsigned codes is supported");
+        }
+        let mode = attribute(node, "rounding_mode")
+            .map_or("FLOOR".to_string(), |a| String::from_utf8_lossy(&a.s).to_ascii_uppercase());
+        let rounding = match mode.as_str() {
+            "FLOOR" => Rounding::Floor,
+            "ROUND" => Rounding::Round,
+            "CEIL" => Rounding::Ceil,
+            other => return fail(&format!("rounding_mode {other} is not FLOOR, ROUND or CEIL")),
+        };
+        self.graph.graph[quantizer].op = Op::Quantize {
+            bits: out_bits,
+            truncation: Some(Truncation {
+                input_bits,
+                input_scale: codes.scale,
+                shift: shift as u32,
+                rounding,
+            }),
+        };
+        let retype = |t: TensorType| TensorType {
+            precision: Precision::unsigned(out_bits),
+            scale: out_scale,
+            ..t
+        };
+        for n in std::iter::once(quantizer).chain(after) {
+            if n != self.last {
+                let t = self.graph.output_type(n).expect("typed");
+                self.graph.set_output_type(n, retype(t));
+            }
+        }
+        self.ty = retype(self.ty);
         Ok(())
     }
 

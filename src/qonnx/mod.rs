@@ -21,6 +21,8 @@ pub const DOMAINS: [&str; 4] = [
     "finn.custom_op.general",
     "qonnx.custom_op",
 ];
+/// The version of QONNX's operators export writes (Trunc with an output scale is version 2).
+pub const DOMAIN_VERSION: i64 = 2;
 /// The ONNX operator set export declares.
 pub const OPSET: i64 = 13;
 

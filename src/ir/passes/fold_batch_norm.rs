@@ -24,7 +24,8 @@ use petgraph::stable_graph::NodeIndex;
 
 use super::Pass;
 use crate::ir::{
-    BatchNormParams, Graph, IrError, Op, Precision, Requantization, TensorType, ThresholdTable,
+    BatchNormParams, Graph, IrError, Op, Precision, Requantization, Rounding, TensorType,
+    ThresholdTable,
 };
 use crate::quant::act_max_code;
 
@@ -116,23 +117,46 @@ fn fold_tail(graph: &mut Graph, mac: NodeIndex, file: &str) -> Result<bool, IrEr
         .collect();
     let name_of = |graph: &Graph, node: NodeIndex| graph.graph[node].name.clone();
     let (op, out, replaced) = match graph.graph[next].op {
-        Op::Quantize { bits } => {
+        Op::Quantize { bits, truncation } => {
             let out = TensorType {
                 shape: acc_type.shape,
                 ..graph.output_type(next).expect("a quantizer has an output")
             };
-            let code_value = out.scale;
+            let max_code = act_max_code(bits) as i64;
             let op = if bits <= MAX_THRESHOLD_BITS {
-                Op::MultiThreshold(thresholds(&affine, bits, code_value, acc_min, acc_max))
+                let levels = match truncation {
+                    None if bits == 1 => vec![0.0],
+                    None => (1..=max_code)
+                        .map(|k| (k as f64 - 0.5) * out.scale)
+                        .collect(),
+                    Some(t) => t.levels(max_code),
+                };
+                Op::MultiThreshold(thresholds(&affine, &levels, acc_min, acc_max))
             } else {
+                // code = floor(z / step + offset), clamped: the rounding of the quantizer, and
+                // of a truncation by 2^k after it (floor(q / 2^k) with q = floor(z / s + 1/2)
+                // is floor(z / (s 2^k) + 2^-(k+1)), and so on).
+                let (step, offset, max) = match truncation {
+                    None => (out.scale, 0.5, max_code),
+                    Some(t) => {
+                        let n = (1u64 << t.shift) as f64;
+                        let offset = match t.rounding {
+                            _ if t.shift == 0 => 0.5,
+                            Rounding::Floor => 0.5 / n,
+                            Rounding::Round => 0.5 + 0.5 / n,
+                            Rounding::Ceil => 1.0 - 0.5 / n,
+                        };
+                        (t.input_scale * n, offset, t.code(t.input_max(), max_code))
+                    }
+                };
                 let scaled: Vec<Affine> = affine
                     .iter()
                     .map(|a| Affine {
-                        alpha: a.alpha / code_value,
-                        delta: a.delta / code_value + 0.5,
+                        alpha: a.alpha / step,
+                        delta: a.delta / step + offset,
                     })
                     .collect();
-                let clamp = Some((0, act_max_code(bits) as i64));
+                let clamp = Some((0, max));
                 Op::Requantize(
                     requantization(&scaled, clamp, acc_min, acc_max)
                         .map_err(|m| graph.error(file, mac, m))?,
@@ -200,20 +224,9 @@ fn fold_tail(graph: &mut Graph, mac: NodeIndex, file: &str) -> Result<bool, IrEr
     Ok(true)
 }
 
-fn thresholds(
-    affine: &[Affine],
-    bits: u32,
-    code_value: f64,
-    acc_min: i64,
-    acc_max: i64,
-) -> ThresholdTable {
-    let levels: Vec<f64> = if bits == 1 {
-        vec![0.0]
-    } else {
-        (1..=act_max_code(bits))
-            .map(|k| (k as f64 - 0.5) * code_value)
-            .collect()
-    };
+/// For each channel, the accumulators from which the quantizer's input `z` reaches each of
+/// `levels` (ascending; code k is reached from `levels[k - 1]` on).
+fn thresholds(affine: &[Affine], levels: &[f64], acc_min: i64, acc_max: i64) -> ThresholdTable {
     let mut table = ThresholdTable {
         thresholds: Vec::with_capacity(affine.len()),
         descending: Vec::with_capacity(affine.len()),
