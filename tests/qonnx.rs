@@ -76,15 +76,22 @@ fn export_then_import_gives_the_same_network() {
             // Exporting the import writes the same bytes: the file is deterministic.
             let twice = model.replace(".qnn", "_twice.onnx");
             ok(qnnc(&["export", &imported, "-o", &twice]));
-            assert_eq!(std::fs::read(&onnx).unwrap(), std::fs::read(&twice).unwrap());
+            assert_eq!(
+                std::fs::read(&onnx).unwrap(),
+                std::fs::read(&twice).unwrap()
+            );
         }
     }
 }
 
-/// A valid QONNX file to break in the bad-input tests.
+/// A valid QONNX file of a 4-bit MLP to break in the bad-input tests.
 fn exported(dir: &Path) -> (String, ModelProto) {
-    let model = train(dir, "fmnist_mlp.toml", "4");
-    let onnx = dir.join("good.onnx").display().to_string();
+    exported_at(dir, "4")
+}
+
+fn exported_at(dir: &Path, bits: &str) -> (String, ModelProto) {
+    let model = train(dir, "fmnist_mlp.toml", bits);
+    let onnx = dir.join(format!("good{bits}.onnx")).display().to_string();
     ok(qnnc(&["export", &model, "-o", &onnx]));
     let proto = ModelProto::parse_from_bytes(&std::fs::read(&onnx).unwrap()).unwrap();
     (onnx, proto)
@@ -114,15 +121,37 @@ fn bad_qonnx_files_get_one_line_errors() {
     let d = dir.path();
     let (onnx, proto) = exported(d);
     let good = std::fs::read(&onnx).unwrap();
-    refused(d, "text.onnx", b"name = \"not a network\"\n", &["text.onnx", "not an ONNX model"]);
-    refused(d, "truncated.onnx", &good[..good.len() / 2], &["truncated.onnx", "not an ONNX model"]);
+    refused(
+        d,
+        "text.onnx",
+        b"name = \"not a network\"\n",
+        &["text.onnx", "not an ONNX model"],
+    );
+    refused(
+        d,
+        "truncated.onnx",
+        &good[..good.len() / 2],
+        &["truncated.onnx", "not an ONNX model"],
+    );
     refused(d, "empty.onnx", b"", &["empty.onnx", "not an ONNX model"]);
 
     let unsupported = with(&proto, |m| {
-        let node = m.graph.as_mut().unwrap().node.iter_mut().find(|n| n.name == "fc2").unwrap();
+        let node = m
+            .graph
+            .as_mut()
+            .unwrap()
+            .node
+            .iter_mut()
+            .find(|n| n.name == "fc2")
+            .unwrap();
         node.op_type = "LSTM".into();
     });
-    refused(d, "unsupported.onnx", &unsupported, &["unsupported.onnx", "fc2", "LSTM", "not supported", "Quant"]);
+    refused(
+        d,
+        "unsupported.onnx",
+        &unsupported,
+        &["unsupported.onnx", "fc2", "LSTM", "not supported", "Quant"],
+    );
 
     for width in [0.0f32, 33.0] {
         let bytes = with(&proto, |m| {
@@ -137,7 +166,18 @@ fn bad_qonnx_files_get_one_line_errors() {
             init.raw_data = width.to_le_bytes().to_vec();
         });
         let name = format!("width{width}.onnx");
-        refused(d, &name, &bytes, &[&name, "act1", "Quant", &format!("bit width {width}"), "1..=16"]);
+        refused(
+            d,
+            &name,
+            &bytes,
+            &[
+                &name,
+                "act1",
+                "Quant",
+                &format!("bit width {width}"),
+                "1..=16",
+            ],
+        );
     }
     let weight_width = with(&proto, |m| {
         let init = m
@@ -150,7 +190,12 @@ fn bad_qonnx_files_get_one_line_errors() {
             .unwrap();
         init.raw_data = 33f32.to_le_bytes().to_vec();
     });
-    refused(d, "weights33.onnx", &weight_width, &["fc1_weight_quant", "bit width 33"]);
+    refused(
+        d,
+        "weights33.onnx",
+        &weight_width,
+        &["fc1_weight_quant", "bit width 33"],
+    );
 
     let two_inputs = with(&proto, |m| {
         let graph = m.graph.as_mut().unwrap();
@@ -158,16 +203,33 @@ fn bad_qonnx_files_get_one_line_errors() {
         second.name = "second_image".into();
         graph.input.push(second);
     });
-    refused(d, "two_inputs.onnx", &two_inputs, &["two_inputs.onnx", "2 inputs", "second_image"]);
+    refused(
+        d,
+        "two_inputs.onnx",
+        &two_inputs,
+        &["two_inputs.onnx", "2 inputs", "second_image"],
+    );
 
     let float_activation = with(&proto, |m| {
-        let node = m.graph.as_mut().unwrap().node.iter_mut().find(|n| n.name == "act2").unwrap();
+        let node = m
+            .graph
+            .as_mut()
+            .unwrap()
+            .node
+            .iter_mut()
+            .find(|n| n.name == "act2")
+            .unwrap();
         node.op_type = "Relu".into();
         node.domain = String::new();
         node.input.truncate(1);
         node.attribute.clear();
     });
-    refused(d, "float_relu.onnx", &float_activation, &["act2", "Relu", "float activation"]);
+    refused(
+        d,
+        "float_relu.onnx",
+        &float_activation,
+        &["act2", "Relu", "float activation"],
+    );
 
     let zero_point = with(&proto, |m| {
         let init = m
@@ -240,14 +302,9 @@ fn brevitas_fixtures() -> Vec<(String, f64, u64)> {
 fn brevitas_fixtures_evaluate_to_the_accuracy_brevitas_reported() {
     for (file, brevitas, images) in brevitas_fixtures() {
         let path = fixtures().join(&file).display().to_string();
-        let report: serde_json::Value = serde_json::from_str(&ok(qnnc(&[
-            "eval",
-            &path,
-            "--integer",
-            "--format",
-            "json",
-        ])))
-        .unwrap();
+        let report: serde_json::Value =
+            serde_json::from_str(&ok(qnnc(&["eval", &path, "--integer", "--format", "json"])))
+                .unwrap();
         assert_eq!(report["total"].as_u64(), Some(images), "{file}");
         let float = report["accuracy"].as_f64().unwrap();
         let integer = report["integer_accuracy"].as_f64().unwrap();
@@ -268,7 +325,9 @@ fn brevitas_fixtures_compile_to_rtl_with_no_mismatches() {
     for (file, _, _) in brevitas_fixtures() {
         let path = fixtures().join(&file).display().to_string();
         let build = dir.path().join(&file).display().to_string();
-        ok(qnnc(&["compile", &path, "--pe", "8", "--simd", "16", "-o", &build]));
+        ok(qnnc(&[
+            "compile", &path, "--pe", "8", "--simd", "16", "-o", &build,
+        ]));
         let report: serde_json::Value = serde_json::from_str(&ok(qnnc(&[
             "sim", &build, "--images", "200", "--model", &path, "--format", "json",
         ])))
@@ -278,7 +337,8 @@ fn brevitas_fixtures_compile_to_rtl_with_no_mismatches() {
     }
 }
 
-/// `model` with a Trunc of act1's 4-bit codes to 2 bits (`rounding`) inserted after act1.
+/// `model` with a Trunc of act1's `input_bits`-bit codes by 2 bits (`rounding`) inserted
+/// after act1.
 fn with_truncation(proto: &ModelProto, rounding: &str, input_bits: f32) -> Vec<u8> {
     use onnx_protobuf::attribute_proto::AttributeType;
     use onnx_protobuf::{AttributeProto, NodeProto, TensorProto};
@@ -298,7 +358,7 @@ fn with_truncation(proto: &ModelProto, rounding: &str, input_bits: f32) -> Vec<u
             ("t_zero_point", 0.0),
             ("t_input_bits", input_bits),
             ("t_output_scale", scale * 4.0),
-            ("t_output_bits", 2.0),
+            ("t_output_bits", input_bits - 2.0),
         ] {
             let mut t = TensorProto::new();
             t.name = name.into();
@@ -334,30 +394,18 @@ fn a_truncation_after_a_quantizer_runs_bit_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (_, proto) = exported(d);
-    for rounding in ["FLOOR", "ROUND", "CEIL"] {
-        let path = d.join(format!("trunc_{rounding}.onnx")).display().to_string();
-        std::fs::write(&path, with_truncation(&proto, rounding, 4.0)).unwrap();
-        let text = ok(qnnc(&["inspect", &path, "--after", "none"]));
-        assert!(text.contains("quantize bits=2 truncating u4 >> 2"), "{text}");
-        let report: serde_json::Value = serde_json::from_str(&ok(qnnc(&[
-            "eval", &path, "--integer", "--test-limit", "1000", "--format", "json",
-        ])))
-        .unwrap();
-        let float = report["accuracy"].as_f64().unwrap();
-        let integer = report["integer_accuracy"].as_f64().unwrap();
-        assert!(float > 30.0, "{rounding}: {report}");
-        assert!((integer - float).abs() <= 0.3, "{rounding}: {report}");
-        // Export writes the truncation back, and import finds the same graph.
-        let again = d.join(format!("trunc_{rounding}_again.onnx")).display().to_string();
-        ok(qnnc(&["export", &path, "-o", &again]));
-        assert_eq!(dumps(&path).0, dumps(&again).0, "{rounding}");
-        let build = d.join(format!("build_{rounding}")).display().to_string();
-        ok(qnnc(&["compile", &path, "-o", &build]));
-        let sim: serde_json::Value = serde_json::from_str(&ok(qnnc(&[
-            "sim", &build, "--images", "100", "--model", &path, "--format", "json",
-        ])))
-        .unwrap();
-        assert_eq!(sim["mismatches"], 0, "{rounding}: {sim}");
+    let (_, proto8) = exported_at(d, "8");
+    // 4 -> 2 bits become thresholds, 8 -> 6 bits multiply-shift.
+    for (bits, model) in [(4, &proto), (8, &proto8)] {
+        for rounding in ["FLOOR", "ROUND", "CEIL"] {
+            let case = format!("{rounding}{bits}");
+            check_truncation(
+                d,
+                &case,
+                &with_truncation(model, rounding, bits as f32),
+                bits,
+            );
+        }
     }
     let wrong = d.join("trunc_wrong_width.onnx");
     std::fs::write(&wrong, with_truncation(&proto, "FLOOR", 8.0)).unwrap();
@@ -365,4 +413,41 @@ fn a_truncation_after_a_quantizer_runs_bit_exactly() {
         &qnnc(&["eval", &wrong.display().to_string()]),
         &["act1_trunc", "Trunc", "u8", "u4"],
     );
+}
+
+/// A truncated network: shown as such, integer model within 0.3 points of the float one,
+/// the same graph after export and import, and 0 mismatches in the RTL.
+fn check_truncation(d: &Path, case: &str, bytes: &[u8], bits: u32) {
+    let path = d.join(format!("trunc_{case}.onnx")).display().to_string();
+    std::fs::write(&path, bytes).unwrap();
+    let text = ok(qnnc(&["inspect", &path, "--after", "none"]));
+    let expected = format!("quantize bits={} truncating u{bits} >> 2", bits - 2);
+    assert!(text.contains(&expected), "{text}");
+    let report: serde_json::Value = serde_json::from_str(&ok(qnnc(&[
+        "eval",
+        &path,
+        "--integer",
+        "--test-limit",
+        "1000",
+        "--format",
+        "json",
+    ])))
+    .unwrap();
+    let float = report["accuracy"].as_f64().unwrap();
+    let integer = report["integer_accuracy"].as_f64().unwrap();
+    assert!(float > 30.0, "{case}: {report}");
+    assert!((integer - float).abs() <= 0.3, "{case}: {report}");
+    let again = d
+        .join(format!("trunc_{case}_again.onnx"))
+        .display()
+        .to_string();
+    ok(qnnc(&["export", &path, "-o", &again]));
+    assert_eq!(dumps(&path).0, dumps(&again).0, "{case}");
+    let build = d.join(format!("build_{case}")).display().to_string();
+    ok(qnnc(&["compile", &path, "-o", &build]));
+    let sim: serde_json::Value = serde_json::from_str(&ok(qnnc(&[
+        "sim", &build, "--images", "100", "--model", &path, "--format", "json",
+    ])))
+    .unwrap();
+    assert_eq!(sim["mismatches"], 0, "{case}: {sim}");
 }

@@ -51,16 +51,15 @@ struct EvalReport {
 
 pub fn run(args: &EvalArgs) -> Result<()> {
     let origin = args.model.display().to_string();
-    let report = match Source::open(&args.model, &NetworkArgs::default())? {
-        Source::Model(model) => eval_model(args, *model)?,
-        Source::Spec(_) => {
-            return Err(Error::usage(
+    let report =
+        match Source::open(&args.model, &NetworkArgs::default())? {
+            Source::Model(model) => eval_model(args, *model)?,
+            Source::Spec(_) => return Err(Error::usage(
                 &origin,
                 "eval needs trained weights: give a trained-model file, a QONNX file or an IR file",
-            ))
-        }
-        source => eval_graph(args, &source)?,
-    };
+            )),
+            source => eval_graph(args, &source)?,
+        };
     match args.format {
         Format::Json => super::print_json(&report),
         Format::Table => {
@@ -121,7 +120,12 @@ fn eval_graph(args: &EvalArgs, source: &Source) -> Result<EvalReport> {
     let origin = args.model.display().to_string();
     let graph = source.graph(&origin)?;
     let dataset = source.dataset();
-    let test = load_split(dataset, args.data.data.as_deref(), Split::Test, args.data.test_limit)?;
+    let test = load_split(
+        dataset,
+        args.data.data.as_deref(),
+        Split::Test,
+        args.data.test_limit,
+    )?;
     let (weights, activations) = precisions(&graph);
     let mut lowered = graph.clone();
     if source.needs_passes() {

@@ -7,8 +7,8 @@
 use petgraph::stable_graph::NodeIndex;
 
 use super::{BatchNormParams, Graph, IrError, Node, Op, Precision, TensorType, Weights};
-use crate::quant;
 use crate::data::DatasetKind;
+use crate::quant;
 use crate::spec::{
     self, ActSpec, Conv2dSpec, DenseSpec, LayerSpec, MaxPoolSpec, NamedSpec, Network, Shape, Spec,
 };

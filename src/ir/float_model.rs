@@ -184,13 +184,11 @@ fn step(graph: &Graph, node: NodeIndex, file: &str) -> Result<Option<Step>, IrEr
         },
         Op::Flatten | Op::Input => Step::Identity,
         Op::Output => return Ok(None),
-        Op::MultiThreshold(_) | Op::Requantize(_) => {
-            return Err(graph.error(
-                file,
-                node,
-                "is already lowered to integers; the float model runs graphs before fold-batch-norm",
-            ))
-        }
+        Op::MultiThreshold(_) | Op::Requantize(_) => return Err(graph.error(
+            file,
+            node,
+            "is already lowered to integers; the float model runs graphs before fold-batch-norm",
+        )),
     }))
 }
 
@@ -260,7 +258,9 @@ fn run(step: &Step, mut x: Vec<f32>, images: usize) -> Vec<f32> {
         } => {
             let c = input.channels;
             let mut y = vec![f32::NEG_INFINITY; images * output.len()];
-            for (image, pooled) in x.chunks_exact(input.len()).zip(y.chunks_exact_mut(output.len()))
+            for (image, pooled) in x
+                .chunks_exact(input.len())
+                .zip(y.chunks_exact_mut(output.len()))
             {
                 for oy in 0..output.height {
                     for ox in 0..output.width {

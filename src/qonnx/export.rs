@@ -24,7 +24,8 @@ pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, IrError> {
     onnx.name = graph.name.clone();
     let chain = graph.chain();
     let input = graph.output_type(chain[0]).expect("typed input");
-    onnx.input.push(value_info("input", &nchw_dims(input.shape)));
+    onnx.input
+        .push(value_info("input", &nchw_dims(input.shape)));
     let mut x = "input".to_string();
     // The feature map the last flatten read, whose features ONNX orders C, H, W.
     let mut flattened: Option<Shape> = None;
@@ -225,12 +226,14 @@ fn quantizer(
     narrow: bool,
 ) {
     let scale_name = format!("{name}_scale");
-    onnx.initializer.push(float_tensor(&scale_name, &[], &[scale]));
+    onnx.initializer
+        .push(float_tensor(&scale_name, &[], &[scale]));
     let mut node = match precision {
         Precision::Int { bits, signed } => {
             let zero_point = format!("{name}_zero_point");
             let bit_width = format!("{name}_bit_width");
-            onnx.initializer.push(float_tensor(&zero_point, &[], &[0.0]));
+            onnx.initializer
+                .push(float_tensor(&zero_point, &[], &[0.0]));
             onnx.initializer
                 .push(float_tensor(&bit_width, &[], &[bits as f32]));
             let mut n = node_proto(

@@ -21,7 +21,8 @@ use crate::ir::{
 use crate::spec::{is_identifier, Shape};
 
 /// The ops import reads, for the message that refuses the others.
-const SUPPORTED: &str = "Quant, IntQuant, BipolarQuant, Trunc, Conv, Gemm, MatMul, Add, Sub, Mul, Div, \
+const SUPPORTED: &str =
+    "Quant, IntQuant, BipolarQuant, Trunc, Conv, Gemm, MatMul, Add, Sub, Mul, Div, \
      BatchNormalization, Relu, Clip, MaxPool, Flatten, Reshape, Transpose, Identity, Dropout";
 
 /// Reads a QONNX file.
@@ -115,9 +116,8 @@ pub fn import(bytes: &[u8], origin: &str, fallback_name: &str) -> Result<Graph, 
     if shape.is_empty() {
         return Err(graph_error(format!("input {} is empty", input.name)));
     }
-    let name = identifier(&graph.name).unwrap_or_else(|| {
-        identifier(fallback_name).unwrap_or_else(|| "imported".to_string())
-    });
+    let name = identifier(&graph.name)
+        .unwrap_or_else(|| identifier(fallback_name).unwrap_or_else(|| "imported".to_string()));
     let mut builder = Builder::new(&name, shape, rank);
     builder.walk(&onnx, &input.name, &graph.output[0].name)?;
     let ir = builder.graph;
@@ -439,8 +439,7 @@ impl Builder {
             return Err(IrError {
                 file: onnx.origin.to_string(),
                 node: format!("tensor {output}"),
-                message: "the graph's output must be a vector of logits, not a feature map"
-                    .into(),
+                message: "the graph's output must be a vector of logits, not a feature map".into(),
             });
         }
         let ty = self.ty;
@@ -488,7 +487,9 @@ impl Builder {
             "Flatten" | "Reshape" if !custom => self.flatten(onnx, node)?,
             "Transpose" if !custom => self.transpose(onnx, node)?,
             _ => {
-                return fail(&format!("this op is not supported; qnnc imports {SUPPORTED}"));
+                return fail(&format!(
+                    "this op is not supported; qnnc imports {SUPPORTED}"
+                ));
             }
         }
         node.output
@@ -580,7 +581,10 @@ impl Builder {
         let input_bits = width(3, "the input bit width")?;
         // Version 2 has an output scale before the output width; version 1 implies it.
         let (out_scale, out_bits) = if node.input.len() >= 6 {
-            (onnx.scalar(node, 4, "the output scale")?, width(5, "the output bit width")?)
+            (
+                onnx.scalar(node, 4, "the output scale")?,
+                width(5, "the output bit width")?,
+            )
         } else {
             let out_bits = width(4, "the output bit width")?;
             let shift = input_bits.saturating_sub(out_bits);
@@ -602,13 +606,18 @@ impl Builder {
         if int_attribute(node, "signed", 1) != 0 || int_attribute(node, "narrow", 0) != 0 {
             return fail("only unsigned, full-range truncation (signed = 0, narrow = 0) of unsigned codes is supported");
         }
-        let mode = attribute(node, "rounding_mode")
-            .map_or("FLOOR".to_string(), |a| String::from_utf8_lossy(&a.s).to_ascii_uppercase());
+        let mode = attribute(node, "rounding_mode").map_or("FLOOR".to_string(), |a| {
+            String::from_utf8_lossy(&a.s).to_ascii_uppercase()
+        });
         let rounding = match mode.as_str() {
             "FLOOR" => Rounding::Floor,
             "ROUND" => Rounding::Round,
             "CEIL" => Rounding::Ceil,
-            other => return fail(&format!("rounding_mode {other} is not FLOOR, ROUND or CEIL")),
+            other => {
+                return fail(&format!(
+                    "rounding_mode {other} is not FLOOR, ROUND or CEIL"
+                ))
+            }
         };
         self.graph.graph[quantizer].op = Op::Quantize {
             bits: out_bits,
@@ -661,8 +670,8 @@ impl Builder {
             Some(n) if matches!(n.op_type.as_str(), "Quant" | "IntQuant") => {
                 match Quantizer::read(onnx, n) {
                     Ok(q) if !q.signed && !q.narrow => {
-                        let largest = q.scale.scalar().unwrap_or(f64::INFINITY)
-                            * q.code_range().1 as f64;
+                        let largest =
+                            q.scale.scalar().unwrap_or(f64::INFINITY) * q.code_range().1 as f64;
                         low <= 0.0 && high >= largest
                     }
                     _ => false,
@@ -794,7 +803,11 @@ impl Builder {
             None => None,
         };
         let out_shape = if conv {
-            let size = |n: usize| (n + 2 * padding).checked_sub(kernel).map(|d| d / stride + 1);
+            let size = |n: usize| {
+                (n + 2 * padding)
+                    .checked_sub(kernel)
+                    .map(|d| d / stride + 1)
+            };
             match (size(input_shape.height), size(input_shape.width)) {
                 (Some(height), Some(width)) => Shape {
                     height,
@@ -861,7 +874,11 @@ impl Builder {
                 Layout::Nchw => 1,
                 _ => 1,
             };
-            let rank = if matches!(self.layout, Layout::Nchw) { 4 } else { 2 };
+            let rank = if matches!(self.layout, Layout::Nchw) {
+                4
+            } else {
+                2
+            };
             let mut dims = vec![1; rank.max(c.dims.len())];
             let offset = dims.len() - c.dims.len();
             dims[offset..].copy_from_slice(&c.dims);
@@ -870,10 +887,7 @@ impl Builder {
                 .enumerate()
                 .all(|(i, &d)| d == 1 || (i == channel_axis && d == channels));
             if !per_channel || c.values.len() != channels {
-                return Err(onnx.error(
-                    node,
-                    "only scalar or per-channel constants are supported",
-                ));
+                return Err(onnx.error(node, "only scalar or per-channel constants are supported"));
             }
             c.values.clone()
         };
@@ -885,7 +899,10 @@ impl Builder {
                 a: ones,
                 b: values.iter().map(|v| -v).collect(),
             },
-            "Mul" => Affine { a: values, b: zeros },
+            "Mul" => Affine {
+                a: values,
+                b: zeros,
+            },
             _ => {
                 if values.contains(&0.0) {
                     return Err(onnx.error(node, "divides by zero"));
@@ -973,12 +990,10 @@ impl Builder {
                 };
                 *bn = affine_batch_norm(&composed);
             }
-            _ => {
-                return Err(onnx.error(
-                    node,
-                    "scales or shifts are folded only between a conv or dense layer and its quantizer",
-                ))
-            }
+            _ => return Err(onnx.error(
+                node,
+                "scales or shifts are folded only between a conv or dense layer and its quantizer",
+            )),
         }
         Ok(())
     }
@@ -1114,7 +1129,9 @@ fn quantized_weights(
         return Ok((vec![cols, rows], transposed, scales, precision));
     }
     let quant = producer
-        .filter(|n| is_custom(n) && matches!(n.op_type.as_str(), "Quant" | "IntQuant" | "BipolarQuant"))
+        .filter(|n| {
+            is_custom(n) && matches!(n.op_type.as_str(), "Quant" | "IntQuant" | "BipolarQuant")
+        })
         .ok_or_else(|| {
             onnx.error(
                 mac,
@@ -1146,10 +1163,7 @@ fn quantized_weights(
                 .enumerate()
                 .all(|(i, &d)| d == 1 || (i == output_axis && d == outputs));
         if !per_channel || q.scale.values.len() != outputs {
-            return Err(onnx.error(
-                quant,
-                "scales must be one value or one an output channel",
-            ));
+            return Err(onnx.error(quant, "scales must be one value or one an output channel"));
         }
         q.scale.values.clone()
     };

@@ -59,9 +59,10 @@ pub fn decode(t: &TensorProto) -> Result<Constant, String> {
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
             .collect(),
         Some(DataType::FLOAT) => t.float_data.iter().map(|&v| v as f64).collect(),
-        Some(DataType::DOUBLE) if !raw.is_empty() => {
-            from_raw(8)?.iter().map(|b| f64::from_le_bytes(*b)).collect()
-        }
+        Some(DataType::DOUBLE) if !raw.is_empty() => from_raw(8)?
+            .iter()
+            .map(|b| f64::from_le_bytes(*b))
+            .collect(),
         Some(DataType::DOUBLE) => t.double_data.clone(),
         Some(DataType::INT64) if !raw.is_empty() => from_raw(8)?
             .iter()
