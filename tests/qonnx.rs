@@ -451,3 +451,46 @@ fn check_truncation(d: &Path, case: &str, bytes: &[u8], bits: u32) {
     .unwrap();
     assert_eq!(sim["mismatches"], 0, "{case}: {sim}");
 }
+
+#[test]
+fn corrupted_qonnx_files_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(dir.path(), "tiny_cnn.toml", "2");
+    let onnx = dir.path().join("tiny.onnx").display().to_string();
+    ok(qnnc(&["export", &model, "-o", &onnx]));
+    let good = std::fs::read(&onnx).unwrap();
+    let test = data::load(DatasetKind::FashionMnist, None, Split::Test, Some(8)).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..400 {
+        let mut bytes = good.clone();
+        for _ in 0..rng.random_range(1..4) {
+            let at = rng.random_range(0..bytes.len());
+            bytes[at] = rng.random();
+        }
+        if rng.random_bool(0.1) {
+            bytes.truncate(rng.random_range(0..bytes.len()));
+        }
+        // Whatever the bytes, import and everything after it either work or say why.
+        match qnnc::qonnx::import::import(&bytes, "corrupt.onnx", "corrupt") {
+            Err(_) => refused += 1,
+            Ok(graph) => {
+                accepted += 1;
+                if let Ok(float) = qnnc::ir::float_model::FloatModel::new(&graph, "corrupt.onnx") {
+                    if graph.output_type(graph.chain()[0]).unwrap().shape.len() == 784 {
+                        float.logits(&test.images);
+                    }
+                }
+                let mut lowered = graph.clone();
+                if passes::run(&mut lowered, "corrupt.onnx", None).is_ok() {
+                    let _ = Golden::new(&lowered, "corrupt.onnx");
+                }
+            }
+        }
+    }
+    assert!(
+        accepted > 0 && refused > 0,
+        "{accepted} accepted, {refused} refused"
+    );
+}

@@ -30,7 +30,7 @@ pub enum SynthTarget {
 
 #[derive(Debug, Clone, Args)]
 pub struct CompileArgs {
-    /// Trained-model file (.qnn) or IR file (.json)
+    /// Trained-model file (.qnn), QONNX file (.onnx) or IR file (.json)
     pub model: PathBuf,
     /// Output folder
     #[arg(short, long, value_name = "DIR")]

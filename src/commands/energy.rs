@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Args)]
 pub struct EnergyArgs {
-    /// Trained-model file (.qnn) or network spec (.toml or .json)
+    /// Trained-model file (.qnn), QONNX file (.onnx) or network spec (.toml or .json)
     #[arg(value_name = "MODEL_OR_SPEC")]
     pub input: PathBuf,
     /// Hardware profile: a preset (moons-dram, moons-sram, horowitz45-pj) or a TOML file

@@ -126,25 +126,45 @@ fn eval_graph(args: &EvalArgs, source: &Source) -> Result<EvalReport> {
         Split::Test,
         args.data.test_limit,
     )?;
-    let (weights, activations) = precisions(&graph);
-    let mut lowered = graph.clone();
-    if source.needs_passes() {
-        ir::passes::run(&mut lowered, &origin, None)?;
+    let pixels = graph
+        .output_type(graph.chain()[0])
+        .map_or(0, |t| t.shape.len());
+    if test.pixels_per_image() != pixels {
+        return Err(Error::usage(
+            &origin,
+            format!(
+                "the network reads {pixels} pixels an image but {} images have {}",
+                dataset.name(),
+                test.pixels_per_image()
+            ),
+        ));
     }
-    let golden = Golden::new(&lowered, &origin)?;
-    let predictions = golden.run(&test.images);
-    let integer_correct = predictions
-        .iter()
-        .zip(&test.labels)
-        .filter(|(p, &label)| p.class == label as usize)
-        .count();
-    let integer = 100.0 * integer_correct as f64 / test.len() as f64;
+    let (weights, activations) = precisions(&graph);
+    let integer = || -> Result<(f64, usize)> {
+        let mut lowered = graph.clone();
+        if source.needs_passes() {
+            ir::passes::run(&mut lowered, &origin, None)?;
+        }
+        let predictions = Golden::new(&lowered, &origin)?.run(&test.images);
+        let correct = predictions
+            .iter()
+            .zip(&test.labels)
+            .filter(|(p, &label)| p.class == label as usize)
+            .count();
+        Ok((100.0 * correct as f64 / test.len() as f64, correct))
+    };
     let (accuracy, correct, integer_accuracy) = if source.needs_passes() {
         let (accuracy, correct) = FloatModel::new(&graph, &origin)?.accuracy(&test);
-        (accuracy, correct, args.integer.then_some(integer))
+        let integer_accuracy = if args.integer {
+            Some(integer()?.0)
+        } else {
+            None
+        };
+        (accuracy, correct, integer_accuracy)
     } else {
         // A lowered graph has no float semantics left: its accuracy is the integer one.
-        (integer, integer_correct, None)
+        let (accuracy, correct) = integer()?;
+        (accuracy, correct, None)
     };
     Ok(EvalReport {
         model: origin,

@@ -25,7 +25,7 @@ pub struct SimArgs {
     pub images: usize,
     #[arg(long, value_enum, default_value_t = Simulator::Verilator)]
     pub simulator: Simulator,
-    /// Check that the build was compiled from this trained-model file
+    /// Check that the build was compiled from this trained-model or QONNX file
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
     /// Folder holding the data set's files (default: the Debian package's folder)

@@ -25,6 +25,9 @@ const SUPPORTED: &str =
     "Quant, IntQuant, BipolarQuant, Trunc, Conv, Gemm, MatMul, Add, Sub, Mul, Div, \
      BatchNormalization, Relu, Clip, MaxPool, Flatten, Reshape, Transpose, Identity, Dropout";
 
+/// Largest image side (or feature count) an input may have.
+const MAX_INPUT_SIDE: usize = 1 << 16;
+
 /// Reads a QONNX file.
 pub fn load(path: &Path) -> Result<Graph, IrError> {
     let origin = path.display().to_string();
@@ -113,8 +116,11 @@ pub fn import(bytes: &[u8], origin: &str, fallback_name: &str) -> Result<Graph, 
             )))
         }
     };
-    if shape.is_empty() {
-        return Err(graph_error(format!("input {} is empty", input.name)));
+    if dims.iter().any(|&d| d == 0 || d > MAX_INPUT_SIDE) {
+        return Err(graph_error(format!(
+            "input {} has shape {dims:?}; every dimension must be 1..={MAX_INPUT_SIDE}",
+            input.name
+        )));
     }
     let name = identifier(&graph.name)
         .unwrap_or_else(|| identifier(fallback_name).unwrap_or_else(|| "imported".to_string()));
@@ -716,7 +722,7 @@ impl Builder {
                 return fail("needs an NCHW feature map and 4-D weights");
             }
             let (cin, k) = (dims[1], dims[2]);
-            if dims[3] != k {
+            if dims[3] != k || k == 0 {
                 return fail("only square kernels are supported");
             }
             if int_attribute(node, "group", 1) != 1 {
@@ -1119,7 +1125,9 @@ fn quantized_weights(
         let source = t.input.first().map(String::as_str).unwrap_or("");
         let (dims, codes, scales, precision) =
             quantized_weights(onnx, mac, source, 1 - output_axis)?;
-        let (rows, cols) = (dims[0], dims[1]);
+        let &[rows, cols] = dims.as_slice() else {
+            return Err(onnx.error(t, "only 2-D transposes of weights are supported"));
+        };
         let mut transposed = vec![0; codes.len()];
         for r in 0..rows {
             for c in 0..cols {
@@ -1151,6 +1159,9 @@ fn quantized_weights(
         return Err(onnx.error(mac, "weights have too few dimensions"));
     }
     let outputs = w.dims[output_axis];
+    if w.values.is_empty() {
+        return Err(onnx.error(quant, "the weights are empty"));
+    }
     let scales: Vec<f64> = if q.scale.values.len() == 1 {
         q.scale.values.clone()
     } else {

@@ -18,7 +18,7 @@ impl Constant {
 }
 
 /// Largest constant import decodes, in elements: far beyond any network the RTL can hold.
-const MAX_ELEMENTS: usize = 1 << 28;
+const MAX_ELEMENTS: usize = 1 << 26;
 
 /// Decodes a tensor, or says why not.
 pub fn decode(t: &TensorProto) -> Result<Constant, String> {
