@@ -7,7 +7,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 DEMO_DIR := build/demo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup build demo test bench lint rtl-check synth-check explore qonnx-fixtures clean
+.PHONY: all setup build demo test bench lint rtl-check synth-check explore qonnx-fixtures qonnx-check clean
 
 all: build
 
@@ -83,6 +83,20 @@ explore: setup build
 # into tests/fixtures/qonnx/ with the accuracies Brevitas reported. The tests need no Python.
 qonnx-fixtures:
 	bash examples/qonnx/make_fixtures.sh
+
+# QONNX's own executor reads what qnnc exports as qnnc does: every fixture, imported and
+# exported again by qnnc, classifies the first 300 test images as the original does and as
+# `qnnc eval` says (the venv of qonnx-fixtures, set up if missing).
+QONNX_CHECK_DIR := build/qonnx-check
+qonnx-check: setup build
+	bash examples/qonnx/make_fixtures.sh --venv-only
+	@mkdir -p $(QONNX_CHECK_DIR)
+	@set -e; for f in tests/fixtures/qonnx/*.onnx; do \
+		$(QNNC) export $$f -o $(QONNX_CHECK_DIR)/$$(basename $$f) > /dev/null; \
+		$(QNNC) eval $(QONNX_CHECK_DIR)/$$(basename $$f) --test-limit 300; \
+	done
+	build/brevitas-venv/bin/python examples/qonnx/check_export.py --images 300 \
+		tests/fixtures/qonnx/*.onnx $(QONNX_CHECK_DIR)/*.onnx
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -4,6 +4,7 @@
 #
 # Usage (from anywhere; paths are relative to the repository root):
 #   bash examples/qonnx/make_fixtures.sh [extra args for make_fixtures.py]
+#   bash examples/qonnx/make_fixtures.sh --venv-only   # only set up the venv
 #
 # Creates (or reuses) a venv at build/brevitas-venv with the versions pinned in
 # examples/qonnx/requirements.txt. Needs PyPI and the Fashion-MNIST IDX files
@@ -50,6 +51,11 @@ fi
 
 echo "installing pinned requirements into $venv" >&2
 "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$here/requirements.txt"
+
+# `--venv-only`: stop here (make qonnx-check needs the venv, not new fixtures).
+if [[ "${1:-}" == "--venv-only" ]]; then
+    exit 0
+fi
 
 export FMNIST_DIR="$data_dir"
 exec "$venv/bin/python" "$here/make_fixtures.py" "$@"
