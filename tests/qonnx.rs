@@ -494,3 +494,219 @@ fn corrupted_qonnx_files_never_panic() {
         "{accepted} accepted, {refused} refused"
     );
 }
+
+mod rewrite {
+    //! Builders for the ONNX pieces the equivalence test puts into an exported graph.
+    use onnx_protobuf::attribute_proto::AttributeType;
+    use onnx_protobuf::{AttributeProto, GraphProto, NodeProto, TensorProto};
+
+    pub fn floats(graph: &GraphProto, name: &str) -> Vec<f32> {
+        let t = graph.initializer.iter().find(|t| t.name == name).unwrap();
+        t.raw_data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
+    }
+
+    pub fn set_floats(graph: &mut GraphProto, name: &str, values: &[f32]) {
+        let t = graph
+            .initializer
+            .iter_mut()
+            .find(|t| t.name == name)
+            .unwrap();
+        t.raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    }
+
+    pub fn constant(graph: &mut GraphProto, name: &str, dims: &[i64], values: &[f32]) {
+        let mut t = TensorProto::new();
+        t.name = name.into();
+        t.dims = dims.to_vec();
+        t.data_type = 1;
+        t.raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        graph.initializer.push(t);
+    }
+
+    pub fn int64s(graph: &mut GraphProto, name: &str, values: &[i64]) {
+        let mut t = TensorProto::new();
+        t.name = name.into();
+        t.dims = vec![values.len() as i64];
+        t.data_type = 7;
+        t.int64_data = values.to_vec();
+        graph.initializer.push(t);
+    }
+
+    pub fn node(op: &str, name: &str, inputs: &[&str], output: &str) -> NodeProto {
+        let mut n = NodeProto::new();
+        n.op_type = op.into();
+        n.name = name.into();
+        n.input = inputs.iter().map(|s| s.to_string()).collect();
+        n.output = vec![output.into()];
+        n
+    }
+
+    pub fn with_perm(mut n: NodeProto, perm: &[i64]) -> NodeProto {
+        let mut a = AttributeProto::new();
+        a.name = "perm".into();
+        a.type_ = AttributeType::INTS.into();
+        a.ints = perm.to_vec();
+        n.attribute.push(a);
+        n
+    }
+
+    /// Replaces the node named `name` by `nodes`.
+    pub fn replace(graph: &mut GraphProto, name: &str, nodes: Vec<NodeProto>) {
+        let at = graph.node.iter().position(|n| n.name == name).unwrap();
+        graph.node.splice(at..=at, nodes);
+    }
+
+    /// Renames the output of the node named `name`, returning its old name.
+    pub fn reroute(graph: &mut GraphProto, name: &str, output: &str) -> String {
+        let n = graph.node.iter_mut().find(|n| n.name == name).unwrap();
+        std::mem::replace(&mut n.output[0], output.into())
+    }
+}
+
+/// The same CNN written with other ONNX ops (Mul and Add, Sub and Div instead of batch norms,
+/// Reshape instead of Flatten, MatMul on transposed weights instead of Gemm, a transpose to
+/// NHWC before the flatten with the dense weights reordered to match, a redundant Relu, an
+/// Identity) imports to a network that classifies as the original does.
+#[test]
+fn equivalent_onnx_graphs_import_to_the_same_network() {
+    use rewrite::*;
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(dir.path(), "fmnist_cnn.toml", "4");
+    let onnx = dir.path().join("cnn.onnx").display().to_string();
+    ok(qnnc(&["export", &model, "-o", &onnx]));
+    let proto = ModelProto::parse_from_bytes(&std::fs::read(&onnx).unwrap()).unwrap();
+    let rewritten = with(&proto, |m| {
+        let g = m.graph.as_mut().unwrap();
+        // Batch norm as y = a x + b.
+        let affine = |g: &onnx_protobuf::GraphProto, bn: &str| {
+            let gamma = floats(g, &format!("{bn}_scale"));
+            let beta = floats(g, &format!("{bn}_bias"));
+            let mean = floats(g, &format!("{bn}_mean"));
+            let var = floats(g, &format!("{bn}_var"));
+            let a: Vec<f32> = gamma
+                .iter()
+                .zip(&var)
+                .map(|(g, v)| g / (v + 1e-5).sqrt())
+                .collect();
+            let b: Vec<f32> = beta
+                .iter()
+                .zip(&mean)
+                .zip(&a)
+                .map(|((b, m), a)| b - a * m)
+                .collect();
+            (a, b)
+        };
+        let (a, b) = affine(g, "bn1");
+        constant(g, "bn1_a", &[1, 32, 1, 1], &a);
+        constant(g, "bn1_b", &[32, 1, 1], &b);
+        replace(
+            g,
+            "bn1",
+            vec![
+                node("Mul", "bn1_mul", &["conv1", "bn1_a"], "bn1_mid"),
+                node("Add", "bn1", &["bn1_b", "bn1_mid"], "bn1"),
+            ],
+        );
+        // (x - c) / d with c = -b / a and d = 1 / a.
+        let (a, b) = affine(g, "bn2");
+        let c: Vec<f32> = a.iter().zip(&b).map(|(a, b)| -b / a).collect();
+        let d: Vec<f32> = a.iter().map(|a| 1.0 / a).collect();
+        constant(g, "bn2_c", &[1, 32, 1, 1], &c);
+        constant(g, "bn2_d", &[1, 32, 1, 1], &d);
+        replace(
+            g,
+            "bn2",
+            vec![
+                node("Sub", "bn2_sub", &["conv2", "bn2_c"], "bn2_mid"),
+                node("Div", "bn2", &["bn2_mid", "bn2_d"], "bn2"),
+            ],
+        );
+        // A redundant ReLU before a quantizer, and an identity after a pool.
+        let act2 = g.node.iter().position(|n| n.name == "act2").unwrap();
+        g.node[act2].input[0] = "bn2_relu".into();
+        g.node
+            .insert(act2, node("Relu", "relu2", &["bn2"], "bn2_relu"));
+        let pool1 = reroute(g, "pool1", "pool1_raw");
+        g.node
+            .push(node("Identity", "same", &["pool1_raw"], &pool1));
+        // NHWC before the flatten, as a Reshape; the dense weights follow the new order.
+        let pool3 = reroute(g, "pool3", "pool3_nchw");
+        g.node.push(with_perm(
+            node("Transpose", "to_nhwc", &["pool3_nchw"], &pool3),
+            &[0, 2, 3, 1],
+        ));
+        int64s(g, "flat_shape", &[1, -1]);
+        replace(
+            g,
+            "flatten1",
+            vec![node(
+                "Reshape",
+                "flatten1",
+                &["pool3", "flat_shape"],
+                "flatten1",
+            )],
+        );
+        let chw = floats(g, "fc1_weight");
+        let (c, h, w) = (32, 3, 3);
+        let mut hwc = vec![0f32; chw.len()];
+        for o in 0..10 {
+            for ci in 0..c {
+                for y in 0..h {
+                    for x in 0..w {
+                        hwc[o * 288 + (y * w + x) * c + ci] = chw[o * 288 + (ci * h + y) * w + x];
+                    }
+                }
+            }
+        }
+        set_floats(g, "fc1_weight", &hwc);
+        // MatMul on transposed weights instead of Gemm with transB.
+        let mut transpose = node("Transpose", "fc1_wt", &["fc1_weight_quantized"], "fc1_wt");
+        transpose = with_perm(transpose, &[1, 0]);
+        replace(
+            g,
+            "fc1",
+            vec![
+                transpose,
+                node("MatMul", "fc1", &["flatten1", "fc1_wt"], "fc1"),
+            ],
+        );
+    });
+    let path = dir.path().join("rewritten.onnx").display().to_string();
+    std::fs::write(&path, rewritten).unwrap();
+    let test = data::load(DatasetKind::FashionMnist, None, Split::Test, Some(300)).unwrap();
+    let classes = |file: &str| {
+        let (_, _, lowered) = dumps(file);
+        let graph = Source::open(Path::new(file), &Default::default())
+            .unwrap()
+            .graph(file)
+            .unwrap();
+        let float = qnnc::ir::float_model::FloatModel::new(&graph, file)
+            .unwrap()
+            .logits(&test.images);
+        let golden = Golden::new(&lowered, file).unwrap().run(&test.images);
+        let argmax = |l: &Vec<f32>| (0..l.len()).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap();
+        let float: Vec<usize> = float.iter().map(argmax).collect();
+        let golden: Vec<usize> = golden.iter().map(|p| p.class).collect();
+        (float, golden)
+    };
+    let (float, golden) = classes(&onnx);
+    let (float2, golden2) = classes(&path);
+    let differ = |a: &[usize], b: &[usize]| a.iter().zip(b).filter(|(x, y)| x != y).count();
+    // Scales composed in another order may move a value across a rounding step, rarely.
+    assert!(
+        differ(&float, &float2) <= 3,
+        "float: {} of 300 differ",
+        differ(&float, &float2)
+    );
+    assert!(
+        differ(&golden, &golden2) <= 3,
+        "golden: {} of 300 differ",
+        differ(&golden, &golden2)
+    );
+    let text = ok(qnnc(&["inspect", &path, "--after", "none"]));
+    assert!(!text.contains("relu") && text.contains("bn1_mul"), "{text}");
+    assert!(text.contains("conv2d filters=32 kernel=3 stride=1 padding=1 weights=i4 [288x32]"));
+}
