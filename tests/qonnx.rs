@@ -5,11 +5,11 @@
 //! installs them); fails without them.
 
 mod common;
-use common::{assert_user_error, example, ok, qnnc};
+use common::{assert_user_error, ok, qnnc, train};
 
 use std::path::{Path, PathBuf};
 
-use onnx_protobuf::{Message, ModelProto};
+use onnx_protobuf::{Message, ModelProto, NodeProto};
 use qnnc::commands::Source;
 use qnnc::data::{self, DatasetKind, Split};
 use qnnc::golden::Golden;
@@ -17,31 +17,6 @@ use qnnc::ir::{dump, passes};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qonnx")
-}
-
-/// A briefly trained qnnc model.
-fn train(dir: &Path, spec: &str, bits: &str) -> String {
-    let model = dir
-        .join(format!("{}_q{bits}.qnn", spec.trim_end_matches(".toml")))
-        .display()
-        .to_string();
-    ok(qnnc(&[
-        "train",
-        &example(spec),
-        "--bits",
-        bits,
-        "--epochs",
-        "1",
-        "--train-limit",
-        "600",
-        "--test-limit",
-        "50",
-        "--seed",
-        "5",
-        "-o",
-        &model,
-    ]));
-    model
 }
 
 /// The graph of any network file before and after the passes, as IR JSON.
@@ -115,85 +90,58 @@ fn with(proto: &ModelProto, change: impl FnOnce(&mut ModelProto)) -> Vec<u8> {
     proto.write_to_bytes().unwrap()
 }
 
+/// `proto` with the one-value initializer `name` set to `value`.
+fn with_scalar(proto: &ModelProto, name: &str, value: f32) -> Vec<u8> {
+    with(proto, |m| {
+        rewrite::set_floats(m.graph.as_mut().unwrap(), name, &[value]);
+    })
+}
+
+/// `proto` with the node `name` changed by `change`.
+fn with_node(proto: &ModelProto, name: &str, change: impl FnOnce(&mut NodeProto)) -> Vec<u8> {
+    with(proto, |m| {
+        let graph = m.graph.as_mut().unwrap();
+        change(graph.node.iter_mut().find(|n| n.name == name).unwrap());
+    })
+}
+
 #[test]
 fn bad_qonnx_files_get_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (onnx, proto) = exported(d);
     let good = std::fs::read(&onnx).unwrap();
+    let not_onnx = "not an ONNX model";
     refused(
         d,
         "text.onnx",
         b"name = \"not a network\"\n",
-        &["text.onnx", "not an ONNX model"],
+        &["text.onnx", not_onnx],
     );
-    refused(
-        d,
-        "truncated.onnx",
-        &good[..good.len() / 2],
-        &["truncated.onnx", "not an ONNX model"],
-    );
-    refused(d, "empty.onnx", b"", &["empty.onnx", "not an ONNX model"]);
+    let half = &good[..good.len() / 2];
+    refused(d, "truncated.onnx", half, &["truncated.onnx", not_onnx]);
+    refused(d, "empty.onnx", b"", &["empty.onnx", not_onnx]);
 
-    let unsupported = with(&proto, |m| {
-        let node = m
-            .graph
-            .as_mut()
-            .unwrap()
-            .node
-            .iter_mut()
-            .find(|n| n.name == "fc2")
-            .unwrap();
-        node.op_type = "LSTM".into();
-    });
-    refused(
-        d,
-        "unsupported.onnx",
-        &unsupported,
-        &["unsupported.onnx", "fc2", "LSTM", "not supported", "Quant"],
-    );
+    let lstm = with_node(&proto, "fc2", |n| n.op_type = "LSTM".into());
+    let needles = ["unsupported.onnx", "fc2", "LSTM", "not supported", "Quant"];
+    refused(d, "unsupported.onnx", &lstm, &needles);
 
     for width in [0.0f32, 33.0] {
-        let bytes = with(&proto, |m| {
-            let init = m
-                .graph
-                .as_mut()
-                .unwrap()
-                .initializer
-                .iter_mut()
-                .find(|t| t.name == "act1_bit_width")
-                .unwrap();
-            init.raw_data = width.to_le_bytes().to_vec();
-        });
+        let bytes = with_scalar(&proto, "act1_bit_width", width);
         let name = format!("width{width}.onnx");
+        let width = format!("bit width {width}");
         refused(
             d,
             &name,
             &bytes,
-            &[
-                &name,
-                "act1",
-                "Quant",
-                &format!("bit width {width}"),
-                "1..=16",
-            ],
+            &[&name, "act1", "Quant", &width, "1..=16"],
         );
     }
-    let weight_width = with(&proto, |m| {
-        let init = m
-            .graph
-            .as_mut()
-            .unwrap()
-            .initializer
-            .iter_mut()
-            .find(|t| t.name == "fc1_weight_quant_bit_width")
-            .unwrap();
-        init.raw_data = 33f32.to_le_bytes().to_vec();
-    });
+    let bytes = with_scalar(&proto, "fc1_weight_quant_bit_width", 33.0);
     refused(
         d,
         "weights33.onnx",
-        &weight_width,
+        &bytes,
         &["fc1_weight_quant", "bit width 33"],
     );
 
@@ -203,46 +151,24 @@ fn bad_qonnx_files_get_one_line_errors() {
         second.name = "second_image".into();
         graph.input.push(second);
     });
-    refused(
-        d,
-        "two_inputs.onnx",
-        &two_inputs,
-        &["two_inputs.onnx", "2 inputs", "second_image"],
-    );
+    let needles = ["two_inputs.onnx", "2 inputs", "second_image"];
+    refused(d, "two_inputs.onnx", &two_inputs, &needles);
 
-    let float_activation = with(&proto, |m| {
-        let node = m
-            .graph
-            .as_mut()
-            .unwrap()
-            .node
-            .iter_mut()
-            .find(|n| n.name == "act2")
-            .unwrap();
-        node.op_type = "Relu".into();
-        node.domain = String::new();
-        node.input.truncate(1);
-        node.attribute.clear();
+    let relu = with_node(&proto, "act2", |n| {
+        n.op_type = "Relu".into();
+        n.domain = String::new();
+        n.input.truncate(1);
+        n.attribute.clear();
     });
     refused(
         d,
         "float_relu.onnx",
-        &float_activation,
+        &relu,
         &["act2", "Relu", "float activation"],
     );
 
-    let zero_point = with(&proto, |m| {
-        let init = m
-            .graph
-            .as_mut()
-            .unwrap()
-            .initializer
-            .iter_mut()
-            .find(|t| t.name == "act1_zero_point")
-            .unwrap();
-        init.raw_data = 3f32.to_le_bytes().to_vec();
-    });
-    refused(d, "zero_point.onnx", &zero_point, &["act1", "zero point"]);
+    let bytes = with_scalar(&proto, "act1_zero_point", 3.0);
+    refused(d, "zero_point.onnx", &bytes, &["act1", "zero point"]);
 
     // The unbroken file is accepted, so the refusals above are the changes'.
     ok(qnnc(&["eval", &onnx, "--test-limit", "10"]));

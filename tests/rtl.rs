@@ -5,7 +5,7 @@
 //! installs them); fails without them.
 
 mod common;
-use common::{assert_user_error, example, ok, qnnc};
+use common::{assert_user_error, example, ok, qnnc, train};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,28 +21,6 @@ use qnnc::train::Net;
 const TINY: (&str, &str) = ("tiny_cnn", include_str!("../examples/tiny_cnn.toml"));
 const MLP: (&str, &str) = ("mlp", include_str!("../examples/fmnist_mlp.toml"));
 const CNN: (&str, &str) = ("cnn", include_str!("../examples/fmnist_cnn.toml"));
-
-/// A briefly trained model: enough for activations that vary, which is all bit-exactness needs.
-fn train(dir: &Path, spec: &str, bits: &str) -> String {
-    let model = dir.join(format!("model_q{bits}.qnn")).display().to_string();
-    ok(qnnc(&[
-        "train",
-        &example(spec),
-        "--bits",
-        bits,
-        "--epochs",
-        "1",
-        "--train-limit",
-        "600",
-        "--test-limit",
-        "50",
-        "--seed",
-        "3",
-        "-o",
-        &model,
-    ]));
-    model
-}
 
 fn sim_json(build: &str, images: &str, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["sim", build, "--images", images, "--format", "json"];

@@ -112,7 +112,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
         let origin = model.display().to_string();
         let mut expected = Source::open(model, &NetworkArgs::default())?.graph(&origin)?;
         passes::run(&mut expected, &origin, None)?;
-        if digest(&dump::to_json(&expected)) != manifest.ir_sha256 {
+        if digest(dump::to_json(&expected)) != manifest.ir_sha256 {
             return Err(Error::Output {
                 file: folder,
                 message: format!("was compiled from another model than {origin}; compile it again"),

@@ -103,7 +103,7 @@ impl Sweep {
 
     /// A digest of the sweep: shards of the same sweep agree on it.
     pub fn digest(&self) -> String {
-        digest(&serde_json::to_string(self).expect("sweep serialises"))
+        digest(serde_json::to_string(self).expect("sweep serialises"))
     }
 
     /// Every point of the grid, in a fixed order (family, precision, depth, width).
@@ -176,7 +176,7 @@ impl Sweep {
                             ("w", "d")
                         };
                         let id = format!("{family_name}-q{bits}-{d}{depth}-{w}{width}");
-                        let key = digest(&format!(
+                        let key = digest(format!(
                             "{}\n{}\n{}\n{:?}\n{:?}\n{}\n{}\n{}",
                             env!("CARGO_PKG_VERSION"),
                             serde_json::to_string(&network.spec).expect("spec serialises"),

@@ -714,8 +714,12 @@ impl Builder {
             }
             _ => (1, false),
         };
-        let (dims, codes, scales, precision) =
-            quantized_weights(onnx, node, weights_name, output_axis)?;
+        let StoredWeights {
+            dims,
+            codes,
+            scales,
+            precision,
+        } = quantized_weights(onnx, node, weights_name, output_axis)?;
         let outputs = dims[output_axis];
         let (input_shape, fan_in, kernel, stride, padding) = if conv {
             if self.layout != Layout::Nchw || dims.len() != 4 {
@@ -1102,14 +1106,23 @@ impl Builder {
     }
 }
 
-/// The weights of a MAC from the quantizer on its weight initializer: their shape as stored,
-/// integer codes, the scale of each output channel (or one for all) and their precision.
+/// The weights of a MAC as the quantizer on its weight initializer gives them.
+struct StoredWeights {
+    /// Shape as stored (ONNX order).
+    dims: Vec<usize>,
+    codes: Vec<i32>,
+    /// The scale of each output channel, or one for all.
+    scales: Vec<f64>,
+    precision: Precision,
+}
+
+/// The weights of a MAC from the quantizer on its weight initializer.
 fn quantized_weights(
     onnx: &Onnx,
     mac: &NodeProto,
     name: &str,
     output_axis: usize,
-) -> Result<(Vec<usize>, Vec<i32>, Vec<f64>, Precision), IrError> {
+) -> Result<StoredWeights, IrError> {
     if onnx.constants.contains_key(name) {
         return Err(onnx.error(
             mac,
@@ -1123,8 +1136,12 @@ fn quantized_weights(
             return Err(onnx.error(t, "only 2-D transposes of weights are supported"));
         }
         let source = t.input.first().map(String::as_str).unwrap_or("");
-        let (dims, codes, scales, precision) =
-            quantized_weights(onnx, mac, source, 1 - output_axis)?;
+        let StoredWeights {
+            dims,
+            codes,
+            scales,
+            precision,
+        } = quantized_weights(onnx, mac, source, 1 - output_axis)?;
         let &[rows, cols] = dims.as_slice() else {
             return Err(onnx.error(t, "only 2-D transposes of weights are supported"));
         };
@@ -1134,7 +1151,12 @@ fn quantized_weights(
                 transposed[c * rows + r] = codes[r * cols + c];
             }
         }
-        return Ok((vec![cols, rows], transposed, scales, precision));
+        return Ok(StoredWeights {
+            dims: vec![cols, rows],
+            codes: transposed,
+            scales,
+            precision,
+        });
     }
     let quant = producer
         .filter(|n| {
@@ -1194,7 +1216,12 @@ fn quantized_weights(
     } else {
         Precision::signed(q.bits)
     };
-    Ok((w.dims.clone(), codes, scales, precision))
+    Ok(StoredWeights {
+        dims: w.dims.clone(),
+        codes,
+        scales,
+        precision,
+    })
 }
 
 /// A batch norm as `y = a * x + b`.

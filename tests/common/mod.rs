@@ -43,3 +43,29 @@ pub fn assert_user_error(output: &Output, needles: &[&str]) {
         assert!(stderr.contains(needle), "{needle:?} not in: {stderr}");
     }
 }
+
+/// A briefly trained model of `examples/{spec}` at `bits`, in `dir`: enough for activations
+/// that vary, which is all bit-exactness and import need.
+pub fn train(dir: &std::path::Path, spec: &str, bits: &str) -> String {
+    let model = dir
+        .join(format!("{}_q{bits}.qnn", spec.trim_end_matches(".toml")))
+        .display()
+        .to_string();
+    ok(qnnc(&[
+        "train",
+        &example(spec),
+        "--bits",
+        bits,
+        "--epochs",
+        "1",
+        "--train-limit",
+        "600",
+        "--test-limit",
+        "50",
+        "--seed",
+        "3",
+        "-o",
+        &model,
+    ]));
+    model
+}
