@@ -1,0 +1,277 @@
+//! QONNX -> IR: walks the data path of an ONNX graph from its one input to its one output and
+//! builds the IR before lowering. Weights come from the Quant or BipolarQuant node on each
+//! weight initializer, activation precisions and scales from the quantizers on the data path.
+//! Everything between a MAC and its quantizer that scales or shifts per channel (bias, batch
+//! norm, Mul, Add, per-channel weight scales) becomes one batch norm that `fold-batch-norm`
+//! turns into integers. Anything else is refused, naming the node and the op.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use onnx_protobuf::{type_proto, AttributeProto, Message, ModelProto, NodeProto};
+
+mod builder;
+mod quantizer;
+
+use super::tensor::{decode, Constant};
+use super::DOMAINS;
+use crate::ir::verify::verify;
+use crate::ir::{Graph, IrError};
+use crate::spec::{is_identifier, Shape};
+use builder::Builder;
+
+/// The ops import reads, for the message that refuses the others.
+const SUPPORTED: &str =
+    "Quant, IntQuant, BipolarQuant, Trunc, Conv, Gemm, MatMul, Add, Sub, Mul, Div, \
+     BatchNormalization, Relu, Clip, MaxPool, Flatten, Reshape, Transpose, Identity, Dropout";
+
+/// Largest image side (or feature count) an input may have.
+const MAX_INPUT_SIDE: usize = 1 << 16;
+
+/// Reads a QONNX file.
+pub fn load(path: &Path) -> Result<Graph, IrError> {
+    let origin = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| IrError {
+        file: origin.clone(),
+        node: "(file)".into(),
+        message: e.to_string(),
+    })?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    import(&bytes, &origin, &stem)
+}
+
+/// Builds the IR of the QONNX model in `bytes`; `fallback_name` names a graph that has none.
+pub fn import(bytes: &[u8], origin: &str, fallback_name: &str) -> Result<Graph, IrError> {
+    let file_error = |message: String| IrError {
+        file: origin.to_string(),
+        node: "(file)".into(),
+        message,
+    };
+    let model = ModelProto::parse_from_bytes(bytes)
+        .map_err(|e| file_error(format!("not an ONNX model (protobuf: {e})")))?;
+    let graph = model
+        .graph
+        .as_ref()
+        .filter(|g| model.ir_version > 0 && !g.node.is_empty())
+        .ok_or_else(|| file_error("not an ONNX model (no IR version or no graph)".into()))?;
+    let onnx = Onnx::new(graph.node.as_slice(), origin)?;
+    let mut constants = onnx.constants;
+    for t in &graph.initializer {
+        let c = decode(t).map_err(|m| IrError {
+            file: origin.to_string(),
+            node: format!("initializer {}", t.name),
+            message: m,
+        })?;
+        constants.insert(t.name.clone(), c);
+    }
+    let onnx = Onnx { constants, ..onnx };
+    let graph_error = |message: String| IrError {
+        file: origin.to_string(),
+        node: "graph".into(),
+        message,
+    };
+    let inputs: Vec<_> = graph
+        .input
+        .iter()
+        .filter(|i| !onnx.constants.contains_key(&i.name))
+        .collect();
+    if inputs.len() != 1 {
+        let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+        return Err(graph_error(format!(
+            "has {} inputs ({}); qnnc reads networks with one image input",
+            inputs.len(),
+            names.join(", ")
+        )));
+    }
+    if graph.output.len() != 1 {
+        return Err(graph_error(format!(
+            "has {} outputs; qnnc reads networks with one output (the logits)",
+            graph.output.len()
+        )));
+    }
+    let input = inputs[0];
+    let dims = tensor_dims(input).ok_or_else(|| {
+        graph_error(format!(
+            "input {} is not a float tensor of known shape",
+            input.name
+        ))
+    })?;
+    let (shape, rank) = match dims.as_slice() {
+        [_, c, h, w] => (
+            Shape {
+                height: *h,
+                width: *w,
+                channels: *c,
+            },
+            4,
+        ),
+        [_, f] => (Shape::flat(*f), 2),
+        _ => {
+            return Err(graph_error(format!(
+                "input {} has shape {dims:?}; qnnc reads [N, C, H, W] images or [N, features]",
+                input.name
+            )))
+        }
+    };
+    if dims.iter().any(|&d| d == 0 || d > MAX_INPUT_SIDE) {
+        return Err(graph_error(format!(
+            "input {} has shape {dims:?}; every dimension must be 1..={MAX_INPUT_SIDE}",
+            input.name
+        )));
+    }
+    let name = identifier(&graph.name)
+        .unwrap_or_else(|| identifier(fallback_name).unwrap_or_else(|| "imported".to_string()));
+    let mut builder = Builder::new(&name, shape, rank);
+    builder.walk(&onnx, &input.name, &graph.output[0].name)?;
+    let ir = builder.graph;
+    verify(&ir, origin)?;
+    Ok(ir)
+}
+
+/// The dimensions of a value's tensor type; symbolic dimensions (a batch size) count as 1.
+fn tensor_dims(value: &onnx_protobuf::ValueInfoProto) -> Option<Vec<usize>> {
+    let Some(type_proto::Value::TensorType(t)) = value.type_.as_ref()?.value.as_ref() else {
+        return None;
+    };
+    if t.elem_type != onnx_protobuf::tensor_proto::DataType::FLOAT as i32 {
+        return None;
+    }
+    t.shape
+        .as_ref()?
+        .dim
+        .iter()
+        .map(|d| match &d.value {
+            Some(onnx_protobuf::tensor_shape_proto::dimension::Value::DimValue(v)) => {
+                usize::try_from(*v).ok()
+            }
+            _ => Some(1),
+        })
+        .collect()
+}
+
+/// An ONNX name as an IR name: letters, digits and underscores, not starting with a digit
+/// (`/features/0/Conv` becomes `features_0_Conv`).
+fn identifier(name: &str) -> Option<String> {
+    let mut id: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect::<String>()
+        .trim_matches('_')
+        .to_string();
+    id.truncate(48);
+    if id.starts_with(|c: char| c.is_ascii_digit()) {
+        id.insert(0, 'n');
+    }
+    is_identifier(&id).then_some(id)
+}
+
+/// The nodes of an ONNX graph, indexed by the tensors they produce and read.
+struct Onnx<'a> {
+    origin: &'a str,
+    nodes: &'a [NodeProto],
+    constants: HashMap<String, Constant>,
+    producer: HashMap<&'a str, usize>,
+    consumers: HashMap<&'a str, Vec<usize>>,
+}
+
+impl<'a> Onnx<'a> {
+    fn new(nodes: &'a [NodeProto], origin: &'a str) -> Result<Self, IrError> {
+        let mut onnx = Onnx {
+            origin,
+            nodes,
+            constants: HashMap::new(),
+            producer: HashMap::new(),
+            consumers: HashMap::new(),
+        };
+        for (i, node) in nodes.iter().enumerate() {
+            for output in &node.output {
+                onnx.producer.insert(output.as_str(), i);
+            }
+            for input in node.input.iter().filter(|n| !n.is_empty()) {
+                onnx.consumers.entry(input.as_str()).or_default().push(i);
+            }
+            if node.op_type == "Constant" {
+                let value = node
+                    .attribute
+                    .iter()
+                    .find(|a| a.name == "value")
+                    .and_then(|a| a.t.as_ref())
+                    .ok_or_else(|| onnx.error(node, "has no tensor value attribute"))?;
+                let c = decode(value).map_err(|m| onnx.error(node, &format!("value {m}")))?;
+                if let Some(out) = node.output.first() {
+                    onnx.constants.insert(out.clone(), c);
+                }
+            }
+        }
+        Ok(onnx)
+    }
+
+    fn label(node: &NodeProto) -> String {
+        if node.name.is_empty() {
+            node.output.first().cloned().unwrap_or_default()
+        } else {
+            node.name.clone()
+        }
+    }
+
+    fn error(&self, node: &NodeProto, message: &str) -> IrError {
+        IrError {
+            file: self.origin.to_string(),
+            node: Self::label(node),
+            message: format!("{}: {message}", node.op_type),
+        }
+    }
+
+    /// A constant input of `node`.
+    fn constant(&self, node: &NodeProto, index: usize, what: &str) -> Result<&Constant, IrError> {
+        node.input
+            .get(index)
+            .and_then(|name| self.constants.get(name))
+            .ok_or_else(|| self.error(node, &format!("{what} must be a constant")))
+    }
+
+    fn scalar(&self, node: &NodeProto, index: usize, what: &str) -> Result<f64, IrError> {
+        self.constant(node, index, what)?
+            .scalar()
+            .ok_or_else(|| self.error(node, &format!("{what} must be one value")))
+    }
+
+    /// The one node that reads `tensor`.
+    fn consumer(&self, tensor: &str) -> Result<Option<&'a NodeProto>, IrError> {
+        match self.consumers.get(tensor).map(Vec::as_slice) {
+            None | Some([]) => Ok(None),
+            Some([one]) => Ok(Some(&self.nodes[*one])),
+            Some(many) => Err(IrError {
+                file: self.origin.to_string(),
+                node: format!("tensor {tensor}"),
+                message: format!(
+                    "feeds {} nodes; qnnc imports chains, where every tensor feeds one node",
+                    many.len()
+                ),
+            }),
+        }
+    }
+}
+
+fn attribute<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+fn int_attribute(node: &NodeProto, name: &str, default: i64) -> i64 {
+    attribute(node, name).map_or(default, |a| a.i)
+}
+
+fn ints_attribute(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    attribute(node, name).map(|a| a.ints.clone())
+}
+
+fn is_custom(node: &NodeProto) -> bool {
+    DOMAINS.contains(&node.domain.as_str())
+}
+
+fn is_standard(node: &NodeProto) -> bool {
+    node.domain.is_empty() || node.domain == "ai.onnx"
+}
