@@ -48,6 +48,14 @@ fn export_then_import_gives_the_same_network() {
                 let again = Golden::new(&other_graph, other).unwrap().run(&test.images);
                 assert_eq!(golden, again, "{other}: golden outputs");
             }
+            // The float model of the export is the network qnnc trained.
+            let accuracy = |file: &str| {
+                let args = ["eval", file, "--test-limit", "1000", "--format", "json"];
+                let report: serde_json::Value = serde_json::from_str(&ok(qnnc(&args))).unwrap();
+                report["accuracy"].as_f64().unwrap()
+            };
+            let (trained, exported) = (accuracy(&model), accuracy(&onnx));
+            assert!((trained - exported).abs() <= 0.3, "{trained} vs {exported}");
             // Exporting the import writes the same bytes: the file is deterministic.
             let twice = model.replace(".qnn", "_twice.onnx");
             ok(qnnc(&["export", &imported, "-o", &twice]));
