@@ -122,8 +122,12 @@ pub fn import(bytes: &[u8], origin: &str, fallback_name: &str) -> Result<Graph, 
             input.name
         )));
     }
+    // PyTorch names every graph it exports alike; the file name says more.
+    let generic = ["main_graph", "torch_jit", "torch-jit-export"].contains(&graph.name.as_str());
     let name = identifier(&graph.name)
-        .unwrap_or_else(|| identifier(fallback_name).unwrap_or_else(|| "imported".to_string()));
+        .filter(|_| !generic)
+        .or_else(|| identifier(fallback_name))
+        .unwrap_or_else(|| "imported".to_string());
     let mut builder = Builder::new(&name, shape, rank);
     builder.walk(&onnx, &input.name, &graph.output[0].name)?;
     let ir = builder.graph;
