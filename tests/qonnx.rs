@@ -178,6 +178,21 @@ fn bad_qonnx_files_get_one_line_errors() {
     let bytes = with_scalar(&proto, "act1_zero_point", 3.0);
     refused(d, "zero_point.onnx", &bytes, &["act1", "zero point"]);
 
+    // Weights behind a cycle of transposes.
+    let cycle = with(&proto, |m| {
+        use rewrite::{node, with_perm};
+        let g = m.graph.as_mut().unwrap();
+        g.node.iter_mut().find(|n| n.name == "fc2").unwrap().input[1] = "wa".into();
+        g.node
+            .push(with_perm(node("Transpose", "t1", &["wb"], "wa"), &[1, 0]));
+        g.node
+            .push(with_perm(node("Transpose", "t2", &["wa"], "wb"), &[1, 0]));
+    });
+    refused(d, "cycle.onnx", &cycle, &["fc2", "Gemm", "Quant"]);
+
+    let bytes = with_scalar(&proto, "bn1_var", f32::NAN);
+    refused(d, "nan_variance.onnx", &bytes, &["bn1"]);
+
     // The unbroken file is accepted, so the refusals above are the changes'.
     ok(qnnc(&["eval", &onnx, "--test-limit", "10"]));
 }
@@ -333,12 +348,17 @@ fn a_truncation_after_a_quantizer_runs_bit_exactly() {
     for (bits, model) in [(4, &proto), (8, &proto8)] {
         for rounding in ["FLOOR", "ROUND", "CEIL"] {
             let case = format!("{rounding}{bits}");
-            check_truncation(
-                d,
-                &case,
-                &with_truncation(model, rounding, bits as f32),
-                bits,
-            );
+            let bytes = with_truncation(model, rounding, bits as f32);
+            if (rounding, bits) == ("ROUND", 8) {
+                // Rounding half to even to 6 bits needs 63 thresholds, more than qnnc makes.
+                let path = d.join("round8.onnx");
+                std::fs::write(&path, bytes).unwrap();
+                let out = d.join("round8.qnn").display().to_string();
+                let args = ["import", path.to_str().unwrap(), "-o", &out];
+                assert_user_error(&qnnc(&args), &["act1", "half to even", "thresholds"]);
+                continue;
+            }
+            check_truncation(d, &case, &bytes, bits);
         }
     }
     let wrong = d.join("trunc_wrong_width.onnx");
@@ -643,4 +663,51 @@ fn equivalent_onnx_graphs_import_to_the_same_network() {
     let text = ok(qnnc(&["inspect", &path, "--after", "none"]));
     assert!(!text.contains("relu") && text.contains("bn1_mul"), "{text}");
     assert!(text.contains("conv2d filters=32 kernel=3 stride=1 padding=1 weights=i4 [288x32]"));
+}
+
+/// Per-channel weight scales with a bias (as Brevitas exports a biased layer with per-channel
+/// weights) give what the same scales give with the bias added after the layer.
+#[test]
+fn a_bias_with_per_channel_weight_scales_is_added_after_the_scales() {
+    use rewrite::*;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, proto) = exported(dir.path());
+    let per_channel = |bias_as_add: bool| {
+        with(&proto, |m| {
+            let g = m.graph.as_mut().unwrap();
+            let step = floats(g, "fc3_weight_quant_scale")[0];
+            let scales: Vec<f32> = (0..10).map(|c| step * (1.0 + 0.2 * c as f32)).collect();
+            let t = g
+                .initializer
+                .iter_mut()
+                .find(|t| t.name == "fc3_weight_quant_scale")
+                .unwrap();
+            t.dims = vec![10, 1];
+            t.raw_data = scales.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let bias: Vec<f32> = (0..10).map(|c| 0.3 * c as f32 - 1.0).collect();
+            constant(g, "fc3_b", &[10], &bias);
+            if bias_as_add {
+                let out = reroute(g, "fc3", "fc3_raw");
+                g.node
+                    .push(node("Add", "fc3_add", &["fc3_raw", "fc3_b"], &out));
+            } else {
+                let fc3 = g.node.iter_mut().find(|n| n.name == "fc3").unwrap();
+                fc3.input.push("fc3_b".into());
+            }
+        })
+    };
+    let test = data::load(DatasetKind::FashionMnist, None, Split::Test, Some(100)).unwrap();
+    let logits = |bytes: Vec<u8>| {
+        let graph = qnnc::qonnx::import::import(&bytes, "per_channel.onnx", "x").unwrap();
+        qnnc::ir::float_model::FloatModel::new(&graph, "per_channel.onnx")
+            .unwrap()
+            .logits(&test.images)
+    };
+    let (in_layer, after) = (logits(per_channel(false)), logits(per_channel(true)));
+    let mut largest = 0f32;
+    for (a, b) in in_layer.iter().flatten().zip(after.iter().flatten()) {
+        assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "{a} vs {b}");
+        largest = largest.max(b.abs());
+    }
+    assert!(largest > 0.5, "the bias must show in the logits");
 }

@@ -178,15 +178,11 @@ impl Truncation {
         (1i64 << self.input_bits) - 1
     }
 
-    /// For each output code k >= 1, the quantizer input `z` from which codes reach k: half a
-    /// step below the smallest input code that truncates to k (infinite when none does).
-    pub fn levels(&self, max: i64) -> Vec<f64> {
+    /// For each output code k >= 1, the smallest input code that truncates to k or more
+    /// (`None` when none does).
+    pub fn first_inputs(&self, max: i64) -> Vec<Option<i64>> {
         (1..=max)
-            .map(|k| {
-                (0..=self.input_max())
-                    .find(|&q| self.code(q, max) >= k)
-                    .map_or(f64::INFINITY, |q| (q as f64 - 0.5) * self.input_scale)
-            })
+            .map(|k| (0..=self.input_max()).find(|&q| self.code(q, max) >= k))
             .collect()
     }
 }

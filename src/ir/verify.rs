@@ -173,6 +173,11 @@ fn verify_node(graph: &Graph, node: NodeIndex, file: &str) -> Result<(), IrError
             if all.clone().any(|v| !v.is_finite()) || bn.var.iter().any(|&v| v < 0.0) {
                 return fail("batch-norm parameters must be finite, variances not negative".into());
             }
+            if !(bn.epsilon.is_finite() && bn.epsilon >= 0.0)
+                || bn.var.iter().any(|&v| v + bn.epsilon <= 0.0)
+            {
+                return fail("batch-norm epsilon must be finite and not negative, and every variance plus epsilon positive".into());
+            }
         }
         Op::Quantize { bits, truncation } => {
             if !(1..=16).contains(bits) {
@@ -182,6 +187,13 @@ fn verify_node(graph: &Graph, node: NodeIndex, file: &str) -> Result<(), IrError
             }
             if !(out.scale.is_finite() && out.scale > 0.0) {
                 return fail(format!("scale {} must be positive and finite", out.scale));
+            }
+            let expected = crate::ir::build::quantizer_type(out.shape, *bits, out.scale);
+            if out.precision != expected.precision {
+                return fail(format!(
+                    "a {bits}-bit quantizer makes {} codes, not {}",
+                    expected.precision, out.precision
+                ));
             }
             if let Some(t) = truncation {
                 if *bits < 2

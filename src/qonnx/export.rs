@@ -25,7 +25,7 @@ pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, IrError> {
     let chain = graph.chain();
     let input = graph.output_type(chain[0]).expect("typed input");
     onnx.input
-        .push(value_info("input", &nchw_dims(input.shape)));
+        .push(value_info("input", &input_dims(input.shape)));
     let mut x = "input".to_string();
     // The feature map the last flatten read, whose features ONNX orders C, H, W.
     let mut flattened: Option<Shape> = None;
@@ -300,8 +300,13 @@ fn string_attribute(name: &str, value: &str) -> AttributeProto {
     a
 }
 
-fn nchw_dims(shape: Shape) -> Vec<usize> {
-    vec![1, shape.channels, shape.height, shape.width]
+/// `[1, C, H, W]`, or `[1, features]` for an input that is a vector (as import reads them).
+fn input_dims(shape: Shape) -> Vec<usize> {
+    if shape.height == 1 && shape.width == 1 {
+        vec![1, shape.channels]
+    } else {
+        vec![1, shape.channels, shape.height, shape.width]
+    }
 }
 
 fn value_info(name: &str, dims: &[usize]) -> ValueInfoProto {

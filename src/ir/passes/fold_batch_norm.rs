@@ -5,7 +5,8 @@
 //! `g = gamma / sqrt(var + eps)`, the quantizer's input is `z = alpha * acc + delta` with
 //! `alpha = g * s` and `delta = g * (b - mean) + beta`.
 //! - Activations of up to [`MAX_THRESHOLD_BITS`] bits become a multi-threshold: code k is
-//!   reached when `z >= (k - 1/2) * s_a` (`z >= 0` for one bit), with `s_a` the value of one
+//!   reached when `z >= (k - 1/2) * s_a` (`z >= 0` for one bit; at the tie only for even k, as
+//!   QONNX rounds half to even), with `s_a` the value of one
 //!   activation code (the scale on the quantizer's output: `1 / (2^Q - 1)` for networks qnnc
 //!   trained, whatever the quantizer said for imported ones), that is
 //!   `acc >= ceil((t - delta) / alpha)` when alpha > 0, or `acc <= floor(...)` when alpha < 0
@@ -125,17 +126,24 @@ fn fold_tail(graph: &mut Graph, mac: NodeIndex, file: &str) -> Result<bool, IrEr
             let max_code = act_max_code(bits) as i64;
             let op = if bits <= MAX_THRESHOLD_BITS {
                 let levels = match truncation {
-                    None if bits == 1 => vec![0.0],
+                    None if bits == 1 => vec![Level {
+                        z: 0.0,
+                        strict: false,
+                    }],
                     None => (1..=max_code)
-                        .map(|k| (k as f64 - 0.5) * out.scale)
+                        .map(|k| Level::rounded(Some(k), out.scale))
                         .collect(),
-                    Some(t) => t.levels(max_code),
+                    Some(t) => t
+                        .first_inputs(max_code)
+                        .into_iter()
+                        .map(|q| Level::rounded(q, t.input_scale))
+                        .collect(),
                 };
                 Op::MultiThreshold(thresholds(&affine, &levels, acc_min, acc_max))
             } else {
                 // code = floor(z / step + offset), clamped: the rounding of the quantizer, and
                 // of a truncation by 2^k after it (floor(q / 2^k) with q = floor(z / s + 1/2)
-                // is floor(z / (s 2^k) + 2^-(k+1)), and so on).
+                // is floor(z / (s 2^k) + 2^-(k+1)), and so on). Exact ties round up here.
                 let (step, offset, max) = match truncation {
                     None => (out.scale, 0.5, max_code),
                     Some(t) => {
@@ -143,8 +151,18 @@ fn fold_tail(graph: &mut Graph, mac: NodeIndex, file: &str) -> Result<bool, IrEr
                         let offset = match t.rounding {
                             _ if t.shift == 0 => 0.5,
                             Rounding::Floor => 0.5 / n,
-                            Rounding::Round => 0.5 + 0.5 / n,
                             Rounding::Ceil => 1.0 - 0.5 / n,
+                            // Half of its input codes are ties, which a floor cannot round
+                            // to even.
+                            Rounding::Round => {
+                                return Err(graph.error(
+                                    file,
+                                    next,
+                                    format!(
+                                        "a truncation that rounds half to even needs thresholds, which go up to {MAX_THRESHOLD_BITS} output bits, not {bits}"
+                                    ),
+                                ))
+                            }
                         };
                         (t.input_scale * n, offset, t.code(t.input_max(), max_code))
                     }
@@ -224,9 +242,33 @@ fn fold_tail(graph: &mut Graph, mac: NodeIndex, file: &str) -> Result<bool, IrEr
     Ok(true)
 }
 
+/// Where the quantizer's input `z` reaches an output code: from `z` on, or only above it.
+#[derive(Debug, Clone, Copy)]
+struct Level {
+    z: f64,
+    strict: bool,
+}
+
+impl Level {
+    /// The level of `round(z / step) >= q`, rounding half to even as QONNX's quantizers do:
+    /// from half a step below q on, the tie included only when q is even. Never for `None`.
+    fn rounded(q: Option<i64>, step: f64) -> Level {
+        match q {
+            Some(q) => Level {
+                z: (q as f64 - 0.5) * step,
+                strict: q % 2 != 0,
+            },
+            None => Level {
+                z: f64::INFINITY,
+                strict: false,
+            },
+        }
+    }
+}
+
 /// For each channel, the accumulators from which the quantizer's input `z` reaches each of
 /// `levels` (ascending; code k is reached from `levels[k - 1]` on).
-fn thresholds(affine: &[Affine], levels: &[f64], acc_min: i64, acc_max: i64) -> ThresholdTable {
+fn thresholds(affine: &[Affine], levels: &[Level], acc_min: i64, acc_max: i64) -> ThresholdTable {
     let mut table = ThresholdTable {
         thresholds: Vec::with_capacity(affine.len()),
         descending: Vec::with_capacity(affine.len()),
@@ -235,16 +277,24 @@ fn thresholds(affine: &[Affine], levels: &[f64], acc_min: i64, acc_max: i64) -> 
         let descending = a.alpha < 0.0;
         let row = levels
             .iter()
-            .map(|&t| {
+            .map(|level| {
+                let t = level.z;
                 if a.alpha == 0.0 {
                     // z is the constant delta: every accumulator reaches t, or none does.
-                    return if a.delta >= t { acc_min } else { acc_max + 1 };
+                    let reached = if level.strict {
+                        a.delta > t
+                    } else {
+                        a.delta >= t
+                    };
+                    return if reached { acc_min } else { acc_max + 1 };
                 }
+                // acc >= x (ascending) or acc <= x (descending), or strictly.
                 let x = (t - a.delta) / a.alpha;
-                if descending {
-                    clamp_to_i64(x.floor(), acc_min - 1, acc_max)
-                } else {
-                    clamp_to_i64(x.ceil(), acc_min, acc_max + 1)
+                match (descending, level.strict) {
+                    (false, false) => clamp_to_i64(x.ceil(), acc_min, acc_max + 1),
+                    (false, true) => clamp_to_i64(x.floor() + 1.0, acc_min, acc_max + 1),
+                    (true, false) => clamp_to_i64(x.floor(), acc_min - 1, acc_max),
+                    (true, true) => clamp_to_i64(x.ceil() - 1.0, acc_min - 1, acc_max),
                 }
             })
             .collect();
@@ -329,4 +379,74 @@ pub fn requantized_range(r: &Requantization, acc_min: i64, acc_max: i64) -> (i64
         }
     }
     (lo, hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The code the thresholds give an accumulator.
+    fn code(table: &ThresholdTable, acc: i64) -> i64 {
+        let (row, descending) = (&table.thresholds[0], table.descending[0]);
+        row.iter()
+            .filter(|&&t| if descending { acc <= t } else { acc >= t })
+            .count() as i64
+    }
+
+    #[test]
+    fn thresholds_round_half_to_even_as_qonnx_does() {
+        // Steps of 1/2 and 1/4 make exact ties; both signs of alpha, and offsets.
+        for (alpha, delta) in [
+            (0.5, 0.0),
+            (0.25, 0.5),
+            (-0.5, 3.0),
+            (0.5, -0.25),
+            (-0.25, 0.0),
+        ] {
+            for bits in [2, 3, 4] {
+                let max = act_max_code(bits) as i64;
+                let levels: Vec<Level> = (1..=max).map(|k| Level::rounded(Some(k), 1.0)).collect();
+                let table = thresholds(&[Affine { alpha, delta }], &levels, -64, 64);
+                for acc in -64..=64 {
+                    let z: f64 = alpha * acc as f64 + delta;
+                    let expected = z.round_ties_even().clamp(0.0, max as f64) as i64;
+                    assert_eq!(
+                        code(&table, acc),
+                        expected,
+                        "alpha {alpha} delta {delta} acc {acc}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_thresholds_follow_the_truncation() {
+        for rounding in [Rounding::Floor, Rounding::Round, Rounding::Ceil] {
+            let t = crate::ir::Truncation {
+                input_bits: 4,
+                input_scale: 1.0,
+                shift: 2,
+                rounding,
+            };
+            let levels: Vec<Level> = t
+                .first_inputs(3)
+                .into_iter()
+                .map(|q| Level::rounded(q, 1.0))
+                .collect();
+            let table = thresholds(
+                &[Affine {
+                    alpha: 0.5,
+                    delta: 0.0,
+                }],
+                &levels,
+                -64,
+                64,
+            );
+            for acc in -64..=64 {
+                let q = (0.5 * acc as f64).round_ties_even().clamp(0.0, 15.0) as i64;
+                assert_eq!(code(&table, acc), t.code(q, 3), "{rounding:?} acc {acc}");
+            }
+        }
+    }
 }

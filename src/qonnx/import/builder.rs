@@ -63,6 +63,12 @@ impl Builder {
     /// A fresh IR name for an ONNX node.
     fn name_for(&mut self, node: &NodeProto, fallback: &str) -> String {
         let base = identifier(&Onnx::label(node)).unwrap_or_else(|| fallback.to_string());
+        self.fresh_name(&base)
+    }
+
+    /// `base`, or `base_2`, `base_3`... if taken.
+    fn fresh_name(&mut self, base: &str) -> String {
+        let base = base.to_string();
         let mut name = base.clone();
         let mut n = 1;
         while self.names.contains(&name) {
@@ -245,16 +251,20 @@ impl Builder {
             return fail("zero points other than 0 are not supported");
         }
         let input_bits = width(3, "the input bit width")?;
-        // Version 2 has an output scale before the output width; version 1 implies it.
-        let (out_scale, out_bits) = if node.input.len() >= 6 {
-            (
-                onnx.scalar(node, 4, "the output scale")?,
-                width(5, "the output bit width")?,
-            )
-        } else {
-            let out_bits = width(4, "the output bit width")?;
-            let shift = input_bits.saturating_sub(out_bits);
-            (scale * (1u64 << shift) as f64, out_bits)
+        // Version 2 has an output scale before the output width, and shifts by its ratio to
+        // the input scale; version 1 shifts by the difference of the widths and keeps the
+        // input scale.
+        let (out_scale, out_bits, shift) = match node.input.len() {
+            6 => {
+                let out_scale = onnx.scalar(node, 4, "the output scale")?;
+                let shift = (out_scale / scale).log2().round();
+                (out_scale, width(5, "the output bit width")?, shift)
+            }
+            5 => {
+                let out_bits = width(4, "the output bit width")?;
+                (scale, out_bits, input_bits as f64 - out_bits as f64)
+            }
+            n => return fail(&format!("has {n} inputs; versions 1 and 2 take 5 or 6")),
         };
         if bits < 2 || input_bits != bits || (scale - codes.scale).abs() > 1e-6 * codes.scale {
             return fail(&format!(
@@ -265,9 +275,8 @@ impl Builder {
         if !(out_scale.is_finite() && out_scale > 0.0) {
             return fail("the output scale must be positive and finite");
         }
-        let shift = (out_scale / scale).log2().round();
         if !(0.0..input_bits as f64).contains(&shift) || out_bits < 2 {
-            return fail("the output must have 2 bits or more and a scale 2^k times the input's, 0 <= k < input bits");
+            return fail("the output must have 2 bits or more and a shift of 0 <= k < input bits");
         }
         if int_attribute(node, "signed", 1) != 0 || int_attribute(node, "narrow", 0) != 0 {
             return fail("only unsigned, full-range truncation (signed = 0, narrow = 0) of unsigned codes is supported");
@@ -379,7 +388,7 @@ impl Builder {
             codes,
             scales,
             precision,
-        } = quantized_weights(onnx, node, weights_name, output_axis)?;
+        } = quantized_weights(onnx, node, weights_name, output_axis, true)?;
         let outputs = dims[output_axis];
         let (input_shape, fan_in, kernel, stride, padding) = if conv {
             if self.layout != Layout::Nchw || dims.len() != 4 {
@@ -388,6 +397,9 @@ impl Builder {
             let (cin, k) = (dims[1], dims[2]);
             if dims[3] != k || k == 0 {
                 return fail("only square kernels are supported");
+            }
+            if ints_attribute(node, "kernel_shape").is_some_and(|ks| ks != [k as i64, k as i64]) {
+                return fail("kernel_shape differs from the weights' shape");
             }
             if int_attribute(node, "group", 1) != 1 {
                 return fail("grouped convolutions are not supported");
@@ -462,15 +474,26 @@ impl Builder {
             }
         }
         let step = scales.iter().cloned().fold(0.0, f64::max);
-        let bias = match node.input.get(2).filter(|n| !n.is_empty()) {
+        let bias: Option<Vec<f64>> = match node.input.get(2).filter(|n| !n.is_empty()) {
             Some(_) => {
                 let b = onnx.constant(node, 2, "the bias")?;
-                if b.values.len() != outputs {
-                    return fail(&format!("the bias needs {outputs} values"));
+                let along_outputs = matches!(b.dims.as_slice(), [n] | [1, n] if *n == outputs);
+                if !along_outputs {
+                    return fail(&format!(
+                        "the bias needs {outputs} values along the outputs"
+                    ));
                 }
-                Some(b.values.iter().map(|&v| v as f32).collect())
+                Some(b.values.clone())
             }
             None => None,
+        };
+        // With per-channel weight scales the bias joins the batch norm that applies them.
+        let (mac_bias, scale_shift) = match bias {
+            Some(b) if scales.len() > 1 => (None, b),
+            other => (
+                other.map(|b| b.iter().map(|&v| v as f32).collect()),
+                vec![0.0; outputs],
+            ),
         };
         let out_shape = if conv {
             let size = |n: usize| {
@@ -508,7 +531,7 @@ impl Builder {
                 outputs,
                 codes: ir_codes,
             }),
-            bias,
+            bias: mac_bias,
         };
         self.push(name.clone(), op, out);
         self.layout = if conv {
@@ -521,9 +544,10 @@ impl Builder {
             // after it scales each channel by its own.
             let affine = Affine {
                 a: scales.iter().map(|s| s / step).collect(),
-                b: vec![0.0; outputs],
+                b: scale_shift,
             };
-            self.push_affine(format!("{name}_weight_scale"), affine);
+            let scale_name = self.fresh_name(&format!("{name}_weight_scale"));
+            self.push_affine(scale_name, affine);
         }
         Ok(())
     }
@@ -536,20 +560,20 @@ impl Builder {
             0
         };
         let c = onnx.constant(node, other, "the other operand")?;
+        if self.layout == Layout::Nhwc {
+            return Err(onnx.error(node, "arithmetic on NHWC data is not supported"));
+        }
         let channels = self.channels();
         let values: Vec<f64> = if c.values.len() == 1 {
             vec![c.values[0]; channels]
         } else {
-            let channel_axis = match self.layout {
-                Layout::Nchw => 1,
-                _ => 1,
-            };
-            let rank = if matches!(self.layout, Layout::Nchw) {
-                4
-            } else {
-                2
-            };
-            let mut dims = vec![1; rank.max(c.dims.len())];
+            // Channels are axis 1 of NCHW and of [N, features] alike.
+            let channel_axis = 1;
+            let rank = if self.layout == Layout::Nchw { 4 } else { 2 };
+            if c.dims.len() > rank {
+                return Err(onnx.error(node, "the constant has more dimensions than the data"));
+            }
+            let mut dims = vec![1; rank];
             let offset = dims.len() - c.dims.len();
             dims[offset..].copy_from_slice(&c.dims);
             let per_channel = dims
@@ -586,6 +610,12 @@ impl Builder {
     }
 
     fn batch_norm(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<Affine, IrError> {
+        if self.layout == Layout::Nhwc {
+            return Err(onnx.error(node, "batch norm of NHWC data is not supported"));
+        }
+        if int_attribute(node, "training_mode", 0) != 0 || node.output.len() > 1 {
+            return Err(onnx.error(node, "training mode is not supported"));
+        }
         let channels = self.channels();
         let mut params = Vec::new();
         for (i, what) in [(1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")] {
@@ -691,12 +721,16 @@ impl Builder {
         if strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 {
             return fail("strides must be equal in both dimensions");
         }
-        if pads.iter().any(|&p| p != 0)
+        let auto_pad = attribute(node, "auto_pad").map_or(&[][..], |a| a.s.as_slice());
+        if !matches!(auto_pad, b"" | b"NOTSET" | b"VALID")
+            || pads.iter().any(|&p| p != 0)
             || int_attribute(node, "ceil_mode", 0) != 0
             || ints_attribute(node, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1))
             || node.output.len() > 1
         {
-            return fail("padding, ceil_mode, dilations and indices are not supported");
+            return fail(
+                "padding (auto_pad too), ceil_mode, dilations and indices are not supported",
+            );
         }
         let (size, stride) = (kernel[0] as usize, strides[0] as usize);
         let shape = self.ty.shape;

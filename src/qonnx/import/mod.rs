@@ -131,6 +131,9 @@ pub fn import(bytes: &[u8], origin: &str, fallback_name: &str) -> Result<Graph, 
     let mut builder = Builder::new(&name, shape, rank);
     builder.walk(&onnx, &input.name, &graph.output[0].name)?;
     let ir = builder.graph;
+    if ir.macs().is_empty() {
+        return Err(graph_error("has no conv or dense layer".into()));
+    }
     verify(&ir, origin)?;
     Ok(ir)
 }

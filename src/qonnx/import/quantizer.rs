@@ -95,12 +95,14 @@ pub(super) struct StoredWeights {
     pub(super) precision: Precision,
 }
 
-/// The weights of a MAC from the quantizer on its weight initializer.
+/// The weights of a MAC from the quantizer on its weight initializer, seen through one
+/// transpose (as PyTorch exports Linear for MatMul) when `allow_transpose`.
 pub(super) fn quantized_weights(
     onnx: &Onnx,
     mac: &NodeProto,
     name: &str,
     output_axis: usize,
+    allow_transpose: bool,
 ) -> Result<StoredWeights, IrError> {
     if onnx.constants.contains_key(name) {
         return Err(onnx.error(
@@ -109,7 +111,8 @@ pub(super) fn quantized_weights(
         ));
     }
     let producer = onnx.producer.get(name).map(|&i| &onnx.nodes[i]);
-    if let Some(t) = producer.filter(|n| n.op_type == "Transpose" && is_standard(n)) {
+    let transpose = producer.filter(|n| n.op_type == "Transpose" && is_standard(n));
+    if let Some(t) = transpose.filter(|_| allow_transpose) {
         // PyTorch's Linear stores [outputs, inputs] and exports a transpose for MatMul.
         if ints_attribute(t, "perm").as_deref() != Some(&[1, 0]) || output_axis > 1 {
             return Err(onnx.error(t, "only 2-D transposes of weights are supported"));
@@ -120,7 +123,7 @@ pub(super) fn quantized_weights(
             codes,
             scales,
             precision,
-        } = quantized_weights(onnx, mac, source, 1 - output_axis)?;
+        } = quantized_weights(onnx, mac, source, 1 - output_axis, false)?;
         let &[rows, cols] = dims.as_slice() else {
             return Err(onnx.error(t, "only 2-D transposes of weights are supported"));
         };
