@@ -38,6 +38,10 @@ demo: setup build
 	$(QNNC) energy $(DEMO_DIR)/mlp4.qnn --profile moons-dram
 	$(QNNC) compile $(DEMO_DIR)/mlp4.qnn --pe 8 --simd 16 -o $(DEMO_DIR)/mlp4
 	$(QNNC) sim $(DEMO_DIR)/mlp4 --images 100
+	$(QNNC) export $(DEMO_DIR)/mlp4.qnn -o $(DEMO_DIR)/mlp4.onnx
+	$(QNNC) eval tests/fixtures/qonnx/cnn_q4.onnx --integer
+	$(QNNC) compile tests/fixtures/qonnx/cnn_q4.onnx --pe 8 --simd 16 -o $(DEMO_DIR)/brevitas_cnn4
+	$(QNNC) sim $(DEMO_DIR)/brevitas_cnn4 --images 100
 
 test: setup
 	$(CARGO) test --release --locked
