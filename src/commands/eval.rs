@@ -94,7 +94,7 @@ fn eval_model(args: &EvalArgs, mut model: Model) -> Result<EvalReport> {
         let origin = args.model.display().to_string();
         let mut graph = ir::build::from_model(&model.net, &origin)?;
         ir::passes::run(&mut graph, &origin, None)?;
-        Some(Golden::new(&graph, &origin)?.accuracy(&test))
+        Some(Golden::new(&graph, &origin)?.accuracy(&test).0)
     } else {
         None
     };
@@ -145,13 +145,7 @@ fn eval_graph(args: &EvalArgs, source: &Source) -> Result<EvalReport> {
         if source.needs_passes() {
             ir::passes::run(&mut lowered, &origin, None)?;
         }
-        let predictions = Golden::new(&lowered, &origin)?.run(&test.images);
-        let correct = predictions
-            .iter()
-            .zip(&test.labels)
-            .filter(|(p, &label)| p.class == label as usize)
-            .count();
-        Ok((100.0 * correct as f64 / test.len() as f64, correct))
+        Ok(Golden::new(&lowered, &origin)?.accuracy(&test))
     };
     let (accuracy, correct, integer_accuracy) = if source.needs_passes() {
         let (accuracy, correct) = FloatModel::new(&graph, &origin)?.accuracy(&test);

@@ -265,7 +265,7 @@ pub fn compute_point(
     let float = train::evaluate(&mut net, test_data, sweep.batch);
     let mut graph = build::from_model(&net, &point.id)?;
     passes::run(&mut graph, &point.id, None)?;
-    let integer = Golden::new(&graph, &point.id)?.accuracy(test_data);
+    let (integer, _) = Golden::new(&graph, &point.id)?.accuracy(test_data);
     let (energies, units, layers) = price(point, sweep, profiles);
     let weights: u64 = point.network.layers.iter().map(|l| l.weights()).sum();
     let model_bits = point

@@ -129,15 +129,15 @@ impl Golden {
         traces
     }
 
-    /// Test accuracy in percent on `data`.
-    pub fn accuracy(&self, data: &Dataset) -> f64 {
+    /// Test accuracy in percent on `data`, and the number of images classified correctly.
+    pub fn accuracy(&self, data: &Dataset) -> (f64, usize) {
         let predictions = self.run(&data.images);
         let correct = predictions
             .iter()
             .zip(&data.labels)
             .filter(|(p, &label)| p.class == label as usize)
             .count();
-        100.0 * correct as f64 / data.len().max(1) as f64
+        (100.0 * correct as f64 / data.len().max(1) as f64, correct)
     }
 
     fn run_chunk(
