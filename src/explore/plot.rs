@@ -132,14 +132,7 @@ pub fn error_vs_energy_svg(points: &[PointResult], profile: &str) -> String {
                 .iter()
                 .map(|point| Circle::new(as_xy(point), 7, BLACK.stroke_width(1))),
         )?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 14))
-            .draw()?;
-        Ok(())
+        draw_legend(&mut chart)
     })
 }
 
@@ -255,19 +248,26 @@ pub fn energy_breakdown_svg(points: &[&PointResult], profile: &str) -> String {
                 note_style.clone(),
             ))
         }))?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 14))
-            .draw()?;
-        Ok(())
+        draw_legend(&mut chart)
     })
 }
 
 /// Draws on a white canvas of `size` pixels and returns the SVG; should plotters report an
 /// error, a small SVG that states it instead.
+/// The series legend both plots draw, in their upper right corner.
+fn draw_legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+) -> DrawOutcome {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 14))
+        .draw()?;
+    Ok(())
+}
+
 fn render_svg(size: (u32, u32), draw: impl FnOnce(&Drawing) -> DrawOutcome) -> String {
     let mut svg = String::new();
     let outcome = {
