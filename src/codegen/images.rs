@@ -1,22 +1,22 @@
-//! Memory images for `$readmemh`: weights, thresholds, requantization parameters and layer
-//! descriptors, one word a line in hex, laid out as `qnnc_core.v` reads them.
+//! Memory images for `$readmemh`: weights, thresholds and requantization parameters, one word
+//! a line in hex, laid out as `qnnc_core.v` reads them (the descriptors: `descriptor.rs`).
 
 use super::Hardware;
-use crate::schedule::{LayerSchedule, Post, Schedule};
+use crate::schedule::{Post, Schedule};
 
 /// A word of any width, filled field by field (two's complement for negative values).
-struct Word {
+pub struct Word {
     bits: Vec<bool>,
 }
 
 impl Word {
-    fn new(width: usize) -> Self {
+    pub fn new(width: usize) -> Self {
         Word {
             bits: vec![false; width],
         }
     }
 
-    fn set(&mut self, offset: usize, width: usize, value: i64) {
+    pub fn set(&mut self, offset: usize, width: usize, value: i64) {
         for b in 0..width {
             self.bits[offset + b] = if b < 64 {
                 (value >> b) & 1 == 1
@@ -40,7 +40,7 @@ impl Word {
     }
 }
 
-fn image(header: &str, words: Vec<Word>, width: usize) -> String {
+pub fn image(header: &str, words: Vec<Word>, width: usize) -> String {
     let mut text = String::from(header);
     if words.is_empty() {
         // An unused memory still needs one word to be declared.
@@ -146,74 +146,6 @@ pub fn requantization(schedule: &Schedule, hw: &Hardware, header: &str) -> Strin
         }
     }
     image(header, words, width)
-}
-
-/// The descriptor fields of a layer, in the order `qnnc_core.v` names them.
-pub fn descriptor_fields(layer: &LayerSchedule, lo_hi: (i64, i64)) -> [i64; DESCRIPTOR_FIELDS] {
-    let (pool, pooled) = layer
-        .pool
-        .map_or((1, layer.output), |(s, shape)| (s, shape));
-    let (requant, raw, shift) = match &layer.post {
-        Post::Requantize { requantization } => (true, false, requantization.shift),
-        Post::Raw => (false, true, 0),
-        Post::Threshold { .. } => (false, false, 0),
-    };
-    let out_bipolar = matches!(layer.post, Post::Threshold { bipolar: true, .. });
-    let flags = layer.in_bipolar as i64
-        | (layer.weight_bipolar as i64) << 1
-        | (requant as i64) << 2
-        | (raw as i64) << 3
-        | (out_bipolar as i64) << 4
-        | (layer.pool.is_some() as i64) << 5
-        | (layer.last as i64) << 6;
-    [
-        layer.input.height as i64,
-        layer.input.width as i64,
-        layer.input.channels as i64,
-        layer.output.height as i64,
-        layer.output.width as i64,
-        layer.output.channels as i64,
-        layer.kernel as i64,
-        layer.stride as i64,
-        layer.padding as i64,
-        layer.fan_in as i64,
-        layer.chunks as i64,
-        layer.groups as i64,
-        layer.weight_base as i64,
-        layer.param_base as i64,
-        flags,
-        pool as i64,
-        pooled.height as i64,
-        pooled.width as i64,
-        shift as i64,
-        lo_hi.0,
-        lo_hi.1,
-    ]
-}
-
-pub const DESCRIPTOR_FIELDS: usize = 21;
-
-/// Layer descriptors: 32-bit fields, the first at the least significant end.
-pub fn descriptors(schedule: &Schedule, hw: &Hardware, header: &str) -> String {
-    let words = schedule
-        .layers
-        .iter()
-        .map(|layer| {
-            let lo_hi = match &layer.post {
-                Post::Requantize { requantization } => requantization.clamp.unwrap_or((
-                    -(1i64 << (hw.logit_bits - 1)),
-                    (1i64 << (hw.logit_bits - 1)) - 1,
-                )),
-                _ => (0, 0),
-            };
-            let mut word = Word::new(DESCRIPTOR_FIELDS * 32);
-            for (f, value) in descriptor_fields(layer, lo_hi).into_iter().enumerate() {
-                word.set(f * 32, 32, value);
-            }
-            word
-        })
-        .collect();
-    image(header, words, DESCRIPTOR_FIELDS * 32)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! and testbench from handlebars templates (strict: a missing field is an error), and the
 //! memory images. Every width, depth and address is computed here; templates hold no logic.
 
+pub mod descriptor;
 pub mod images;
 
 use std::collections::BTreeMap;
@@ -15,40 +16,21 @@ use crate::schedule::{Post, Schedule};
 use crate::spec::is_identifier;
 
 /// The hand-written modules, copied into every build.
-pub const PRIMITIVES: [(&str, &str); 8] = [
-    (
-        "qnnc_lane.v",
-        include_str!("../../templates/verilog/qnnc_lane.v"),
-    ),
-    (
-        "qnnc_pe.v",
-        include_str!("../../templates/verilog/qnnc_pe.v"),
-    ),
-    (
-        "qnnc_threshold.v",
-        include_str!("../../templates/verilog/qnnc_threshold.v"),
-    ),
-    (
-        "qnnc_requant.v",
-        include_str!("../../templates/verilog/qnnc_requant.v"),
-    ),
-    (
-        "qnnc_rom.v",
-        include_str!("../../templates/verilog/qnnc_rom.v"),
-    ),
-    (
-        "qnnc_act_buffer.v",
-        include_str!("../../templates/verilog/qnnc_act_buffer.v"),
-    ),
-    (
-        "qnnc_argmax.v",
-        include_str!("../../templates/verilog/qnnc_argmax.v"),
-    ),
-    (
-        "qnnc_core.v",
-        include_str!("../../templates/verilog/qnnc_core.v"),
-    ),
+pub const PRIMITIVES: [(&str, &str); 10] = [
+    ("qnnc_lane.v", include_str!("../../templates/verilog/qnnc_lane.v")),
+    ("qnnc_pe.v", include_str!("../../templates/verilog/qnnc_pe.v")),
+    ("qnnc_threshold.v", include_str!("../../templates/verilog/qnnc_threshold.v")),
+    ("qnnc_requant.v", include_str!("../../templates/verilog/qnnc_requant.v")),
+    ("qnnc_rom.v", include_str!("../../templates/verilog/qnnc_rom.v")),
+    ("qnnc_ram.v", include_str!("../../templates/verilog/qnnc_ram.v")),
+    ("qnnc_delay.v", include_str!("../../templates/verilog/qnnc_delay.v")),
+    ("qnnc_argmax.v", include_str!("../../templates/verilog/qnnc_argmax.v")),
+    ("qnnc_loader.v", include_str!("../../templates/verilog/qnnc_loader.v")),
+    ("qnnc_core.v", include_str!("../../templates/verilog/qnnc_core.v")),
 ];
+
+/// The include that names the descriptor's fields (written for each network).
+pub const LAYOUT_INCLUDE: &str = "qnnc_layout.vh";
 
 const TOP_TEMPLATE: &str = include_str!("../../templates/verilog/top.v.hbs");
 const TESTBENCH_TEMPLATE: &str = include_str!("../../templates/tb/testbench.v.hbs");
@@ -60,9 +42,13 @@ pub struct Hardware {
     pub pe: usize,
     pub simd: usize,
     pub simd_log2: u32,
+    /// Registered levels of each PE's adder tree.
+    pub adder_stages: u32,
     /// Weight code bits (1 when every layer's weights are bipolar).
     pub wbits: u32,
-    /// Activation element bits in the buffers (at least 8, for the pixels).
+    /// Bits of an activation code in the activation buffers.
+    pub abits: u32,
+    /// Bits of an operand element in the lanes: a pixel or a code, whichever is wider.
     pub ebits: u32,
     pub acc_bits: u32,
     pub thresholds: u32,
@@ -73,13 +59,25 @@ pub struct Hardware {
     pub logit_bits: u32,
     pub classes: usize,
     pub class_bits: u32,
-    /// Elements of a window bank.
-    pub window: usize,
-    pub rows: usize,
-    pub row_bits: u32,
+    /// Logit registers: the last layer's groups times PE.
+    pub logit_slots: usize,
+    pub inputs: usize,
+    pub input_bits: u32,
+    /// Rows of SIMD pixels.
+    pub pixel_rows: usize,
+    pub pixel_address_bits: u32,
+    /// Rows of SIMD codes of each activation buffer.
+    pub act_rows: usize,
+    pub act_address_bits: u32,
+    /// Rows of a window bank (the window memory holds two).
+    pub window_rows: usize,
+    pub window_address_bits: u32,
+    /// Bits of the loader's element count within a window.
+    pub window_position_bits: u32,
+    /// Output groups whose max-pool is kept in flight (the most of any pooling layer).
+    pub pool_groups: usize,
     pub layers: usize,
     pub layer_bits: u32,
-    pub inputs: usize,
     pub weight_words: usize,
     pub weight_address_bits: u32,
     pub threshold_words: usize,
@@ -93,6 +91,11 @@ fn address_bits(n: usize) -> u32 {
     (usize::BITS - n.saturating_sub(1).leading_zeros()).max(1)
 }
 
+/// Bits of a count from 0 to `n` (at least 1).
+fn count_bits(n: usize) -> u32 {
+    (usize::BITS - n.leading_zeros()).max(1)
+}
+
 fn signed_bits(min: i64, max: i64) -> u32 {
     Precision::signed_for_range(min, max).storage_bits()
 }
@@ -100,22 +103,25 @@ fn signed_bits(min: i64, max: i64) -> u32 {
 impl Hardware {
     pub fn new(schedule: &Schedule) -> Hardware {
         let layers = &schedule.layers;
+        let simd = schedule.config.simd;
+        let simd_log2 = simd.trailing_zeros();
         let wbits = layers.iter().map(|l| l.weight_bits).max().unwrap_or(1);
-        let ebits = layers
+        let abits = layers
             .iter()
             .filter(|l| !l.last)
             .map(|l| l.out_bits)
             .max()
-            .unwrap_or(8)
-            .max(8);
-        // The shared accumulator holds every layer's sums and one lane's widest product
-        // (qnnc_pe.v sign-extends products to it).
+            .unwrap_or(1)
+            .max(1);
+        let ebits = abits.max(8);
+        // The shared accumulator holds every layer's sums and the adder tree's widest sum
+        // (qnnc_pe.v sign-extends the tree's output to it).
         let acc_bits = layers
             .iter()
             .map(|l| l.acc_bits)
             .max()
             .unwrap_or(2)
-            .max(wbits + ebits + 2);
+            .max(wbits + ebits + 2 + simd_log2);
         let thresholds = layers
             .iter()
             .filter_map(|l| match &l.post {
@@ -144,22 +150,23 @@ impl Hardware {
         }
         requant_bits = requant_bits
             .max(multiplier_bits.max(offset_bits) + 1)
+            .max(acc_bits + multiplier_bits)
             .max(33);
         let last = layers.last().expect("a schedule has layers");
         let logit_bits = last.out_bits.max(2);
-        let elements = layers
+        let stored = layers
             .iter()
+            .filter(|l| !l.last)
             .map(|l| l.stored().len())
-            .chain([schedule.input.len()])
-            .max()
-            .unwrap_or(1);
-        let rows = elements.div_ceil(schedule.config.simd);
-        let window = layers
-            .iter()
-            .map(|l| l.chunks * schedule.config.simd)
             .max()
             .unwrap_or(1)
-            .max(2);
+            .max(1);
+        let window = layers
+            .iter()
+            .filter(|l| !l.direct)
+            .map(|l| l.chunks)
+            .max()
+            .unwrap_or(1);
         let count = |post: fn(&Post) -> bool| {
             layers
                 .iter()
@@ -175,11 +182,16 @@ impl Hardware {
             .max(1);
         let threshold_words = count(|p| matches!(p, Post::Threshold { .. }));
         let requant_words = count(|p| matches!(p, Post::Requantize { .. }));
+        let inputs = schedule.input.len();
+        let pixel_rows = inputs.div_ceil(simd);
+        let act_rows = stored.div_ceil(simd);
         Hardware {
             pe: schedule.config.pe,
-            simd: schedule.config.simd,
-            simd_log2: schedule.config.simd.trailing_zeros(),
+            simd,
+            simd_log2,
+            adder_stages: crate::schedule::adder_stages(simd),
             wbits,
+            abits,
             ebits,
             acc_bits,
             thresholds,
@@ -190,12 +202,24 @@ impl Hardware {
             logit_bits,
             classes: schedule.classes,
             class_bits: address_bits(schedule.classes),
-            window,
-            rows,
-            row_bits: address_bits(rows),
+            logit_slots: last.groups * schedule.config.pe,
+            inputs,
+            input_bits: count_bits(inputs),
+            pixel_rows,
+            pixel_address_bits: address_bits(pixel_rows),
+            act_rows,
+            act_address_bits: address_bits(act_rows),
+            window_rows: window,
+            window_address_bits: address_bits(2 * window),
+            window_position_bits: count_bits(window * simd),
+            pool_groups: layers
+                .iter()
+                .filter(|l| l.pool.is_some())
+                .map(|l| l.groups)
+                .max()
+                .unwrap_or(1),
             layers: layers.len(),
             layer_bits: address_bits(layers.len()),
-            inputs: schedule.input.len(),
             weight_words,
             weight_address_bits: address_bits(weight_words),
             threshold_words,
@@ -205,10 +229,11 @@ impl Hardware {
         }
     }
 
-    /// Bits of on-chip memory: weights, thresholds, requantization, two activation buffers,
-    /// two window banks.
+    /// Bits of on-chip memory: weights, thresholds, requantization, the pixel buffer, two
+    /// activation buffers, the two banks of the window memory.
     pub fn memory_bits(&self) -> BTreeMap<&'static str, u64> {
         let pe_simd = (self.pe * self.simd) as u64;
+        let simd = self.simd as u64;
         BTreeMap::from([
             (
                 "weights",
@@ -226,11 +251,15 @@ impl Hardware {
                     * self.pe as u64
                     * (self.multiplier_bits + self.offset_bits) as u64,
             ),
+            ("pixels", self.pixel_rows as u64 * simd * 8),
             (
                 "activations",
-                2 * (self.rows * self.simd) as u64 * self.ebits as u64,
+                2 * self.act_rows as u64 * simd * self.abits as u64,
             ),
-            ("windows", 2 * self.window as u64 * (self.ebits + 1) as u64),
+            (
+                "windows",
+                2 * self.window_rows as u64 * simd * (self.ebits + 1) as u64,
+            ),
         ])
     }
 }
@@ -379,9 +408,14 @@ pub fn generate(
         path: FILES.requant.into(),
         text: images::requantization(schedule, &hw, &hex_header),
     });
+    let layout = descriptor::Layout::new(schedule, &hw);
     files.push(BuildFile {
         path: FILES.layers.into(),
-        text: images::descriptors(schedule, &hw, &hex_header),
+        text: layout.image(&hex_header, schedule.layers.len()),
+    });
+    files.push(BuildFile {
+        path: format!("rtl/{LAYOUT_INCLUDE}"),
+        text: layout.include(&verilog_header),
     });
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok((hw, files))

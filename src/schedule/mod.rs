@@ -57,6 +57,9 @@ pub struct LayerSchedule {
     pub groups: usize,
     /// Non-overlapping max-pool window and the pooled output.
     pub pool: Option<(usize, Shape)>,
+    /// The window is the whole input in memory order (a dense layer): the PE array reads the
+    /// source buffer's rows directly, without the window loader.
+    pub direct: bool,
     pub in_bipolar: bool,
     pub weight_bipolar: bool,
     pub weight_bits: u32,
@@ -67,8 +70,9 @@ pub struct LayerSchedule {
     /// First word of this layer in the weight memory and in its parameter memory.
     pub weight_base: usize,
     pub param_base: usize,
+    /// MACs the array performs: outputs that a max-pool drops (floor mode) are not computed.
     pub macs: u64,
-    /// ceil(Cout/PE) * ceil(K/SIMD) * Hout * Wout.
+    /// ceil(Cout/PE) * ceil(K/SIMD) * the output pixels computed.
     pub ideal_cycles: u64,
     /// What the controller takes, loading and pipeline included.
     pub cycles: u64,
@@ -80,6 +84,23 @@ impl LayerSchedule {
     /// The shape this layer writes (pooled if it pools).
     pub fn stored(&self) -> Shape {
         self.pool.map_or(self.output, |(_, s)| s)
+    }
+
+    /// The pooling window's side (1 without pooling).
+    pub fn pool_size(&self) -> usize {
+        self.pool.map_or(1, |(size, _)| size)
+    }
+
+    /// The output pixels the array computes, in the order it computes them: the P x P pixels
+    /// of each pooling window after each other, windows in row-major order.
+    pub fn pixels(&self) -> impl Iterator<Item = (usize, usize)> {
+        let p = self.pool_size();
+        let stored = self.stored();
+        (0..stored.height).flat_map(move |py| {
+            (0..stored.width).flat_map(move |px| {
+                (0..p).flat_map(move |ry| (0..p).map(move |rx| (py * p + ry, px * p + rx)))
+            })
+        })
     }
 
     pub fn utilization(&self, config: ArrayConfig) -> f64 {
@@ -108,10 +129,24 @@ impl Schedule {
     }
 }
 
-/// Cycles of the controller's fixed steps: reading the descriptor, and the post-processing
-/// and write stages after the last dot product.
-pub const LAYER_START_CYCLES: u64 = 1;
-pub const DRAIN_CYCLES: u64 = 2;
+/// Cycles of the controller's fixed steps: reading a layer's descriptor (address, then data).
+pub const LAYER_START_CYCLES: u64 = 2;
+
+/// Registered levels of each PE's adder tree: about every second level of its log2(SIMD).
+pub fn adder_stages(simd: usize) -> u32 {
+    simd.trailing_zeros().div_ceil(2)
+}
+
+/// Cycles from the last chunk issued to the last activation written: operands, products, the
+/// adder tree, the accumulator, two post-processing stages, max-pool, packing, and the flush
+/// of a partly filled row.
+pub fn drain_cycles(simd: usize) -> u64 {
+    7 + adder_stages(simd) as u64
+}
+
+/// Cycles from the loader's last piece of a window to the first read of it: the source read,
+/// the merge, the window write.
+pub const WINDOW_READY_CYCLES: u64 = 3;
 
 /// Maps a lowered graph onto a PE array of `config`.
 pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedule, IrError> {
@@ -218,6 +253,12 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                 check_rtl_contract(graph, &chain[k..next], fan_in, file)?;
                 let chunks = fan_in.div_ceil(config.simd);
                 let groups = output.channels.div_ceil(config.pe);
+                let direct = *padding == 0
+                    && *kernel == in_type.shape.height
+                    && *kernel == in_type.shape.width;
+                let computed = pool.map_or(output.height * output.width, |(size, pooled)| {
+                    pooled.height * size * pooled.width * size
+                });
                 let param_base = match post {
                     Post::Threshold { .. } => {
                         threshold_base += groups;
@@ -241,6 +282,7 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                     chunks,
                     groups,
                     pool,
+                    direct,
                     in_bipolar: in_type.precision == Precision::Bipolar,
                     weight_bipolar: *weight_precision == Precision::Bipolar,
                     weight_bits: weight_precision.storage_bits(),
@@ -250,8 +292,8 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                     last,
                     weight_base,
                     param_base,
-                    macs: (output.len() * fan_in) as u64,
-                    ideal_cycles: (groups * chunks * output.height * output.width) as u64,
+                    macs: (computed * output.channels * fan_in) as u64,
+                    ideal_cycles: (groups * chunks * computed) as u64,
                     cycles: 0,
                     weights: weights.clone(),
                 };
@@ -288,7 +330,9 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
     }
     let classes = layers.last().map_or(0, |l| l.output.channels);
     let input_cycles = input.len() as u64;
-    let total_cycles = input_cycles + layers.iter().map(|l| l.cycles).sum::<u64>();
+    // The argmax reads one logit a cycle.
+    let total_cycles =
+        input_cycles + layers.iter().map(|l| l.cycles).sum::<u64>() + classes as u64;
     let macs = layers.iter().map(|l| l.macs).sum();
     Ok(Schedule {
         config,
@@ -411,46 +455,79 @@ fn check_rtl_contract(
     Ok(())
 }
 
-/// Cycles the window loader takes for output pixel (oy, ox): per row of the receptive field,
-/// one cycle per SIMD zeros of padding, and one cycle per input-buffer row the run of pixels
-/// inside the image touches.
-pub fn load_cycles(layer: &LayerSchedule, simd: usize, oy: usize, ox: usize) -> u64 {
-    let (k, c) = (layer.kernel, layer.input.channels);
-    let (pad, stride) = (layer.padding as isize, layer.stride as isize);
-    let ox_s = ox as isize * stride;
-    let kx0 = (pad - ox_s).clamp(0, k as isize) as usize;
-    let kx1 = (layer.input.width as isize + pad - ox_s).clamp(0, k as isize) as usize;
-    let mut cycles = 0;
-    for ky in 0..k {
-        let iy = (oy * layer.stride + ky) as isize - pad;
-        if iy < 0 || iy >= layer.input.height as isize || kx1 <= kx0 {
-            cycles += (k * c).div_ceil(simd) as u64;
+/// Pieces (cycles) the window loader takes for output pixel (oy, ox): per row of the receptive
+/// field, its zeros left of the image, its run inside, its zeros right of it (or all zeros when
+/// the row lies outside), each cut into pieces that cross neither a row of the source buffer
+/// (runs only) nor a row of the window.
+pub fn load_pieces(layer: &LayerSchedule, simd: usize, oy: usize, ox: usize) -> u64 {
+    let c = layer.input.channels as i64;
+    let kc = layer.kernel as i64 * c;
+    let wc = layer.input.width as i64 * c;
+    let hwc = layer.input.height as i64 * wc;
+    let (pad, stride) = (layer.padding as i64, layer.stride as i64);
+    let ex = (ox as i64 * stride - pad) * c;
+    let ey = (oy as i64 * stride - pad) * wc;
+    let left = (-ex).clamp(0, kc);
+    let right = (wc - ex).clamp(0, kc);
+    let simd = simd as i64;
+    let (mut wp, mut pieces) = (0i64, 0u64);
+    let mut take = |length: i64, run_start: Option<i64>| {
+        let (mut rem, mut cur) = (length, run_start.unwrap_or(0));
+        while rem > 0 {
+            let used = match run_start {
+                Some(_) => (wp % simd).max(cur % simd),
+                None => wp % simd,
+            };
+            let count = rem.min(simd - used);
+            rem -= count;
+            cur += count;
+            wp += count;
+            pieces += 1;
+        }
+    };
+    for ky in 0..layer.kernel as i64 {
+        let eyk = ey + ky * wc;
+        if eyk < 0 || eyk >= hwc || right <= left {
+            take(kc, None);
             continue;
         }
-        if kx0 > 0 {
-            cycles += (kx0 * c).div_ceil(simd) as u64;
+        if left > 0 {
+            take(left, None);
         }
-        let start =
-            ((iy as usize * layer.input.width) as isize + ox_s + kx0 as isize - pad) as usize * c;
-        let len = (kx1 - kx0) * c;
-        cycles += ((start + len - 1) / simd - start / simd + 1) as u64;
-        if kx1 < k {
-            cycles += ((k - kx1) * c).div_ceil(simd) as u64;
+        take(right - left, Some(eyk + ex + left));
+        if right < kc {
+            take(kc - right, None);
         }
     }
-    cycles
+    pieces
 }
 
-/// The controller's cycles for a layer: loading the first window, then per pixel the longer of
-/// computing it and loading the next window, then the last pixel and the pipeline drain.
+/// The controller's cycles for a layer. A dense layer issues its G*T chunks back to back. For
+/// a convolution, the loader fills one window bank while the PE array reads the other: pixel
+/// p's loading starts when the loader has finished pixel p-1 and the array has freed p's bank
+/// (finished pixel p-2); the array starts p when p's window is written and it has finished
+/// p-1, and then issues G*T chunks.
 pub fn predicted_cycles(layer: &LayerSchedule, config: ArrayConfig) -> u64 {
     let compute = (layer.groups * layer.chunks) as u64;
-    let (h, w) = (layer.output.height, layer.output.width);
-    let mut cycles = LAYER_START_CYCLES + load_cycles(layer, config.simd, 0, 0);
-    for p in 1..h * w {
-        cycles += compute.max(load_cycles(layer, config.simd, p / w, p % w));
-    }
-    cycles + compute + DRAIN_CYCLES
+    let run = if layer.direct {
+        compute
+    } else {
+        // Cycles are counted from the first cycle of the run; `None` is "before the run".
+        let (mut loaded, mut issued, mut issued_before): (Option<u64>, Option<u64>, Option<u64>) =
+            (None, None, None);
+        for (oy, ox) in layer.pixels() {
+            let start = loaded
+                .map_or(0, |a| a + 1)
+                .max(issued_before.map_or(0, |e| e + 1));
+            let last_piece = start + load_pieces(layer, config.simd, oy, ox) - 1;
+            let first_issue = (last_piece + WINDOW_READY_CYCLES).max(issued.map_or(0, |e| e + 1));
+            issued_before = issued;
+            issued = Some(first_issue + compute - 1);
+            loaded = Some(last_piece);
+        }
+        issued.map_or(0, |e| e + 1)
+    };
+    LAYER_START_CYCLES + run + drain_cycles(config.simd)
 }
 
 impl fmt::Display for Schedule {

@@ -190,6 +190,7 @@ pub fn build(dir: &Path, simulator: Simulator) -> Result<PathBuf, SimError> {
                         "obj_dir",
                         "-o",
                         "Vtb",
+                        "-Irtl",
                     ])
                     .args(&sources),
             )?;
@@ -204,7 +205,7 @@ pub fn build(dir: &Path, simulator: Simulator) -> Result<PathBuf, SimError> {
                 dir,
                 "iverilog",
                 Command::new("iverilog")
-                    .args(["-g2012", "-o", "sim/icarus.vvp", "-s", "tb"])
+                    .args(["-g2012", "-I", "rtl", "-o", "sim/icarus.vvp", "-s", "tb"])
                     .args(&sources),
             )?;
         }

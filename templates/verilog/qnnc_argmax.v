@@ -1,21 +1,20 @@
-// Index of the largest logit; the first on ties.
+// Argmax as a running maximum: one logit a cycle; `start` marks the first. Ties keep the
+// first index. The index is registered with the maximum.
 module qnnc_argmax #(
-    parameter CLASSES = 10,
-    parameter LW      = 16,
-    parameter CW      = 4
+    parameter LW = 16,
+    parameter CW = 4
 ) (
-    input  wire [CLASSES*LW-1:0] logits,
-    output reg  [CW-1:0]         index
+    input  wire                 clk,
+    input  wire                 valid,
+    input  wire                 start,
+    input  wire signed [LW-1:0] value,
+    input  wire [CW-1:0]        index,
+    output reg  [CW-1:0]        best_index
 );
-    integer c;
     reg signed [LW-1:0] best;
-    always @* begin
-        index = {CW{1'b0}};
-        best = $signed(logits[0 +: LW]);
-        for (c = 1; c < CLASSES; c = c + 1)
-            if ($signed(logits[c*LW +: LW]) > best) begin
-                best = $signed(logits[c*LW +: LW]);
-                index = c[CW-1:0];
-            end
-    end
+    always @(posedge clk)
+        if (valid && (start || value > best)) begin
+            best <= value;
+            best_index <= index;
+        end
 endmodule

@@ -1,49 +1,61 @@
 // The accelerator: one PE array shared by all layers in turn, walked by a controller that
-// reads a layer descriptor table.
+// reads a table of layer descriptors (its layout in qnnc_layout.vh, written by the compiler).
 //
-// Per layer, for every output pixel: a loader copies the pixel's receptive field from the
-// input activation buffer into one of two window banks (SIMD elements a cycle, zeros for
-// padding), while the PE array computes the previous pixel from the other bank: PE output
-// channels at a time, SIMD window elements a cycle. A finished dot product is turned into an
-// activation code (multi-threshold or multiply-shift) in the next cycle and written, max-pooled
-// if the layer pools, into the output activation buffer in the cycle after. The two activation
-// buffers swap roles from layer to layer; the last layer writes logits, whose argmax is the
-// class.
+// Pixels stream into the pixel buffer, SIMD to a row. Each layer reads its source (the pixel
+// buffer for the first layer, else the activation buffer the previous layer wrote) and writes
+// the other activation buffer. A convolution's windows are built by qnnc_loader into one of
+// two banks of the window memory while the PE array computes the previous pixel from the
+// other; a dense layer (its window is its whole input) reads its source rows directly. Every
+// memory has one write port and a registered read port.
 //
-// Cycles of a layer: 1 (descriptor) + L(0) + sum over the other pixels p of max(G*T, L(p))
-// + G*T + 2 (the post-processing and write stages), where G = ceil(Cout/PE), T = ceil(K/SIMD)
-// and L(p) is the loader's cycle count for pixel p. The compiler's scheduler predicts it.
+// The datapath is a pipeline: issue (addresses) -> operands read -> lane products -> adder
+// tree (ADDER_STAGES registers) -> accumulator -> thresholds or multiply (2 stages) -> max-pool
+// -> packing into rows -> activation buffer write. The last layer's results are the logits;
+// their argmax is a running maximum, one logit a cycle. Control uses counters and additions
+// of strides the compiler precomputed; there are no run-time multiplies.
+//
+// Cycles: see `src/schedule`, which predicts them exactly.
+`include "qnnc_layout.vh"
 module qnnc_core #(
-    parameter PE        = 8,
-    parameter SIMD      = 16,
-    parameter SIMD_LOG2 = 4,
-    parameter WBITS     = 4,
-    parameter EBITS     = 8,
-    parameter ACCW      = 24,
-    parameter NT        = 15,
-    parameter TW        = 25,
-    parameter MW        = 25,
-    parameter OW        = 40,
-    parameter RQW       = 50,
-    parameter LW        = 16,
-    parameter CLASSES   = 10,
-    parameter CW        = 4,
-    parameter KMAX      = 288,
-    parameter ROWS      = 64,
-    parameter RW        = 6,
-    parameter LAYERS    = 4,
-    parameter LAYW      = 2,
-    parameter INPUTS    = 784,
-    parameter W_DEPTH   = 16,
-    parameter W_AW      = 4,
-    parameter T_DEPTH   = 16,
-    parameter T_AW      = 4,
-    parameter R_DEPTH   = 16,
-    parameter R_AW      = 4,
-    parameter W_FILE    = "weights.hex",
-    parameter T_FILE    = "thresholds.hex",
-    parameter R_FILE    = "requant.hex",
-    parameter D_FILE    = "layers.hex"
+    parameter PE           = 8,
+    parameter SIMD         = 16,
+    parameter SIMD_LOG2    = 4,
+    parameter WBITS        = 4,
+    parameter ABITS        = 4,
+    parameter EBITS        = 8,
+    parameter ACCW         = 24,
+    parameter ADDER_STAGES = 2,
+    parameter NT           = 15,
+    parameter TW           = 25,
+    parameter MW           = 25,
+    parameter OW           = 40,
+    parameter RQW          = 50,
+    parameter LW           = 16,
+    parameter CLASSES      = 10,
+    parameter CW           = 4,
+    parameter LOGIT_SLOTS  = 16,
+    parameter INPUTS       = 784,
+    parameter INW          = 10,
+    parameter PIX_ROWS     = 49,
+    parameter PIX_AW       = 6,
+    parameter ACT_ROWS     = 64,
+    parameter ACT_AW       = 6,
+    parameter TMAX         = 18,
+    parameter WIN_AW       = 6,
+    parameter WPW          = 10,
+    parameter GMAX         = 4,
+    parameter LAYERS       = 4,
+    parameter LAYW         = 2,
+    parameter W_DEPTH      = 16,
+    parameter W_AW         = 4,
+    parameter T_DEPTH      = 16,
+    parameter T_AW         = 4,
+    parameter R_DEPTH      = 16,
+    parameter R_AW         = 4,
+    parameter W_FILE       = "weights.hex",
+    parameter T_FILE       = "thresholds.hex",
+    parameter R_FILE       = "requant.hex",
+    parameter D_FILE       = "layers.hex"
 ) (
     input  wire                  clk,
     input  wire                  rst,
@@ -56,229 +68,353 @@ module qnnc_core #(
     output wire [CLASSES*LW-1:0] out_logits,
     output reg  [31:0]           cycles
 );
-    // ---- Descriptor fields (32 bits each), in the order the compiler writes them.
-    localparam F_IN_H = 0, F_IN_W = 1, F_IN_C = 2, F_OUT_H = 3, F_OUT_W = 4, F_OUT_C = 5,
-               F_KERNEL = 6, F_STRIDE = 7, F_PAD = 8, F_K = 9, F_T = 10, F_G = 11,
-               F_W_BASE = 12, F_P_BASE = 13, F_FLAGS = 14, F_POOL = 15, F_POOL_H = 16,
-               F_POOL_W = 17, F_SHIFT = 18, F_LO = 19, F_HI = 20, FIELDS = 21;
-    // Flags.
-    localparam B_IN_BIPOLAR = 0, B_W_BIPOLAR = 1, B_REQUANT = 2, B_RAW = 3, B_OUT_BIPOLAR = 4,
-               B_POOL = 5, B_LAST = 6;
-    localparam S_INPUT = 3'd0, S_START = 3'd1, S_RUN = 3'd2, S_DRAIN1 = 3'd3, S_DRAIN2 = 3'd4,
-               S_OUTPUT = 3'd5;
+    localparam [2:0] S_INPUT = 3'd0, S_DESC = 3'd1, S_LOAD = 3'd2, S_RUN = 3'd3,
+                     S_DRAIN = 3'd4, S_ARGMAX = 3'd5, S_OUTPUT = 3'd6;
+    // From the last issue to the last write: operands, products, adder tree, accumulator,
+    // two post-processing stages, max-pool, packing, then the flush of a partial row.
+    localparam DRAIN = 7 + ADDER_STAGES;
     localparam TSLOT = NT * TW + 1;
     localparam RSLOT = MW + OW;
+    localparam OUTW  = LW > EBITS ? LW : EBITS;
+    localparam PEW   = $clog2(PE + 1);
+    localparam [PEW-1:0] PE_COUNT = PE;
+    localparam SRC_AW = PIX_AW > ACT_AW ? PIX_AW : ACT_AW;
+    localparam FW = SIMD_LOG2 + 2;
+    localparam [INW-1:0] INPUT_LANE_MASK = SIMD - 1;
 
     reg [2:0] state;
     reg [LAYW-1:0] layer;
     reg counting;
+    reg [4:0] drain;
+    reg [CW-1:0] scan;
 
+    // ---- The layer descriptor (registered read; the address is the layer).
+    wire [`QNNC_DESC_BITS-1:0] desc;
+    qnnc_rom #(.WIDTH(`QNNC_DESC_BITS), .DEPTH(LAYERS), .AW(LAYW), .FILE(D_FILE)) descriptors (
+        .clk(clk), .addr(layer), .data(desc));
+    wire in_bipolar  = desc[`QNNC_IN_BIPOLAR];
+    wire w_bipolar   = desc[`QNNC_W_BIPOLAR];
+    wire requant     = desc[`QNNC_REQUANT];
+    wire raw         = desc[`QNNC_RAW];
+    wire out_bipolar = desc[`QNNC_OUT_BIPOLAR];
+    wire last_layer  = desc[`QNNC_LAST];
+    wire direct      = desc[`QNNC_DIRECT];
+    wire [`QNNC_T_LAST_W-1:0]    t_last    = desc[`QNNC_T_LAST];
+    wire [`QNNC_G_LAST_W-1:0]    g_last    = desc[`QNNC_G_LAST];
+    wire [`QNNC_G_TAIL_W-1:0]    g_tail    = desc[`QNNC_G_TAIL];
+    wire [`QNNC_LANE_TAIL_W-1:0] lane_tail = desc[`QNNC_LANE_TAIL];
+    wire [`QNNC_W_BASE_W-1:0]    w_base    = desc[`QNNC_W_BASE];
+    wire [`QNNC_P_BASE_W-1:0]    p_base    = desc[`QNNC_P_BASE];
+    wire [`QNNC_P_LAST_W-1:0]    p_last    = desc[`QNNC_P_LAST];
+    wire [`QNNC_PW_LAST_W-1:0]   pw_last   = desc[`QNNC_PW_LAST];
+    wire [`QNNC_PH_LAST_W-1:0]   ph_last   = desc[`QNNC_PH_LAST];
+    wire [`QNNC_SHIFT_W-1:0]     shift     = desc[`QNNC_SHIFT];
+    wire [`QNNC_LO_W-1:0]        clamp_lo  = desc[`QNNC_LO];
+    wire [`QNNC_HI_W-1:0]        clamp_hi  = desc[`QNNC_HI];
+
+    // ---- Pixel buffer: pixels are packed SIMD to a row as they arrive.
+    reg [INW-1:0] input_count;
+    reg [SIMD*8-1:0] pixel_row;
+    wire [INW-1:0] input_lane = input_count & INPUT_LANE_MASK;
     /* verilator lint_off UNUSEDSIGNAL */
-    wire [FIELDS*32-1:0] desc;  // the shift field uses 6 of its 32 bits
+    wire [INW-1:0] input_row = input_count >> SIMD_LOG2;  // PIX_AW bits address the buffer
     /* verilator lint_on UNUSEDSIGNAL */
-    qnnc_rom #(.WIDTH(FIELDS*32), .DEPTH(LAYERS), .AW(LAYW), .FILE(D_FILE)) descriptors (
-        .addr(layer), .data(desc));
-    wire [31:0] in_h    = desc[F_IN_H*32 +: 32];
-    wire [31:0] in_w    = desc[F_IN_W*32 +: 32];
-    wire [31:0] in_c    = desc[F_IN_C*32 +: 32];
-    wire [31:0] out_h   = desc[F_OUT_H*32 +: 32];
-    wire [31:0] out_w   = desc[F_OUT_W*32 +: 32];
-    wire [31:0] out_c   = desc[F_OUT_C*32 +: 32];
-    wire [31:0] kernel  = desc[F_KERNEL*32 +: 32];
-    wire [31:0] stride  = desc[F_STRIDE*32 +: 32];
-    wire [31:0] pad     = desc[F_PAD*32 +: 32];
-    wire [31:0] fan_in  = desc[F_K*32 +: 32];
-    wire [31:0] chunks  = desc[F_T*32 +: 32];
-    wire [31:0] groups  = desc[F_G*32 +: 32];
-    wire [31:0] w_base  = desc[F_W_BASE*32 +: 32];
-    wire [31:0] p_base  = desc[F_P_BASE*32 +: 32];
-    wire [31:0] flags   = desc[F_FLAGS*32 +: 32];
-    wire [31:0] pool    = desc[F_POOL*32 +: 32];
-    wire [31:0] pool_h  = desc[F_POOL_H*32 +: 32];
-    wire [31:0] pool_w  = desc[F_POOL_W*32 +: 32];
-    wire [5:0]  shift   = desc[F_SHIFT*32 +: 6];
-    wire [31:0] clamp_lo = desc[F_LO*32 +: 32];
-    wire [31:0] clamp_hi = desc[F_HI*32 +: 32];
-    wire [31:0] pixels  = out_h * out_w;
-    wire last_layer     = flags[B_LAST];
+    wire [SIMD*8-1:0] pixel_merged;
+    genvar j, i;
+    generate
+        for (j = 0; j < SIMD; j = j + 1) begin : g_pixel_lane
+            localparam [INW-1:0] LANE = j;
+            assign pixel_merged[j*8 +: 8] = input_lane == LANE ? in_pixel : pixel_row[j*8 +: 8];
+        end
+    endgenerate
+    wire accept = state == S_INPUT && in_valid;
+    wire last_input = input_count == INPUTS - 1;
+    wire pixel_write = accept && (input_lane == INPUT_LANE_MASK || last_input);
 
-    // ---- Activation buffers: layer l reads buffer l % 2 and writes buffer (l + 1) % 2.
-    wire in_sel = layer[0];
-    wire [RW-1:0] load_row;
-    wire [SIMD*EBITS-1:0] row_data0, row_data1, bank_data0, bank_data1;
-    wire [SIMD*RW-1:0] bank_row;
-    wire [SIMD-1:0] bank_write;
-    wire [SIMD*EBITS-1:0] bank_write_data;
-    wire [SIMD*EBITS-1:0] load_word = in_sel ? row_data1 : row_data0;
-    wire [SIMD*EBITS-1:0] rmw_word  = in_sel ? bank_data0 : bank_data1;
-    // During input, buffer 0 is written; afterwards the output buffer of the layer.
-    wire write_to1 = (state != S_INPUT) && !in_sel;
-    qnnc_act_buffer #(.SIMD(SIMD), .EBITS(EBITS), .ROWS(ROWS), .RW(RW)) buffer0 (
-        .clk(clk), .row(load_row), .row_data(row_data0), .bank_row(bank_row),
-        .bank_data(bank_data0), .write(write_to1 ? {SIMD{1'b0}} : bank_write),
-        .write_data(bank_write_data));
-    qnnc_act_buffer #(.SIMD(SIMD), .EBITS(EBITS), .ROWS(ROWS), .RW(RW)) buffer1 (
-        .clk(clk), .row(load_row), .row_data(row_data1), .bank_row(bank_row),
-        .bank_data(bank_data1), .write(write_to1 ? bank_write : {SIMD{1'b0}}),
-        .write_data(bank_write_data));
+    // ---- Sources: the pixel buffer (layer 0) and the activation buffers (layer l reads
+    // buffer (l - 1) % 2 and writes buffer l % 2).
+    wire first_layer = layer == 0;
+    wire [SIMD*8-1:0] pixel_word;
+    wire [SIMD*ABITS-1:0] act_word0, act_word1;
+    wire [ACT_AW-1:0] src_row_act;
+    wire [PIX_AW-1:0] src_row_pixel;
+    wire [SRC_AW-1:0] loader_row;
+    reg  [`QNNC_T_LAST_W-1:0] i_t;
+    wire [`QNNC_XW-1:0] direct_row = {{(`QNNC_XW-`QNNC_T_LAST_W){1'b0}}, i_t};
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [`QNNC_XW-1:0] src_row = direct ? direct_row : {{(`QNNC_XW-SRC_AW){1'b0}}, loader_row};
+    /* verilator lint_on UNUSEDSIGNAL */
+    assign src_row_act = src_row[ACT_AW-1:0];
+    assign src_row_pixel = src_row[PIX_AW-1:0];
+    qnnc_ram #(.WIDTH(SIMD*8), .DEPTH(PIX_ROWS), .AW(PIX_AW)) pixel_buffer (
+        .clk(clk), .write(pixel_write), .write_addr(input_row[PIX_AW-1:0]),
+        .write_data(pixel_merged), .read_addr(src_row_pixel), .read_data(pixel_word));
+    wire act_write;
+    wire [ACT_AW-1:0] act_write_row;
+    wire [SIMD*ABITS-1:0] act_write_data;
+    qnnc_ram #(.WIDTH(SIMD*ABITS), .DEPTH(ACT_ROWS), .AW(ACT_AW)) act_buffer0 (
+        .clk(clk), .write(act_write && !layer[0]), .write_addr(act_write_row),
+        .write_data(act_write_data), .read_addr(src_row_act), .read_data(act_word0));
+    qnnc_ram #(.WIDTH(SIMD*ABITS), .DEPTH(ACT_ROWS), .AW(ACT_AW)) act_buffer1 (
+        .clk(clk), .write(act_write && layer[0]), .write_addr(act_write_row),
+        .write_data(act_write_data), .read_addr(src_row_act), .read_data(act_word1));
+    // The source word, each element widened to EBITS bits.
+    wire [SIMD*EBITS-1:0] src_word;
+    generate
+        for (j = 0; j < SIMD; j = j + 1) begin : g_source_lane
+            wire [7:0] pixel = pixel_word[j*8 +: 8];
+            wire [ABITS-1:0] code = layer[0] ? act_word0[j*ABITS +: ABITS]
+                                             : act_word1[j*ABITS +: ABITS];
+            wire [EBITS-1:0] pixel_wide, code_wide;
+            if (EBITS > 8) begin : g_pixel_extend
+                assign pixel_wide = {{(EBITS-8){1'b0}}, pixel};
+            end else begin : g_pixel_fits
+                assign pixel_wide = pixel;
+            end
+            if (EBITS > ABITS) begin : g_code_extend
+                assign code_wide = {{(EBITS-ABITS){1'b0}}, code};
+            end else begin : g_code_fits
+                assign code_wide = code;
+            end
+            assign src_word[j*EBITS +: EBITS] = first_layer ? pixel_wide : code_wide;
+        end
+    endgenerate
 
-    // ---- Window banks: {valid, code} per element.
-    reg [EBITS:0] window0 [0:KMAX-1];
-    reg [EBITS:0] window1 [0:KMAX-1];
-    reg [1:0] ready;
+    // ---- Window memory and its loader.
+    reg [1:0] busy, ready;
+    wire claim, claim_bank, filled, filled_bank;
+    wire win_write;
+    wire [WIN_AW-1:0] win_write_addr, win_read_addr;
+    wire [SIMD*(EBITS+1)-1:0] win_write_data, win_word;
+    qnnc_loader #(.SIMD(SIMD), .SIMD_LOG2(SIMD_LOG2), .EBITS(EBITS), .TMAX(TMAX),
+                  .WIN_AW(WIN_AW), .WPW(WPW), .SRC_AW(SRC_AW)) loader (
+        .clk(clk), .rst(rst), .start(state == S_LOAD), .run(state == S_RUN),
+        .direct(direct), .kc(desc[`QNNC_KC]), .wc(desc[`QNNC_WC]), .hwc(desc[`QNNC_HWC]),
+        .ex0(desc[`QNNC_EX0]), .ey0(desc[`QNNC_EY0]),
+        .step_rx(desc[`QNNC_STEP_RX]), .step_ry(desc[`QNNC_STEP_RY]),
+        .step_px(desc[`QNNC_STEP_PX]), .step_py(desc[`QNNC_STEP_PY]),
+        .k_last(desc[`QNNC_K_LAST]), .p_last(p_last), .pw_last(pw_last), .ph_last(ph_last),
+        .busy(busy), .claim(claim), .claim_bank(claim_bank), .filled(filled),
+        .filled_bank(filled_bank), .src_row(loader_row), .src_word(src_word),
+        .win_write(win_write), .win_addr(win_write_addr), .win_data(win_write_data));
+    qnnc_ram #(.WIDTH(SIMD*(EBITS+1)), .DEPTH(2*TMAX), .AW(WIN_AW)) window (
+        .clk(clk), .write(win_write), .write_addr(win_write_addr), .write_data(win_write_data),
+        .read_addr(win_read_addr), .read_data(win_word));
 
-    // ---- Loader.
-    localparam SEG_FULL_ZERO = 2'd0, SEG_LEFT = 2'd1, SEG_RUN = 2'd2, SEG_RIGHT = 2'd3;
-    reg        l_active;
-    reg [31:0] l_pix, l_oy, l_ox, l_ky, l_rem, l_cur, l_wp;
-    reg [1:0]  l_seg;
-    reg        l_fresh;
-    // The current row of the receptive field: where it lies in the input, which of its
-    // columns are inside the image.
-    wire signed [32:0] row_y = $signed({1'b0, l_oy * stride + l_ky}) - $signed({1'b0, pad});
-    wire [31:0] ox_s     = l_ox * stride;
-    wire [31:0] left_pad = pad > ox_s ? pad - ox_s : 32'd0;
-    wire [31:0] kx0      = left_pad < kernel ? left_pad : kernel;
-    wire [31:0] right_end = in_w + pad - ox_s;
-    wire [31:0] kx1      = (in_w + pad > ox_s) ? (right_end < kernel ? right_end : kernel) : 32'd0;
-    wire row_outside     = row_y < 0 || row_y >= $signed({1'b0, in_h}) || kx1 <= kx0;
-    wire [31:0] run_cur  = (row_y[31:0] * in_w + ox_s + kx0 - pad) * in_c;
-    wire [31:0] run_len  = (kx1 - kx0) * in_c;
-    // This cycle's segment: the row's first one on a fresh row, else the one in progress.
-    wire [1:0]  e_seg = !l_fresh ? l_seg :
-                        row_outside ? SEG_FULL_ZERO : (kx0 != 0 ? SEG_LEFT : SEG_RUN);
-    wire [31:0] e_rem = !l_fresh ? l_rem :
-                        row_outside ? kernel * in_c : (kx0 != 0 ? kx0 * in_c : run_len);
-    wire [31:0] e_cur = l_fresh ? run_cur : l_cur;
-    wire [SIMD_LOG2-1:0] e_offset = e_seg == SEG_RUN ? e_cur[SIMD_LOG2-1:0] : {SIMD_LOG2{1'b0}};
-    wire [31:0] e_offset32 = {{(32-SIMD_LOG2){1'b0}}, e_offset};
-    wire [31:0] e_room  = SIMD - e_offset32;
-    wire [31:0] e_count = e_rem < e_room ? e_rem : e_room;
-    wire [31:0] e_left  = e_rem - e_count;
-    assign load_row = e_cur[SIMD_LOG2 +: RW];
-    wire l_bank = l_pix[0];
-    wire l_go = state == S_RUN && l_active && !ready[l_bank];
-    wire l_row_done = e_left == 0 && (e_seg == SEG_FULL_ZERO || e_seg == SEG_RIGHT ||
-                                      (e_seg == SEG_RUN && kx1 >= kernel));
-    wire l_pixel_done = l_row_done && l_ky == kernel - 1;
+    // ---- Issuer: one chunk (SIMD elements of the window) of one group of PE outputs a cycle.
+    reg i_active, i_bank;
+    reg [`QNNC_G_LAST_W-1:0]  i_g;
+    reg [`QNNC_P_LAST_W-1:0]  i_rx, i_ry;
+    reg [`QNNC_PW_LAST_W-1:0] i_px;
+    reg [`QNNC_PH_LAST_W-1:0] i_py;
+    reg [W_AW-1:0] i_waddr;
+    wire i_go = state == S_RUN && i_active && (direct || ready[i_bank]);
+    wire i_last_chunk = i_t == t_last;
+    wire i_last_group = i_g == g_last;
+    wire i_pixel_done = i_last_chunk && i_last_group;
+    wire i_window_first = i_rx == 0 && i_ry == 0;
+    wire i_window_last = i_rx == p_last && i_ry == p_last;
+    wire i_layer_done = i_pixel_done && i_window_last && i_px == pw_last && i_py == ph_last;
+    localparam [WIN_AW-1:0] BANK1 = TMAX;
+    assign win_read_addr = i_bank ? BANK1 + i_t[WIN_AW-1:0] : i_t[WIN_AW-1:0];
 
-    // ---- Issuer.
-    reg        i_active;
-    reg [31:0] i_pix, i_g, i_t, i_waddr, i_oy, i_ox, i_py, i_px, i_ry, i_rx;
-    wire i_bank = i_pix[0];
-    wire i_go = state == S_RUN && i_active && ready[i_bank];
-    wire i_last_chunk = i_t == chunks - 1;
-    wire i_pixel_done = i_last_chunk && i_g == groups - 1;
-    wire i_layer_done = i_pixel_done && i_pix == pixels - 1;
+    // Side information of an issued chunk, delayed beside the datapath:
+    // {layer_end, window_last, window_first, last_group, g, last_chunk, first_chunk, valid}.
+    localparam GW = `QNNC_G_LAST_W;
+    localparam SBW = 7 + GW;
+    wire [SBW-1:0] sb_issue = {i_layer_done, i_window_last, i_window_first, i_last_group, i_g,
+                               i_last_chunk, i_t == 0, i_go};
+    wire [SBW-1:0] sb_operands, sb_sum, sb_acc, sb_result, sb_pack;
+    qnnc_delay #(.WIDTH(SBW), .DEPTH(1)) d_operands (
+        .clk(clk), .rst(rst), .d(sb_issue), .q(sb_operands));
+    qnnc_delay #(.WIDTH(SBW), .DEPTH(1 + ADDER_STAGES)) d_sum (
+        .clk(clk), .rst(rst), .d(sb_operands), .q(sb_sum));
+    qnnc_delay #(.WIDTH(SBW), .DEPTH(1)) d_acc (
+        .clk(clk), .rst(rst), .d(sb_sum), .q(sb_acc));
+    qnnc_delay #(.WIDTH(SBW), .DEPTH(2)) d_result (
+        .clk(clk), .rst(rst), .d(sb_acc), .q(sb_result));
+    qnnc_delay #(.WIDTH(SBW), .DEPTH(1)) d_pack (
+        .clk(clk), .rst(rst), .d(sb_result), .q(sb_pack));
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [SBW-1:0] unused_sb = sb_acc | sb_pack;
+    /* verilator lint_on UNUSEDSIGNAL */
 
+    // ---- Operands: the window row (or, for a dense layer, the source row with the lanes past
+    // the fan-in masked) and the weights, both registered reads.
     wire [SIMD*EBITS-1:0] lane_codes;
     wire [SIMD-1:0] lane_valid;
-    genvar j;
     generate
-        for (j = 0; j < SIMD; j = j + 1) begin : g_window_read
-            wire [31:0] position = i_t * SIMD + j;
-            wire [EBITS:0] element = i_bank ? window1[position[$clog2(KMAX)-1:0]]
-                                            : window0[position[$clog2(KMAX)-1:0]];
-            assign lane_codes[j*EBITS +: EBITS] = element[EBITS-1:0];
-            assign lane_valid[j] = element[EBITS] && position < fan_in;
+        for (j = 0; j < SIMD; j = j + 1) begin : g_operand
+            localparam [`QNNC_LANE_TAIL_W-1:0] LANE = j;
+            wire in_fan = !sb_operands[2] || LANE < lane_tail;
+            assign lane_codes[j*EBITS +: EBITS] =
+                direct ? src_word[j*EBITS +: EBITS] : win_word[j*(EBITS+1) +: EBITS];
+            assign lane_valid[j] = direct ? in_fan : win_word[j*(EBITS+1) + EBITS];
         end
     endgenerate
-
     wire [PE*SIMD*WBITS-1:0] weights;
     qnnc_rom #(.WIDTH(PE*SIMD*WBITS), .DEPTH(W_DEPTH), .AW(W_AW), .FILE(W_FILE)) weight_rom (
-        .addr(i_waddr[W_AW-1:0]), .data(weights));
+        .clk(clk), .addr(i_waddr), .data(weights));
 
     wire [PE*ACCW-1:0] accs;
-    genvar i;
     generate
         for (i = 0; i < PE; i = i + 1) begin : g_pe
-            qnnc_pe #(.SIMD(SIMD), .WBITS(WBITS), .EBITS(EBITS), .ACCW(ACCW)) pe (
-                .clk(clk), .enable(i_go), .first(i_t == 0),
-                .w(weights[i*SIMD*WBITS +: SIMD*WBITS]), .w_bipolar(flags[B_W_BIPOLAR]),
-                .a(lane_codes), .a_valid(lane_valid), .a_bipolar(flags[B_IN_BIPOLAR]),
-                .acc(accs[i*ACCW +: ACCW]));
+            qnnc_pe #(.SIMD(SIMD), .SIMD_LOG2(SIMD_LOG2), .WBITS(WBITS), .EBITS(EBITS),
+                      .ACCW(ACCW), .ADDER_STAGES(ADDER_STAGES)) pe (
+                .clk(clk), .w(weights[i*SIMD*WBITS +: SIMD*WBITS]), .w_bipolar(w_bipolar),
+                .a(lane_codes), .a_valid(lane_valid), .a_bipolar(in_bipolar),
+                .accumulate(sb_sum[0]), .first(sb_sum[1]), .acc(accs[i*ACCW +: ACCW]));
         end
     endgenerate
 
-    // ---- Post-processing stage: the dot products issued last cycle become codes or logits.
-    reg        p_valid, p_first, p_skip;
-    reg [31:0] p_g, p_addr;
+    // ---- Post-processing: the parameters of the group are read while its last sum is
+    // accumulated; thresholds, multiply-shift and the raw accumulator each take 2 cycles.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [`QNNC_P_BASE_W:0] param_addr = p_base + sb_sum[3 +: GW];
+    /* verilator lint_on UNUSEDSIGNAL */
     wire [PE*TSLOT-1:0] threshold_word;
     wire [PE*RSLOT-1:0] requant_word;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire [31:0] p_param = p_base + p_g;  // as wide as the descriptor; the memories use the low bits
-    /* verilator lint_on UNUSEDSIGNAL */
     qnnc_rom #(.WIDTH(PE*TSLOT), .DEPTH(T_DEPTH), .AW(T_AW), .FILE(T_FILE)) threshold_rom (
-        .addr(p_param[T_AW-1:0]), .data(threshold_word));
+        .clk(clk), .addr(param_addr[T_AW-1:0]), .data(threshold_word));
     qnnc_rom #(.WIDTH(PE*RSLOT), .DEPTH(R_DEPTH), .AW(R_AW), .FILE(R_FILE)) requant_rom (
-        .addr(p_param[R_AW-1:0]), .data(requant_word));
-    localparam OUTW = LW > EBITS ? LW : EBITS;
+        .clk(clk), .addr(param_addr[R_AW-1:0]), .data(requant_word));
     wire [PE*OUTW-1:0] results;
     generate
         for (i = 0; i < PE; i = i + 1) begin : g_post
             wire signed [ACCW-1:0] acc = accs[i*ACCW +: ACCW];
             wire [EBITS-1:0] code;
             wire signed [OUTW-1:0] scaled;
-            qnnc_threshold #(.ACCW(ACCW), .TW(TW), .NT(NT), .EBITS(EBITS)) threshold (
-                .acc(acc), .thresholds(threshold_word[i*TSLOT +: NT*TW]),
-                .descending(threshold_word[i*TSLOT + NT*TW]),
-                .bipolar(flags[B_OUT_BIPOLAR]), .code(code));
-            qnnc_requant #(.ACCW(ACCW), .MW(MW), .OW(OW), .RQW(RQW), .OUTW(OUTW)) requant (
-                .acc(acc), .multiplier(requant_word[i*RSLOT +: MW]),
+            qnnc_threshold #(.ACCW(ACCW), .TW(TW), .NT(NT), .EBITS(EBITS)) thresholder (
+                .clk(clk), .acc(acc), .thresholds(threshold_word[i*TSLOT +: NT*TW]),
+                .descending(threshold_word[i*TSLOT + NT*TW]), .bipolar(out_bipolar),
+                .code(code));
+            qnnc_requant #(.ACCW(ACCW), .MW(MW), .OW(OW), .RQW(RQW), .SHW(`QNNC_SHIFT_W),
+                           .CLW(`QNNC_LO_W), .OUTW(OUTW)) requantizer (
+                .clk(clk), .acc(acc), .multiplier(requant_word[i*RSLOT +: MW]),
                 .offset(requant_word[i*RSLOT + MW +: OW]), .shift(shift),
                 .lo(clamp_lo), .hi(clamp_hi), .value(scaled));
-            wire signed [OUTW-1:0] raw;
+            reg signed [ACCW-1:0] raw1, raw2;
+            always @(posedge clk) begin
+                raw1 <= acc;
+                raw2 <= raw1;
+            end
+            wire signed [OUTW-1:0] raw_value;
             if (OUTW > ACCW) begin : g_extend
-                assign raw = {{(OUTW - ACCW){acc[ACCW-1]}}, acc};
+                assign raw_value = {{(OUTW - ACCW){raw2[ACCW-1]}}, raw2};
             end else begin : g_truncate
                 // The last layer's accumulator fits its logits' width by construction.
-                assign raw = acc[OUTW-1:0];
+                assign raw_value = raw2[OUTW-1:0];
             end
             assign results[i*OUTW +: OUTW] =
-                flags[B_RAW]     ? raw :
-                flags[B_REQUANT] ? scaled : {{(OUTW-EBITS){1'b0}}, code};
+                raw     ? raw_value :
+                requant ? scaled : {{(OUTW-EBITS){1'b0}}, code};
         end
     endgenerate
 
-    // ---- Write stage.
-    reg        w_valid, w_first, w_skip;
-    reg [31:0] w_g, w_addr;
-    reg [PE*OUTW-1:0] w_results;
-    reg [CLASSES*LW-1:0] logits;
-    assign out_logits = logits;
-    qnnc_argmax #(.CLASSES(CLASSES), .LW(LW), .CW(CW)) argmax (.logits(logits), .index(out_class));
-
-    reg [31:0] input_count;
-    integer q;
-    // Each bank takes at most one element a cycle: during input, pixel i goes to bank i % SIMD;
-    // afterwards PE i's result goes to the bank of element (w_addr + i), max-pooled with what
-    // the bank holds there unless this is the first output of its pooling window.
+    // ---- Results: logits are shifted into the logit register; activation codes are
+    // max-pooled over the pooling window (one running maximum per channel) and, at the
+    // window's last pixel, packed into rows of the output activation buffer.
+    wire result_valid = sb_result[0] && sb_result[2];
+    reg [LOGIT_SLOTS*LW-1:0] logits;
+    wire [LOGIT_SLOTS*LW-1:0] logits_shifted;
+    assign out_logits = logits[CLASSES*LW-1:0];
+    localparam GMW = GMAX > 1 ? $clog2(GMAX) : 1;
+    reg [PE*ABITS-1:0] pool_max [0:(1<<GMW)-1];
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [GW-1:0] result_g = sb_result[3 +: GW];  // pooling layers have at most GMAX groups
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [PE*ABITS-1:0] pool_held = pool_max[result_g[GMW-1:0]];
+    wire [PE*ABITS-1:0] pooled;
+    wire [PE*LW-1:0] result_logits;
     generate
-        for (j = 0; j < SIMD; j = j + 1) begin : g_write
-            localparam [SIMD_LOG2-1:0] BANK = j;
-            wire [SIMD_LOG2-1:0] lane = BANK - w_addr[SIMD_LOG2-1:0];
-            wire [31:0] lane32 = {{(32-SIMD_LOG2){1'b0}}, lane};
-            /* verilator lint_off UNUSEDSIGNAL */
-            wire [31:0] element = w_addr + lane32;  // bank and row bits are what address it
-            /* verilator lint_on UNUSEDSIGNAL */
-            wire takes_result = lane32 < PE && w_g * PE + lane32 < out_c && !w_skip;
-            wire [31:0] pe_index = lane32 < PE ? lane32 : 32'd0;
-            wire [EBITS-1:0] code = w_results[pe_index*OUTW +: EBITS];
-            wire [EBITS-1:0] held = rmw_word[j*EBITS +: EBITS];
-            wire input_write = state == S_INPUT && in_valid
-                               && input_count[SIMD_LOG2-1:0] == BANK;
-            assign bank_row[j*RW +: RW] = state == S_INPUT ? input_count[SIMD_LOG2 +: RW]
-                                                            : element[SIMD_LOG2 +: RW];
-            assign bank_write[j] = input_write
-                || (state != S_INPUT && w_valid && !last_layer && takes_result);
-            assign bank_write_data[j*EBITS +: EBITS] =
-                state == S_INPUT ? {{(EBITS-8){1'b0}}, in_pixel} :
-                (flags[B_POOL] && !w_first && held > code) ? held : code;
+        // The groups of the last layer arrive in order; after the last, group 0 is lowest.
+        if (LOGIT_SLOTS > PE) begin : g_logit_shift
+            assign logits_shifted = {result_logits, logits[LOGIT_SLOTS*LW-1:PE*LW]};
+        end else begin : g_logit_load
+            assign logits_shifted = result_logits;
+        end
+        for (i = 0; i < PE; i = i + 1) begin : g_pool
+            wire [ABITS-1:0] code = results[i*OUTW +: ABITS];
+            wire [ABITS-1:0] held = pool_held[i*ABITS +: ABITS];
+            assign pooled[i*ABITS +: ABITS] = (sb_result[GW+4] || code > held) ? code : held;
+            assign result_logits[i*LW +: LW] = results[i*OUTW +: LW];
         end
     endgenerate
+    reg pack_valid;
+    reg [PEW-1:0] pack_count;
+    reg [PE*ABITS-1:0] pack_codes;
+
+    // Packing: the codes of a group go to lanes fill.., spilling into the next row.
+    localparam [FW-1:0] ROW_LANES = SIMD;
+    reg [FW-1:0] fill;
+    reg [ACT_AW-1:0] out_row;
+    reg [SIMD*ABITS-1:0] partial;
+    wire [FW-1:0] filled_to = fill + {{(FW-PEW){1'b0}}, pack_count};
+    wire [SIMD*ABITS-1:0] spread;
+    generate
+        if (PE < SIMD) begin : g_pad
+            assign spread = {{((SIMD-PE)*ABITS){1'b0}}, pack_codes};
+        end else begin : g_full
+            assign spread = pack_codes;
+        end
+    endgenerate
+    wire [SIMD*ABITS-1:0] rotated;
+    genvar s;
+    generate
+        for (s = 0; s <= SIMD_LOG2; s = s + 1) begin : g_rotate
+            wire [SIMD*ABITS-1:0] word;
+            if (s == 0) begin : g_source
+                assign word = spread;
+            end else begin : g_step
+                localparam BY = 1 << (s - 1);
+                wire [SIMD*ABITS-1:0] prev = g_rotate[s-1].word;
+                assign word = fill[s-1]
+                    ? {prev[(SIMD-BY)*ABITS-1:0], prev[SIMD*ABITS-1 -: BY*ABITS]}
+                    : prev;
+            end
+        end
+    endgenerate
+    assign rotated = g_rotate[SIMD_LOG2].word;
+    wire [SIMD*ABITS-1:0] row_out, row_next;
+    generate
+        for (j = 0; j < SIMD; j = j + 1) begin : g_pack
+            localparam [FW-1:0] LANE = j;
+            wire this_row = LANE >= fill && LANE < filled_to;
+            wire next_row = filled_to > ROW_LANES && LANE < filled_to - ROW_LANES;
+            assign row_out[j*ABITS +: ABITS] =
+                this_row ? rotated[j*ABITS +: ABITS] : partial[j*ABITS +: ABITS];
+            assign row_next[j*ABITS +: ABITS] =
+                next_row ? rotated[j*ABITS +: ABITS] : row_out[j*ABITS +: ABITS];
+        end
+    endgenerate
+    wire row_complete = pack_valid && filled_to >= ROW_LANES;
+    wire flush = state == S_DRAIN && drain == DRAIN - 1 && fill != 0;
+    assign act_write = !last_layer && (row_complete || flush);
+    assign act_write_row = out_row;
+    assign act_write_data = flush ? partial : row_out;
+
+    // ---- Argmax over the logits, one a cycle.
+    wire [CW-1:0] best;
+    reg signed [LW-1:0] scan_logit;
+    integer c;
+    always @* begin
+        scan_logit = logits[0 +: LW];
+        for (c = 0; c < CLASSES; c = c + 1)
+            if (scan == c[CW-1:0])
+                scan_logit = logits[c*LW +: LW];
+    end
+    qnnc_argmax #(.LW(LW), .CW(CW)) argmax (
+        .clk(clk), .valid(state == S_ARGMAX), .start(scan == 0), .value(scan_logit),
+        .index(scan), .best_index(best));
+    assign out_class = best;
 
     assign in_ready  = state == S_INPUT;
     assign out_valid = state == S_OUTPUT;
+
+    always @(posedge clk) begin
+        if (result_valid && !last_layer)
+            pool_max[result_g[GMW-1:0]] <= pooled;
+    end
 
     always @(posedge clk) begin
         if (rst) begin
@@ -286,60 +422,75 @@ module qnnc_core #(
             layer <= {LAYW{1'b0}};
             counting <= 1'b0;
             cycles <= 32'd0;
-            input_count <= 32'd0;
+            input_count <= {INW{1'b0}};
+            busy <= 2'b00;
             ready <= 2'b00;
-            l_active <= 1'b0;
             i_active <= 1'b0;
-            p_valid <= 1'b0;
-            w_valid <= 1'b0;
-            logits <= {CLASSES*LW{1'b0}};
+            pack_valid <= 1'b0;
+            drain <= 5'd0;
+            scan <= {CW{1'b0}};
         end else begin
             if (counting && state != S_OUTPUT)
                 cycles <= cycles + 1;
-            // Pipeline: issue -> post-processing -> write.
-            p_valid <= i_go && i_last_chunk;
-            w_valid <= p_valid;
-            w_results <= results;
-            w_g <= p_g;
-            w_addr <= p_addr;
-            w_first <= p_first;
-            w_skip <= p_skip;
-            if (w_valid && last_layer)
-                for (q = 0; q < PE; q = q + 1)
-                    if (w_g * PE + q < CLASSES)
-                        logits[(w_g * PE + q) * LW +: LW] <= w_results[q*OUTW +: LW];
+            pack_valid <= result_valid && !last_layer && sb_result[GW+5];
+            pack_codes <= pooled;
+            pack_count <= sb_result[GW+3] ? g_tail : PE_COUNT;
+            if (result_valid && last_layer)
+                logits <= logits_shifted;
+            if (pack_valid) begin
+                fill <= filled_to >= ROW_LANES ? filled_to - ROW_LANES : filled_to;
+                partial <= row_complete ? row_next : row_out;
+                if (row_complete)
+                    out_row <= out_row + 1'b1;
+            end
 
             case (state)
-                S_INPUT: if (in_valid) begin
+                S_INPUT: if (accept) begin
                     if (!counting) begin
                         counting <= 1'b1;
                         cycles <= 32'd1;
                     end
-                    input_count <= input_count + 1;
-                    if (input_count == INPUTS - 1) begin
-                        input_count <= 32'd0;
-                        state <= S_START;
+                    pixel_row <= pixel_merged;
+                    input_count <= input_count + 1'b1;
+                    if (last_input) begin
+                        input_count <= {INW{1'b0}};
+                        state <= S_DESC;
                     end
                 end
-                S_START: begin
+                S_DESC: state <= S_LOAD;
+                S_LOAD: begin
                     state <= S_RUN;
-                    l_active <= 1'b1;
-                    l_pix <= 32'd0; l_oy <= 32'd0; l_ox <= 32'd0; l_ky <= 32'd0;
-                    l_fresh <= 1'b1; l_wp <= 32'd0;
                     i_active <= 1'b1;
-                    i_pix <= 32'd0; i_g <= 32'd0; i_t <= 32'd0; i_waddr <= w_base;
-                    i_oy <= 32'd0; i_ox <= 32'd0; i_py <= 32'd0; i_px <= 32'd0;
-                    i_ry <= 32'd0; i_rx <= 32'd0;
+                    i_bank <= 1'b0;
+                    i_t <= 0; i_g <= 0;
+                    i_rx <= 0; i_ry <= 0; i_px <= 0; i_py <= 0;
+                    i_waddr <= w_base;
+                    busy <= 2'b00;
                     ready <= 2'b00;
+                    fill <= 0;
+                    out_row <= {ACT_AW{1'b0}};
                 end
-                S_DRAIN1: state <= S_DRAIN2;
-                S_DRAIN2: begin
-                    if (last_layer) begin
-                        state <= S_OUTPUT;
-                    end else begin
-                        layer <= layer + 1'b1;
-                        state <= S_START;
+                S_RUN: if (i_go && i_layer_done) begin
+                    i_active <= 1'b0;
+                    state <= S_DRAIN;
+                    drain <= 5'd0;
+                end
+                S_DRAIN: begin
+                    drain <= drain + 1'b1;
+                    if (drain == DRAIN - 1) begin
+                        if (last_layer) begin
+                            state <= S_ARGMAX;
+                            scan <= {CW{1'b0}};
+                        end else begin
+                            layer <= layer + 1'b1;
+                            state <= S_DESC;
+                        end
                     end
+                end
+                S_ARGMAX: begin
+                    scan <= scan + 1'b1;
+                    if (scan == CLASSES - 1)
+                        state <= S_OUTPUT;
                 end
                 S_OUTPUT: if (out_ready) begin
                     state <= S_INPUT;
@@ -349,105 +500,50 @@ module qnnc_core #(
                 default: ;
             endcase
 
-            // Loader: one step of the current segment.
-            if (l_go) begin
-                for (q = 0; q < SIMD; q = q + 1)
-                    if (q < e_count) begin
-                        if (l_bank)
-                            window1[l_wp + q] <= e_seg == SEG_RUN
-                                ? {1'b1, load_word[(e_offset32 + q) * EBITS +: EBITS]}
-                                : {(EBITS+1){1'b0}};
-                        else
-                            window0[l_wp + q] <= e_seg == SEG_RUN
-                                ? {1'b1, load_word[(e_offset32 + q) * EBITS +: EBITS]}
-                                : {(EBITS+1){1'b0}};
-                    end
-                l_wp <= l_wp + e_count;
-                if (e_left != 0) begin
-                    l_seg <= e_seg;
-                    l_rem <= e_left;
-                    l_cur <= e_cur + e_count;
-                    l_fresh <= 1'b0;
-                end else if (!l_row_done) begin
-                    // Left padding done: the run follows; the run done: right padding.
-                    l_fresh <= 1'b0;
-                    if (e_seg == SEG_LEFT) begin
-                        l_seg <= SEG_RUN;
-                        l_rem <= run_len;
-                        l_cur <= run_cur;
-                    end else begin
-                        l_seg <= SEG_RIGHT;
-                        l_rem <= (kernel - kx1) * in_c;
-                    end
-                end else if (!l_pixel_done) begin
-                    l_ky <= l_ky + 1;
-                    l_fresh <= 1'b1;
-                end else begin
-                    l_ky <= 32'd0;
-                    l_fresh <= 1'b1;
-                    l_wp <= 32'd0;
-                    l_pix <= l_pix + 1;
-                    if (l_ox == out_w - 1) begin
-                        l_ox <= 32'd0;
-                        l_oy <= l_oy + 1;
-                    end else begin
-                        l_ox <= l_ox + 1;
-                    end
-                    if (l_pix == pixels - 1)
-                        l_active <= 1'b0;
-                end
-            end
-
-            // Issuer: one chunk of one group of the current pixel.
+            // Issuer: one chunk of one group of the current pixel, in pooling order.
             if (i_go) begin
-                i_waddr <= i_waddr + 1;
-                if (i_last_chunk) begin
-                    p_g <= i_g;
-                    p_first <= i_ry == 0 && i_rx == 0;
-                    p_skip <= flags[B_POOL] && (i_py >= pool_h || i_px >= pool_w);
-                    p_addr <= (flags[B_POOL] ? i_py * pool_w + i_px : i_oy * out_w + i_ox) * out_c
-                              + i_g * PE;
-                end
+                i_waddr <= i_waddr + 1'b1;
                 if (!i_last_chunk) begin
-                    i_t <= i_t + 1;
+                    i_t <= i_t + 1'b1;
                 end else begin
-                    i_t <= 32'd0;
-                    if (!i_pixel_done) begin
-                        i_g <= i_g + 1;
+                    i_t <= 0;
+                    if (!i_last_group) begin
+                        i_g <= i_g + 1'b1;
                     end else begin
-                        i_g <= 32'd0;
+                        i_g <= 0;
                         i_waddr <= w_base;
-                        i_pix <= i_pix + 1;
-                        if (i_ox == out_w - 1) begin
-                            i_ox <= 32'd0; i_px <= 32'd0; i_rx <= 32'd0;
-                            i_oy <= i_oy + 1;
-                            if (i_ry == pool - 1) begin
-                                i_ry <= 32'd0;
-                                i_py <= i_py + 1;
-                            end else begin
-                                i_ry <= i_ry + 1;
-                            end
+                        i_bank <= !i_bank;
+                        if (i_rx != p_last) begin
+                            i_rx <= i_rx + 1'b1;
                         end else begin
-                            i_ox <= i_ox + 1;
-                            if (i_rx == pool - 1) begin
-                                i_rx <= 32'd0;
-                                i_px <= i_px + 1;
+                            i_rx <= 0;
+                            if (i_ry != p_last) begin
+                                i_ry <= i_ry + 1'b1;
                             end else begin
-                                i_rx <= i_rx + 1;
+                                i_ry <= 0;
+                                if (i_px != pw_last) begin
+                                    i_px <= i_px + 1'b1;
+                                end else begin
+                                    i_px <= 0;
+                                    i_py <= i_py + 1'b1;
+                                end
                             end
-                        end
-                        if (i_layer_done) begin
-                            i_active <= 1'b0;
-                            state <= S_DRAIN1;
                         end
                     end
                 end
             end
-            // Bank handshake: the loader fills a free bank, the issuer frees the one it used.
-            if (l_go && l_pixel_done)
-                ready[l_bank] <= 1'b1;
-            if (i_go && i_pixel_done)
-                ready[i_bank] <= 1'b0;
+            // Bank handshake: the loader claims a free bank and fills it; the issuer frees
+            // the bank of a pixel when it issues that pixel's last chunk.
+            if (state == S_RUN) begin
+                if (claim)
+                    busy[claim_bank] <= 1'b1;
+                if (filled)
+                    ready[filled_bank] <= 1'b1;
+                if (i_go && i_pixel_done && !direct) begin
+                    busy[i_bank] <= 1'b0;
+                    ready[i_bank] <= 1'b0;
+                end
+            end
         end
     end
 endmodule

@@ -1,30 +1,40 @@
-// Multiply-shift requantization: clamp((acc * M + B) >>> shift, lo, hi), the shift
-// arithmetic (rounding towards minus infinity).
+// Multiply-shift requantization in two registered stages: acc * M on registered operands (the
+// shape that maps to a DSP block: SB_MAC16, MULT18X18D, DSP48), then clamp((p + B) >>> shift,
+// lo, hi), the shift arithmetic (rounding towards minus infinity). Latency: 2 cycles.
 module qnnc_requant #(
     parameter ACCW = 24,
     parameter MW   = 25,
     parameter OW   = 40,
     parameter RQW  = 50,
+    parameter SHW  = 6,
+    parameter CLW  = 32,
     parameter OUTW = 16
 ) (
+    input  wire                   clk,
     input  wire signed [ACCW-1:0] acc,
     input  wire signed [MW-1:0]   multiplier,
     input  wire signed [OW-1:0]   offset,
-    input  wire [5:0]             shift,
-    input  wire signed [31:0]     lo,
-    input  wire signed [31:0]     hi,
-    output wire signed [OUTW-1:0] value
+    input  wire [SHW-1:0]         shift,
+    input  wire signed [CLW-1:0]  lo,
+    input  wire signed [CLW-1:0]  hi,
+    output reg  signed [OUTW-1:0] value
 );
-    wire signed [RQW-1:0] scaled =
-        {{(RQW-ACCW){acc[ACCW-1]}}, acc} * {{(RQW-MW){multiplier[MW-1]}}, multiplier}
-        + {{(RQW-OW){offset[OW-1]}}, offset};
-    wire signed [RQW-1:0] shifted = scaled >>> shift;
-    wire signed [RQW-1:0] lo_wide = {{(RQW-32){lo[31]}}, lo};
-    wire signed [RQW-1:0] hi_wide = {{(RQW-32){hi[31]}}, hi};
+    reg signed [RQW-1:0] product;
+    reg signed [OW-1:0]  offset_held;
+    always @(posedge clk) begin
+        product <= {{(RQW-ACCW){acc[ACCW-1]}}, acc} * {{(RQW-MW){multiplier[MW-1]}}, multiplier};
+        offset_held <= offset;
+    end
+    wire signed [RQW-1:0] offset_wide = {{(RQW-OW){offset_held[OW-1]}}, offset_held};
+    wire signed [RQW-1:0] biased = product + offset_wide;
+    wire signed [RQW-1:0] shifted = biased >>> shift;
+    wire signed [RQW-1:0] lo_wide = {{(RQW-CLW){lo[CLW-1]}}, lo};
+    wire signed [RQW-1:0] hi_wide = {{(RQW-CLW){hi[CLW-1]}}, hi};
     /* verilator lint_off UNUSEDSIGNAL */
     // The clamp range fits OUTW bits, so the upper bits only repeat the sign.
     wire signed [RQW-1:0] clamped = shifted < lo_wide ? lo_wide :
                                     shifted > hi_wide ? hi_wide : shifted;
     /* verilator lint_on UNUSEDSIGNAL */
-    assign value = clamped[OUTW-1:0];
+    always @(posedge clk)
+        value <= clamped[OUTW-1:0];
 endmodule

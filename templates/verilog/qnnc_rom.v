@@ -1,14 +1,17 @@
-// A read-only memory initialised from a hex file that the compiler writes.
+// A read-only memory initialised from a hex file that the compiler writes. The read is
+// registered (data one cycle after the address), the shape FPGA block RAMs infer.
 module qnnc_rom #(
     parameter WIDTH = 32,
     parameter DEPTH = 16,
     parameter AW    = 4,
     parameter FILE  = "rom.hex"
 ) (
+    input  wire             clk,
     input  wire [AW-1:0]    addr,
-    output wire [WIDTH-1:0] data
+    output reg  [WIDTH-1:0] data
 );
     reg [WIDTH-1:0] mem [0:DEPTH-1];
     initial $readmemh(FILE, mem);
-    assign data = mem[addr];
+    always @(posedge clk)
+        data <= mem[addr];
 endmodule

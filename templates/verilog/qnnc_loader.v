@@ -1,0 +1,245 @@
+// The window loader: for every output pixel of a convolution it copies the receptive field
+// (rows ky of the kernel, each K*C elements: zeros left of the image, a run of elements inside
+// it, zeros right of it) from the source activation buffer into a bank of the window memory,
+// as aligned rows of SIMD {valid, code} elements.
+//
+// All addresses are in elements and advance by additions of precomputed strides. Each cycle
+// it takes one piece: up to SIMD elements that neither cross a row of the source buffer (runs
+// only) nor a row of the window. A piece's source row is read at once; one cycle later the
+// piece is rotated into place, merged into the window row being built, and the row is written
+// when it is full or the pixel is complete. Pixels are visited in pooling order (the P x P
+// outputs of one pooling window after each other) and alternate between the two banks: a bank
+// is claimed (`claim`) before its first piece, and reported full (`filled`) with its last
+// write; the core frees it when the PE array has read it.
+`include "qnnc_layout.vh"
+module qnnc_loader #(
+    parameter SIMD      = 16,
+    parameter SIMD_LOG2 = 4,
+    parameter EBITS     = 8,
+    parameter TMAX      = 18,
+    parameter WIN_AW    = 6,
+    parameter WPW       = 10,
+    parameter SRC_AW    = 6
+) (
+    input  wire                      clk,
+    input  wire                      rst,
+    input  wire                      start,
+    input  wire                      run,
+    // The layer's geometry, from its descriptor.
+    input  wire                      direct,
+    input  wire [`QNNC_XW-1:0]       kc,
+    input  wire [`QNNC_XW-1:0]       wc,
+    input  wire [`QNNC_XW-1:0]       hwc,
+    input  wire [`QNNC_XW-1:0]       ex0,
+    input  wire [`QNNC_XW-1:0]       ey0,
+    input  wire [`QNNC_XW-1:0]       step_rx,
+    input  wire [`QNNC_XW-1:0]       step_ry,
+    input  wire [`QNNC_XW-1:0]       step_px,
+    input  wire [`QNNC_XW-1:0]       step_py,
+    input  wire [`QNNC_K_LAST_W-1:0] k_last,
+    input  wire [`QNNC_P_LAST_W-1:0] p_last,
+    input  wire [`QNNC_PW_LAST_W-1:0] pw_last,
+    input  wire [`QNNC_PH_LAST_W-1:0] ph_last,
+    // Bank handshake with the core.
+    input  wire [1:0]                busy,
+    output wire                      claim,
+    output wire                      claim_bank,
+    output reg                       filled,
+    output reg                       filled_bank,
+    // The source activation buffer (registered read).
+    output wire [SRC_AW-1:0]         src_row,
+    input  wire [SIMD*EBITS-1:0]     src_word,
+    // The window memory's write port.
+    output reg                       win_write,
+    output reg  [WIN_AW-1:0]         win_addr,
+    output reg  [SIMD*(EBITS+1)-1:0] win_data
+);
+    localparam XW = `QNNC_XW;
+    localparam [1:0] SEG_ZERO = 2'd0, SEG_LEFT = 2'd1, SEG_RUN = 2'd2, SEG_RIGHT = 2'd3;
+    localparam [XW-1:0] LANES = SIMD;
+    localparam [XW-1:0] LANE_MASK = SIMD - 1;
+    localparam [WIN_AW-1:0] BANK1 = TMAX;
+
+    reg                          active, mid, bank, fresh;
+    reg [`QNNC_P_LAST_W-1:0]     rx, ry;
+    reg [`QNNC_PW_LAST_W-1:0]    px;
+    reg [`QNNC_PH_LAST_W-1:0]    py;
+    reg [`QNNC_K_LAST_W-1:0]     ky;
+    reg signed [XW-1:0]          ex, ex_px, ey, ey_py, eyk, cur, rem;
+    reg [1:0]                    seg;
+    reg [WPW-1:0]                wp;
+
+    // The current row of the receptive field: the elements left of the image, up to its
+    // right edge, and whether any of it lies inside.
+    wire signed [XW-1:0] kc_s  = kc;
+    wire signed [XW-1:0] neg_ex = -ex;
+    wire signed [XW-1:0] left  = neg_ex <= 0 ? {XW{1'b0}} : (neg_ex >= kc_s ? kc_s : neg_ex);
+    wire signed [XW-1:0] edge_raw = $signed(wc) - ex;
+    wire signed [XW-1:0] right = edge_raw <= 0 ? {XW{1'b0}} : (edge_raw >= kc_s ? kc_s : edge_raw);
+    wire outside = eyk < 0 || eyk >= $signed(hwc) || right <= left;
+    wire signed [XW-1:0] run_start = eyk + ex + left;
+    wire signed [XW-1:0] run_length = right - left;
+
+    // This cycle's piece.
+    wire [1:0] e_seg = !fresh ? seg : outside ? SEG_ZERO : (left != 0 ? SEG_LEFT : SEG_RUN);
+    wire signed [XW-1:0] e_rem = !fresh ? rem : outside ? kc_s : (left != 0 ? left : run_length);
+    wire signed [XW-1:0] e_cur = fresh ? run_start : cur;
+    wire [XW-1:0] wp_wide = {{(XW-WPW){1'b0}}, wp};
+    wire [XW-1:0] wp_off  = wp_wide & LANE_MASK;
+    wire [XW-1:0] cur_off = e_cur & LANE_MASK;
+    wire [XW-1:0] used    = (e_seg == SEG_RUN && cur_off > wp_off) ? cur_off : wp_off;
+    wire [XW-1:0] room    = LANES - used;
+    wire [XW-1:0] count   = $unsigned(e_rem) < room ? e_rem : room;
+    wire signed [XW-1:0] remaining = e_rem - $signed(count);
+    wire row_done = remaining == 0 && (e_seg == SEG_ZERO || e_seg == SEG_RIGHT ||
+                                       (e_seg == SEG_RUN && right >= kc_s));
+    wire pixel_done = row_done && ky == k_last;
+    wire go = run && active && (mid || !busy[bank]);
+    assign claim = go && !mid;
+    assign claim_bank = bank;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [XW-1:0] cur_row = e_cur >>> SIMD_LOG2;  // the buffer's depth bounds the used bits
+    /* verilator lint_on UNUSEDSIGNAL */
+    assign src_row = cur_row[SRC_AW-1:0];
+
+    // The piece in flight: its source word arrives this cycle.
+    reg                  f_valid, f_run, f_write, f_last, f_bank;
+    reg [XW-1:0]         f_count, f_wp_off;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [XW-1:0]         f_shift;  // below SIMD: its low SIMD_LOG2 bits
+    reg [WPW-1:0]        f_row;    // below TMAX: the window's address bits
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg [SIMD*(EBITS+1)-1:0] partial;
+
+    // The source word rotated so that element cur_off + q lands in lane wp_off + q.
+    wire [SIMD*EBITS-1:0] rotated;
+    genvar s, k;
+    generate
+        for (s = 0; s <= SIMD_LOG2; s = s + 1) begin : g_rotate
+            wire [SIMD*EBITS-1:0] word;
+            if (s == 0) begin : g_source
+                assign word = src_word;
+            end else begin : g_step
+                localparam BY = 1 << (s - 1);
+                wire [SIMD*EBITS-1:0] prev = g_rotate[s-1].word;
+                assign word = f_shift[s-1]
+                    ? {prev[(SIMD-BY)*EBITS-1:0], prev[SIMD*EBITS-1 -: BY*EBITS]}
+                    : prev;
+            end
+        end
+        if (SIMD == 1) begin : g_unrotated
+            wire unused_shift = &{1'b0, f_shift};
+        end
+    endgenerate
+    assign rotated = g_rotate[SIMD_LOG2].word;
+
+    wire [SIMD*(EBITS+1)-1:0] merged;
+    generate
+        for (k = 0; k < SIMD; k = k + 1) begin : g_merge
+            localparam [XW-1:0] LANE = k;
+            wire takes = f_run && LANE >= f_wp_off && LANE < f_wp_off + f_count;
+            assign merged[k*(EBITS+1) +: EBITS+1] = takes
+                ? {1'b1, rotated[k*EBITS +: EBITS]} : partial[k*(EBITS+1) +: EBITS+1];
+        end
+    endgenerate
+
+    // Where the next pixel starts, in pooling order.
+    wire last_rx = rx == p_last, last_ry = ry == p_last;
+    wire last_px = px == pw_last, last_py = py == ph_last;
+
+    always @(posedge clk) begin
+        if (rst || start) begin
+            active <= !direct && start;
+            mid <= 1'b0; bank <= 1'b0; fresh <= 1'b1;
+            rx <= 0; ry <= 0; px <= 0; py <= 0; ky <= 0;
+            ex <= ex0; ex_px <= ex0; ey <= ey0; ey_py <= ey0; eyk <= ey0;
+            cur <= 0; rem <= 0; seg <= SEG_ZERO; wp <= 0;
+            f_valid <= 1'b0;
+            win_write <= 1'b0;
+            filled <= 1'b0;
+            partial <= {SIMD*(EBITS+1){1'b0}};
+        end else begin
+            // The piece of the last cycle: merge it, and write the row when it is complete.
+            win_write <= f_valid && f_write;
+            win_addr  <= f_bank ? BANK1 + f_row[WIN_AW-1:0] : f_row[WIN_AW-1:0];
+            win_data  <= merged;
+            filled <= f_valid && f_last;
+            filled_bank <= f_bank;
+            if (f_valid)
+                partial <= f_write ? {SIMD*(EBITS+1){1'b0}} : merged;
+
+            f_valid  <= go;
+            f_run    <= e_seg == SEG_RUN;
+            f_count  <= count;
+            f_wp_off <= wp_off;
+            f_shift  <= (wp_off - cur_off) & LANE_MASK;
+            f_row    <= wp >> SIMD_LOG2;
+            f_write  <= wp_off + count == LANES || pixel_done;
+            f_last   <= pixel_done;
+            f_bank   <= bank;
+
+            if (go) begin
+                mid <= !pixel_done;
+                wp <= wp + count[WPW-1:0];
+                if (remaining != 0) begin
+                    seg <= e_seg;
+                    rem <= remaining;
+                    cur <= e_cur + $signed(count);
+                    fresh <= 1'b0;
+                end else if (!row_done) begin
+                    // Left padding done: the run follows; the run done: right padding.
+                    fresh <= 1'b0;
+                    if (e_seg == SEG_LEFT) begin
+                        seg <= SEG_RUN;
+                        rem <= run_length;
+                        cur <= run_start;
+                    end else begin
+                        seg <= SEG_RIGHT;
+                        rem <= kc_s - right;
+                    end
+                end else if (!pixel_done) begin
+                    ky <= ky + 1'b1;
+                    eyk <= eyk + $signed(wc);
+                    fresh <= 1'b1;
+                end else begin
+                    ky <= 0;
+                    fresh <= 1'b1;
+                    wp <= 0;
+                    bank <= !bank;
+                    if (!last_rx) begin
+                        rx <= rx + 1'b1;
+                        ex <= ex + $signed(step_rx);
+                        eyk <= ey;
+                    end else begin
+                        rx <= 0;
+                        if (!last_ry) begin
+                            ry <= ry + 1'b1;
+                            ex <= ex_px;
+                            ey <= ey + $signed(step_ry);
+                            eyk <= ey + $signed(step_ry);
+                        end else begin
+                            ry <= 0;
+                            if (!last_px) begin
+                                px <= px + 1'b1;
+                                ex_px <= ex_px + $signed(step_px);
+                                ex <= ex_px + $signed(step_px);
+                                ey <= ey_py;
+                                eyk <= ey_py;
+                            end else begin
+                                px <= 0;
+                                ex_px <= ex0;
+                                ex <= ex0;
+                                py <= py + 1'b1;
+                                ey_py <= ey_py + $signed(step_py);
+                                ey <= ey_py + $signed(step_py);
+                                eyk <= ey_py + $signed(step_py);
+                                if (last_py)
+                                    active <= 1'b0;
+                            end
+                        end
+                    end
+                end
+            end
+        end
+    end
+endmodule
