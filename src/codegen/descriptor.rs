@@ -81,17 +81,17 @@ impl Geometry {
         let g = Geometry::of(layer);
         let pool = layer.pool_size() as i64;
         let margin = 2 * (layer.padding as i64 + pool * layer.stride as i64 + layer.kernel as i64);
-        (layer.input.height as i64 + margin) * g.wc + (layer.input.width as i64 + margin) * g.kc.max(1)
+        (layer.input.height as i64 + margin) * g.wc
+            + (layer.input.width as i64 + margin) * g.kc.max(1)
     }
 }
 
 /// The clamp of a requantizing layer (logits keep the whole logit range), else none.
 pub fn clamp_range(layer: &LayerSchedule, logit_bits: u32) -> (i64, i64) {
     match &layer.post {
-        Post::Requantize { requantization } => requantization.clamp.unwrap_or((
-            -(1i64 << (logit_bits - 1)),
-            (1i64 << (logit_bits - 1)) - 1,
-        )),
+        Post::Requantize { requantization } => requantization
+            .clamp
+            .unwrap_or((-(1i64 << (logit_bits - 1)), (1i64 << (logit_bits - 1)) - 1)),
         _ => (0, 0),
     }
 }
@@ -99,7 +99,8 @@ pub fn clamp_range(layer: &LayerSchedule, logit_bits: u32) -> (i64, i64) {
 impl Layout {
     pub fn new(schedule: &Schedule, hw: &Hardware) -> Layout {
         let layers = &schedule.layers;
-        let per_layer = |f: &dyn Fn(&LayerSchedule) -> i64| layers.iter().map(f).collect::<Vec<_>>();
+        let per_layer =
+            |f: &dyn Fn(&LayerSchedule) -> i64| layers.iter().map(f).collect::<Vec<_>>();
         let mut fields: Vec<(&'static str, Option<u32>, Vec<i64>)> = Vec::new();
         let mut flag = |name, f: &dyn Fn(&LayerSchedule) -> bool| {
             fields.push((name, Some(1), per_layer(&|l| f(l) as i64)));
@@ -115,7 +116,21 @@ impl Layout {
         flag("DIRECT", &|l| l.direct);
         let (pe, simd) = (schedule.config.pe as i64, schedule.config.simd as i64);
         let counts: [(&'static str, Option<u32>, Vec<i64>); 9] = [
-            ("T_LAST", None, per_layer(&|l| l.chunks as i64 - 1)),
+            (
+                "T_LAST",
+                // Wide enough to address a window bank too.
+                Some(
+                    unsigned_bits(
+                        layers
+                            .iter()
+                            .map(|l| l.chunks as i64 - 1)
+                            .max()
+                            .unwrap_or(0),
+                    )
+                    .max(hw.window_address_bits),
+                ),
+                per_layer(&|l| l.chunks as i64 - 1),
+            ),
             ("G_LAST", None, per_layer(&|l| l.groups as i64 - 1)),
             (
                 "G_TAIL",
@@ -139,7 +154,11 @@ impl Layout {
             ),
             ("P_LAST", None, per_layer(&|l| l.pool_size() as i64 - 1)),
             ("PW_LAST", None, per_layer(&|l| l.stored().width as i64 - 1)),
-            ("PH_LAST", None, per_layer(&|l| l.stored().height as i64 - 1)),
+            (
+                "PH_LAST",
+                None,
+                per_layer(&|l| l.stored().height as i64 - 1),
+            ),
         ];
         fields.extend(counts);
         fields.push(("K_LAST", None, per_layer(&|l| l.kernel as i64 - 1)));
@@ -188,8 +207,8 @@ impl Layout {
         let fields = fields
             .into_iter()
             .map(|(name, width, values)| {
-                let width =
-                    width.unwrap_or_else(|| unsigned_bits(values.iter().copied().max().unwrap_or(0)));
+                let width = width
+                    .unwrap_or_else(|| unsigned_bits(values.iter().copied().max().unwrap_or(0)));
                 let field = Field {
                     name,
                     lsb,

@@ -17,16 +17,46 @@ use crate::spec::is_identifier;
 
 /// The hand-written modules, copied into every build.
 pub const PRIMITIVES: [(&str, &str); 10] = [
-    ("qnnc_lane.v", include_str!("../../templates/verilog/qnnc_lane.v")),
-    ("qnnc_pe.v", include_str!("../../templates/verilog/qnnc_pe.v")),
-    ("qnnc_threshold.v", include_str!("../../templates/verilog/qnnc_threshold.v")),
-    ("qnnc_requant.v", include_str!("../../templates/verilog/qnnc_requant.v")),
-    ("qnnc_rom.v", include_str!("../../templates/verilog/qnnc_rom.v")),
-    ("qnnc_ram.v", include_str!("../../templates/verilog/qnnc_ram.v")),
-    ("qnnc_delay.v", include_str!("../../templates/verilog/qnnc_delay.v")),
-    ("qnnc_argmax.v", include_str!("../../templates/verilog/qnnc_argmax.v")),
-    ("qnnc_loader.v", include_str!("../../templates/verilog/qnnc_loader.v")),
-    ("qnnc_core.v", include_str!("../../templates/verilog/qnnc_core.v")),
+    (
+        "qnnc_lane.v",
+        include_str!("../../templates/verilog/qnnc_lane.v"),
+    ),
+    (
+        "qnnc_pe.v",
+        include_str!("../../templates/verilog/qnnc_pe.v"),
+    ),
+    (
+        "qnnc_threshold.v",
+        include_str!("../../templates/verilog/qnnc_threshold.v"),
+    ),
+    (
+        "qnnc_requant.v",
+        include_str!("../../templates/verilog/qnnc_requant.v"),
+    ),
+    (
+        "qnnc_rom.v",
+        include_str!("../../templates/verilog/qnnc_rom.v"),
+    ),
+    (
+        "qnnc_ram.v",
+        include_str!("../../templates/verilog/qnnc_ram.v"),
+    ),
+    (
+        "qnnc_delay.v",
+        include_str!("../../templates/verilog/qnnc_delay.v"),
+    ),
+    (
+        "qnnc_argmax.v",
+        include_str!("../../templates/verilog/qnnc_argmax.v"),
+    ),
+    (
+        "qnnc_loader.v",
+        include_str!("../../templates/verilog/qnnc_loader.v"),
+    ),
+    (
+        "qnnc_core.v",
+        include_str!("../../templates/verilog/qnnc_core.v"),
+    ),
 ];
 
 /// The include that names the descriptor's fields (written for each network).
@@ -69,7 +99,7 @@ pub struct Hardware {
     /// Rows of SIMD codes of each activation buffer.
     pub act_rows: usize,
     pub act_address_bits: u32,
-    /// Rows of a window bank (the window memory holds two).
+    /// Rows of a window bank (the window memory holds `schedule::WINDOW_BANKS`).
     pub window_rows: usize,
     pub window_address_bits: u32,
     /// Bits of the loader's element count within a window.
@@ -210,8 +240,10 @@ impl Hardware {
             act_rows,
             act_address_bits: address_bits(act_rows),
             window_rows: window,
-            window_address_bits: address_bits(2 * window),
-            window_position_bits: count_bits(window * simd),
+            window_address_bits: address_bits(crate::schedule::WINDOW_BANKS * window),
+            // Its row part addresses a bank.
+            window_position_bits: count_bits(window * simd)
+                .max(address_bits(crate::schedule::WINDOW_BANKS * window)),
             pool_groups: layers
                 .iter()
                 .filter(|l| l.pool.is_some())
@@ -230,7 +262,7 @@ impl Hardware {
     }
 
     /// Bits of on-chip memory: weights, thresholds, requantization, the pixel buffer, two
-    /// activation buffers, the two banks of the window memory.
+    /// activation buffers, the banks of the window memory.
     pub fn memory_bits(&self) -> BTreeMap<&'static str, u64> {
         let pe_simd = (self.pe * self.simd) as u64;
         let simd = self.simd as u64;
@@ -258,7 +290,9 @@ impl Hardware {
             ),
             (
                 "windows",
-                2 * self.window_rows as u64 * simd * (self.ebits + 1) as u64,
+                (crate::schedule::WINDOW_BANKS * self.window_rows) as u64
+                    * simd
+                    * (self.ebits + 1) as u64,
             ),
         ])
     }

@@ -148,6 +148,9 @@ pub fn drain_cycles(simd: usize) -> u64 {
 /// the merge, the window write.
 pub const WINDOW_READY_CYCLES: u64 = 3;
 
+/// Banks of the window memory: the loader may run this many pixels ahead of the PE array.
+pub const WINDOW_BANKS: usize = 3;
+
 /// Maps a lowered graph onto a PE array of `config`.
 pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedule, IrError> {
     let fail = |node: &str, message: String| IrError {
@@ -331,8 +334,7 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
     let classes = layers.last().map_or(0, |l| l.output.channels);
     let input_cycles = input.len() as u64;
     // The argmax reads one logit a cycle.
-    let total_cycles =
-        input_cycles + layers.iter().map(|l| l.cycles).sum::<u64>() + classes as u64;
+    let total_cycles = input_cycles + layers.iter().map(|l| l.cycles).sum::<u64>() + classes as u64;
     let macs = layers.iter().map(|l| l.macs).sum();
     Ok(Schedule {
         config,
@@ -503,29 +505,33 @@ pub fn load_pieces(layer: &LayerSchedule, simd: usize, oy: usize, ox: usize) -> 
 }
 
 /// The controller's cycles for a layer. A dense layer issues its G*T chunks back to back. For
-/// a convolution, the loader fills one window bank while the PE array reads the other: pixel
+/// a convolution, the loader fills one window bank while the PE array reads the others: pixel
 /// p's loading starts when the loader has finished pixel p-1 and the array has freed p's bank
-/// (finished pixel p-2); the array starts p when p's window is written and it has finished
-/// p-1, and then issues G*T chunks.
+/// (finished pixel p - WINDOW_BANKS); the array starts p when p's window is written and it has
+/// finished p-1, and then issues G*T chunks.
 pub fn predicted_cycles(layer: &LayerSchedule, config: ArrayConfig) -> u64 {
     let compute = (layer.groups * layer.chunks) as u64;
     let run = if layer.direct {
         compute
     } else {
-        // Cycles are counted from the first cycle of the run; `None` is "before the run".
-        let (mut loaded, mut issued, mut issued_before): (Option<u64>, Option<u64>, Option<u64>) =
-            (None, None, None);
+        // Cycles counted from the first cycle of the run: the loader's last piece of the
+        // previous pixel, and the last issue of each of the pixels still holding a bank.
+        let mut loaded: Option<u64> = None;
+        let mut issued: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
         for (oy, ox) in layer.pixels() {
-            let start = loaded
-                .map_or(0, |a| a + 1)
-                .max(issued_before.map_or(0, |e| e + 1));
+            let bank_free = if issued.len() == WINDOW_BANKS {
+                issued.pop_front().map_or(0, |e| e + 1)
+            } else {
+                0
+            };
+            let start = loaded.map_or(0, |a| a + 1).max(bank_free);
             let last_piece = start + load_pieces(layer, config.simd, oy, ox) - 1;
-            let first_issue = (last_piece + WINDOW_READY_CYCLES).max(issued.map_or(0, |e| e + 1));
-            issued_before = issued;
-            issued = Some(first_issue + compute - 1);
+            let previous = issued.back().map_or(0, |e| e + 1);
+            let first_issue = (last_piece + WINDOW_READY_CYCLES).max(previous);
+            issued.push_back(first_issue + compute - 1);
             loaded = Some(last_piece);
         }
-        issued.map_or(0, |e| e + 1)
+        issued.back().map_or(0, |e| e + 1)
     };
     LAYER_START_CYCLES + run + drain_cycles(config.simd)
 }

@@ -4,8 +4,8 @@
 // Pixels stream into the pixel buffer, SIMD to a row. Each layer reads its source (the pixel
 // buffer for the first layer, else the activation buffer the previous layer wrote) and writes
 // the other activation buffer. A convolution's windows are built by qnnc_loader into one of
-// two banks of the window memory while the PE array computes the previous pixel from the
-// other; a dense layer (its window is its whole input) reads its source rows directly. Every
+// the BANKS banks of the window memory while the PE array computes earlier pixels from the
+// others; a dense layer (its window is its whole input) reads its source rows directly. Every
 // memory has one write port and a registered read port.
 //
 // The datapath is a pipeline: issue (addresses) -> operands read -> lane products -> adder
@@ -181,13 +181,18 @@ module qnnc_core #(
     endgenerate
 
     // ---- Window memory and its loader.
-    reg [1:0] busy, ready;
-    wire claim, claim_bank, filled, filled_bank;
+    // Three banks let the loader fill a window while the one before it is being written and the
+    // one before that is being read.
+    localparam BANKS = 3;
+    localparam [1:0] LAST_BANK = BANKS - 1;
+    reg [BANKS-1:0] busy, ready;
+    wire claim, filled;
+    wire [1:0] claim_bank, filled_bank;
     wire win_write;
     wire [WIN_AW-1:0] win_write_addr, win_read_addr;
     wire [SIMD*(EBITS+1)-1:0] win_write_data, win_word;
     qnnc_loader #(.SIMD(SIMD), .SIMD_LOG2(SIMD_LOG2), .EBITS(EBITS), .TMAX(TMAX),
-                  .WIN_AW(WIN_AW), .WPW(WPW), .SRC_AW(SRC_AW)) loader (
+                  .WIN_AW(WIN_AW), .WPW(WPW), .SRC_AW(SRC_AW), .BANKS(BANKS)) loader (
         .clk(clk), .rst(rst), .start(state == S_LOAD), .run(state == S_RUN),
         .direct(direct), .kc(desc[`QNNC_KC]), .wc(desc[`QNNC_WC]), .hwc(desc[`QNNC_HWC]),
         .ex0(desc[`QNNC_EX0]), .ey0(desc[`QNNC_EY0]),
@@ -197,17 +202,20 @@ module qnnc_core #(
         .busy(busy), .claim(claim), .claim_bank(claim_bank), .filled(filled),
         .filled_bank(filled_bank), .src_row(loader_row), .src_word(src_word),
         .win_write(win_write), .win_addr(win_write_addr), .win_data(win_write_data));
-    qnnc_ram #(.WIDTH(SIMD*(EBITS+1)), .DEPTH(2*TMAX), .AW(WIN_AW)) window (
+    qnnc_ram #(.WIDTH(SIMD*(EBITS+1)), .DEPTH(BANKS*TMAX), .AW(WIN_AW)) window (
         .clk(clk), .write(win_write), .write_addr(win_write_addr), .write_data(win_write_data),
         .read_addr(win_read_addr), .read_data(win_word));
 
     // ---- Issuer: one chunk (SIMD elements of the window) of one group of PE outputs a cycle.
-    reg i_active, i_bank;
+    reg i_active;
+    reg [1:0] i_bank;
+    reg [WIN_AW-1:0] i_bank_base;
     reg [`QNNC_G_LAST_W-1:0]  i_g;
     reg [`QNNC_P_LAST_W-1:0]  i_rx, i_ry;
     reg [`QNNC_PW_LAST_W-1:0] i_px;
     reg [`QNNC_PH_LAST_W-1:0] i_py;
     reg [W_AW-1:0] i_waddr;
+    reg [`QNNC_P_BASE_W-1:0] i_paddr;
     wire i_go = state == S_RUN && i_active && (direct || ready[i_bank]);
     wire i_last_chunk = i_t == t_last;
     wire i_last_group = i_g == g_last;
@@ -215,15 +223,17 @@ module qnnc_core #(
     wire i_window_first = i_rx == 0 && i_ry == 0;
     wire i_window_last = i_rx == p_last && i_ry == p_last;
     wire i_layer_done = i_pixel_done && i_window_last && i_px == pw_last && i_py == ph_last;
-    localparam [WIN_AW-1:0] BANK1 = TMAX;
-    assign win_read_addr = i_bank ? BANK1 + i_t[WIN_AW-1:0] : i_t[WIN_AW-1:0];
+    localparam [WIN_AW-1:0] BANK_ROWS = TMAX;
+    assign win_read_addr = i_bank_base + i_t[WIN_AW-1:0];
 
     // Side information of an issued chunk, delayed beside the datapath:
-    // {layer_end, window_last, window_first, last_group, g, last_chunk, first_chunk, valid}.
+    // {parameter address, layer_end, window_last, window_first, last_group, g, last_chunk,
+    // first_chunk, valid}.
     localparam GW = `QNNC_G_LAST_W;
-    localparam SBW = 7 + GW;
-    wire [SBW-1:0] sb_issue = {i_layer_done, i_window_last, i_window_first, i_last_group, i_g,
-                               i_last_chunk, i_t == 0, i_go};
+    localparam PAW = `QNNC_P_BASE_W;
+    localparam SBW = 7 + GW + PAW;
+    wire [SBW-1:0] sb_issue = {i_paddr, i_layer_done, i_window_last, i_window_first, i_last_group,
+                               i_g, i_last_chunk, i_t == 0, i_go};
     wire [SBW-1:0] sb_operands, sb_sum, sb_acc, sb_result, sb_pack;
     qnnc_delay #(.WIDTH(SBW), .DEPTH(1)) d_operands (
         .clk(clk), .rst(rst), .d(sb_issue), .q(sb_operands));
@@ -270,7 +280,7 @@ module qnnc_core #(
     // ---- Post-processing: the parameters of the group are read while its last sum is
     // accumulated; thresholds, multiply-shift and the raw accumulator each take 2 cycles.
     /* verilator lint_off UNUSEDSIGNAL */
-    wire [`QNNC_P_BASE_W:0] param_addr = p_base + sb_sum[3 +: GW];
+    wire [PAW-1:0] param_addr = sb_sum[7 + GW +: PAW];  // each memory uses its address bits
     /* verilator lint_on UNUSEDSIGNAL */
     wire [PE*TSLOT-1:0] threshold_word;
     wire [PE*RSLOT-1:0] requant_word;
@@ -293,7 +303,9 @@ module qnnc_core #(
                 .clk(clk), .acc(acc), .multiplier(requant_word[i*RSLOT +: MW]),
                 .offset(requant_word[i*RSLOT + MW +: OW]), .shift(shift),
                 .lo(clamp_lo), .hi(clamp_hi), .value(scaled));
-            reg signed [ACCW-1:0] raw1, raw2;
+            /* verilator lint_off UNUSEDSIGNAL */
+            reg signed [ACCW-1:0] raw1, raw2;  // the logits' width of it is used
+            /* verilator lint_on UNUSEDSIGNAL */
             always @(posedge clk) begin
                 raw1 <= acc;
                 raw2 <= raw1;
@@ -423,8 +435,8 @@ module qnnc_core #(
             counting <= 1'b0;
             cycles <= 32'd0;
             input_count <= {INW{1'b0}};
-            busy <= 2'b00;
-            ready <= 2'b00;
+            busy <= {BANKS{1'b0}};
+            ready <= {BANKS{1'b0}};
             i_active <= 1'b0;
             pack_valid <= 1'b0;
             drain <= 5'd0;
@@ -461,12 +473,14 @@ module qnnc_core #(
                 S_LOAD: begin
                     state <= S_RUN;
                     i_active <= 1'b1;
-                    i_bank <= 1'b0;
+                    i_bank <= 2'd0;
+                    i_bank_base <= {WIN_AW{1'b0}};
                     i_t <= 0; i_g <= 0;
                     i_rx <= 0; i_ry <= 0; i_px <= 0; i_py <= 0;
                     i_waddr <= w_base;
-                    busy <= 2'b00;
-                    ready <= 2'b00;
+                    i_paddr <= p_base;
+                    busy <= {BANKS{1'b0}};
+                    ready <= {BANKS{1'b0}};
                     fill <= 0;
                     out_row <= {ACT_AW{1'b0}};
                 end
@@ -509,10 +523,14 @@ module qnnc_core #(
                     i_t <= 0;
                     if (!i_last_group) begin
                         i_g <= i_g + 1'b1;
+                        i_paddr <= i_paddr + 1'b1;
                     end else begin
                         i_g <= 0;
+                        i_paddr <= p_base;
                         i_waddr <= w_base;
-                        i_bank <= !i_bank;
+                        i_bank <= i_bank == LAST_BANK ? 2'd0 : i_bank + 2'd1;
+                        i_bank_base <= i_bank == LAST_BANK ? {WIN_AW{1'b0}}
+                                                           : i_bank_base + BANK_ROWS;
                         if (i_rx != p_last) begin
                             i_rx <= i_rx + 1'b1;
                         end else begin

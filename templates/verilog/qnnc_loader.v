@@ -8,7 +8,7 @@
 // only) nor a row of the window. A piece's source row is read at once; one cycle later the
 // piece is rotated into place, merged into the window row being built, and the row is written
 // when it is full or the pixel is complete. Pixels are visited in pooling order (the P x P
-// outputs of one pooling window after each other) and alternate between the two banks: a bank
+// outputs of one pooling window after each other) and go round the BANKS banks: a bank
 // is claimed (`claim`) before its first piece, and reported full (`filled`) with its last
 // write; the core frees it when the PE array has read it.
 `include "qnnc_layout.vh"
@@ -17,6 +17,7 @@ module qnnc_loader #(
     parameter SIMD_LOG2 = 4,
     parameter EBITS     = 8,
     parameter TMAX      = 18,
+    parameter BANKS     = 3,
     parameter WIN_AW    = 6,
     parameter WPW       = 10,
     parameter SRC_AW    = 6
@@ -41,11 +42,11 @@ module qnnc_loader #(
     input  wire [`QNNC_PW_LAST_W-1:0] pw_last,
     input  wire [`QNNC_PH_LAST_W-1:0] ph_last,
     // Bank handshake with the core.
-    input  wire [1:0]                busy,
+    input  wire [BANKS-1:0]          busy,
     output wire                      claim,
-    output wire                      claim_bank,
+    output wire [1:0]                claim_bank,
     output reg                       filled,
-    output reg                       filled_bank,
+    output reg  [1:0]                filled_bank,
     // The source activation buffer (registered read).
     output wire [SRC_AW-1:0]         src_row,
     input  wire [SIMD*EBITS-1:0]     src_word,
@@ -58,9 +59,12 @@ module qnnc_loader #(
     localparam [1:0] SEG_ZERO = 2'd0, SEG_LEFT = 2'd1, SEG_RUN = 2'd2, SEG_RIGHT = 2'd3;
     localparam [XW-1:0] LANES = SIMD;
     localparam [XW-1:0] LANE_MASK = SIMD - 1;
-    localparam [WIN_AW-1:0] BANK1 = TMAX;
+    localparam [WIN_AW-1:0] BANK_ROWS = TMAX;
+    localparam [1:0] LAST_BANK = BANKS - 1;
 
-    reg                          active, mid, bank, fresh;
+    reg                          active, mid, fresh;
+    reg [1:0]                    bank;
+    reg [WIN_AW-1:0]             bank_base;
     reg [`QNNC_P_LAST_W-1:0]     rx, ry;
     reg [`QNNC_PW_LAST_W-1:0]    px;
     reg [`QNNC_PH_LAST_W-1:0]    py;
@@ -103,7 +107,9 @@ module qnnc_loader #(
     assign src_row = cur_row[SRC_AW-1:0];
 
     // The piece in flight: its source word arrives this cycle.
-    reg                  f_valid, f_run, f_write, f_last, f_bank;
+    reg                  f_valid, f_run, f_write, f_last;
+    reg [1:0]            f_bank;
+    reg [WIN_AW-1:0]     f_base;
     reg [XW-1:0]         f_count, f_wp_off;
     /* verilator lint_off UNUSEDSIGNAL */
     reg [XW-1:0]         f_shift;  // below SIMD: its low SIMD_LOG2 bits
@@ -150,7 +156,7 @@ module qnnc_loader #(
     always @(posedge clk) begin
         if (rst || start) begin
             active <= !direct && start;
-            mid <= 1'b0; bank <= 1'b0; fresh <= 1'b1;
+            mid <= 1'b0; bank <= 2'd0; bank_base <= {WIN_AW{1'b0}}; fresh <= 1'b1;
             rx <= 0; ry <= 0; px <= 0; py <= 0; ky <= 0;
             ex <= ex0; ex_px <= ex0; ey <= ey0; ey_py <= ey0; eyk <= ey0;
             cur <= 0; rem <= 0; seg <= SEG_ZERO; wp <= 0;
@@ -161,7 +167,7 @@ module qnnc_loader #(
         end else begin
             // The piece of the last cycle: merge it, and write the row when it is complete.
             win_write <= f_valid && f_write;
-            win_addr  <= f_bank ? BANK1 + f_row[WIN_AW-1:0] : f_row[WIN_AW-1:0];
+            win_addr  <= f_base + f_row[WIN_AW-1:0];
             win_data  <= merged;
             filled <= f_valid && f_last;
             filled_bank <= f_bank;
@@ -177,6 +183,7 @@ module qnnc_loader #(
             f_write  <= wp_off + count == LANES || pixel_done;
             f_last   <= pixel_done;
             f_bank   <= bank;
+            f_base   <= bank_base;
 
             if (go) begin
                 mid <= !pixel_done;
@@ -205,7 +212,8 @@ module qnnc_loader #(
                     ky <= 0;
                     fresh <= 1'b1;
                     wp <= 0;
-                    bank <= !bank;
+                    bank <= bank == LAST_BANK ? 2'd0 : bank + 2'd1;
+                    bank_base <= bank == LAST_BANK ? {WIN_AW{1'b0}} : bank_base + BANK_ROWS;
                     if (!last_rx) begin
                         rx <= rx + 1'b1;
                         ex <= ex + $signed(step_rx);
