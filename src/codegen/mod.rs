@@ -104,6 +104,8 @@ pub struct Hardware {
     pub window_address_bits: u32,
     /// Bits of the loader's element count within a window.
     pub window_position_bits: u32,
+    /// 1 when some layer needs the window loader (a convolution), else 0.
+    pub windowed: u32,
     /// Output groups whose max-pool is kept in flight (the most of any pooling layer).
     pub pool_groups: usize,
     pub layers: usize,
@@ -240,6 +242,7 @@ impl Hardware {
             act_rows,
             act_address_bits: address_bits(act_rows),
             window_rows: window,
+            windowed: layers.iter().any(|l| !l.direct) as u32,
             window_address_bits: address_bits(crate::schedule::WINDOW_BANKS * window),
             // Its row part addresses a bank.
             window_position_bits: count_bits(window * simd)
@@ -291,6 +294,7 @@ impl Hardware {
             (
                 "windows",
                 (crate::schedule::WINDOW_BANKS * self.window_rows) as u64
+                    * self.windowed as u64
                     * simd
                     * (self.ebits + 1) as u64,
             ),

@@ -43,6 +43,7 @@ module qnnc_core #(
     parameter TMAX         = 18,
     parameter WIN_AW       = 6,
     parameter WPW          = 10,
+    parameter WINDOWED     = 1,
     parameter GMAX         = 4,
     parameter LAYERS       = 4,
     parameter LAYW         = 2,
@@ -188,23 +189,41 @@ module qnnc_core #(
     reg [BANKS-1:0] busy, ready;
     wire claim, filled;
     wire [1:0] claim_bank, filled_bank;
-    wire win_write;
-    wire [WIN_AW-1:0] win_write_addr, win_read_addr;
-    wire [SIMD*(EBITS+1)-1:0] win_write_data, win_word;
-    qnnc_loader #(.SIMD(SIMD), .SIMD_LOG2(SIMD_LOG2), .EBITS(EBITS), .TMAX(TMAX),
-                  .WIN_AW(WIN_AW), .WPW(WPW), .SRC_AW(SRC_AW), .BANKS(BANKS)) loader (
-        .clk(clk), .rst(rst), .start(state == S_LOAD), .run(state == S_RUN),
-        .direct(direct), .kc(desc[`QNNC_KC]), .wc(desc[`QNNC_WC]), .hwc(desc[`QNNC_HWC]),
-        .ex0(desc[`QNNC_EX0]), .ey0(desc[`QNNC_EY0]),
-        .step_rx(desc[`QNNC_STEP_RX]), .step_ry(desc[`QNNC_STEP_RY]),
-        .step_px(desc[`QNNC_STEP_PX]), .step_py(desc[`QNNC_STEP_PY]),
-        .k_last(desc[`QNNC_K_LAST]), .p_last(p_last), .pw_last(pw_last), .ph_last(ph_last),
-        .busy(busy), .claim(claim), .claim_bank(claim_bank), .filled(filled),
-        .filled_bank(filled_bank), .src_row(loader_row), .src_word(src_word),
-        .win_write(win_write), .win_addr(win_write_addr), .win_data(win_write_data));
-    qnnc_ram #(.WIDTH(SIMD*(EBITS+1)), .DEPTH(BANKS*TMAX), .AW(WIN_AW)) window (
-        .clk(clk), .write(win_write), .write_addr(win_write_addr), .write_data(win_write_data),
-        .read_addr(win_read_addr), .read_data(win_word));
+    wire [WIN_AW-1:0] win_read_addr;
+    wire [SIMD*(EBITS+1)-1:0] win_word;
+    generate
+        if (WINDOWED) begin : g_window
+            wire win_write;
+            wire [WIN_AW-1:0] win_write_addr;
+            wire [SIMD*(EBITS+1)-1:0] win_write_data;
+            qnnc_loader #(.SIMD(SIMD), .SIMD_LOG2(SIMD_LOG2), .EBITS(EBITS), .TMAX(TMAX),
+                          .WIN_AW(WIN_AW), .WPW(WPW), .SRC_AW(SRC_AW), .BANKS(BANKS)) loader (
+                .clk(clk), .rst(rst), .start(state == S_LOAD), .run(state == S_RUN),
+                .direct(direct), .kc(desc[`QNNC_KC]), .wc(desc[`QNNC_WC]),
+                .hwc(desc[`QNNC_HWC]), .ex0(desc[`QNNC_EX0]), .ey0(desc[`QNNC_EY0]),
+                .step_rx(desc[`QNNC_STEP_RX]), .step_ry(desc[`QNNC_STEP_RY]),
+                .step_px(desc[`QNNC_STEP_PX]), .step_py(desc[`QNNC_STEP_PY]),
+                .k_last(desc[`QNNC_K_LAST]), .p_last(p_last), .pw_last(pw_last),
+                .ph_last(ph_last), .busy(busy), .claim(claim), .claim_bank(claim_bank),
+                .filled(filled), .filled_bank(filled_bank), .src_row(loader_row),
+                .src_word(src_word), .win_write(win_write), .win_addr(win_write_addr),
+                .win_data(win_write_data));
+            qnnc_ram #(.WIDTH(SIMD*(EBITS+1)), .DEPTH(BANKS*TMAX), .AW(WIN_AW)) window (
+                .clk(clk), .write(win_write), .write_addr(win_write_addr),
+                .write_data(win_write_data), .read_addr(win_read_addr), .read_data(win_word));
+        end else begin : g_no_window
+            // Every layer is dense: no loader, no window memory.
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire unused = &{1'b0, busy, win_read_addr, desc};
+            /* verilator lint_on UNUSEDSIGNAL */
+            assign claim = 1'b0;
+            assign claim_bank = 2'd0;
+            assign filled = 1'b0;
+            assign filled_bank = 2'd0;
+            assign loader_row = {SRC_AW{1'b0}};
+            assign win_word = {SIMD*(EBITS+1){1'b0}};
+        end
+    endgenerate
 
     // ---- Issuer: one chunk (SIMD elements of the window) of one group of PE outputs a cycle.
     reg i_active;
