@@ -39,10 +39,10 @@ fn check_bit_exact(spec: &str, bits: &[&str], images: &str) {
         let report = sim_json(&build, images, &["--model", &model]);
         assert_eq!(report["mismatches"], 0, "{spec} at {q} bits: {report}");
         assert_eq!(report["images"], images.parse::<u64>().unwrap());
-        let error = report["prediction_error_percent"].as_f64().unwrap();
-        assert!(
-            error.abs() <= 2.0,
-            "{spec} at {q} bits: cycles off by {error} %"
+        assert_eq!(
+            report["cycles_per_inference"].as_f64(),
+            report["predicted_cycles"].as_f64(),
+            "{spec} at {q} bits: the scheduler predicts every cycle: {report}"
         );
     }
 }
@@ -64,7 +64,7 @@ fn cnn_at_four_bits_keeps_the_pe_array_busy() {
     passes::run(&mut graph, "cnn", None).unwrap();
     let config = ArrayConfig { pe: 8, simd: 16 };
     let schedule = schedule::schedule(&graph, config, "cnn").unwrap();
-    assert!(schedule.utilization() >= 0.75, "{schedule}");
+    assert!(schedule.utilization() >= 0.90, "{schedule}");
     for layer in &schedule.layers[1..3] {
         assert!(layer.utilization(config) > 0.95, "{schedule}");
     }
@@ -181,6 +181,7 @@ fn lint(build: &Path) -> String {
         .args([
             "--lint-only",
             "-Wall",
+            "-Irtl",
             "--top-module",
             top.trim_end_matches(".v"),
         ])
@@ -438,4 +439,175 @@ fn names_that_would_inject_verilog_are_refused() {
         &["evil.json", "x; $finish", "not a safe identifier"],
     );
     assert!(!build.exists());
+}
+
+#[test]
+fn odd_array_shapes_build_and_equal_the_golden_model() {
+    // One PE with one lane (every vector one element wide), and a PE count that divides
+    // neither the channels nor the lanes: output groups spill across rows of the buffers.
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(dir.path(), "tiny_cnn.toml", "1");
+    for (pe, simd) in [("1", "1"), ("3", "4")] {
+        let build = dir.path().join(format!("build_{pe}x{simd}"));
+        let out = build.display().to_string();
+        ok(qnnc(&["compile", &model, "--pe", pe, "--simd", simd, "-o", &out]));
+        let report = sim_json(&out, "2", &[]);
+        assert_eq!(report["mismatches"], 0, "{pe}x{simd}: {report}");
+        assert_eq!(
+            report["cycles_per_inference"].as_f64(),
+            report["predicted_cycles"].as_f64(),
+            "{pe}x{simd}: {report}"
+        );
+        assert!(lint(&build).trim().is_empty(), "{pe}x{simd}");
+    }
+}
+
+/// The `define`s of a generated `qnnc_layout.vh`: name -> (lsb, width) of each field.
+fn layout_fields(include: &str) -> std::collections::BTreeMap<String, (usize, usize)> {
+    let mut fields = std::collections::BTreeMap::new();
+    for line in include.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["`define", name, lsb, "+:", width] => {
+                fields.insert(name.to_string(), (lsb.parse().unwrap(), width.parse().unwrap()));
+            }
+            ["`define", name, bit]
+                if !name.ends_with("_W") && !["QNNC_XW", "QNNC_DESC_BITS"].contains(name) =>
+            {
+                fields.insert(name.to_string(), (bit.parse().unwrap(), 1));
+            }
+            _ => {}
+        }
+    }
+    fields
+}
+
+#[test]
+fn the_descriptor_image_decodes_with_the_layout_include() {
+    // The include and the image come from one definition: decoding each layer's word with the
+    // include's field positions gives back the schedule's values, every macro the RTL uses is
+    // defined, and the fields tile the word without overlap.
+    let dir = tempfile::tempdir().unwrap();
+    let network = example_network(TINY, Precision::Bits(4));
+    let mut graph = build::from_model(&Net::new(&network, 1), "tiny").unwrap();
+    passes::run(&mut graph, "tiny", None).unwrap();
+    let config = ArrayConfig { pe: 2, simd: 4 };
+    let schedule = schedule::schedule(&graph, config, "tiny").unwrap();
+    let build = compile_graph(dir.path(), &graph, "tiny");
+    let include = std::fs::read_to_string(build.join("rtl/qnnc_layout.vh")).unwrap();
+    let fields = layout_fields(&include);
+    let bits: usize = include
+        .lines()
+        .find_map(|l| l.strip_prefix("`define QNNC_DESC_BITS "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut covered = vec![false; bits];
+    for (name, &(lsb, width)) in &fields {
+        for bit in lsb..lsb + width {
+            assert!(!covered[bit], "{name} overlaps another field at bit {bit}");
+            covered[bit] = true;
+        }
+    }
+    assert!(covered.iter().all(|&c| c), "the fields leave gaps in {bits} bits");
+
+    let image = std::fs::read_to_string(build.join("mem/layers.hex")).unwrap();
+    let words: Vec<&str> = image.lines().filter(|l| !l.starts_with("//")).collect();
+    assert_eq!(words.len(), schedule.layers.len());
+    let decode = |word: &str, name: &str| -> u64 {
+        let (lsb, width) = fields[&format!("QNNC_{name}")];
+        let bit = |b: usize| {
+            let digit = word.len() - 1 - b / 4;
+            (word.as_bytes()[digit] as char).to_digit(16).unwrap() >> (b % 4) & 1
+        };
+        (0..width).fold(0u64, |v, b| v | (bit(lsb + b) as u64) << b)
+    };
+    for (layer, word) in schedule.layers.iter().zip(&words) {
+        assert_eq!(word.len() * 4 >= bits, true);
+        assert_eq!(decode(word, "T_LAST"), layer.chunks as u64 - 1, "{}", layer.name);
+        assert_eq!(decode(word, "G_LAST"), layer.groups as u64 - 1, "{}", layer.name);
+        assert_eq!(decode(word, "K_LAST"), layer.kernel as u64 - 1, "{}", layer.name);
+        assert_eq!(decode(word, "W_BASE"), layer.weight_base as u64, "{}", layer.name);
+        assert_eq!(
+            decode(word, "KC"),
+            (layer.kernel * layer.input.channels) as u64,
+            "{}",
+            layer.name
+        );
+        assert_eq!(decode(word, "LAST"), layer.last as u64, "{}", layer.name);
+        assert_eq!(decode(word, "DIRECT"), layer.direct as u64, "{}", layer.name);
+        assert_eq!(
+            decode(word, "P_LAST"),
+            layer.pool.map_or(0, |(size, _)| size as u64 - 1),
+            "{}",
+            layer.name
+        );
+    }
+
+    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/verilog");
+    for entry in std::fs::read_dir(templates).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for used in text.split('`').skip(1) {
+            let name: String = used
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if name.starts_with("QNNC_") {
+                let defined = fields.contains_key(&name)
+                    || include.contains(&format!("`define {name} "));
+                assert!(defined, "{} uses `{name}, which the include does not define", path.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn control_has_no_run_time_multiplies() {
+    // A product of two signals is a multiplier in hardware. Only the datapath may have them:
+    // the lane's weight times activation and the requantization's multiply. Every other `*`
+    // multiplies by a parameter (a constant at elaboration).
+    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/verilog");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(templates).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_string_lossy().to_string();
+        if ["qnnc_lane.v", "qnnc_requant.v"].contains(&file.as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap();
+            let bytes: Vec<char> = code.chars().collect();
+            for (at, &c) in bytes.iter().enumerate() {
+                if c != '*' || code[..at].trim_end().ends_with('(') || code[at + 1..].starts_with(')') {
+                    continue;
+                }
+                let left: String = bytes[..at]
+                    .iter()
+                    .rev()
+                    .skip_while(|c| c.is_whitespace())
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                let right: String = bytes[at + 1..]
+                    .iter()
+                    .skip_while(|c| c.is_whitespace())
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
+                    .collect();
+                // Genvars (single letters) index generate loops: elaboration-time constants.
+                let signal = |name: &str| {
+                    name.len() > 1
+                        && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                };
+                if signal(&left) && signal(&right) {
+                    found.push(format!("{file}:{}: {}", number + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "run-time multiplies:\n{}", found.join("\n"));
 }

@@ -137,11 +137,15 @@ pub fn adder_stages(simd: usize) -> u32 {
     simd.trailing_zeros().div_ceil(2)
 }
 
+/// Registered stages of the post-processing (thresholds, multiply-shift): the longest, the
+/// multiply-shift, is product, offset, shift, clamp.
+pub const POST_STAGES: u64 = 4;
+
 /// Cycles from the last chunk issued to the last activation written: operands, products, the
-/// adder tree, the accumulator, two post-processing stages, max-pool, packing, and the flush
-/// of a partly filled row.
+/// adder tree, the accumulator, the post-processing, max-pool, packing, and the flush of a
+/// partly filled row.
 pub fn drain_cycles(simd: usize) -> u64 {
-    7 + adder_stages(simd) as u64
+    5 + POST_STAGES + adder_stages(simd) as u64
 }
 
 /// Cycles from the loader's last piece of a window to the first read of it: the source read,

@@ -72,8 +72,9 @@ module qnnc_core #(
     localparam [2:0] S_INPUT = 3'd0, S_DESC = 3'd1, S_LOAD = 3'd2, S_RUN = 3'd3,
                      S_DRAIN = 3'd4, S_ARGMAX = 3'd5, S_OUTPUT = 3'd6;
     // From the last issue to the last write: operands, products, adder tree, accumulator,
-    // two post-processing stages, max-pool, packing, then the flush of a partial row.
-    localparam DRAIN = 7 + ADDER_STAGES;
+    // POST post-processing stages, max-pool, packing, then the flush of a partial row.
+    localparam POST = 4;
+    localparam DRAIN = 5 + POST + ADDER_STAGES;
     localparam TSLOT = NT * TW + 1;
     localparam RSLOT = MW + OW;
     localparam OUTW  = LW > EBITS ? LW : EBITS;
@@ -260,7 +261,7 @@ module qnnc_core #(
         .clk(clk), .rst(rst), .d(sb_operands), .q(sb_sum));
     qnnc_delay #(.WIDTH(SBW), .DEPTH(1)) d_acc (
         .clk(clk), .rst(rst), .d(sb_sum), .q(sb_acc));
-    qnnc_delay #(.WIDTH(SBW), .DEPTH(2)) d_result (
+    qnnc_delay #(.WIDTH(SBW), .DEPTH(POST)) d_result (
         .clk(clk), .rst(rst), .d(sb_acc), .q(sb_result));
     qnnc_delay #(.WIDTH(SBW), .DEPTH(1)) d_pack (
         .clk(clk), .rst(rst), .d(sb_result), .q(sb_pack));
@@ -297,7 +298,7 @@ module qnnc_core #(
     endgenerate
 
     // ---- Post-processing: the parameters of the group are read while its last sum is
-    // accumulated; thresholds, multiply-shift and the raw accumulator each take 2 cycles.
+    // accumulated; thresholds, multiply-shift and the raw accumulator each take POST cycles.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [PAW-1:0] param_addr = sb_sum[7 + GW +: PAW];  // each memory uses its address bits
     /* verilator lint_on UNUSEDSIGNAL */
@@ -313,28 +314,29 @@ module qnnc_core #(
             wire signed [ACCW-1:0] acc = accs[i*ACCW +: ACCW];
             wire [EBITS-1:0] code;
             wire signed [OUTW-1:0] scaled;
+            wire [EBITS-1:0] counted;
             qnnc_threshold #(.ACCW(ACCW), .TW(TW), .NT(NT), .EBITS(EBITS)) thresholder (
                 .clk(clk), .acc(acc), .thresholds(threshold_word[i*TSLOT +: NT*TW]),
                 .descending(threshold_word[i*TSLOT + NT*TW]), .bipolar(out_bipolar),
-                .code(code));
+                .code(counted));
+            qnnc_delay #(.WIDTH(EBITS), .DEPTH(POST - 2)) code_delay (
+                .clk(clk), .rst(1'b0), .d(counted), .q(code));
             qnnc_requant #(.ACCW(ACCW), .MW(MW), .OW(OW), .RQW(RQW), .SHW(`QNNC_SHIFT_W),
                            .CLW(`QNNC_LO_W), .OUTW(OUTW)) requantizer (
                 .clk(clk), .acc(acc), .multiplier(requant_word[i*RSLOT +: MW]),
                 .offset(requant_word[i*RSLOT + MW +: OW]), .shift(shift),
                 .lo(clamp_lo), .hi(clamp_hi), .value(scaled));
             /* verilator lint_off UNUSEDSIGNAL */
-            reg signed [ACCW-1:0] raw1, raw2;  // the logits' width of it is used
+            wire signed [ACCW-1:0] raw_held;  // the logits' width of it is used
             /* verilator lint_on UNUSEDSIGNAL */
-            always @(posedge clk) begin
-                raw1 <= acc;
-                raw2 <= raw1;
-            end
+            qnnc_delay #(.WIDTH(ACCW), .DEPTH(POST)) raw_delay (
+                .clk(clk), .rst(1'b0), .d(acc), .q(raw_held));
             wire signed [OUTW-1:0] raw_value;
             if (OUTW > ACCW) begin : g_extend
-                assign raw_value = {{(OUTW - ACCW){raw2[ACCW-1]}}, raw2};
+                assign raw_value = {{(OUTW - ACCW){raw_held[ACCW-1]}}, raw_held};
             end else begin : g_truncate
                 // The last layer's accumulator fits its logits' width by construction.
-                assign raw_value = raw2[OUTW-1:0];
+                assign raw_value = raw_held[OUTW-1:0];
             end
             assign results[i*OUTW +: OUTW] =
                 raw     ? raw_value :

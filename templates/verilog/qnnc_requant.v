@@ -1,6 +1,8 @@
-// Multiply-shift requantization in two registered stages: acc * M on registered operands (the
-// shape that maps to a DSP block: SB_MAC16, MULT18X18D, DSP48), then clamp((p + B) >>> shift,
-// lo, hi), the shift arithmetic (rounding towards minus infinity). Latency: 2 cycles.
+// Multiply-shift requantization, clamp((acc * M + B) >>> shift, lo, hi), with the shift
+// arithmetic (rounding towards minus infinity), in four registered stages so that no stage
+// holds more than one wide carry chain: the product of registered operands (the shape that
+// maps to a DSP block: SB_MAC16, MULT18X18D, DSP48), the offset added, the shift, the clamp.
+// Latency: 4 cycles. `shift`, `lo` and `hi` are constant while a layer runs.
 module qnnc_requant #(
     parameter ACCW = 24,
     parameter MW   = 25,
@@ -19,15 +21,17 @@ module qnnc_requant #(
     input  wire signed [CLW-1:0]  hi,
     output reg  signed [OUTW-1:0] value
 );
-    reg signed [RQW-1:0] product;
+    reg signed [RQW-1:0] product, biased, shifted;
     reg signed [OW-1:0]  offset_held;
     always @(posedge clk) begin
         product <= {{(RQW-ACCW){acc[ACCW-1]}}, acc} * {{(RQW-MW){multiplier[MW-1]}}, multiplier};
         offset_held <= offset;
     end
     wire signed [RQW-1:0] offset_wide = {{(RQW-OW){offset_held[OW-1]}}, offset_held};
-    wire signed [RQW-1:0] biased = product + offset_wide;
-    wire signed [RQW-1:0] shifted = biased >>> shift;
+    always @(posedge clk) begin
+        biased <= product + offset_wide;
+        shifted <= biased >>> shift;
+    end
     wire signed [RQW-1:0] lo_wide = {{(RQW-CLW){lo[CLW-1]}}, lo};
     wire signed [RQW-1:0] hi_wide = {{(RQW-CLW){hi[CLW-1]}}, hi};
     /* verilator lint_off UNUSEDSIGNAL */
