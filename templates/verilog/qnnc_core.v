@@ -426,18 +426,19 @@ module qnnc_core #(
     assign act_write_row = out_row;
     assign act_write_data = flush ? partial : row_out;
 
-    // ---- Argmax over the logits, one a cycle.
+    // ---- Argmax over the logits, one a cycle: the logits rotate by one place a cycle, so
+    // that the one compared is always the lowest; after CLASSES cycles they are back in place.
     wire [CW-1:0] best;
-    reg signed [LW-1:0] scan_logit;
-    integer c;
-    always @* begin
-        scan_logit = logits[0 +: LW];
-        for (c = 0; c < CLASSES; c = c + 1)
-            if (scan == c[CW-1:0])
-                scan_logit = logits[c*LW +: LW];
-    end
+    wire [CLASSES*LW-1:0] logits_rotated;
+    generate
+        if (CLASSES > 1) begin : g_rotate_logits
+            assign logits_rotated = {logits[LW-1:0], logits[CLASSES*LW-1:LW]};
+        end else begin : g_one_logit
+            assign logits_rotated = logits[LW-1:0];
+        end
+    endgenerate
     qnnc_argmax #(.LW(LW), .CW(CW)) argmax (
-        .clk(clk), .valid(state == S_ARGMAX), .start(scan == 0), .value(scan_logit),
+        .clk(clk), .valid(state == S_ARGMAX), .start(scan == 0), .value(logits[LW-1:0]),
         .index(scan), .best_index(best));
     assign out_class = best;
 
@@ -524,6 +525,7 @@ module qnnc_core #(
                 end
                 S_ARGMAX: begin
                     scan <= scan + 1'b1;
+                    logits[CLASSES*LW-1:0] <= logits_rotated;
                     if (scan == CLASSES - 1)
                         state <= S_OUTPUT;
                 end
