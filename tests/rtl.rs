@@ -450,7 +450,9 @@ fn odd_array_shapes_build_and_equal_the_golden_model() {
     for (pe, simd) in [("1", "1"), ("3", "4")] {
         let build = dir.path().join(format!("build_{pe}x{simd}"));
         let out = build.display().to_string();
-        ok(qnnc(&["compile", &model, "--pe", pe, "--simd", simd, "-o", &out]));
+        ok(qnnc(&[
+            "compile", &model, "--pe", pe, "--simd", simd, "-o", &out,
+        ]));
         let report = sim_json(&out, "2", &[]);
         assert_eq!(report["mismatches"], 0, "{pe}x{simd}: {report}");
         assert_eq!(
@@ -469,7 +471,10 @@ fn layout_fields(include: &str) -> std::collections::BTreeMap<String, (usize, us
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["`define", name, lsb, "+:", width] => {
-                fields.insert(name.to_string(), (lsb.parse().unwrap(), width.parse().unwrap()));
+                fields.insert(
+                    name.to_string(),
+                    (lsb.parse().unwrap(), width.parse().unwrap()),
+                );
             }
             ["`define", name, bit]
                 if !name.ends_with("_W") && !["QNNC_XW", "QNNC_DESC_BITS"].contains(name) =>
@@ -491,7 +496,8 @@ fn the_descriptor_image_decodes_with_the_layout_include() {
     let network = example_network(TINY, Precision::Bits(4));
     let mut graph = build::from_model(&Net::new(&network, 1), "tiny").unwrap();
     passes::run(&mut graph, "tiny", None).unwrap();
-    let config = ArrayConfig { pe: 2, simd: 4 };
+    // The array `compile` builds by default.
+    let config = ArrayConfig { pe: 8, simd: 16 };
     let schedule = schedule::schedule(&graph, config, "tiny").unwrap();
     let build = compile_graph(dir.path(), &graph, "tiny");
     let include = std::fs::read_to_string(build.join("rtl/qnnc_layout.vh")).unwrap();
@@ -510,7 +516,10 @@ fn the_descriptor_image_decodes_with_the_layout_include() {
             covered[bit] = true;
         }
     }
-    assert!(covered.iter().all(|&c| c), "the fields leave gaps in {bits} bits");
+    assert!(
+        covered.iter().all(|&c| c),
+        "the fields leave gaps in {bits} bits"
+    );
 
     let image = std::fs::read_to_string(build.join("mem/layers.hex")).unwrap();
     let words: Vec<&str> = image.lines().filter(|l| !l.starts_with("//")).collect();
@@ -525,10 +534,30 @@ fn the_descriptor_image_decodes_with_the_layout_include() {
     };
     for (layer, word) in schedule.layers.iter().zip(&words) {
         assert_eq!(word.len() * 4 >= bits, true);
-        assert_eq!(decode(word, "T_LAST"), layer.chunks as u64 - 1, "{}", layer.name);
-        assert_eq!(decode(word, "G_LAST"), layer.groups as u64 - 1, "{}", layer.name);
-        assert_eq!(decode(word, "K_LAST"), layer.kernel as u64 - 1, "{}", layer.name);
-        assert_eq!(decode(word, "W_BASE"), layer.weight_base as u64, "{}", layer.name);
+        assert_eq!(
+            decode(word, "T_LAST"),
+            layer.chunks as u64 - 1,
+            "{}",
+            layer.name
+        );
+        assert_eq!(
+            decode(word, "G_LAST"),
+            layer.groups as u64 - 1,
+            "{}",
+            layer.name
+        );
+        assert_eq!(
+            decode(word, "K_LAST"),
+            layer.kernel as u64 - 1,
+            "{}",
+            layer.name
+        );
+        assert_eq!(
+            decode(word, "W_BASE"),
+            layer.weight_base as u64,
+            "{}",
+            layer.name
+        );
         assert_eq!(
             decode(word, "KC"),
             (layer.kernel * layer.input.channels) as u64,
@@ -536,7 +565,12 @@ fn the_descriptor_image_decodes_with_the_layout_include() {
             layer.name
         );
         assert_eq!(decode(word, "LAST"), layer.last as u64, "{}", layer.name);
-        assert_eq!(decode(word, "DIRECT"), layer.direct as u64, "{}", layer.name);
+        assert_eq!(
+            decode(word, "DIRECT"),
+            layer.direct as u64,
+            "{}",
+            layer.name
+        );
         assert_eq!(
             decode(word, "P_LAST"),
             layer.pool.map_or(0, |(size, _)| size as u64 - 1),
@@ -555,9 +589,13 @@ fn the_descriptor_image_decodes_with_the_layout_include() {
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
             if name.starts_with("QNNC_") {
-                let defined = fields.contains_key(&name)
-                    || include.contains(&format!("`define {name} "));
-                assert!(defined, "{} uses `{name}, which the include does not define", path.display());
+                let defined =
+                    fields.contains_key(&name) || include.contains(&format!("`define {name} "));
+                assert!(
+                    defined,
+                    "{} uses `{name}, which the include does not define",
+                    path.display()
+                );
             }
         }
     }
@@ -581,7 +619,10 @@ fn control_has_no_run_time_multiplies() {
             let code = line.split("//").next().unwrap();
             let bytes: Vec<char> = code.chars().collect();
             for (at, &c) in bytes.iter().enumerate() {
-                if c != '*' || code[..at].trim_end().ends_with('(') || code[at + 1..].starts_with(')') {
+                if c != '*'
+                    || code[..at].trim_end().ends_with('(')
+                    || code[at + 1..].starts_with(')')
+                {
                     continue;
                 }
                 let left: String = bytes[..at]
@@ -600,8 +641,7 @@ fn control_has_no_run_time_multiplies() {
                     .collect();
                 // Genvars (single letters) index generate loops: elaboration-time constants.
                 let signal = |name: &str| {
-                    name.len() > 1
-                        && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                    name.len() > 1 && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
                 };
                 if signal(&left) && signal(&right) {
                     found.push(format!("{file}:{}: {}", number + 1, line.trim()));
@@ -609,5 +649,9 @@ fn control_has_no_run_time_multiplies() {
             }
         }
     }
-    assert!(found.is_empty(), "run-time multiplies:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "run-time multiplies:\n{}",
+        found.join("\n")
+    );
 }

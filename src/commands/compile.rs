@@ -5,28 +5,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use super::train::NetworkArgs;
 use super::Source;
 use crate::codegen::{self, digest, Hardware};
 use crate::error::{Error, Result};
+use crate::implement::{self, Target};
 use crate::ir::{dump, passes};
 use crate::schedule::{self, ArrayConfig, Schedule};
-use crate::synth;
 
 /// Names the build folder's manifest format.
 pub const BUILD_FORMAT: &str = "qnnc-build";
 pub const BUILD_VERSION: u32 = 1;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SynthTarget {
-    /// Yosys `synth`: generic cells
-    Generic,
-    /// Yosys `synth_ice40`: LUTs, carries, flip-flops and block RAMs of a Lattice iCE40
-    Ice40,
-}
 
 #[derive(Debug, Clone, Args)]
 pub struct CompileArgs {
@@ -44,12 +36,19 @@ pub struct CompileArgs {
     /// Largest weight memory to build, in KiB
     #[arg(long, value_name = "KIB", default_value_t = 4096)]
     pub weight_memory: u64,
-    /// Largest activation buffers (both together) to build, in KiB
+    /// Largest activation buffers (pixels and both activation buffers together) to build, in KiB
     #[arg(long, value_name = "KIB", default_value_t = 1024)]
     pub activation_memory: u64,
-    /// Also synthesize with Yosys and print the resources
-    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "generic")]
-    pub synth: Option<SynthTarget>,
+    /// Also implement for an FPGA target (synthesis; place and route for up5k and ecp5-85k)
+    /// into DIR/implementation, and print the resources, Fmax and inferences/s
+    #[arg(long, value_enum, value_name = "TARGET")]
+    pub target: Option<Target>,
+    /// Clock constraint for place and route, in MHz [default: up5k 30, ecp5-85k 50]
+    #[arg(long, value_name = "MHZ")]
+    pub clock_mhz: Option<f64>,
+    /// The same as --target generic
+    #[arg(long, hide = true, conflicts_with = "target")]
+    pub synth: bool,
     #[command(flatten)]
     pub network: NetworkArgs,
 }
@@ -90,6 +89,7 @@ pub struct LayerRecord {
 
 pub fn run(args: &CompileArgs) -> Result<()> {
     let start = Instant::now();
+    let target = implementation_target(args)?;
     let origin = args.model.display().to_string();
     let source = Source::open(&args.model, &args.network)?;
     if matches!(source, Source::Spec(_)) {
@@ -138,11 +138,51 @@ pub fn run(args: &CompileArgs) -> Result<()> {
     for (what, bits) in hw.memory_bits() {
         println!("  {what:<15} {bits}");
     }
-    if let Some(target) = args.synth {
-        let report = synth::synthesize(&args.output, &manifest.top, target)?;
+    if let Some(target) = target {
+        let report = implement::implement(&implement::Request {
+            dir: &args.output,
+            top: &manifest.top,
+            cycles_per_inference: manifest.predicted_cycles,
+            memory_bits: hw.memory_bits(),
+            target,
+            clock_mhz: args.clock_mhz,
+        })?;
+        println!("{}", report.synthesis_line());
         print!("{report}");
+        println!(
+            "  {}",
+            args.output
+                .join(implement::FOLDER)
+                .join("report.json")
+                .display()
+        );
+        report.verdict(&args.output)?;
     }
     Ok(())
+}
+
+/// The target to implement for (`--synth` is `--target generic`), with the clock checked
+/// before anything is written.
+fn implementation_target(args: &CompileArgs) -> Result<Option<Target>> {
+    let target = args.target.or(args.synth.then_some(Target::Generic));
+    if let Some(mhz) = args.clock_mhz {
+        match target {
+            Some(t) if t.places() => {}
+            _ => {
+                return Err(Error::usage(
+                    "--clock-mhz",
+                    "applies to the targets that are placed and routed: --target up5k or ecp5-85k",
+                ))
+            }
+        }
+        if !(mhz.is_finite() && mhz > 0.0 && mhz <= 1000.0) {
+            return Err(Error::usage(
+                "--clock-mhz",
+                format!("{mhz} is not a clock rate in MHz (0 to 1000)"),
+            ));
+        }
+    }
+    Ok(target)
 }
 
 fn check_memory(hw: &Hardware, args: &CompileArgs) -> Result<()> {
@@ -156,7 +196,7 @@ fn check_memory(hw: &Hardware, args: &CompileArgs) -> Result<()> {
         ),
         (
             "activation",
-            bits["activations"],
+            bits["activations"] + bits["pixels"],
             args.activation_memory,
             "--activation-memory",
         ),
