@@ -2,6 +2,7 @@
 
 use crate::data::DataError;
 use crate::energy::EnergyError;
+use crate::implement::ImplementError;
 use crate::ir::IrError;
 use crate::model::ModelError;
 use crate::sim::SimError;
@@ -21,6 +22,8 @@ pub enum Error {
     Ir(#[from] IrError),
     #[error(transparent)]
     Sim(#[from] SimError),
+    #[error(transparent)]
+    Implement(#[from] ImplementError),
     /// A command-line value that does not make sense: the flag and what is wrong.
     #[error("{flag}: {message}")]
     Usage { flag: String, message: String },

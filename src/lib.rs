@@ -17,7 +17,7 @@ pub mod train;
 
 pub use error::{Error, Result};
 pub mod golden;
+pub mod implement;
 pub mod ir;
 pub mod schedule;
 pub mod sim;
-pub mod synth;

@@ -452,7 +452,9 @@ fn emit_best(
         simd: 16,
         weight_memory: 4096,
         activation_memory: 1024,
-        synth: None,
+        target: None,
+        clock_mhz: None,
+        synth: false,
         network: Default::default(),
     })?;
     super::sim::run(&super::sim::SimArgs {
@@ -462,6 +464,7 @@ fn emit_best(
         model: None,
         data,
         format: super::Format::Table,
+        netlist: false,
     })?;
     Ok(())
 }

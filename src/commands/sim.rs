@@ -33,6 +33,10 @@ pub struct SimArgs {
     pub data: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Simulate the gate-level netlist of `qnnc compile --target` (DIR/implementation) with
+    /// Yosys's cell models instead of the RTL
+    #[arg(long)]
+    pub netlist: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -48,12 +52,15 @@ pub struct LayerResult {
 pub struct SimSummary {
     pub model: String,
     pub simulator: String,
+    /// The target whose gate-level netlist ran, or null for the RTL.
+    pub netlist: Option<String>,
     pub images: usize,
     pub mismatches: usize,
     pub cycles_per_inference: f64,
     pub predicted_cycles: u64,
     pub prediction_error_percent: f64,
-    pub utilization: f64,
+    /// Null for a netlist, whose testbench sees no layers.
+    pub utilization: Option<f64>,
     pub inferences_per_second: f64,
     pub layers: Vec<LayerResult>,
 }
@@ -141,20 +148,39 @@ pub fn run(args: &SimArgs) -> Result<()> {
     }
     let expected = golden.run(&data.images);
     sim::write_vectors(dir, &data.images, data.pixels_per_image(), &expected)?;
+    let (bench, netlist) = if args.netlist {
+        let (bench, target) = sim::netlist::bench(dir)?;
+        (bench, Some(target))
+    } else {
+        (sim::Bench::rtl(dir)?, None)
+    };
     let progress = super::progress_bar(0);
     progress.set_message(format!(
         "building {} with {:?}",
         manifest.top, args.simulator
     ));
     progress.enable_steady_tick(std::time::Duration::from_millis(200));
-    let executable = sim::build(dir, args.simulator)?;
+    let executable = sim::build_bench(dir, args.simulator, &bench)?;
     progress.set_message(format!("simulating {} images", data.len()));
     let report = sim::run(dir, args.simulator, &executable, manifest.layers.len())?;
     progress.finish_and_clear();
-    let summary = summarize(&manifest, args.simulator, &report);
+    let summary = summarize(&manifest, args.simulator, netlist, &report);
     match args.format {
         Format::Json => super::print_json(&summary),
         Format::Table => print_summary(&summary),
+    }
+    if let (true, Some(image), Some(target)) =
+        (report.mismatches > 0, report.first_mismatch, netlist)
+    {
+        return Err(Error::Output {
+            file: folder,
+            message: format!(
+                "{} of {} images mismatch the golden model in the {} netlist; first: image {image} (qnnc sim without --netlist locates the layer in the RTL)",
+                report.mismatches,
+                report.images,
+                target.name()
+            ),
+        });
     }
     if let (true, Some(image)) = (report.mismatches > 0, report.first_mismatch) {
         let pixels = &data.images[image * data.pixels_per_image()..][..data.pixels_per_image()];
@@ -231,12 +257,19 @@ fn locate_mismatch(
     ))
 }
 
-fn summarize(manifest: &Manifest, simulator: Simulator, report: &SimReport) -> SimSummary {
+fn summarize(
+    manifest: &Manifest,
+    simulator: Simulator,
+    netlist: Option<crate::implement::Target>,
+    report: &SimReport,
+) -> SimSummary {
     let n = report.images.max(1) as f64;
     let lanes = (manifest.pe * manifest.simd) as f64;
+    // A netlist's testbench counts no layers: totals only.
     let layers: Vec<LayerResult> = manifest
         .layers
         .iter()
+        .filter(|_| netlist.is_none())
         .zip(&report.layer_cycles)
         .map(|(l, &cycles)| {
             let per_image = cycles as f64 / n;
@@ -254,27 +287,44 @@ fn summarize(manifest: &Manifest, simulator: Simulator, report: &SimReport) -> S
     SimSummary {
         model: manifest.model.clone(),
         simulator: format!("{simulator:?}").to_lowercase(),
+        netlist: netlist.map(|t| t.name().to_string()),
         images: report.images,
         mismatches: report.mismatches,
         cycles_per_inference: cycles,
         predicted_cycles: manifest.predicted_cycles,
         prediction_error_percent: 100.0 * (cycles - manifest.predicted_cycles as f64)
             / manifest.predicted_cycles as f64,
-        utilization: manifest.macs as f64 / (layer_cycles * lanes),
+        utilization: (netlist.is_none()).then(|| manifest.macs as f64 / (layer_cycles * lanes)),
         inferences_per_second: report.images as f64 / report.seconds,
         layers,
     }
 }
 
 fn print_summary(s: &SimSummary) {
+    let what = match &s.netlist {
+        Some(target) => format!("{} netlist", target),
+        None => s.simulator.clone(),
+    };
+    let how = if s.netlist.is_some() {
+        format!(" in {}", s.simulator)
+    } else {
+        String::new()
+    };
     println!(
-        "{} in {}: {} images, mismatches: {}",
-        s.model, s.simulator, s.images, s.mismatches
+        "{} in {what}{how}: {} images, mismatches: {}",
+        s.model, s.images, s.mismatches
     );
     println!(
         "cycles per inference: {:.1} (predicted {}, {:+.2} %)",
         s.cycles_per_inference, s.predicted_cycles, s.prediction_error_percent
     );
+    if s.layers.is_empty() {
+        println!(
+            "simulated inferences per second: {:.1}",
+            s.inferences_per_second
+        );
+        return;
+    }
     println!(
         "  {:<10} {:>10} {:>10} {:>10} {:>6}",
         "layer", "MACs", "cycles", "predicted", "util"
@@ -285,7 +335,9 @@ fn print_summary(s: &SimSummary) {
             l.name, l.macs, l.cycles, l.predicted_cycles, l.utilization
         );
     }
-    println!("PE utilization over the layers: {:.3}", s.utilization);
+    if let Some(utilization) = s.utilization {
+        println!("PE utilization over the layers: {utilization:.3}");
+    }
     println!(
         "simulated inferences per second: {:.1}",
         s.inferences_per_second

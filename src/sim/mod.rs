@@ -10,6 +10,8 @@ use clap::ValueEnum;
 
 use crate::golden::Prediction;
 
+pub mod netlist;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Simulator {
     Verilator,
@@ -141,24 +143,56 @@ fn run_tool(dir: &Path, tool: &'static str, command: &mut Command) -> Result<Str
     Ok(stdout)
 }
 
-/// Builds the simulation executable (again only when the sources changed) and returns it.
+/// What a simulation is built from: the testbench and the design's sources (paths relative to
+/// the build folder, or absolute), the macros defined, and where the executable goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bench {
+    pub sources: Vec<String>,
+    pub defines: Vec<String>,
+    /// Verilator's folder (its executable is `Vtb` in it).
+    pub verilator_dir: &'static str,
+    /// Icarus Verilog's compiled design.
+    pub icarus_file: &'static str,
+}
+
+impl Bench {
+    /// The RTL simulation: tb/testbench.v and rtl/*.v.
+    pub fn rtl(dir: &Path) -> Result<Bench, SimError> {
+        Ok(Bench {
+            sources: sources(dir)?,
+            defines: Vec::new(),
+            verilator_dir: "obj_dir",
+            icarus_file: "sim/icarus.vvp",
+        })
+    }
+}
+
+/// Builds the RTL simulation executable (again only when the sources changed) and returns it.
 pub fn build(dir: &Path, simulator: Simulator) -> Result<PathBuf, SimError> {
-    let sources = sources(dir)?;
-    let stamp_text: String = sources
+    build_bench(dir, simulator, &Bench::rtl(dir)?)
+}
+
+/// Builds a simulation executable (again only when its sources changed) and returns it.
+pub fn build_bench(dir: &Path, simulator: Simulator, bench: &Bench) -> Result<PathBuf, SimError> {
+    let sources = &bench.sources;
+    let mut stamp_text: String = sources
         .iter()
         .map(|f| {
-            let text = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+            let text = std::fs::read(dir.join(f)).unwrap_or_default();
             format!("{f} {}\n", crate::codegen::digest(&text))
         })
         .collect();
+    for define in &bench.defines {
+        stamp_text += &format!("-D{define}\n");
+    }
     let (executable, stamp) = match simulator {
         Simulator::Verilator => (
-            PathBuf::from("obj_dir/Vtb"),
-            PathBuf::from("obj_dir/qnnc.stamp"),
+            PathBuf::from(bench.verilator_dir).join("Vtb"),
+            PathBuf::from(bench.verilator_dir).join("qnnc.stamp"),
         ),
         Simulator::Icarus => (
-            PathBuf::from("sim/icarus.vvp"),
-            PathBuf::from("sim/icarus.stamp"),
+            PathBuf::from(bench.icarus_file),
+            PathBuf::from(bench.icarus_file).with_extension("stamp"),
         ),
     };
     let fresh = dir.join(&executable).is_file()
@@ -166,6 +200,7 @@ pub fn build(dir: &Path, simulator: Simulator) -> Result<PathBuf, SimError> {
     if fresh {
         return Ok(executable);
     }
+    let defines: Vec<String> = bench.defines.iter().map(|d| format!("-D{d}")).collect();
     match simulator {
         Simulator::Verilator => {
             require("verilator", "verilator")?;
@@ -187,26 +222,30 @@ pub fn build(dir: &Path, simulator: Simulator) -> Result<PathBuf, SimError> {
                         "-j",
                         "2",
                         "--Mdir",
-                        "obj_dir",
+                        bench.verilator_dir,
                         "-o",
                         "Vtb",
                         "-Irtl",
                     ])
-                    .args(&sources),
+                    .args(&defines)
+                    .args(sources),
             )?;
         }
         Simulator::Icarus => {
             require("iverilog", "iverilog")?;
-            std::fs::create_dir_all(dir.join("sim")).map_err(|e| SimError::Files {
-                dir: dir.display().to_string(),
-                message: e.to_string(),
-            })?;
+            if let Some(folder) = dir.join(bench.icarus_file).parent() {
+                std::fs::create_dir_all(folder).map_err(|e| SimError::Files {
+                    dir: dir.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            }
             run_tool(
                 dir,
                 "iverilog",
                 Command::new("iverilog")
-                    .args(["-g2012", "-I", "rtl", "-o", "sim/icarus.vvp", "-s", "tb"])
-                    .args(&sources),
+                    .args(["-g2012", "-I", "rtl", "-o", bench.icarus_file, "-s", "tb"])
+                    .args(&defines)
+                    .args(sources),
             )?;
         }
     }
