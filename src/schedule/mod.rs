@@ -138,8 +138,8 @@ pub fn adder_stages(simd: usize) -> u32 {
 }
 
 /// Registered stages of the post-processing (thresholds, multiply-shift): the longest, the
-/// multiply-shift, is product, offset, shift, clamp.
-pub const POST_STAGES: u64 = 4;
+/// multiply-shift, is product, offset, shift, comparisons with the clamp, choice.
+pub const POST_STAGES: u64 = 5;
 
 /// Cycles from the last chunk issued to the last activation written: operands, products, the
 /// adder tree, the accumulator, the post-processing, max-pool, packing, and the flush of a

@@ -73,7 +73,7 @@ module qnnc_core #(
                      S_DRAIN = 3'd4, S_ARGMAX = 3'd5, S_OUTPUT = 3'd6;
     // From the last issue to the last write: operands, products, adder tree, accumulator,
     // POST post-processing stages, max-pool, packing, then the flush of a partial row.
-    localparam POST = 4;
+    localparam POST = 5;
     localparam DRAIN = 5 + POST + ADDER_STAGES;
     localparam TSLOT = NT * TW + 1;
     localparam RSLOT = MW + OW;

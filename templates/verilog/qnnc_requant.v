@@ -1,8 +1,9 @@
 // Multiply-shift requantization, clamp((acc * M + B) >>> shift, lo, hi), with the shift
-// arithmetic (rounding towards minus infinity), in four registered stages so that no stage
+// arithmetic (rounding towards minus infinity), in five registered stages so that no stage
 // holds more than one wide carry chain: the product of registered operands (the shape that
-// maps to a DSP block: SB_MAC16, MULT18X18D, DSP48), the offset added, the shift, the clamp.
-// Latency: 4 cycles. `shift`, `lo` and `hi` are constant while a layer runs.
+// maps to a DSP block: SB_MAC16, MULT18X18D, DSP48), the offset added, the shift, the two
+// comparisons with the clamp's ends, the choice. Latency: 5 cycles. `shift`, `lo` and `hi`
+// are constant while a layer runs.
 module qnnc_requant #(
     parameter ACCW = 24,
     parameter MW   = 25,
@@ -34,11 +35,13 @@ module qnnc_requant #(
     end
     wire signed [RQW-1:0] lo_wide = {{(RQW-CLW){lo[CLW-1]}}, lo};
     wire signed [RQW-1:0] hi_wide = {{(RQW-CLW){hi[CLW-1]}}, hi};
-    /* verilator lint_off UNUSEDSIGNAL */
-    // The clamp range fits OUTW bits, so the upper bits only repeat the sign.
-    wire signed [RQW-1:0] clamped = shifted < lo_wide ? lo_wide :
-                                    shifted > hi_wide ? hi_wide : shifted;
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(posedge clk)
-        value <= clamped[OUTW-1:0];
+    reg below, above;
+    reg signed [OUTW-1:0] kept;
+    always @(posedge clk) begin
+        below <= shifted < lo_wide;
+        above <= shifted > hi_wide;
+        // The clamp range fits OUTW bits, so a value inside it does too.
+        kept <= shifted[OUTW-1:0];
+        value <= below ? lo_wide[OUTW-1:0] : above ? hi_wide[OUTW-1:0] : kept;
+    end
 endmodule
