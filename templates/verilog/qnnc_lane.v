@@ -23,10 +23,24 @@ module qnnc_lane #(
             assign product = w[0] ? {{WBITS{a_value[EBITS+1]}}, a_value}
                                   : -{{WBITS{a_value[EBITS+1]}}, a_value};
         end else begin : g_multibit
+            // Shifted partial products, summed: logic, never a DSP block, whatever the tool,
+            // so that DSPs are left to requantization.
+            localparam PW = WBITS + EBITS + 2;
             wire signed [WBITS:0] w_value =
                 w_bipolar ? (w[0] ? {{WBITS{1'b0}}, 1'b1} : {(WBITS+1){1'b1}})
                           : {w[WBITS-1], w};
-            assign product = w_value * a_value;
+            wire signed [PW-1:0] a_wide = {{WBITS{a_value[EBITS+1]}}, a_value};
+            reg signed [PW-1:0] sum;
+            integer k;
+            always @* begin
+                sum = {PW{1'b0}};
+                for (k = 0; k < WBITS; k = k + 1)
+                    if (w_value[k])
+                        sum = sum + (a_wide <<< k);
+                if (w_value[WBITS])
+                    sum = sum - (a_wide <<< WBITS);
+            end
+            assign product = sum;
         end
     endgenerate
 endmodule
