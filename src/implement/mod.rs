@@ -247,6 +247,7 @@ pub fn implement(request: &Request) -> Result<Report, ImplementError> {
         critical_path: None,
         bitstream: None,
         tools: BTreeMap::new(),
+        notes: Vec::new(),
     };
 
     // What cannot fit whatever synthesis does is refused before it runs.
@@ -277,11 +278,24 @@ pub fn implement(request: &Request) -> Result<Report, ImplementError> {
         report.io = Some(board::port_bits(class_bits).len() as u64);
     }
 
-    let script = yosys::script(target, top, &sources, &stage);
     report.tools.insert("yosys".into(), tools.yosys.version());
-    let stat = yosys::synthesize(&tools.yosys, dir, &staging.path, &stage, &script)?;
+    let synthesize = |dsp: bool| {
+        let script = yosys::script(target, top, &sources, &stage, dsp);
+        yosys::synthesize(&tools.yosys, dir, &staging.path, &stage, &script)
+    };
     let family = device.as_ref().map(|d| d.family);
-    let resources = stat.resources(family);
+    let mut stat = synthesize(true)?;
+    let mut resources = stat.resources(family);
+    // Yosys maps every wide multiply to DSP blocks, however few the device has: when they
+    // overflow, the multipliers are built from logic instead.
+    if let Some(device) = device.as_ref().filter(|d| resources.dsps > d.dsps) {
+        report.notes.push(format!(
+            "multipliers built from logic: mapped to DSP blocks they needed {} of {}",
+            resources.dsps, device.dsps
+        ));
+        stat = synthesize(false)?;
+        resources = stat.resources(family);
+    }
     report.cells = stat.total();
     report.latches = stat.latches;
     report.luts = resources.luts;
@@ -294,15 +308,7 @@ pub fn implement(request: &Request) -> Result<Report, ImplementError> {
     if let Some(device) = &device {
         let logic = resources.luts.unwrap_or(0);
         for (what, used, available) in [
-            (
-                if device.logic_cells.is_some() {
-                    "LUTs (each needs a logic cell)"
-                } else {
-                    "LUTs"
-                },
-                logic,
-                device.logic(),
-            ),
+            ("LUTs", logic, device.logic()),
             ("flip-flops", resources.ffs, device.ffs),
             ("block RAMs", resources.brams, device.brams),
             ("DSPs", resources.dsps, device.dsps),
@@ -319,10 +325,8 @@ pub fn implement(request: &Request) -> Result<Report, ImplementError> {
         let placed = place_and_route(nextpnr, dir, &staging, device, clock)?;
         match placed {
             Err(usage_overflow) => {
-                // nextpnr's own counts name what overflowed; Yosys's come second.
-                let mut all = usage_overflow;
-                all.extend(overflow);
-                return refuse(report, all, staging);
+                // nextpnr's counts, of the packed design, name what overflowed.
+                return refuse(report, usage_overflow, staging);
             }
             Ok(placed) => {
                 apply_placement(&mut report, device, &placed);

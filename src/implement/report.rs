@@ -43,6 +43,8 @@ pub struct Report {
     pub bitstream: Option<String>,
     /// The version line of each tool that ran.
     pub tools: BTreeMap<String, String>,
+    /// What the flow decided on the way (e.g. multipliers built from logic).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +140,9 @@ impl fmt::Display for Report {
         }
         for overflow in &self.overflow {
             writeln!(f, "  overflow: {overflow}")?;
+        }
+        for note in &self.notes {
+            writeln!(f, "  note: {note}")?;
         }
         match (self.fmax_mhz, self.clock_mhz) {
             (Some(fmax), Some(clock)) => {

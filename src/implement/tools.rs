@@ -31,7 +31,7 @@ impl Tool {
             "-V"
         };
         let output = Command::new(&self.path).arg(flag).output();
-        output
+        let line = output
             .ok()
             .map(|o| {
                 let mut text = String::from_utf8_lossy(&o.stdout).to_string();
@@ -42,7 +42,13 @@ impl Tool {
                     .trim()
                     .to_string()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        // Tools without a version flag (icepack) are named by their path.
+        if line.is_empty() || line.starts_with("Usage") {
+            self.path.display().to_string()
+        } else {
+            line
+        }
     }
 }
 

@@ -107,21 +107,31 @@ impl Stat {
 
 /// The Yosys script of a target. Device targets synthesize the board top with the design's
 /// top kept as a module of its own, so that one netlist serves both place and route (the
-/// board top) and gate-level simulation (the design top, with all its ports).
-pub fn script(target: Target, top: &str, sources: &[String], stage: &str) -> String {
+/// board top) and gate-level simulation (the design top, with all its ports). With `dsp`
+/// false, multipliers are built from logic instead of DSP blocks.
+pub fn script(target: Target, top: &str, sources: &[String], stage: &str, dsp: bool) -> String {
     let read = format!("read_verilog -defer {}", sources.join(" "));
     let netlist = format!("write_verilog -noattr {stage}/netlist.v");
     match target {
         Target::Generic => format!("{read}; synth -top {top}; stat; {netlist}"),
         _ => {
-            let synth = match target {
-                Target::Up5k => {
+            let synth = match (target, dsp) {
+                (Target::Up5k, true) => {
                     format!("synth_ice40 -top {BOARD_TOP} -dsp -spram -json {stage}/netlist.json")
                 }
-                Target::Ecp5_85k => {
+                (Target::Up5k, false) => {
+                    format!("synth_ice40 -top {BOARD_TOP} -spram -json {stage}/netlist.json")
+                }
+                (Target::Ecp5_85k, true) => {
                     format!("synth_ecp5 -top {BOARD_TOP} -json {stage}/netlist.json")
                 }
-                _ => format!("synth_xilinx -top {BOARD_TOP} -family xc7 -flatten"),
+                (Target::Ecp5_85k, false) => {
+                    format!("synth_ecp5 -top {BOARD_TOP} -nodsp -json {stage}/netlist.json")
+                }
+                (_, true) => format!("synth_xilinx -top {BOARD_TOP} -family xc7 -flatten"),
+                (_, false) => {
+                    format!("synth_xilinx -top {BOARD_TOP} -family xc7 -flatten -nodsp")
+                }
             };
             format!(
                 "{read} {stage}/board.v; hierarchy -top {BOARD_TOP}; \
