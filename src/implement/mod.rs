@@ -46,7 +46,7 @@ pub enum ImplementError {
         what: String,
         report: String,
     },
-    #[error("{target}: Fmax {fmax:.1} MHz is below the {clock} MHz constraint (see {report})")]
+    #[error("{target}: Fmax {fmax:.2} MHz is below the {clock} MHz constraint (see {report})")]
     Timing {
         target: &'static str,
         fmax: f64,
