@@ -1,9 +1,12 @@
-// Checks qnnc_threshold: the output code counts the thresholds the accumulator reaches
-// (acc >= t on ascending channels, acc <= t on descending ones), or with a bipolar output is
-// 1 when any is reached. Two instances: one with NT thresholds and one with a single threshold.
-// Each vector line names the instance by its threshold count:
-//   nt acc descending bipolar expected_code t_0 ... t_(nt-1)
-// with the accumulator and thresholds as signed decimals.
+// Checks qnnc_threshold, a clocked block with the latency L that its header states: the output
+// code counts the thresholds the accumulator reaches (acc >= t on ascending channels, acc <= t
+// on descending ones), or with a bipolar output is 1 when its threshold is reached. Two
+// instances take the same accumulator and flags, one with a table of NT thresholds and one
+// with a single threshold. One vector line a cycle (see vectors.vh):
+//   check acc descending bipolar t_0 ... t_(NT-1) single_t code_of_table code_of_single
+// with the accumulator and thresholds as signed decimals; the codes expected are those of the
+// inputs L lines earlier. The bipolar flag is constant while a layer runs: the vectors hold it
+// for the L cycles of every input whose code they check.
 module tb_threshold #(
     parameter ACCW  = 12,
     parameter TW    = 14,
@@ -12,6 +15,7 @@ module tb_threshold #(
 );
     `include "vectors.vh"
 
+    reg                   clk;
     reg signed [ACCW-1:0] acc;
     reg                   descending;
     reg                   bipolar;
@@ -22,51 +26,54 @@ module tb_threshold #(
     wire [EBITS-1:0]      code_of_single;
 
     qnnc_threshold #(.ACCW(ACCW), .TW(TW), .NT(NT), .EBITS(EBITS)) table_instance (
-        .acc(acc), .thresholds(thresholds), .descending(descending), .bipolar(bipolar),
-        .code(code_of_table));
+        .clk(clk), .acc(acc), .thresholds(thresholds), .descending(descending),
+        .bipolar(bipolar), .code(code_of_table));
     qnnc_threshold #(.ACCW(ACCW), .TW(TW), .NT(1), .EBITS(EBITS)) single_instance (
-        .acc(acc), .thresholds(single_threshold), .descending(descending), .bipolar(bipolar),
-        .code(code_of_single));
+        .clk(clk), .acc(acc), .thresholds(single_threshold), .descending(descending),
+        .bipolar(bipolar), .code(code_of_single));
 
-    integer nt, k;
-    reg signed [63:0] acc_value, descending_flag, bipolar_flag, expected, threshold;
-    reg [EBITS-1:0] code;
+    integer k;
+    reg check;
+    // Fields read by read_signed and read_unsigned, which check them whole; the ports take
+    // their low bits.
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg signed [63:0] check_field, acc_value, threshold, expected_table, expected_single;
+    /* verilator lint_on UNUSEDSIGNAL */
     initial begin
+        clk = 1'b0;
         open_vectors;
-        while ($fscanf(vectors, "%d", nt) == 1) begin
+        while ($fscanf(vectors, "%d", check_field) == 1) begin
             line = line + 1;
-            if ($fscanf(vectors, "%d %d %d %d", acc_value, descending_flag, bipolar_flag,
-                        expected) != 4)
-                reject_vector("missing fields");
-            if (nt != NT && nt != 1)
-                reject_vector("no instance of this threshold count");
-            if (!fits_signed(acc_value, ACCW))
-                reject_vector("accumulator wider than ACCW");
-            if (!fits_unsigned(descending_flag, 1) || !fits_unsigned(bipolar_flag, 1))
-                reject_vector("flag not 0 or 1");
-            for (k = 0; k < nt; k = k + 1) begin
-                if ($fscanf(vectors, "%d", threshold) != 1)
-                    reject_vector("missing threshold");
-                if (!fits_signed(threshold, TW))
-                    reject_vector("threshold wider than TW");
-                if (nt == 1)
-                    single_threshold = threshold[TW-1:0];
-                else
-                    next_thresholds[k*TW +: TW] = threshold[TW-1:0];
+            if (!fits_unsigned(check_field, 1))
+                reject_vector("check flag not 0 or 1");
+            check = check_field[0];
+            read_signed(acc_value, ACCW);
+            read_flag(descending);
+            read_flag(bipolar);
+            for (k = 0; k < NT; k = k + 1) begin
+                read_signed(threshold, TW);
+                next_thresholds[k*TW +: TW] = threshold[TW-1:0];
             end
+            read_signed(threshold, TW);
+            read_unsigned(expected_table, EBITS);
+            read_unsigned(expected_single, EBITS);
             thresholds = next_thresholds;
+            single_threshold = threshold[TW-1:0];
             acc = acc_value[ACCW-1:0];
-            descending = descending_flag[0];
-            bipolar = bipolar_flag[0];
             #1;
-            code = nt == 1 ? code_of_single : code_of_table;
-            checked = checked + 1;
-            if ({{(64-EBITS){1'b0}}, code} !== expected) begin
-                errors = errors + 1;
-                if (errors <= MAX_SHOWN)
-                    $display("mismatch on line %0d: NT %0d acc %0d descending %0d bipolar %0d: code %0d, expected %0d",
-                             line, nt, acc_value, descending_flag, bipolar_flag, code, expected);
+            if (check) begin
+                checked = checked + 1;
+                if ({{(64-EBITS){1'b0}}, code_of_table} !== expected_table
+                        || {{(64-EBITS){1'b0}}, code_of_single} !== expected_single) begin
+                    errors = errors + 1;
+                    if (errors <= MAX_SHOWN)
+                        $display("mismatch on line %0d: code of the table %0d, expected %0d; code of the single threshold %0d, expected %0d",
+                                 line, code_of_table, expected_table, code_of_single,
+                                 expected_single);
+                end
             end
+            clk = 1'b1;
+            #1 clk = 1'b0;
         end
         report;
     end

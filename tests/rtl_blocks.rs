@@ -5,12 +5,19 @@
 //! testbench compares every output with the expected value and reports `errors N` and
 //! `checked M`; a test passes only when nothing mismatched and every vector was checked.
 //!
+//! Clocked blocks take one vector line a clock cycle (see `rtl_tests/vectors.vh`): a check
+//! flag, the inputs, and the outputs expected before that cycle's rising edge. Their reference
+//! models therefore follow the documented latency of each block: a result is expected as many
+//! lines after its inputs as the block has registered stages, and inputs that a block takes
+//! only in a later stage are held for as long as the documentation says they are static.
+//!
 //! Verilator is required: without it these tests fail, naming the Debian package `verilator`.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use rand::seq::IndexedRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -40,6 +47,85 @@ impl Vectors {
     }
 }
 
+/// The vector lines of a clocked block, one a clock cycle: the check flag, the inputs, then
+/// the outputs expected before the cycle's rising edge (placeholders when not checked).
+struct Cycles {
+    vectors: Vectors,
+    outputs: usize,
+}
+
+impl Cycles {
+    fn new(outputs: usize) -> Self {
+        Cycles {
+            vectors: Vectors::default(),
+            outputs,
+        }
+    }
+
+    /// One cycle driving `inputs`, checking the block's outputs against `expected` if given.
+    fn cycle(&mut self, inputs: &[i64], expected: Option<&[i64]>) {
+        let mut line = vec![flag(expected.is_some())];
+        line.extend(inputs);
+        match expected {
+            Some(outputs) => {
+                assert_eq!(outputs.len(), self.outputs, "one value per output");
+                line.extend(outputs);
+                self.vectors.check(&line);
+            }
+            None => {
+                line.extend(std::iter::repeat_n(0, self.outputs));
+                self.vectors.step(&line);
+            }
+        }
+    }
+
+    /// As `cycle`, for a block with one output.
+    fn cycle_one(&mut self, inputs: &[i64], expected: Option<i64>) {
+        self.cycle(inputs, expected.as_ref().map(std::slice::from_ref));
+    }
+}
+
+/// The cycles of a block whose outputs are a function of its inputs `latency` cycles earlier:
+/// each cycle's result, when it is to be checked, is expected `latency` lines later.
+struct Pipeline {
+    cycles: Cycles,
+    latency: usize,
+    in_flight: VecDeque<Option<Vec<i64>>>,
+    last_inputs: Vec<i64>,
+}
+
+impl Pipeline {
+    fn new(latency: usize, outputs: usize) -> Self {
+        Pipeline {
+            cycles: Cycles::new(outputs),
+            latency,
+            in_flight: VecDeque::new(),
+            last_inputs: Vec::new(),
+        }
+    }
+
+    /// One cycle driving `inputs`, whose outputs are `result` (`None`: not checked).
+    fn issue(&mut self, inputs: &[i64], result: Option<Vec<i64>>) {
+        self.in_flight.push_back(result);
+        let due = if self.in_flight.len() > self.latency {
+            self.in_flight.pop_front().flatten()
+        } else {
+            None
+        };
+        self.cycles.cycle(inputs, due.as_deref());
+        self.last_inputs = inputs.to_vec();
+    }
+
+    /// The vectors, after cycles that hold the last inputs until every result was checked.
+    fn finish(mut self) -> Vectors {
+        let inputs = self.last_inputs.clone();
+        for _ in 0..self.latency {
+            self.issue(&inputs, None);
+        }
+        self.cycles.vectors
+    }
+}
+
 /// The closing lines of a testbench run, and its whole output for failure messages.
 struct TestbenchReport {
     errors: u64,
@@ -62,13 +148,24 @@ impl TestbenchReport {
     }
 }
 
-/// Builds `rtl_tests/{testbench}.v` around `templates/verilog/{block}.v` with Verilator (all
-/// warnings fatal), overriding the testbench's parameters with `parameters`, runs it on
-/// `vectors` and returns its report.
+/// Builds `rtl_tests/{testbench}.v` around the blocks `templates/verilog/{block}.v` with
+/// Verilator (all warnings fatal), overriding the testbench's parameters with `parameters`,
+/// runs it on `vectors` and returns its report.
 fn simulate(
     testbench: &str,
-    block: &str,
+    blocks: &[&str],
     parameters: &[(&str, i64)],
+    vectors: &Vectors,
+) -> TestbenchReport {
+    simulate_with_files(testbench, blocks, parameters, &[], vectors)
+}
+
+/// As `simulate`, with `files` (name and text) written to the directory the testbench runs in.
+fn simulate_with_files(
+    testbench: &str,
+    blocks: &[&str],
+    parameters: &[(&str, i64)],
+    files: &[(&str, String)],
     vectors: &Vectors,
 ) -> TestbenchReport {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -76,11 +173,18 @@ fn simulate(
     let work = tempfile::tempdir().expect("a temporary directory");
     let vector_file = work.path().join("vectors.txt");
     std::fs::write(&vector_file, &vectors.text).expect("the vector file is written");
+    for (name, text) in files {
+        std::fs::write(work.path().join(name), text).expect("the testbench's file is written");
+    }
 
     let mut build = Command::new("verilator");
     build
         .current_dir(work.path())
         .args(["--binary", "--timing", "-Wall", "-j", "2"])
+        // Verilator 5.006's liveness pass drops assignments made in a loop with timing
+        // controls (such as the testbenches' `checked` and `errors` counters, which then read
+        // as 0 after the loop); it is off for the testbenches.
+        .arg("-fno-life")
         .args(["--top-module", testbench, "--Mdir", "obj_dir", "-o", "Vtb"])
         .arg(format!("-I{}", testbenches.display()))
         .args(
@@ -89,7 +193,11 @@ fn simulate(
                 .map(|(name, value)| format!("-G{name}={value}")),
         )
         .arg(testbenches.join(format!("{testbench}.v")))
-        .arg(root.join("templates/verilog").join(format!("{block}.v")));
+        .args(
+            blocks
+                .iter()
+                .map(|block| root.join("templates/verilog").join(format!("{block}.v"))),
+        );
     let built = match build.output() {
         Ok(output) => output,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
@@ -132,6 +240,34 @@ fn simulate(
     }
 }
 
+/// The latency a block's header comment states (`Latency: N cycles`): the contract that its
+/// vectors follow.
+fn documented_latency(block: &str) -> usize {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("templates/verilog")
+        .join(format!("{block}.v"));
+    let source = std::fs::read_to_string(&path).expect("the block's source is readable");
+    let header: String = source
+        .lines()
+        .take_while(|line| line.starts_with("//"))
+        .map(|line| line.trim_start_matches('/').trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let latencies: Vec<usize> = header
+        .split("Latency: ")
+        .skip(1)
+        .filter_map(|rest| {
+            let mut words = rest.split_whitespace();
+            let latency = words.next()?.parse().ok()?;
+            words.next()?.starts_with("cycle").then_some(latency)
+        })
+        .collect();
+    match latencies.as_slice() {
+        [latency] => *latency,
+        _ => panic!("{block}'s header states no single 'Latency: N cycles':\n{header}"),
+    }
+}
+
 fn both_streams(output: &Output) -> String {
     format!(
         "{}{}",
@@ -154,6 +290,14 @@ fn unsigned_max(bits: u32) -> i64 {
 
 fn flag(value: bool) -> i64 {
     i64::from(value)
+}
+
+/// A random word of `width` bits as the fields of a wide word in the vector files: 32-bit
+/// chunks, the least significant first.
+fn random_word(rng: &mut ChaCha8Rng, width: u32) -> Vec<i64> {
+    (0..width.div_ceil(32))
+        .map(|chunk| rng.random_range(0..=unsigned_max((width - 32 * chunk).min(32))))
+        .collect()
 }
 
 // ---- qnnc_lane -------------------------------------------------------------------------------
@@ -269,7 +413,7 @@ fn lane_multiplies_decoded_codes_at_every_width() {
             }
         }
     }
-    simulate("tb_lane", "qnnc_lane", &[], &vectors).assert_all_passed(&vectors);
+    simulate("tb_lane", &["qnnc_lane"], &[], &vectors).assert_all_passed(&vectors);
 }
 
 // ---- qnnc_threshold --------------------------------------------------------------------------
@@ -278,7 +422,9 @@ const THRESHOLD_ACCW: u32 = 12;
 const THRESHOLD_TW: u32 = 14;
 const THRESHOLD_NT: usize = 15;
 const THRESHOLD_EBITS: u32 = 8;
-const THRESHOLD_VECTORS: usize = 3000;
+/// Runs of vectors sharing the bipolar flag, and the longest run.
+const THRESHOLD_RUNS: usize = 450;
+const THRESHOLD_MAX_RUN: usize = 12;
 
 /// The count of thresholds the accumulator reaches (`acc >= t`, or `acc <= t` on descending
 /// channels); with a bipolar output, 1 when any is reached.
@@ -315,6 +461,53 @@ fn threshold_table(rng: &mut ChaCha8Rng, count: usize, used: usize, descending: 
     table
 }
 
+/// The inputs of one cycle of the threshold testbench (the accumulator, the flags, the table
+/// of NT thresholds and the single threshold) and the two codes they give.
+fn threshold_vector(rng: &mut ChaCha8Rng, bipolar: bool) -> (Vec<i64>, Vec<i64>) {
+    // A bipolar output has one threshold: at most one is used in the table.
+    let used = if bipolar {
+        rng.random_range(0..=1)
+    } else {
+        *[1, 3, 7, THRESHOLD_NT, rng.random_range(0..=THRESHOLD_NT)]
+            .choose(rng)
+            .expect("non-empty")
+    };
+    let descending = rng.random_bool(0.5);
+    let table = threshold_table(rng, THRESHOLD_NT, used, descending);
+    let single_used = usize::from(rng.random_bool(0.95));
+    let single = threshold_table(rng, 1, single_used, descending);
+
+    let acc_range = signed_min(THRESHOLD_ACCW)..=signed_max(THRESHOLD_ACCW);
+    let ties: Vec<i64> = table[..used]
+        .iter()
+        .chain(&single[..single_used])
+        .copied()
+        .filter(|t| acc_range.contains(t))
+        .collect();
+    let acc_extremes = [
+        signed_min(THRESHOLD_ACCW),
+        signed_max(THRESHOLD_ACCW),
+        0,
+        -1,
+    ];
+    let acc = match rng.random_range(0..4) {
+        0 if !ties.is_empty() => *ties.choose(rng).expect("non-empty"),
+        1 if !ties.is_empty() => (ties.choose(rng).expect("non-empty") + rng.random_range(-1..=1))
+            .clamp(*acc_range.start(), *acc_range.end()),
+        2 => *acc_extremes.choose(rng).expect("non-empty"),
+        _ => rng.random_range(acc_range),
+    };
+
+    let mut inputs = vec![acc, flag(descending), flag(bipolar)];
+    inputs.extend(&table);
+    inputs.extend(&single);
+    let codes = vec![
+        threshold_code(acc, &table, descending, bipolar),
+        threshold_code(acc, &single, descending, bipolar),
+    ];
+    (inputs, codes)
+}
+
 #[test]
 fn threshold_counts_reached_thresholds() {
     assert_eq!(threshold_code(5, &[1, 5, 9], false, false), 2);
@@ -322,300 +515,496 @@ fn threshold_counts_reached_thresholds() {
     assert_eq!(threshold_code(0, &[1], false, true), 0);
 
     let mut rng = ChaCha8Rng::seed_from_u64(0x7e5);
-    let mut vectors = Vectors::default();
-    let acc_extremes = [
-        signed_min(THRESHOLD_ACCW),
-        signed_max(THRESHOLD_ACCW),
-        0,
-        -1,
-    ];
-    for _ in 0..THRESHOLD_VECTORS {
-        let single = rng.random_bool(0.3);
-        let count = if single { 1 } else { THRESHOLD_NT };
-        let used = if single {
-            1
-        } else {
-            *[1, 3, 7, THRESHOLD_NT, rng.random_range(0..=THRESHOLD_NT)]
-                .choose(&mut rng)
-                .expect("non-empty")
-        };
-        let descending = rng.random_bool(0.5);
-        let bipolar = rng.random_bool(if single { 0.5 } else { 0.15 });
-        let table = threshold_table(&mut rng, count, used, descending);
-        let tie = table[..used]
-            .iter()
-            .copied()
-            .filter(|t| (signed_min(THRESHOLD_ACCW)..=signed_max(THRESHOLD_ACCW)).contains(t))
-            .collect::<Vec<_>>();
-        let acc = match rng.random_range(0..4) {
-            0 if !tie.is_empty() => *tie.choose(&mut rng).expect("non-empty"),
-            1 if !tie.is_empty() => (tie.choose(&mut rng).expect("non-empty")
-                + rng.random_range(-1..=1))
-            .clamp(signed_min(THRESHOLD_ACCW), signed_max(THRESHOLD_ACCW)),
-            2 => *acc_extremes.choose(&mut rng).expect("non-empty"),
-            _ => rng.random_range(signed_min(THRESHOLD_ACCW)..=signed_max(THRESHOLD_ACCW)),
-        };
-        let code = threshold_code(acc, &table, descending, bipolar);
-        let mut line = vec![count as i64, acc, flag(descending), flag(bipolar), code];
-        line.extend(&table);
-        vectors.check(&line);
+    let latency = documented_latency("qnnc_threshold");
+    let mut pipeline = Pipeline::new(latency, 2);
+    for _ in 0..THRESHOLD_RUNS {
+        // One vector a cycle, all with the run's bipolar flag; the last vector's later stage
+        // takes the flag in a filler cycle, whose own code is not checked.
+        let bipolar = rng.random_bool(0.3);
+        for _ in 0..rng.random_range(1..=THRESHOLD_MAX_RUN) {
+            let (inputs, codes) = threshold_vector(&mut rng, bipolar);
+            pipeline.issue(&inputs, Some(codes));
+        }
+        for _ in 1..latency {
+            let (filler, _) = threshold_vector(&mut rng, bipolar);
+            pipeline.issue(&filler, None);
+        }
     }
+    let vectors = pipeline.finish();
     let parameters = [
         ("ACCW", THRESHOLD_ACCW.into()),
         ("TW", THRESHOLD_TW.into()),
         ("NT", THRESHOLD_NT as i64),
         ("EBITS", THRESHOLD_EBITS.into()),
     ];
-    simulate("tb_threshold", "qnnc_threshold", &parameters, &vectors).assert_all_passed(&vectors);
+    simulate("tb_threshold", &["qnnc_threshold"], &parameters, &vectors)
+        .assert_all_passed(&vectors);
 }
 
 // ---- qnnc_requant ----------------------------------------------------------------------------
 
-const REQUANT_ACCW: u32 = 16;
-const REQUANT_MW: u32 = 16;
-const REQUANT_OW: u32 = 32;
-const REQUANT_RQW: u32 = 40;
-const REQUANT_OUTW: u32 = 16;
-const REQUANT_MAX_SHIFT: u32 = 30;
-const REQUANT_RANDOM_VECTORS: usize = 4000;
+/// One requantizer configuration under test.
+struct RequantShape {
+    accw: u32,
+    mw: u32,
+    ow: u32,
+    rqw: u32,
+    shw: u32,
+    clw: u32,
+    outw: u32,
+}
+
+/// A clamp range wider than the output, and one narrower than it.
+const REQUANT_SHAPES: [RequantShape; 2] = [
+    RequantShape {
+        accw: 16,
+        mw: 16,
+        ow: 32,
+        rqw: 40,
+        shw: 6,
+        clw: 24,
+        outw: 16,
+    },
+    RequantShape {
+        accw: 12,
+        mw: 10,
+        ow: 20,
+        rqw: 24,
+        shw: 4,
+        clw: 6,
+        outw: 8,
+    },
+];
+/// Runs of random vectors sharing the shift and the clamp, and the longest run.
+const REQUANT_RUNS: usize = 1500;
+const REQUANT_MAX_RUN: usize = 8;
 
 /// `clamp((acc * multiplier + offset) >> shift, lo, hi)` with an arithmetic shift.
 fn requantize(acc: i64, multiplier: i64, offset: i64, shift: u32, lo: i64, hi: i64) -> i128 {
-    ((i128::from(acc) * i128::from(multiplier) + i128::from(offset)) >> shift)
-        .clamp(lo.into(), hi.into())
+    (requant_shifted(acc, multiplier, offset, shift)).clamp(lo.into(), hi.into())
 }
 
-/// The clamp ranges tried: the output's full range, a random sub-range, a ReLU-like range, a
-/// single value, and the ports' full 32-bit range (a no-op clamp, used only when the value fits
-/// the output).
-fn requant_clamp(rng: &mut ChaCha8Rng, shifted: i128) -> (i64, i64) {
-    let (out_min, out_max) = (signed_min(REQUANT_OUTW), signed_max(REQUANT_OUTW));
-    match rng.random_range(0..5) {
-        0 => (out_min, out_max),
-        1 => {
-            let a = rng.random_range(out_min..=out_max);
-            let b = rng.random_range(out_min..=out_max);
-            (a.min(b), a.max(b))
-        }
-        2 => (0, unsigned_max(rng.random_range(1..REQUANT_OUTW))),
-        3 => {
-            let point = rng.random_range(out_min..=out_max);
-            (point, point)
-        }
-        _ if (i128::from(out_min)..=i128::from(out_max)).contains(&shifted) => {
-            (i32::MIN.into(), i32::MAX.into())
-        }
-        _ => (out_min, out_max),
+fn requant_shifted(acc: i64, multiplier: i64, offset: i64, shift: u32) -> i128 {
+    (i128::from(acc) * i128::from(multiplier) + i128::from(offset)) >> shift
+}
+
+impl RequantShape {
+    fn max_shift(&self) -> u32 {
+        unsigned_max(self.shw) as u32
     }
-}
 
-fn push_requant_vector(
-    vectors: &mut Vectors,
-    rng: &mut ChaCha8Rng,
-    acc: i64,
-    multiplier: i64,
-    offset: i64,
-    shift: u32,
-) {
-    let shifted = (i128::from(acc) * i128::from(multiplier) + i128::from(offset)) >> shift;
-    let (lo, hi) = requant_clamp(rng, shifted);
-    let value = requantize(acc, multiplier, offset, shift, lo, hi);
-    let value = i64::try_from(value).expect("a clamped value fits 64 bits");
-    assert!(
-        (signed_min(REQUANT_OUTW)..=signed_max(REQUANT_OUTW)).contains(&value),
-        "clamp range [{lo}, {hi}] lets {value} outside the output width"
-    );
-    vectors.check(&[acc, multiplier, offset, shift.into(), lo, hi, value]);
+    /// The clamp bounds that fit both the output and the clamp ports.
+    fn clamp_limits(&self) -> (i64, i64) {
+        (
+            signed_min(self.outw).max(signed_min(self.clw)),
+            signed_max(self.outw).min(signed_max(self.clw)),
+        )
+    }
+
+    /// The clamp ranges tried: the widest that fits the output and the ports, a random
+    /// sub-range, a ReLU-like range, a single value, and the ports' whole range when it is
+    /// wider than the output (a no-op clamp, used only when every value clamped fits the
+    /// output).
+    fn clamp(&self, rng: &mut ChaCha8Rng, shifted: &[i128]) -> (i64, i64) {
+        let (low, high) = self.clamp_limits();
+        let output = i128::from(signed_min(self.outw))..=i128::from(signed_max(self.outw));
+        match rng.random_range(0..5) {
+            0 => (low, high),
+            1 => {
+                let a = rng.random_range(low..=high);
+                let b = rng.random_range(low..=high);
+                (a.min(b), a.max(b))
+            }
+            2 => {
+                let bits = 64 - high.leading_zeros();
+                (0, unsigned_max(rng.random_range(1..=bits)))
+            }
+            3 => {
+                let point = rng.random_range(low..=high);
+                (point, point)
+            }
+            _ if self.clw > self.outw && shifted.iter().all(|s| output.contains(s)) => {
+                (signed_min(self.clw), signed_max(self.clw))
+            }
+            _ => (low, high),
+        }
+    }
+
+    /// A shift that brings the value near the output's range, as the compiler's
+    /// requantization does, so that the clamp does not always decide the result.
+    fn fitting_shift(&self, acc: i64, multiplier: i64, offset: i64) -> u32 {
+        let scaled = i128::from(acc) * i128::from(multiplier) + i128::from(offset);
+        let magnitude_bits = 128 - scaled.unsigned_abs().leading_zeros();
+        magnitude_bits
+            .saturating_sub(self.outw - 2)
+            .min(self.max_shift())
+    }
+
+    /// Cycles of `operands` (acc, multiplier, offset) sharing `shift` and a clamp, with filler
+    /// cycles after them that hold the shift and the clamp for the last one's later stages.
+    fn run(
+        &self,
+        pipeline: &mut Pipeline,
+        rng: &mut ChaCha8Rng,
+        operands: &[(i64, i64, i64)],
+        shift: u32,
+    ) {
+        let shifted: Vec<i128> = operands
+            .iter()
+            .map(|&(acc, multiplier, offset)| requant_shifted(acc, multiplier, offset, shift))
+            .collect();
+        let (lo, hi) = self.clamp(rng, &shifted);
+        let output = signed_min(self.outw)..=signed_max(self.outw);
+        for &(acc, multiplier, offset) in operands {
+            let value = requantize(acc, multiplier, offset, shift, lo, hi);
+            let value = i64::try_from(value).expect("a clamped value fits 64 bits");
+            assert!(
+                output.contains(&value),
+                "clamp range [{lo}, {hi}] lets {value} outside the output width"
+            );
+            pipeline.issue(
+                &[acc, multiplier, offset, shift.into(), lo, hi],
+                Some(vec![value]),
+            );
+        }
+        for _ in 1..pipeline.latency {
+            let (acc, multiplier, offset) = self.random_operands(rng);
+            pipeline.issue(&[acc, multiplier, offset, shift.into(), lo, hi], None);
+        }
+    }
+
+    fn random_operands(&self, rng: &mut ChaCha8Rng) -> (i64, i64, i64) {
+        let acc = rng.random_range(signed_min(self.accw)..=signed_max(self.accw));
+        let multiplier = rng.random_range(signed_min(self.mw)..=signed_max(self.mw));
+        let offset = if rng.random_bool(0.5) {
+            rng.random_range(signed_min(self.ow)..=signed_max(self.ow))
+        } else {
+            rng.random_range(-4096..=4096)
+        };
+        (acc, multiplier, offset)
+    }
+
+    fn vectors(&self, rng: &mut ChaCha8Rng) -> Vectors {
+        // The sum of the product and the offset fits the requantizer's width.
+        assert!(self.rqw > (self.accw + self.mw).max(self.ow));
+        let mut pipeline = Pipeline::new(documented_latency("qnnc_requant"), 1);
+        let extremes = |bits: u32| [signed_min(bits), -1, 0, 1, signed_max(bits)];
+        for acc in extremes(self.accw) {
+            for multiplier in extremes(self.mw) {
+                for offset in extremes(self.ow) {
+                    for shift in [0, 1, self.outw - 1, self.max_shift()] {
+                        self.run(&mut pipeline, rng, &[(acc, multiplier, offset)], shift);
+                    }
+                }
+            }
+        }
+        for _ in 0..REQUANT_RUNS {
+            let operands: Vec<_> = (0..rng.random_range(1..=REQUANT_MAX_RUN))
+                .map(|_| self.random_operands(rng))
+                .collect();
+            // Half the shifts are random; half suit the run's first value.
+            let shift = if rng.random_bool(0.5) {
+                rng.random_range(0..=self.max_shift())
+            } else {
+                let (acc, multiplier, offset) = operands[0];
+                self.fitting_shift(acc, multiplier, offset)
+            };
+            self.run(&mut pipeline, rng, &operands, shift);
+        }
+        pipeline.finish()
+    }
 }
 
 #[test]
 fn requant_scales_shifts_and_clamps() {
     assert_eq!(requantize(-3, 1, 0, 1, -100, 100), -2);
     assert_eq!(requantize(1000, 1000, 0, 0, -128, 127), 127);
+    assert_eq!(requantize(-1, 1, 0, 63, -100, 100), -1);
 
     let mut rng = ChaCha8Rng::seed_from_u64(0x5ca1e);
-    let mut vectors = Vectors::default();
-    let acc_extremes = [signed_min(REQUANT_ACCW), -1, 0, 1, signed_max(REQUANT_ACCW)];
-    let multiplier_extremes = [signed_min(REQUANT_MW), -1, 0, 1, signed_max(REQUANT_MW)];
-    let offset_extremes = [signed_min(REQUANT_OW), -1, 0, 1, signed_max(REQUANT_OW)];
-    for &acc in &acc_extremes {
-        for &multiplier in &multiplier_extremes {
-            for &offset in &offset_extremes {
-                for shift in [0, 1, REQUANT_OUTW - 1, REQUANT_MAX_SHIFT] {
-                    push_requant_vector(&mut vectors, &mut rng, acc, multiplier, offset, shift);
-                }
-            }
-        }
+    for shape in &REQUANT_SHAPES {
+        let vectors = shape.vectors(&mut rng);
+        let parameters = [
+            ("ACCW", shape.accw.into()),
+            ("MW", shape.mw.into()),
+            ("OW", shape.ow.into()),
+            ("RQW", shape.rqw.into()),
+            ("SHW", shape.shw.into()),
+            ("CLW", shape.clw.into()),
+            ("OUTW", shape.outw.into()),
+        ];
+        simulate("tb_requant", &["qnnc_requant"], &parameters, &vectors)
+            .assert_all_passed(&vectors);
     }
-    for _ in 0..REQUANT_RANDOM_VECTORS {
-        let acc = rng.random_range(signed_min(REQUANT_ACCW)..=signed_max(REQUANT_ACCW));
-        let multiplier = rng.random_range(signed_min(REQUANT_MW)..=signed_max(REQUANT_MW));
-        let offset = if rng.random_bool(0.5) {
-            rng.random_range(signed_min(REQUANT_OW)..=signed_max(REQUANT_OW))
-        } else {
-            rng.random_range(-4096..=4096)
-        };
-        // Half the shifts are random; half bring the value near the output's range, as the
-        // compiler's requantization does, so that the clamp does not always decide the result.
-        let shift = if rng.random_bool(0.5) {
-            rng.random_range(0..=REQUANT_MAX_SHIFT)
-        } else {
-            let scaled = i128::from(acc) * i128::from(multiplier) + i128::from(offset);
-            let magnitude_bits = 128 - scaled.unsigned_abs().leading_zeros();
-            magnitude_bits
-                .saturating_sub(REQUANT_OUTW - 2)
-                .min(REQUANT_MAX_SHIFT)
-        };
-        push_requant_vector(&mut vectors, &mut rng, acc, multiplier, offset, shift);
-    }
-    let parameters = [
-        ("ACCW", REQUANT_ACCW.into()),
-        ("MW", REQUANT_MW.into()),
-        ("OW", REQUANT_OW.into()),
-        ("RQW", REQUANT_RQW.into()),
-        ("OUTW", REQUANT_OUTW.into()),
-    ];
-    simulate("tb_requant", "qnnc_requant", &parameters, &vectors).assert_all_passed(&vectors);
 }
 
-// ---- qnnc_act_buffer -------------------------------------------------------------------------
+// ---- qnnc_ram and qnnc_rom -------------------------------------------------------------------
 
-/// One buffer configuration under test.
-struct BufferShape {
-    simd: usize,
-    ebits: u32,
-    rows: usize,
-    row_bits: u32,
+/// One memory configuration under test: words of `width` bits, `depth` of them, addresses of
+/// `aw` bits.
+struct MemoryShape {
+    width: u32,
+    depth: usize,
+    aw: u32,
 }
 
-const BUFFER_SHAPES: [BufferShape; 2] = [
-    BufferShape {
-        simd: 4,
-        ebits: 8,
-        rows: 12,
-        row_bits: 4,
+impl MemoryShape {
+    fn chunks(&self) -> usize {
+        self.width.div_ceil(32) as usize
+    }
+
+    fn parameters(&self) -> [(&'static str, i64); 3] {
+        [
+            ("WIDTH", self.width.into()),
+            ("DEPTH", self.depth as i64),
+            ("AW", self.aw.into()),
+        ]
+    }
+
+    /// The address of a random word (never one past the depth, which the port could carry).
+    fn random_address(&self, rng: &mut ChaCha8Rng) -> usize {
+        rng.random_range(0..self.depth)
+    }
+}
+
+/// A word of one bit, a word of a width that is not a multiple of 32 over a depth that is
+/// not a power of two, and a wide, deep one.
+const RAM_SHAPES: [MemoryShape; 3] = [
+    MemoryShape {
+        width: 1,
+        depth: 16,
+        aw: 4,
     },
-    BufferShape {
-        simd: 16,
-        ebits: 8,
-        rows: 64,
-        row_bits: 6,
+    MemoryShape {
+        width: 36,
+        depth: 12,
+        aw: 4,
+    },
+    MemoryShape {
+        width: 144,
+        depth: 40,
+        aw: 6,
     },
 ];
-const BUFFER_RANDOM_STEPS: usize = 800;
+const RAM_RANDOM_CYCLES: usize = 1500;
+const RAM_LATENCY: usize = 1;
 
-/// Step kinds of the buffer testbench's vector lines.
-const BUFFER_WRITE: i64 = 0;
-const BUFFER_CHECK_ROW: i64 = 1;
-const BUFFER_CHECK_BANKS: i64 = 2;
-
-/// The buffer's contents by element: element e is in bank e % SIMD, row e / SIMD.
-struct BufferModel<'a> {
-    shape: &'a BufferShape,
-    elements: Vec<i64>,
+/// The memory's words as written so far (`None`: never written), and the vector cycles.
+struct RamModel<'a> {
+    shape: &'a MemoryShape,
+    words: Vec<Option<Vec<i64>>>,
+    pipeline: Pipeline,
 }
 
-impl BufferModel<'_> {
-    fn element(&self, bank: usize, row: usize) -> i64 {
-        self.elements[row * self.shape.simd + bank]
-    }
-
-    /// One clock edge of writes: `(write, row, data)` for each bank.
-    fn write(&mut self, vectors: &mut Vectors, banks: &[(bool, usize, i64)]) {
-        let mut line = vec![BUFFER_WRITE];
-        for (bank, &(write, row, data)) in banks.iter().enumerate() {
-            if write {
-                self.elements[row * self.shape.simd + bank] = data;
-            }
-            line.extend([flag(write), row as i64, data]);
+impl RamModel<'_> {
+    /// One cycle: a write of random data to `write` if given (otherwise the write port carries
+    /// a random address and data with the enable low) and a read of `read`, whose word is
+    /// expected on the next cycle. The read address is never the one written.
+    fn cycle(&mut self, rng: &mut ChaCha8Rng, write: Option<usize>, read: usize) {
+        assert_ne!(write, Some(read), "no cycle reads the address it writes");
+        let write_addr = write.unwrap_or_else(|| self.shape.random_address(rng));
+        let data = random_word(rng, self.shape.width);
+        let mut inputs = vec![flag(write.is_some()), write_addr as i64];
+        inputs.extend(&data);
+        inputs.push(read as i64);
+        self.pipeline.issue(&inputs, self.words[read].clone());
+        if write.is_some() {
+            self.words[write_addr] = Some(data);
         }
-        vectors.step(&line);
     }
 
-    fn check_row(&self, vectors: &mut Vectors, row: usize) {
-        let mut line = vec![BUFFER_CHECK_ROW, row as i64];
-        line.extend((0..self.shape.simd).map(|bank| self.element(bank, row)));
-        vectors.check(&line);
-    }
-
-    fn check_banks(&self, vectors: &mut Vectors, rows: &[usize]) {
-        let mut line = vec![BUFFER_CHECK_BANKS];
-        for (bank, &row) in rows.iter().enumerate() {
-            line.extend([row as i64, self.element(bank, row)]);
+    /// A read address other than `write`: often `recent`, the address written the cycle
+    /// before, otherwise a random one.
+    fn read_address(
+        &self,
+        rng: &mut ChaCha8Rng,
+        write: Option<usize>,
+        recent: Option<usize>,
+    ) -> usize {
+        match recent {
+            Some(recent) if recent != write.unwrap_or(usize::MAX) && rng.random_bool(0.3) => recent,
+            _ => loop {
+                let read = self.shape.random_address(rng);
+                if Some(read) != write {
+                    break read;
+                }
+            },
         }
-        vectors.check(&line);
     }
 }
 
-fn buffer_vectors(rng: &mut ChaCha8Rng, shape: &BufferShape) -> Vectors {
-    let mut vectors = Vectors::default();
-    let mut model = BufferModel {
+fn ram_vectors(rng: &mut ChaCha8Rng, shape: &MemoryShape) -> Vectors {
+    let mut model = RamModel {
         shape,
-        elements: vec![0; shape.simd * shape.rows],
+        words: vec![None; shape.depth],
+        pipeline: Pipeline::new(RAM_LATENCY, shape.chunks()),
     };
-    let data_max = unsigned_max(shape.ebits);
-    // Fill every row, each bank at a different row in the same cycle.
-    for step in 0..shape.rows {
-        let banks: Vec<_> = (0..shape.simd)
-            .map(|bank| {
-                (
-                    true,
-                    (step + bank) % shape.rows,
-                    rng.random_range(0..=data_max),
-                )
-            })
-            .collect();
-        model.write(&mut vectors, &banks);
+    // Write every address once, in a random order.
+    let mut order: Vec<usize> = (0..shape.depth).collect();
+    order.shuffle(rng);
+    let mut recent = None;
+    for &write in &order {
+        let read = model.read_address(rng, Some(write), recent);
+        model.cycle(rng, Some(write), read);
+        recent = Some(write);
     }
-    // Partial writes (disabled banks carry data too) mixed with reads of both kinds.
-    for _ in 0..BUFFER_RANDOM_STEPS {
-        match rng.random_range(0..10) {
-            0..=3 => {
-                let banks: Vec<_> = (0..shape.simd)
-                    .map(|_| {
-                        (
-                            rng.random_bool(0.5),
-                            rng.random_range(0..shape.rows),
-                            rng.random_range(0..=data_max),
-                        )
-                    })
-                    .collect();
-                model.write(&mut vectors, &banks);
-            }
-            4..=6 => model.check_row(&mut vectors, rng.random_range(0..shape.rows)),
-            _ => {
-                let rows: Vec<_> = (0..shape.simd)
-                    .map(|_| rng.random_range(0..shape.rows))
-                    .collect();
-                model.check_banks(&mut vectors, &rows);
-            }
-        }
+    // Writes and reads at random, reads often of the word written the cycle before.
+    for _ in 0..RAM_RANDOM_CYCLES {
+        let write = rng.random_bool(0.6).then(|| shape.random_address(rng));
+        let read = model.read_address(rng, write, recent);
+        model.cycle(rng, write, read);
+        recent = write;
     }
-    // Every element once more through each port.
-    for row in 0..shape.rows {
-        model.check_row(&mut vectors, row);
-        let rows: Vec<_> = (0..shape.simd)
-            .map(|bank| (row + bank) % shape.rows)
-            .collect();
-        model.check_banks(&mut vectors, &rows);
+    // Every word once more.
+    for read in 0..shape.depth {
+        model.cycle(rng, None, read);
     }
-    vectors
+    model.pipeline.finish()
 }
 
 #[test]
-fn act_buffer_reads_back_banked_writes() {
-    let mut rng = ChaCha8Rng::seed_from_u64(0xbaf);
-    for shape in &BUFFER_SHAPES {
-        let vectors = buffer_vectors(&mut rng, shape);
-        let parameters = [
-            ("SIMD", shape.simd as i64),
-            ("EBITS", shape.ebits.into()),
-            ("ROWS", shape.rows as i64),
-            ("RW", shape.row_bits.into()),
-        ];
-        simulate("tb_act_buffer", "qnnc_act_buffer", &parameters, &vectors)
+fn ram_reads_what_was_written() {
+    let mut rng = ChaCha8Rng::seed_from_u64(0x4a3);
+    for shape in &RAM_SHAPES {
+        let vectors = ram_vectors(&mut rng, shape);
+        simulate("tb_ram", &["qnnc_ram"], &shape.parameters(), &vectors)
             .assert_all_passed(&vectors);
     }
+}
+
+const ROM_SHAPES: [MemoryShape; 2] = [
+    MemoryShape {
+        width: 40,
+        depth: 13,
+        aw: 4,
+    },
+    MemoryShape {
+        width: 100,
+        depth: 64,
+        aw: 6,
+    },
+];
+const ROM_RANDOM_CYCLES: usize = 500;
+const ROM_LATENCY: usize = 1;
+
+/// A word as one line of a `$readmemh` file: its hex digits, the most significant first.
+fn hex_word(chunks: &[i64], width: u32) -> String {
+    let digits: String = chunks
+        .iter()
+        .rev()
+        .map(|chunk| format!("{chunk:08x}"))
+        .collect();
+    digits[digits.len() - width.div_ceil(4) as usize..].to_string()
+}
+
+#[test]
+fn rom_reads_its_hex_file() {
+    assert_eq!(hex_word(&[0x89ab_cdef, 0x1f], 40), "1f89abcdef");
+    assert_eq!(hex_word(&[0x1], 1), "1");
+
+    let mut rng = ChaCha8Rng::seed_from_u64(0x120);
+    for shape in &ROM_SHAPES {
+        // Random words, and words of all zeros and all ones.
+        let words: Vec<Vec<i64>> = (0..shape.depth)
+            .map(|address| match address % 7 {
+                0 => vec![0; shape.chunks()],
+                1 => (0..shape.width.div_ceil(32))
+                    .map(|chunk| unsigned_max((shape.width - 32 * chunk).min(32)))
+                    .collect(),
+                _ => random_word(&mut rng, shape.width),
+            })
+            .collect();
+        let file: String = words
+            .iter()
+            .map(|word| hex_word(word, shape.width) + "\n")
+            .collect();
+
+        // Every address in order, then at random, then every address in a random order.
+        let mut addresses: Vec<usize> = (0..shape.depth).collect();
+        addresses.extend((0..ROM_RANDOM_CYCLES).map(|_| shape.random_address(&mut rng)));
+        let mut order: Vec<usize> = (0..shape.depth).collect();
+        order.shuffle(&mut rng);
+        addresses.extend(order);
+        let mut pipeline = Pipeline::new(ROM_LATENCY, shape.chunks());
+        for address in addresses {
+            pipeline.issue(&[address as i64], Some(words[address].clone()));
+        }
+        let vectors = pipeline.finish();
+        simulate_with_files(
+            "tb_rom",
+            &["qnnc_rom"],
+            &shape.parameters(),
+            &[("rom.hex", file)],
+            &vectors,
+        )
+        .assert_all_passed(&vectors);
+    }
+}
+
+// ---- qnnc_delay ------------------------------------------------------------------------------
+
+/// The delays under test: a wire, one register and three, as (WIDTH, DEPTH).
+const DELAY_SHAPES: [(u32, usize); 3] = [(5, 0), (1, 1), (12, 3)];
+const DELAY_CYCLES: usize = 2000;
+
+#[test]
+fn delay_shifts_and_resets() {
+    let mut rng = ChaCha8Rng::seed_from_u64(0xde1a);
+    for (width, depth) in DELAY_SHAPES {
+        let mut cycles = Cycles::new(1);
+        // The registers' contents, the oldest last (`None`: not defined before a reset).
+        let mut stages: VecDeque<Option<i64>> = vec![None; depth].into();
+        for cycle in 0..DELAY_CYCLES {
+            // A reset on the first cycle, then now and then, sometimes on successive cycles.
+            let reset = cycle == 0 || rng.random_bool(0.04);
+            let d = rng.random_range(0..=unsigned_max(width));
+            let q = if depth == 0 {
+                Some(d)
+            } else {
+                *stages.back().expect("depth > 0")
+            };
+            cycles.cycle_one(&[flag(reset), d], q);
+            if depth > 0 {
+                if reset {
+                    stages.iter_mut().for_each(|stage| *stage = Some(0));
+                } else {
+                    stages.push_front(Some(d));
+                    stages.pop_back();
+                }
+            }
+        }
+        let vectors = cycles.vectors;
+        let parameters = [("WIDTH", width.into()), ("DEPTH", depth as i64)];
+        simulate("tb_delay", &["qnnc_delay"], &parameters, &vectors).assert_all_passed(&vectors);
+    }
+}
+
+/// The closing report is only as good as the testbenches' counters: a run of the delay's
+/// testbench with some expected values wrong must count exactly those lines as mismatches.
+#[test]
+fn testbench_counts_every_mismatch() {
+    const WRONG: [usize; 3] = [5, 17, 18];
+    let mut cycles = Cycles::new(1);
+    let mut q = None;
+    for cycle in 0..40 {
+        let d = (cycle as i64 * 7) % 16;
+        let expected = q.map(|q: i64| if WRONG.contains(&cycle) { q ^ 1 } else { q });
+        cycles.cycle_one(&[flag(cycle == 0), d], expected);
+        q = Some(if cycle == 0 { 0 } else { d });
+    }
+    let vectors = cycles.vectors;
+    let report = simulate(
+        "tb_delay",
+        &["qnnc_delay"],
+        &[("WIDTH", 4), ("DEPTH", 1)],
+        &vectors,
+    );
+    assert_eq!(
+        (report.errors, report.checked),
+        (WRONG.len() as u64, vectors.checks as u64),
+        "{}",
+        report.output
+    );
 }
 
 // ---- qnnc_argmax -----------------------------------------------------------------------------
@@ -623,7 +1012,7 @@ fn act_buffer_reads_back_banked_writes() {
 const ARGMAX_CLASSES: usize = 10;
 const ARGMAX_LW: u32 = 12;
 const ARGMAX_CW: u32 = 4;
-const ARGMAX_VECTORS: usize = 3000;
+const ARGMAX_SCANS: usize = 3000;
 
 /// The index of the largest logit, the first one on ties.
 fn argmax(logits: &[i64]) -> usize {
@@ -636,44 +1025,351 @@ fn argmax(logits: &[i64]) -> usize {
     best
 }
 
+/// The logits of one scan.
+fn argmax_logits(rng: &mut ChaCha8Rng, classes: usize) -> Vec<i64> {
+    let (low, high) = (signed_min(ARGMAX_LW), signed_max(ARGMAX_LW));
+    let mut logits: Vec<i64> = match rng.random_range(0..4) {
+        // Full-range logits.
+        0 => (0..classes).map(|_| rng.random_range(low..=high)).collect(),
+        // Few distinct values: ties are frequent.
+        1 => (0..classes).map(|_| rng.random_range(-2..=2)).collect(),
+        // All equal: the answer is class 0.
+        2 => vec![rng.random_range(low..=high); classes],
+        // The extremes: mostly the smallest logit, the largest at some classes.
+        _ => (0..classes)
+            .map(|_| if rng.random_bool(0.2) { high } else { low })
+            .collect(),
+    };
+    // Now and then repeat the maximum at a later class, so the first one must win.
+    if rng.random_bool(0.3) {
+        let first = argmax(&logits);
+        let later = rng.random_range(first..classes);
+        logits[later] = logits[first];
+    }
+    logits
+}
+
+/// A cycle that gives the block no logit: `start`, the logit and the index are random.
+fn argmax_idle(rng: &mut ChaCha8Rng) -> [i64; 4] {
+    [
+        0,
+        flag(rng.random_bool(0.5)),
+        rng.random_range(signed_min(ARGMAX_LW)..=signed_max(ARGMAX_LW)),
+        rng.random_range(0..=unsigned_max(ARGMAX_CW)),
+    ]
+}
+
 #[test]
-fn argmax_picks_first_largest_logit() {
+fn argmax_keeps_the_first_largest_logit() {
     assert_eq!(argmax(&[1, 3, 3, 2]), 1);
 
     let mut rng = ChaCha8Rng::seed_from_u64(0xa59);
-    let mut vectors = Vectors::default();
-    let (low, high) = (signed_min(ARGMAX_LW), signed_max(ARGMAX_LW));
-    for _ in 0..ARGMAX_VECTORS {
-        let mut logits: Vec<i64> = match rng.random_range(0..4) {
-            // Full-range logits.
-            0 => (0..ARGMAX_CLASSES)
-                .map(|_| rng.random_range(low..=high))
-                .collect(),
-            // Few distinct values: ties are frequent.
-            1 => (0..ARGMAX_CLASSES)
-                .map(|_| rng.random_range(-2..=2))
-                .collect(),
-            // All equal: the answer is class 0.
-            2 => vec![rng.random_range(low..=high); ARGMAX_CLASSES],
-            // The extremes: mostly the smallest logit, the largest at some classes.
-            _ => (0..ARGMAX_CLASSES)
-                .map(|_| if rng.random_bool(0.2) { high } else { low })
-                .collect(),
+    let mut cycles = Cycles::new(1);
+    // The best index so far: undefined until the first scan starts.
+    let mut best: Option<i64> = None;
+    for _ in 0..ARGMAX_SCANS {
+        let classes = match rng.random_range(0..10) {
+            0 => 1,
+            1 => 1 << ARGMAX_CW,
+            _ => ARGMAX_CLASSES,
         };
-        // Now and then repeat the maximum at a later class, so the first one must win.
-        if rng.random_bool(0.3) {
-            let first = argmax(&logits);
-            let later = rng.random_range(first..ARGMAX_CLASSES);
-            logits[later] = logits[first];
+        let logits = argmax_logits(&mut rng, classes);
+        for (class, &logit) in logits.iter().enumerate() {
+            // Now and then cycles without a logit, before or within the scan.
+            while rng.random_bool(0.1) {
+                cycles.cycle_one(&argmax_idle(&mut rng), best);
+            }
+            cycles.cycle_one(&[1, flag(class == 0), logit, class as i64], best);
+            // The running maximum: the best of the scan's logits so far.
+            best = Some(argmax(&logits[..=class]) as i64);
         }
-        let mut line = vec![argmax(&logits) as i64];
-        line.extend(&logits);
-        vectors.check(&line);
+        assert_eq!(best, Some(argmax(&logits) as i64));
     }
-    let parameters = [
-        ("CLASSES", ARGMAX_CLASSES as i64),
-        ("LW", ARGMAX_LW.into()),
-        ("CW", ARGMAX_CW.into()),
-    ];
-    simulate("tb_argmax", "qnnc_argmax", &parameters, &vectors).assert_all_passed(&vectors);
+    cycles.cycle_one(&argmax_idle(&mut rng), best);
+    let vectors = cycles.vectors;
+    let parameters = [("LW", ARGMAX_LW.into()), ("CW", ARGMAX_CW.into())];
+    simulate("tb_argmax", &["qnnc_argmax"], &parameters, &vectors).assert_all_passed(&vectors);
+}
+
+// ---- qnnc_pe ---------------------------------------------------------------------------------
+
+/// One processing-element configuration under test.
+struct PeShape {
+    simd: usize,
+    simd_log2: u32,
+    wbits: u32,
+    ebits: u32,
+    accw: u32,
+    adder_stages: u32,
+}
+
+/// One lane; four lanes with no, one and two registered adder levels over binary, 2-bit and
+/// 4-bit weights (the 2-bit one with an accumulator as wide as the adder tree's sum); sixteen
+/// lanes with two registered levels.
+const PE_SHAPES: [PeShape; 5] = [
+    PeShape {
+        simd: 1,
+        simd_log2: 0,
+        wbits: 8,
+        ebits: 8,
+        accw: 22,
+        adder_stages: 0,
+    },
+    PeShape {
+        simd: 4,
+        simd_log2: 2,
+        wbits: 1,
+        ebits: 8,
+        accw: 16,
+        adder_stages: 0,
+    },
+    PeShape {
+        simd: 4,
+        simd_log2: 2,
+        wbits: 2,
+        ebits: 8,
+        accw: 14,
+        adder_stages: 1,
+    },
+    PeShape {
+        simd: 4,
+        simd_log2: 2,
+        wbits: 4,
+        ebits: 4,
+        accw: 16,
+        adder_stages: 2,
+    },
+    PeShape {
+        simd: 16,
+        simd_log2: 4,
+        wbits: 4,
+        ebits: 8,
+        accw: 20,
+        adder_stages: 2,
+    },
+];
+const PE_DOT_PRODUCTS: usize = 500;
+/// The most chunks (SIMD operands each) in one dot product.
+const PE_MAX_CHUNKS: i64 = 6;
+
+/// The operands of one cycle: the bipolar flags and each lane's weight code, activation code
+/// and valid flag.
+struct PeOperands {
+    w_bipolar: bool,
+    a_bipolar: bool,
+    lanes: Vec<(i64, i64, bool)>,
+}
+
+impl PeOperands {
+    /// The sum of the lanes' products.
+    fn sum(&self, wbits: u32) -> i64 {
+        self.lanes
+            .iter()
+            .map(|&(w, a, valid)| {
+                weight_value(w, wbits, self.w_bipolar) * activation_value(a, valid, self.a_bipolar)
+            })
+            .sum()
+    }
+}
+
+/// What the accumulator does with a cycle's operands when their sum reaches it: nothing, start
+/// a dot product, or add to it.
+#[derive(Clone, Copy, PartialEq)]
+enum PeStep {
+    Idle,
+    First,
+    Add,
+}
+
+impl PeShape {
+    /// The sum's latency: the products' register and the adder tree's registered levels.
+    fn latency(&self) -> usize {
+        1 + self.adder_stages as usize
+    }
+
+    /// The largest magnitude of one cycle's sum.
+    fn max_sum(&self) -> i64 {
+        let weight = if self.wbits == 1 {
+            1
+        } else {
+            1i64 << (self.wbits - 1)
+        };
+        self.simd as i64 * weight * unsigned_max(self.ebits)
+    }
+
+    /// Chunks per dot product such that no partial sum overflows the accumulator.
+    fn max_chunks(&self) -> i64 {
+        (signed_max(self.accw) / self.max_sum()).min(PE_MAX_CHUNKS)
+    }
+
+    /// Operands of a dot product's chunk. Bipolar codes are 0 or 1; padding lanes carry
+    /// random codes. Some chunks give every lane the most negative or the most positive
+    /// product.
+    fn chunk(&self, rng: &mut ChaCha8Rng, w_bipolar: bool, a_bipolar: bool) -> PeOperands {
+        let w_max = if w_bipolar {
+            1
+        } else {
+            unsigned_max(self.wbits)
+        };
+        let a_max = if a_bipolar {
+            1
+        } else {
+            unsigned_max(self.ebits)
+        };
+        // The most negative weight code, and the most positive one.
+        let (w_negative, w_positive) = if w_bipolar || self.wbits == 1 {
+            (0, 1)
+        } else {
+            (1i64 << (self.wbits - 1), (1i64 << (self.wbits - 1)) - 1)
+        };
+        let valid: Vec<bool> = match rng.random_range(0..8) {
+            // Padding lanes at the tail, as at the end of a row.
+            0 | 1 => {
+                let count = rng.random_range(1..=self.simd);
+                (0..self.simd).map(|j| j < count).collect()
+            }
+            2 => (0..self.simd).map(|_| rng.random_bool(0.5)).collect(),
+            _ => vec![true; self.simd],
+        };
+        let extreme = rng.random_range(0..10);
+        let lanes = valid
+            .into_iter()
+            .map(|valid| {
+                if !valid {
+                    let w = rng.random_range(0..=unsigned_max(self.wbits));
+                    let a = rng.random_range(0..=unsigned_max(self.ebits));
+                    return (w, a, false);
+                }
+                match extreme {
+                    0 => (w_negative, a_max, true),
+                    1 => (w_positive, a_max, true),
+                    _ => (
+                        rng.random_range(0..=w_max),
+                        rng.random_range(0..=a_max),
+                        true,
+                    ),
+                }
+            })
+            .collect();
+        PeOperands {
+            w_bipolar,
+            a_bipolar,
+            lanes,
+        }
+    }
+
+    /// Operands that the accumulator ignores: random codes and flags.
+    fn idle(&self, rng: &mut ChaCha8Rng) -> PeOperands {
+        PeOperands {
+            w_bipolar: rng.random_bool(0.5),
+            a_bipolar: rng.random_bool(0.5),
+            lanes: (0..self.simd)
+                .map(|_| {
+                    (
+                        rng.random_range(0..=unsigned_max(self.wbits)),
+                        rng.random_range(0..=unsigned_max(self.ebits)),
+                        rng.random_bool(0.5),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The operands of each cycle and what the accumulator does with their sum: dot products
+    /// of several chunks, back to back or apart, now and then with idle cycles between chunks.
+    fn schedule(&self, rng: &mut ChaCha8Rng) -> Vec<(PeOperands, PeStep)> {
+        let mut schedule = Vec::new();
+        for _ in 0..PE_DOT_PRODUCTS {
+            let w_bipolar = self.wbits > 1 && rng.random_bool(0.25);
+            let a_bipolar = rng.random_bool(0.25);
+            let chunks = rng.random_range(1..=self.max_chunks());
+            for chunk in 0..chunks {
+                while rng.random_bool(if chunk == 0 { 0.3 } else { 0.1 }) {
+                    schedule.push((self.idle(rng), PeStep::Idle));
+                }
+                let step = if chunk == 0 {
+                    PeStep::First
+                } else {
+                    PeStep::Add
+                };
+                schedule.push((self.chunk(rng, w_bipolar, a_bipolar), step));
+            }
+        }
+        schedule
+    }
+
+    /// The vector cycles: each cycle's operands, with `accumulate` and `first` of the
+    /// operands `latency` cycles earlier, and the accumulator expected before the cycle's edge.
+    fn vectors(&self, rng: &mut ChaCha8Rng) -> Vectors {
+        assert!(
+            self.max_chunks() >= 2,
+            "dot products of several chunks fit ACCW"
+        );
+        let schedule = self.schedule(rng);
+        let latency = self.latency();
+        let mut cycles = Cycles::new(1);
+        // The accumulator: undefined until the first dot product starts.
+        let mut acc: Option<i64> = None;
+        for cycle in 0..schedule.len() + latency + 1 {
+            let idle;
+            let operands = match schedule.get(cycle) {
+                Some((operands, _)) => operands,
+                None => {
+                    idle = self.idle(rng);
+                    &idle
+                }
+            };
+            let (step, sum) = match cycle.checked_sub(latency).and_then(|c| schedule.get(c)) {
+                Some((operands, step)) => (*step, operands.sum(self.wbits)),
+                None => (PeStep::Idle, 0),
+            };
+            // `first` is random when nothing is accumulated.
+            let first = match step {
+                PeStep::Idle => rng.random_bool(0.5),
+                PeStep::First => true,
+                PeStep::Add => false,
+            };
+            let mut inputs = vec![
+                flag(operands.w_bipolar),
+                flag(operands.a_bipolar),
+                flag(step != PeStep::Idle),
+                flag(first),
+            ];
+            for &(w, a, valid) in &operands.lanes {
+                inputs.extend([w, a, flag(valid)]);
+            }
+            cycles.cycle_one(&inputs, acc);
+            acc = match step {
+                PeStep::Idle => acc,
+                PeStep::First => Some(sum),
+                PeStep::Add => Some(acc.expect("a dot product starts with its first chunk") + sum),
+            };
+            if let Some(acc) = acc {
+                assert!(
+                    (signed_min(self.accw)..=signed_max(self.accw)).contains(&acc),
+                    "the accumulator overflows"
+                );
+            }
+        }
+        cycles.vectors
+    }
+}
+
+#[test]
+fn pe_accumulates_pipelined_dot_products() {
+    let mut rng = ChaCha8Rng::seed_from_u64(0x9e);
+    for shape in &PE_SHAPES {
+        assert_eq!(1 << shape.simd_log2, shape.simd);
+        let vectors = shape.vectors(&mut rng);
+        let parameters = [
+            ("SIMD", shape.simd as i64),
+            ("SIMD_LOG2", shape.simd_log2.into()),
+            ("WBITS", shape.wbits.into()),
+            ("EBITS", shape.ebits.into()),
+            ("ACCW", shape.accw.into()),
+            ("ADDER_STAGES", shape.adder_stages.into()),
+        ];
+        simulate("tb_pe", &["qnnc_pe", "qnnc_lane"], &parameters, &vectors)
+            .assert_all_passed(&vectors);
+    }
 }
