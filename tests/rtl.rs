@@ -511,9 +511,13 @@ fn the_descriptor_image_decodes_with_the_layout_include() {
         .unwrap();
     let mut covered = vec![false; bits];
     for (name, &(lsb, width)) in &fields {
-        for bit in lsb..lsb + width {
-            assert!(!covered[bit], "{name} overlaps another field at bit {bit}");
-            covered[bit] = true;
+        assert!(
+            lsb + width <= bits,
+            "{name} ends past the word's {bits} bits"
+        );
+        for (bit, taken) in covered.iter_mut().enumerate().skip(lsb).take(width) {
+            assert!(!*taken, "{name} overlaps another field at bit {bit}");
+            *taken = true;
         }
     }
     assert!(
@@ -533,7 +537,7 @@ fn the_descriptor_image_decodes_with_the_layout_include() {
         (0..width).fold(0u64, |v, b| v | (bit(lsb + b) as u64) << b)
     };
     for (layer, word) in schedule.layers.iter().zip(&words) {
-        assert_eq!(word.len() * 4 >= bits, true);
+        assert!(word.len() * 4 >= bits, "{word}");
         assert_eq!(
             decode(word, "T_LAST"),
             layer.chunks as u64 - 1,

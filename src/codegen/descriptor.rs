@@ -168,7 +168,8 @@ impl Layout {
             let rows = hw.pixel_rows.max(hw.act_rows) as i64;
             signed_bits(-reach, reach.max(rows * simd).max(window)) + 1
         };
-        let geometry: [(&'static str, fn(&Geometry) -> i64); 9] = [
+        type Of = fn(&Geometry) -> i64;
+        let geometry: [(&'static str, Of); 9] = [
             ("KC", |g| g.kc),
             ("WC", |g| g.wc),
             ("HWC", |g| g.hwc),
