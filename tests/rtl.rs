@@ -226,6 +226,7 @@ fn generated_files_snapshots_for_a_tiny_network() {
         let build = compile_graph(dir.path(), &graph, &format!("tiny_q{bits}"));
         for file in [
             "rtl/tiny_cnn_top.v",
+            "rtl/qnnc_layout.vh",
             "tb/testbench.v",
             "mem/layers.hex",
             "README.md",
