@@ -5,6 +5,8 @@ CARGO ?= cargo
 QNNC := target/release/qnnc
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 DEMO_DIR := build/demo
+# The PE array of the Fashion-MNIST BNN (MLP 784-64-64-10, Q = 1) on the iCE40 UP5K.
+BNN_ARRAY := --pe 2 --simd 8
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all setup build demo test bench lint rtl-check synth-check fpga-tools fpga-check explore qonnx-fixtures qonnx-check clean
@@ -45,7 +47,7 @@ demo: setup build
 	$(QNNC) compile tests/fixtures/qonnx/cnn_q4.onnx --pe 8 --simd 16 -o $(DEMO_DIR)/brevitas_cnn4
 	$(QNNC) sim $(DEMO_DIR)/brevitas_cnn4 --images 100
 	$(QNNC) train examples/fmnist_mlp.toml --hidden 64,64 --bits 1 --epochs 5 --seed 1 -o $(DEMO_DIR)/bnn.qnn | tail -1
-	$(QNNC) compile $(DEMO_DIR)/bnn.qnn --pe 8 --simd 16 --target up5k -o $(DEMO_DIR)/bnn-up5k
+	$(QNNC) compile $(DEMO_DIR)/bnn.qnn $(BNN_ARRAY) --target up5k -o $(DEMO_DIR)/bnn-up5k
 
 test: setup
 	$(CARGO) test --release --locked
@@ -99,7 +101,7 @@ FPGA_DIR := build/fpga-check
 fpga-check: setup build fpga-tools
 	@mkdir -p $(FPGA_DIR)
 	$(QNNC) train examples/fmnist_mlp.toml --hidden 64,64 --bits 1 --epochs 5 --seed 1 -o $(FPGA_DIR)/bnn.qnn | tail -1
-	$(QNNC) compile $(FPGA_DIR)/bnn.qnn --pe 8 --simd 16 --target up5k -o $(FPGA_DIR)/bnn-up5k
+	$(QNNC) compile $(FPGA_DIR)/bnn.qnn $(BNN_ARRAY) --target up5k -o $(FPGA_DIR)/bnn-up5k
 	$(QNNC) sim $(FPGA_DIR)/bnn-up5k --netlist --images 100
 	@set -e; for q in 1 4; do \
 		$(QNNC) train examples/tiny_cnn.toml --bits $$q --epochs 1 --seed 1 -o $(FPGA_DIR)/tiny$$q.qnn | tail -1; \
