@@ -43,8 +43,8 @@ impl Tool {
                     .to_string()
             })
             .unwrap_or_default();
-        // Tools without a version flag (icepack) are named by their path.
-        if line.is_empty() || line.starts_with("Usage") {
+        // Tools without a version flag (icepack, ecppack) are named by their path.
+        if line.is_empty() || line.starts_with("Usage") || line.contains("rror") {
             self.path.display().to_string()
         } else {
             line
