@@ -182,7 +182,7 @@ impl Hardware {
         }
         requant_bits = requant_bits
             .max(multiplier_bits.max(offset_bits) + 1)
-            .max(acc_bits + multiplier_bits)
+            .max(acc_bits + multiplier_bits + 1)
             .max(33);
         let last = layers.last().expect("a schedule has layers");
         let logit_bits = last.out_bits.max(2);

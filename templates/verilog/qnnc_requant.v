@@ -24,8 +24,10 @@ module qnnc_requant #(
 );
     reg signed [RQW-1:0] product, biased, shifted;
     reg signed [OW-1:0]  offset_held;
+    // The product at its own width, ACCW + MW bits: a multiplier no wider than its operands.
+    wire signed [ACCW+MW-1:0] exact = acc * multiplier;
     always @(posedge clk) begin
-        product <= {{(RQW-ACCW){acc[ACCW-1]}}, acc} * {{(RQW-MW){multiplier[MW-1]}}, multiplier};
+        product <= {{(RQW-ACCW-MW){exact[ACCW+MW-1]}}, exact};
         offset_held <= offset;
     end
     wire signed [RQW-1:0] offset_wide = {{(RQW-OW){offset_held[OW-1]}}, offset_held};

@@ -1,5 +1,6 @@
 // A read-only memory initialised from a hex file that the compiler writes. The read is
-// registered (data one cycle after the address), the shape FPGA block RAMs infer.
+// registered (data one cycle after the address), the shape FPGA block RAMs infer. Memories
+// over 2 kbit are marked for block RAM (Xilinx tools would otherwise pick LUT RAM).
 module qnnc_rom #(
     parameter WIDTH = 32,
     parameter DEPTH = 16,
@@ -10,8 +11,18 @@ module qnnc_rom #(
     input  wire [AW-1:0]    addr,
     output reg  [WIDTH-1:0] data
 );
-    reg [WIDTH-1:0] mem [0:DEPTH-1];
-    initial $readmemh(FILE, mem);
-    always @(posedge clk)
-        data <= mem[addr];
+    generate
+        if (WIDTH * DEPTH > 2048) begin : g_block
+            (* ram_style = "block" *)
+            reg [WIDTH-1:0] mem [0:DEPTH-1];
+            initial $readmemh(FILE, mem);
+            always @(posedge clk)
+                data <= mem[addr];
+        end else begin : g_small
+            reg [WIDTH-1:0] mem [0:DEPTH-1];
+            initial $readmemh(FILE, mem);
+            always @(posedge clk)
+                data <= mem[addr];
+        end
+    endgenerate
 endmodule
