@@ -73,16 +73,39 @@ module qnnc_loader #(
     reg [1:0]                    seg;
     reg [WPW-1:0]                wp;
 
-    // The current row of the receptive field: the elements left of the image, up to its
-    // right edge, and whether any of it lies inside.
-    wire signed [XW-1:0] kc_s  = kc;
-    wire signed [XW-1:0] neg_ex = -ex;
-    wire signed [XW-1:0] left  = neg_ex <= 0 ? {XW{1'b0}} : (neg_ex >= kc_s ? kc_s : neg_ex);
-    wire signed [XW-1:0] edge_raw = $signed(wc) - ex;
-    wire signed [XW-1:0] right = edge_raw <= 0 ? {XW{1'b0}} : (edge_raw >= kc_s ? kc_s : edge_raw);
-    wire outside = eyk < 0 || eyk >= $signed(hwc) || right <= left;
-    wire signed [XW-1:0] run_start = eyk + ex + left;
-    wire signed [XW-1:0] run_length = right - left;
+    // Where the next pixel's window starts (pooling order), from the position counters alone.
+    wire last_rx = rx == p_last, last_ry = ry == p_last;
+    wire last_px = px == pw_last, last_py = py == ph_last;
+    wire signed [XW-1:0] next_ex = !last_rx ? ex + $signed(step_rx) :
+                                   !last_ry ? ex_px :
+                                   !last_px ? ex_px + $signed(step_px) : $signed(ex0);
+    wire signed [XW-1:0] next_ey = !last_rx ? ey :
+                                   !last_ry ? ey + $signed(step_ry) :
+                                   !last_px ? ey_py : ey_py + $signed(step_py);
+
+    // A window's columns: the elements left of the image, up to its right edge, the run
+    // between, and where the run starts relative to the row. They depend on the pixel only,
+    // so they are computed for the next pixel (or the first, at start) and registered; the
+    // row's own values are registered as the loader moves from row to row.
+    wire signed [XW-1:0] kc_s   = kc;
+    wire signed [XW-1:0] geo_ex = start ? $signed(ex0) : next_ex;
+    wire signed [XW-1:0] geo_ey = start ? $signed(ey0) : next_ey;
+    wire signed [XW-1:0] neg_ex = -geo_ex;
+    wire signed [XW-1:0] geo_left = neg_ex <= 0 ? {XW{1'b0}} : (neg_ex >= kc_s ? kc_s : neg_ex);
+    wire signed [XW-1:0] edge_raw = $signed(wc) - geo_ex;
+    wire signed [XW-1:0] geo_right = edge_raw <= 0 ? {XW{1'b0}} :
+                                     (edge_raw >= kc_s ? kc_s : edge_raw);
+    wire signed [XW-1:0] geo_base = geo_ex + geo_left;
+    reg signed [XW-1:0] left, run_length, right_zeros, run_base;
+    reg no_run, right_full;
+    // The current row: outside the image (or a window with no run), and where its run starts.
+    reg row_outside;
+    reg signed [XW-1:0] run_start;
+    function row_is_outside(input signed [XW-1:0] row, input empty);
+        row_is_outside = row < 0 || row >= $signed(hwc) || empty;
+    endfunction
+    wire signed [XW-1:0] next_row = eyk + $signed(wc);
+    wire outside = row_outside;
 
     // This cycle's piece.
     wire [1:0] e_seg = !fresh ? seg : outside ? SEG_ZERO : (left != 0 ? SEG_LEFT : SEG_RUN);
@@ -96,7 +119,7 @@ module qnnc_loader #(
     wire [XW-1:0] count   = $unsigned(e_rem) < room ? e_rem : room;
     wire signed [XW-1:0] remaining = e_rem - $signed(count);
     wire row_done = remaining == 0 && (e_seg == SEG_ZERO || e_seg == SEG_RIGHT ||
-                                       (e_seg == SEG_RUN && right >= kc_s));
+                                       (e_seg == SEG_RUN && right_full));
     wire pixel_done = row_done && ky == k_last;
     wire go = run && active && (mid || !busy[bank]);
     assign claim = go && !mid;
@@ -149,9 +172,6 @@ module qnnc_loader #(
         end
     endgenerate
 
-    // Where the next pixel starts, in pooling order.
-    wire last_rx = rx == p_last, last_ry = ry == p_last;
-    wire last_px = px == pw_last, last_py = py == ph_last;
 
     always @(posedge clk) begin
         if (rst || start) begin
@@ -159,6 +179,14 @@ module qnnc_loader #(
             mid <= 1'b0; bank <= 2'd0; bank_base <= {WIN_AW{1'b0}}; fresh <= 1'b1;
             rx <= 0; ry <= 0; px <= 0; py <= 0; ky <= 0;
             ex <= ex0; ex_px <= ex0; ey <= ey0; ey_py <= ey0; eyk <= ey0;
+            left <= geo_left;
+            run_length <= geo_right - geo_left;
+            right_zeros <= kc_s - geo_right;
+            right_full <= geo_right >= kc_s;
+            no_run <= geo_right <= geo_left;
+            run_base <= geo_base;
+            row_outside <= row_is_outside(geo_ey, geo_right <= geo_left);
+            run_start <= geo_ey + geo_base;
             cur <= 0; rem <= 0; seg <= SEG_ZERO; wp <= 0;
             f_valid <= 1'b0;
             win_write <= 1'b0;
@@ -202,11 +230,13 @@ module qnnc_loader #(
                         cur <= run_start;
                     end else begin
                         seg <= SEG_RIGHT;
-                        rem <= kc_s - right;
+                        rem <= right_zeros;
                     end
                 end else if (!pixel_done) begin
                     ky <= ky + 1'b1;
-                    eyk <= eyk + $signed(wc);
+                    eyk <= next_row;
+                    row_outside <= row_is_outside(next_row, no_run);
+                    run_start <= next_row + run_base;
                     fresh <= 1'b1;
                 end else begin
                     ky <= 0;
@@ -214,33 +244,33 @@ module qnnc_loader #(
                     wp <= 0;
                     bank <= bank == LAST_BANK ? 2'd0 : bank + 2'd1;
                     bank_base <= bank == LAST_BANK ? {WIN_AW{1'b0}} : bank_base + BANK_ROWS;
+                    ex <= next_ex;
+                    ey <= next_ey;
+                    eyk <= next_ey;
+                    left <= geo_left;
+                    run_length <= geo_right - geo_left;
+                    right_zeros <= kc_s - geo_right;
+                    right_full <= geo_right >= kc_s;
+                    no_run <= geo_right <= geo_left;
+                    run_base <= geo_base;
+                    row_outside <= row_is_outside(next_ey, geo_right <= geo_left);
+                    run_start <= next_ey + geo_base;
                     if (!last_rx) begin
                         rx <= rx + 1'b1;
-                        ex <= ex + $signed(step_rx);
-                        eyk <= ey;
                     end else begin
                         rx <= 0;
                         if (!last_ry) begin
                             ry <= ry + 1'b1;
-                            ex <= ex_px;
-                            ey <= ey + $signed(step_ry);
-                            eyk <= ey + $signed(step_ry);
                         end else begin
                             ry <= 0;
                             if (!last_px) begin
                                 px <= px + 1'b1;
                                 ex_px <= ex_px + $signed(step_px);
-                                ex <= ex_px + $signed(step_px);
-                                ey <= ey_py;
-                                eyk <= ey_py;
                             end else begin
                                 px <= 0;
                                 ex_px <= ex0;
-                                ex <= ex0;
                                 py <= py + 1'b1;
                                 ey_py <= ey_py + $signed(step_py);
-                                ey <= ey_py + $signed(step_py);
-                                eyk <= ey_py + $signed(step_py);
                                 if (last_py)
                                     active <= 1'b0;
                             end
