@@ -49,7 +49,7 @@ demo: setup build
 	$(QNNC) train examples/fmnist_mlp.toml --hidden 64,64 --bits 1 --epochs 5 --seed 1 -o $(DEMO_DIR)/bnn.qnn | tail -1
 	$(QNNC) compile $(DEMO_DIR)/bnn.qnn $(BNN_ARRAY) --target up5k -o $(DEMO_DIR)/bnn-up5k
 
-test: setup
+test: setup fpga-tools
 	$(CARGO) test --release --locked
 
 bench: setup build

@@ -397,7 +397,7 @@ fn yosys_synthesizes_without_latches_at_one_four_and_eight_bits() {
             .and_then(|n| n.parse().ok())
             .expect("a flip-flop count");
         assert!(flip_flops > 1000, "{bits} bits: {summary}");
-        let log = std::fs::read_to_string(build.join("synth.log")).unwrap();
+        let log = std::fs::read_to_string(build.join("implementation/yosys.log")).unwrap();
         assert!(!log.contains("ERROR"), "{bits} bits");
     }
 }
