@@ -116,10 +116,13 @@ module qnnc_loader #(
     wire [XW-1:0] cur_off = e_cur & LANE_MASK;
     wire [XW-1:0] used    = (e_seg == SEG_RUN && cur_off > wp_off) ? cur_off : wp_off;
     wire [XW-1:0] room    = LANES - used;
-    wire [XW-1:0] count   = $unsigned(e_rem) < room ? e_rem : room;
+    // Whether this piece ends its segment: one comparison, on which the control waits; the
+    // count and what remains are data.
+    wire ends_segment     = $unsigned(e_rem) <= room;
+    wire [XW-1:0] count   = ends_segment ? e_rem : room;
     wire signed [XW-1:0] remaining = e_rem - $signed(count);
-    wire row_done = remaining == 0 && (e_seg == SEG_ZERO || e_seg == SEG_RIGHT ||
-                                       (e_seg == SEG_RUN && right_full));
+    wire row_done = ends_segment && (e_seg == SEG_ZERO || e_seg == SEG_RIGHT ||
+                                     (e_seg == SEG_RUN && right_full));
     wire pixel_done = row_done && ky == k_last;
     wire go = run && active && (mid || !busy[bank]);
     assign claim = go && !mid;
@@ -216,7 +219,7 @@ module qnnc_loader #(
             if (go) begin
                 mid <= !pixel_done;
                 wp <= wp + count[WPW-1:0];
-                if (remaining != 0) begin
+                if (!ends_segment) begin
                     seg <= e_seg;
                     rem <= remaining;
                     cur <= e_cur + $signed(count);
