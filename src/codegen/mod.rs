@@ -16,7 +16,7 @@ use crate::schedule::{Post, Schedule};
 use crate::spec::is_identifier;
 
 /// The hand-written modules, copied into every build.
-pub const PRIMITIVES: [(&str, &str); 10] = [
+pub const PRIMITIVES: [(&str, &str); 11] = [
     (
         "qnnc_lane.v",
         include_str!("../../templates/verilog/qnnc_lane.v"),
@@ -44,6 +44,10 @@ pub const PRIMITIVES: [(&str, &str); 10] = [
     (
         "qnnc_delay.v",
         include_str!("../../templates/verilog/qnnc_delay.v"),
+    ),
+    (
+        "qnnc_rotate.v",
+        include_str!("../../templates/verilog/qnnc_rotate.v"),
     ),
     (
         "qnnc_argmax.v",

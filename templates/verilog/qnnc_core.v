@@ -391,23 +391,10 @@ module qnnc_core #(
             assign spread = pack_codes;
         end
     endgenerate
+    localparam RBW = SIMD_LOG2 > 0 ? SIMD_LOG2 : 1;
     wire [SIMD*ABITS-1:0] rotated;
-    genvar s;
-    generate
-        for (s = 0; s <= SIMD_LOG2; s = s + 1) begin : g_rotate
-            wire [SIMD*ABITS-1:0] word;
-            if (s == 0) begin : g_source
-                assign word = spread;
-            end else begin : g_step
-                localparam BY = 1 << (s - 1);
-                wire [SIMD*ABITS-1:0] prev = g_rotate[s-1].word;
-                assign word = fill[s-1]
-                    ? {prev[(SIMD-BY)*ABITS-1:0], prev[SIMD*ABITS-1 -: BY*ABITS]}
-                    : prev;
-            end
-        end
-    endgenerate
-    assign rotated = g_rotate[SIMD_LOG2].word;
+    qnnc_rotate #(.LANES(SIMD), .LANES_LOG2(SIMD_LOG2), .EW(ABITS), .BW(RBW)) pack_rotate (
+        .word(spread), .by(fill[RBW-1:0]), .rotated(rotated));
     wire [SIMD*ABITS-1:0] row_out, row_next;
     generate
         for (j = 0; j < SIMD; j = j + 1) begin : g_pack

@@ -106,6 +106,21 @@ module qnnc_loader #(
     endfunction
     wire signed [XW-1:0] next_row = eyk + $signed(wc);
     wire outside = row_outside;
+    wire next_pixel, next_row_of_pixel;
+    always @(posedge clk)
+        if (start || next_pixel) begin
+            left <= geo_left;
+            run_length <= geo_right - geo_left;
+            right_zeros <= kc_s - geo_right;
+            right_full <= geo_right >= kc_s;
+            no_run <= geo_right <= geo_left;
+            run_base <= geo_base;
+            row_outside <= row_is_outside(geo_ey, geo_right <= geo_left);
+            run_start <= geo_ey + geo_base;
+        end else if (next_row_of_pixel) begin
+            row_outside <= row_is_outside(next_row, no_run);
+            run_start <= next_row + run_base;
+        end
 
     // This cycle's piece.
     wire [1:0] e_seg = !fresh ? seg : outside ? SEG_ZERO : (left != 0 ? SEG_LEFT : SEG_RUN);
@@ -125,6 +140,8 @@ module qnnc_loader #(
                                      (e_seg == SEG_RUN && right_full));
     wire pixel_done = row_done && ky == k_last;
     wire go = run && active && (mid || !busy[bank]);
+    assign next_pixel = go && pixel_done;
+    assign next_row_of_pixel = go && row_done && !pixel_done;
     assign claim = go && !mid;
     assign claim_bank = bank;
     /* verilator lint_off UNUSEDSIGNAL */
@@ -144,28 +161,13 @@ module qnnc_loader #(
     reg [SIMD*(EBITS+1)-1:0] partial;
 
     // The source word rotated so that element cur_off + q lands in lane wp_off + q.
+    localparam RBW = SIMD_LOG2 > 0 ? SIMD_LOG2 : 1;
     wire [SIMD*EBITS-1:0] rotated;
-    genvar s, k;
-    generate
-        for (s = 0; s <= SIMD_LOG2; s = s + 1) begin : g_rotate
-            wire [SIMD*EBITS-1:0] word;
-            if (s == 0) begin : g_source
-                assign word = src_word;
-            end else begin : g_step
-                localparam BY = 1 << (s - 1);
-                wire [SIMD*EBITS-1:0] prev = g_rotate[s-1].word;
-                assign word = f_shift[s-1]
-                    ? {prev[(SIMD-BY)*EBITS-1:0], prev[SIMD*EBITS-1 -: BY*EBITS]}
-                    : prev;
-            end
-        end
-        if (SIMD == 1) begin : g_unrotated
-            wire unused_shift = &{1'b0, f_shift};
-        end
-    endgenerate
-    assign rotated = g_rotate[SIMD_LOG2].word;
+    qnnc_rotate #(.LANES(SIMD), .LANES_LOG2(SIMD_LOG2), .EW(EBITS), .BW(RBW)) rotate (
+        .word(src_word), .by(f_shift[RBW-1:0]), .rotated(rotated));
 
     wire [SIMD*(EBITS+1)-1:0] merged;
+    genvar k;
     generate
         for (k = 0; k < SIMD; k = k + 1) begin : g_merge
             localparam [XW-1:0] LANE = k;
@@ -182,14 +184,6 @@ module qnnc_loader #(
             mid <= 1'b0; bank <= 2'd0; bank_base <= {WIN_AW{1'b0}}; fresh <= 1'b1;
             rx <= 0; ry <= 0; px <= 0; py <= 0; ky <= 0;
             ex <= ex0; ex_px <= ex0; ey <= ey0; ey_py <= ey0; eyk <= ey0;
-            left <= geo_left;
-            run_length <= geo_right - geo_left;
-            right_zeros <= kc_s - geo_right;
-            right_full <= geo_right >= kc_s;
-            no_run <= geo_right <= geo_left;
-            run_base <= geo_base;
-            row_outside <= row_is_outside(geo_ey, geo_right <= geo_left);
-            run_start <= geo_ey + geo_base;
             cur <= 0; rem <= 0; seg <= SEG_ZERO; wp <= 0;
             f_valid <= 1'b0;
             win_write <= 1'b0;
@@ -238,8 +232,6 @@ module qnnc_loader #(
                 end else if (!pixel_done) begin
                     ky <= ky + 1'b1;
                     eyk <= next_row;
-                    row_outside <= row_is_outside(next_row, no_run);
-                    run_start <= next_row + run_base;
                     fresh <= 1'b1;
                 end else begin
                     ky <= 0;
@@ -250,14 +242,6 @@ module qnnc_loader #(
                     ex <= next_ex;
                     ey <= next_ey;
                     eyk <= next_ey;
-                    left <= geo_left;
-                    run_length <= geo_right - geo_left;
-                    right_zeros <= kc_s - geo_right;
-                    right_full <= geo_right >= kc_s;
-                    no_run <= geo_right <= geo_left;
-                    run_base <= geo_base;
-                    row_outside <= row_is_outside(next_ey, geo_right <= geo_left);
-                    run_start <= next_ey + geo_base;
                     if (!last_rx) begin
                         rx <= rx + 1'b1;
                     end else begin
