@@ -76,7 +76,7 @@ rtl-check: setup build
 # rtl-check, whose models it compiles.
 synth-check: setup build
 	@set -e; for net in mlp cnn; do for q in 1 4 8; do \
-		$(QNNC) compile $(RTL_DIR)/$$net$$q.qnn --pe 8 --simd 16 -o $(RTL_DIR)/$$net$$q --synth | grep -E "^(compiled|yosys)"; \
+		$(QNNC) compile $(RTL_DIR)/$$net$$q.qnn --pe 8 --simd 16 -o $(RTL_DIR)/$$net$$q --target generic | grep -E "^(compiled|yosys)"; \
 	done; done
 
 # nextpnr-ecp5 (and its bitstream packer) from PyPI's YoWASP build, which runs on a bundled
