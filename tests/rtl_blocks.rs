@@ -1373,3 +1373,35 @@ fn pe_accumulates_pipelined_dot_products() {
             .assert_all_passed(&vectors);
     }
 }
+
+// ---- qnnc_rotate -----------------------------------------------------------------------------
+
+/// (LANES, EW): one lane, and words up to 32 bits.
+const ROTATE_SHAPES: [(u32, u32); 4] = [(1, 8), (4, 8), (8, 4), (16, 2)];
+
+#[test]
+fn rotate_moves_every_element_up_by_its_amount() {
+    let mut rng = ChaCha8Rng::seed_from_u64(0x7047);
+    for (lanes, ew) in ROTATE_SHAPES {
+        let log2 = lanes.trailing_zeros();
+        let bits = log2.max(1);
+        let mut vectors = Vectors::default();
+        for _ in 0..400 {
+            let word = rng.random_range(0..=unsigned_max(lanes * ew));
+            let by = rng.random_range(0..lanes as i64);
+            let element = |w: i64, i: u32| (w >> (i * ew)) & unsigned_max(ew);
+            let expected = (0..lanes).fold(0i64, |acc, i| {
+                let lane = (i + by as u32) % lanes;
+                acc | element(word, i) << (lane * ew)
+            });
+            vectors.check(&[1, by, word, expected]);
+        }
+        let parameters = [
+            ("LANES", lanes as i64),
+            ("LANES_LOG2", log2 as i64),
+            ("EW", ew as i64),
+            ("BW", bits as i64),
+        ];
+        simulate("tb_rotate", &["qnnc_rotate"], &parameters, &vectors).assert_all_passed(&vectors);
+    }
+}
