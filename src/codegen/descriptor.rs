@@ -114,6 +114,8 @@ impl Layout {
         });
         flag("LAST", &|l| l.last);
         flag("DIRECT", &|l| l.direct);
+        // The flags come first; each is one bit, addressed as a bit index.
+        let flag_count = fields.len();
         let (pe, simd) = (schedule.config.pe as i64, schedule.config.simd as i64);
         let counts: [(&'static str, Option<u32>, Vec<i64>); 9] = [
             (
@@ -207,14 +209,15 @@ impl Layout {
         let mut lsb = 0;
         let fields = fields
             .into_iter()
-            .map(|(name, width, values)| {
+            .enumerate()
+            .map(|(index, (name, width, values))| {
                 let width = width
                     .unwrap_or_else(|| unsigned_bits(values.iter().copied().max().unwrap_or(0)));
                 let field = Field {
                     name,
                     lsb,
                     width,
-                    flag: name_is_flag(name),
+                    flag: index < flag_count,
                     values,
                 };
                 lsb += width as usize;
@@ -226,10 +229,6 @@ impl Layout {
             element_bits,
             bits: lsb,
         }
-    }
-
-    pub fn field(&self, name: &str) -> Option<&Field> {
-        self.fields.iter().find(|f| f.name == name)
     }
 
     /// The descriptor table as a `$readmemh` image, one layer a line.
@@ -266,13 +265,6 @@ impl Layout {
         text += "`endif\n";
         text
     }
-}
-
-fn name_is_flag(name: &str) -> bool {
-    matches!(
-        name,
-        "IN_BIPOLAR" | "W_BIPOLAR" | "REQUANT" | "RAW" | "OUT_BIPOLAR" | "LAST" | "DIRECT"
-    )
 }
 
 #[cfg(test)]
