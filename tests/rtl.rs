@@ -242,7 +242,7 @@ fn generated_files_snapshots_for_a_tiny_network() {
         let again = compile_graph(dir.path(), &graph, &format!("tiny_q{bits}_again"));
         for file in [
             "mem/weights.hex",
-            "mem/thresholds.hex",
+            "mem/thresholds_0.hex",
             "mem/requant.hex",
             "rtl/qnnc_core.v",
         ] {
@@ -345,7 +345,7 @@ fn a_mismatch_names_the_image_layer_and_element() {
     let model = train(dir.path(), "tiny_cnn.toml", "4");
     let build = dir.path().join("build");
     ok(qnnc(&["compile", &model, "-o", build.to_str().unwrap()]));
-    let thresholds = build.join("mem/thresholds.hex");
+    let thresholds = build.join("mem/thresholds_0.hex");
     let text = std::fs::read_to_string(&thresholds).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let first_word = lines.iter().position(|l| !l.starts_with("//")).unwrap();
@@ -355,7 +355,7 @@ fn a_mismatch_names_the_image_layer_and_element() {
     let manifest_path = build.join("manifest.json");
     let mut manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
-    manifest["files"]["mem/thresholds.hex"] = serde_json::json!(qnnc::codegen::digest(&altered));
+    manifest["files"]["mem/thresholds_0.hex"] = serde_json::json!(qnnc::codegen::digest(&altered));
     std::fs::write(&manifest_path, manifest.to_string()).unwrap();
     let output = qnnc(&["sim", build.to_str().unwrap(), "--images", "5"]);
     assert_user_error(

@@ -240,9 +240,10 @@ fn simulate_with_files(
     }
 }
 
-/// The latency a block's header comment states (`Latency: N cycles`): the contract that its
+/// The latency a block's header comment states (`Latency: N cycles`, N a number or one of
+/// `parameters`): the contract that its
 /// vectors follow.
-fn documented_latency(block: &str) -> usize {
+fn documented_latency(block: &str, parameters: &[(&str, i64)]) -> usize {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("templates/verilog")
         .join(format!("{block}.v"));
@@ -258,13 +259,17 @@ fn documented_latency(block: &str) -> usize {
         .skip(1)
         .filter_map(|rest| {
             let mut words = rest.split_whitespace();
-            let latency = words.next()?.parse().ok()?;
+            let latency = words.next()?;
+            let latency = match parameters.iter().find(|(name, _)| *name == latency) {
+                Some(&(_, value)) => usize::try_from(value).ok()?,
+                None => latency.parse().ok()?,
+            };
             words.next()?.starts_with("cycle").then_some(latency)
         })
         .collect();
     match latencies.as_slice() {
         [latency] => *latency,
-        _ => panic!("{block}'s header states no single 'Latency: N cycles':\n{header}"),
+        _ => panic!("{block}'s header states no single 'Latency: N cycles' (N a number or a parameter):\n{header}"),
     }
 }
 
@@ -420,29 +425,28 @@ fn lane_multiplies_decoded_codes_at_every_width() {
 
 const THRESHOLD_ACCW: u32 = 12;
 const THRESHOLD_TW: u32 = 14;
-const THRESHOLD_NT: usize = 15;
 const THRESHOLD_EBITS: u32 = 8;
-/// Runs of vectors sharing the bipolar flag, and the longest run.
-const THRESHOLD_RUNS: usize = 450;
-const THRESHOLD_MAX_RUN: usize = 12;
+const THRESHOLD_PE: usize = 2;
+/// Groups of channels in the memories, and their address bits.
+const THRESHOLD_GROUPS: usize = 5;
+const THRESHOLD_AW: u32 = 3;
+/// Levels of the binary search under test: 15 thresholds, 3, and the single threshold of a
+/// bipolar output.
+const THRESHOLD_LEVELS: [u32; 3] = [4, 2, 1];
+const THRESHOLD_CYCLES: usize = 1500;
 
 /// The count of thresholds the accumulator reaches (`acc >= t`, or `acc <= t` on descending
-/// channels); with a bipolar output, 1 when any is reached.
-fn threshold_code(acc: i64, thresholds: &[i64], descending: bool, bipolar: bool) -> i64 {
-    let reached = thresholds
+/// channels).
+fn threshold_code(acc: i64, thresholds: &[i64], descending: bool) -> i64 {
+    thresholds
         .iter()
         .filter(|&&t| if descending { acc <= t } else { acc >= t })
-        .count() as i64;
-    if bipolar {
-        flag(reached > 0)
-    } else {
-        reached
-    }
+        .count() as i64
 }
 
-/// A sorted table of `count` thresholds (descending on descending channels): the first
-/// `used` ones drawn over the accumulator's range, or now and then over the threshold's whole
-/// width, and the rest padding that no accumulator reaches.
+/// A table of `count` thresholds sorted in the order they are reached (descending on
+/// descending channels): the first `used` ones drawn over the accumulator's range, or now and
+/// then over the threshold's whole width, and the rest padding that no accumulator reaches.
 fn threshold_table(rng: &mut ChaCha8Rng, count: usize, used: usize, descending: bool) -> Vec<i64> {
     let (low, high) = if rng.random_bool(0.1) {
         (signed_min(THRESHOLD_TW), signed_max(THRESHOLD_TW))
@@ -461,84 +465,118 @@ fn threshold_table(rng: &mut ChaCha8Rng, count: usize, used: usize, descending: 
     table
 }
 
-/// The inputs of one cycle of the threshold testbench (the accumulator, the flags, the table
-/// of NT thresholds and the single threshold) and the two codes they give.
-fn threshold_vector(rng: &mut ChaCha8Rng, bipolar: bool) -> (Vec<i64>, Vec<i64>) {
-    // A bipolar output has one threshold: at most one is used in the table.
-    let used = if bipolar {
-        rng.random_range(0..=1)
-    } else {
-        *[1, 3, 7, THRESHOLD_NT, rng.random_range(0..=THRESHOLD_NT)]
-            .choose(rng)
-            .expect("non-empty")
-    };
-    let descending = rng.random_bool(0.5);
-    let table = threshold_table(rng, THRESHOLD_NT, used, descending);
-    let single_used = usize::from(rng.random_bool(0.95));
-    let single = threshold_table(rng, 1, single_used, descending);
+/// One channel: its sorted table and direction.
+struct ThresholdChannel {
+    table: Vec<i64>,
+    descending: bool,
+}
 
-    let acc_range = signed_min(THRESHOLD_ACCW)..=signed_max(THRESHOLD_ACCW);
-    let ties: Vec<i64> = table[..used]
-        .iter()
-        .chain(&single[..single_used])
-        .copied()
-        .filter(|t| acc_range.contains(t))
-        .collect();
-    let acc_extremes = [
-        signed_min(THRESHOLD_ACCW),
-        signed_max(THRESHOLD_ACCW),
-        0,
-        -1,
-    ];
-    let acc = match rng.random_range(0..4) {
-        0 if !ties.is_empty() => *ties.choose(rng).expect("non-empty"),
-        1 if !ties.is_empty() => (ties.choose(rng).expect("non-empty") + rng.random_range(-1..=1))
-            .clamp(*acc_range.start(), *acc_range.end()),
-        2 => *acc_extremes.choose(rng).expect("non-empty"),
-        _ => rng.random_range(acc_range),
-    };
-
-    let mut inputs = vec![acc, flag(descending), flag(bipolar)];
-    inputs.extend(&table);
-    inputs.extend(&single);
-    let codes = vec![
-        threshold_code(acc, &table, descending, bipolar),
-        threshold_code(acc, &single, descending, bipolar),
-    ];
-    (inputs, codes)
+/// The memory files of `levels` levels for `channels[group][slot]`, laid out as the block's
+/// header states: level l holds, per group and prefix p < 2^l, each slot's threshold at
+/// index p * 2^(levels - l) + 2^(levels - l - 1) - 1, with level 0's descending flag above it.
+fn threshold_files(channels: &[Vec<ThresholdChannel>], levels: u32) -> Vec<(String, String)> {
+    (0..levels)
+        .map(|level| {
+            let slot = THRESHOLD_TW + u32::from(level == 0);
+            let span = 1usize << (levels - level);
+            let mut text = String::new();
+            for group in channels {
+                for prefix in 0..1usize << level {
+                    let mut word = 0u64;
+                    for (i, channel) in group.iter().enumerate() {
+                        let threshold = channel.table[prefix * span + span / 2 - 1];
+                        let mut field = threshold as u64 & ((1 << THRESHOLD_TW) - 1);
+                        if level == 0 && channel.descending {
+                            field |= 1 << THRESHOLD_TW;
+                        }
+                        word |= field << (i as u32 * slot);
+                    }
+                    let chunks = [(word & 0xffff_ffff) as i64, (word >> 32) as i64];
+                    text += &(hex_word(&chunks, slot * THRESHOLD_PE as u32) + "\n");
+                }
+            }
+            (format!("thresholds_{level}.hex"), text)
+        })
+        .collect()
 }
 
 #[test]
-fn threshold_counts_reached_thresholds() {
-    assert_eq!(threshold_code(5, &[1, 5, 9], false, false), 2);
-    assert_eq!(threshold_code(5, &[9, 5, 1], true, false), 2);
-    assert_eq!(threshold_code(0, &[1], false, true), 0);
+fn threshold_search_counts_reached_thresholds() {
+    assert_eq!(threshold_code(5, &[1, 5, 9], false), 2);
+    assert_eq!(threshold_code(5, &[9, 5, 1], true), 2);
+    assert_eq!(threshold_code(0, &[1], false), 0);
 
     let mut rng = ChaCha8Rng::seed_from_u64(0x7e5);
-    let latency = documented_latency("qnnc_threshold");
-    let mut pipeline = Pipeline::new(latency, 2);
-    for _ in 0..THRESHOLD_RUNS {
-        // One vector a cycle, all with the run's bipolar flag; the last vector's later stage
-        // takes the flag in a filler cycle, whose own code is not checked.
-        let bipolar = rng.random_bool(0.3);
-        for _ in 0..rng.random_range(1..=THRESHOLD_MAX_RUN) {
-            let (inputs, codes) = threshold_vector(&mut rng, bipolar);
-            pipeline.issue(&inputs, Some(codes));
+    for levels in THRESHOLD_LEVELS {
+        // The group is presented a cycle before the accumulator.
+        let latency = documented_latency("qnnc_threshold", &[("LEVELS", levels.into())]) + 1;
+        let count = (1usize << levels) - 1;
+        let channels: Vec<Vec<ThresholdChannel>> = (0..THRESHOLD_GROUPS)
+            .map(|_| {
+                (0..THRESHOLD_PE)
+                    .map(|_| {
+                        let used = *[0, 1, count / 2, count, rng.random_range(0..=count)]
+                            .choose(&mut rng)
+                            .expect("non-empty");
+                        let descending = rng.random_bool(0.5);
+                        ThresholdChannel {
+                            table: threshold_table(&mut rng, count, used, descending),
+                            descending,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let acc_range = signed_min(THRESHOLD_ACCW)..=signed_max(THRESHOLD_ACCW);
+        let mut pipeline = Pipeline::new(latency, THRESHOLD_PE);
+        for _ in 0..THRESHOLD_CYCLES {
+            let group = rng.random_range(0..THRESHOLD_GROUPS);
+            // Accumulators on a threshold, next to one, at the range's ends, or anywhere.
+            let ties: Vec<i64> = channels[group]
+                .iter()
+                .flat_map(|c| c.table.iter().copied())
+                .filter(|t| acc_range.contains(t))
+                .collect();
+            let acc = match rng.random_range(0..4) {
+                0 if !ties.is_empty() => *ties.choose(&mut rng).expect("non-empty"),
+                1 if !ties.is_empty() => (ties.choose(&mut rng).expect("non-empty")
+                    + rng.random_range(-1..=1))
+                .clamp(*acc_range.start(), *acc_range.end()),
+                2 => *[*acc_range.start(), *acc_range.end(), 0, -1]
+                    .choose(&mut rng)
+                    .expect("non-empty"),
+                _ => rng.random_range(acc_range.clone()),
+            };
+            let codes = channels[group]
+                .iter()
+                .map(|c| threshold_code(acc, &c.table, c.descending))
+                .collect();
+            pipeline.issue(&[group as i64, acc], Some(codes));
         }
-        for _ in 1..latency {
-            let (filler, _) = threshold_vector(&mut rng, bipolar);
-            pipeline.issue(&filler, None);
-        }
-    }
-    let vectors = pipeline.finish();
-    let parameters = [
-        ("ACCW", THRESHOLD_ACCW.into()),
-        ("TW", THRESHOLD_TW.into()),
-        ("NT", THRESHOLD_NT as i64),
-        ("EBITS", THRESHOLD_EBITS.into()),
-    ];
-    simulate("tb_threshold", &["qnnc_threshold"], &parameters, &vectors)
+        let vectors = pipeline.finish();
+        let parameters = [
+            ("ACCW", THRESHOLD_ACCW.into()),
+            ("TW", THRESHOLD_TW.into()),
+            ("LEVELS", levels.into()),
+            ("EBITS", THRESHOLD_EBITS.into()),
+            ("PE", THRESHOLD_PE as i64),
+            ("DEPTH", THRESHOLD_GROUPS as i64),
+            ("AW", THRESHOLD_AW.into()),
+        ];
+        let files = threshold_files(&channels, levels);
+        let files: Vec<(&str, String)> = files
+            .iter()
+            .map(|(name, text)| (name.as_str(), text.clone()))
+            .collect();
+        simulate_with_files(
+            "tb_threshold",
+            &["qnnc_threshold", "qnnc_rom"],
+            &parameters,
+            &files,
+            &vectors,
+        )
         .assert_all_passed(&vectors);
+    }
 }
 
 // ---- qnnc_requant ----------------------------------------------------------------------------
@@ -687,7 +725,7 @@ impl RequantShape {
     fn vectors(&self, rng: &mut ChaCha8Rng) -> Vectors {
         // The sum of the product and the offset fits the requantizer's width.
         assert!(self.rqw > (self.accw + self.mw).max(self.ow));
-        let mut pipeline = Pipeline::new(documented_latency("qnnc_requant"), 1);
+        let mut pipeline = Pipeline::new(documented_latency("qnnc_requant", &[]), 1);
         let extremes = |bits: u32| [signed_min(bits), -1, 0, 1, signed_max(bits)];
         for acc in extremes(self.accw) {
             for multiplier in extremes(self.mw) {

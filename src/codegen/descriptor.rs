@@ -109,9 +109,6 @@ impl Layout {
         flag("W_BIPOLAR", &|l| l.weight_bipolar);
         flag("REQUANT", &|l| matches!(l.post, Post::Requantize { .. }));
         flag("RAW", &|l| matches!(l.post, Post::Raw));
-        flag("OUT_BIPOLAR", &|l| {
-            matches!(l.post, Post::Threshold { bipolar: true, .. })
-        });
         flag("LAST", &|l| l.last);
         flag("DIRECT", &|l| l.direct);
         // The flags come first; each is one bit, addressed as a bit index.

@@ -87,40 +87,63 @@ pub fn weights(schedule: &Schedule, hw: &Hardware, header: &str) -> String {
     image(header, words, width)
 }
 
-/// Threshold words: for each threshold layer and group, per PE `NT` thresholds of `TW` bits
-/// and the descending flag. Missing thresholds are padded with values no accumulator reaches.
-pub fn thresholds(schedule: &Schedule, hw: &Hardware, header: &str) -> String {
-    let (nt, tw) = (hw.thresholds as usize, hw.threshold_bits as usize);
-    let slot = nt * tw + 1;
-    let width = schedule.config.pe * slot;
+/// Threshold memories, one a level of the binary search (`qnnc_threshold.v`): level l has, for
+/// each threshold layer, group and prefix p < 2^l, per PE the threshold that splits the range
+/// p leaves, `TW` bits; level 0's slot has the descending flag above it. Each channel's
+/// thresholds are sorted in the order the accumulator reaches them (ascending, or descending
+/// on descending channels), which leaves their count, the code, unchanged, and padded with
+/// values no accumulator reaches.
+pub fn thresholds(schedule: &Schedule, hw: &Hardware, header: &str) -> Vec<String> {
+    let (levels, tw, pe) = (hw.threshold_levels, hw.threshold_bits as usize, schedule.config.pe);
     let never_up = (1i64 << (tw - 1)) - 1;
     let never_down = -(1i64 << (tw - 1));
-    let mut words = Vec::new();
+    let mut sorted = Vec::new();
     for layer in &schedule.layers {
         let Post::Threshold { table, .. } = &layer.post else {
             continue;
         };
         for g in 0..layer.groups {
-            let mut word = Word::new(width);
-            for i in 0..schedule.config.pe {
-                let Some(row) = table.thresholds.get(g * schedule.config.pe + i) else {
-                    continue;
-                };
-                let descending = table.descending[g * schedule.config.pe + i];
-                for k in 0..nt {
-                    let value = row.get(k).copied().unwrap_or(if descending {
-                        never_down
-                    } else {
-                        never_up
-                    });
-                    word.set(i * slot + k * tw, tw, value);
-                }
-                word.set(i * slot + nt * tw, 1, descending as i64);
-            }
-            words.push(word);
+            let group: Vec<Option<(Vec<i64>, bool)>> = (0..pe)
+                .map(|i| {
+                    let c = g * pe + i;
+                    let row = table.thresholds.get(c)?;
+                    let descending = table.descending[c];
+                    let mut row = row.clone();
+                    row.sort_unstable();
+                    if descending {
+                        row.reverse();
+                    }
+                    let padding = if descending { never_down } else { never_up };
+                    row.resize(hw.thresholds() as usize, padding);
+                    Some((row, descending))
+                })
+                .collect();
+            sorted.push(group);
         }
     }
-    image(header, words, width)
+    (0..levels)
+        .map(|level| {
+            let slot = if level == 0 { tw + 1 } else { tw };
+            let span = 1usize << (levels - level);
+            let mut words = Vec::new();
+            for group in &sorted {
+                for prefix in 0..1usize << level {
+                    let mut word = Word::new(pe * slot);
+                    for (i, channel) in group.iter().enumerate() {
+                        let Some((row, descending)) = channel else {
+                            continue;
+                        };
+                        word.set(i * slot, tw, row[prefix * span + span / 2 - 1]);
+                        if level == 0 {
+                            word.set(i * slot + tw, 1, *descending as i64);
+                        }
+                    }
+                    words.push(word);
+                }
+            }
+            image(header, words, pe * slot)
+        })
+        .collect()
 }
 
 /// Requantization words: for each requantizing layer and group, per PE the multiplier (`MW`

@@ -85,7 +85,8 @@ pub struct Hardware {
     /// Bits of an operand element in the lanes: a pixel or a code, whichever is wider.
     pub ebits: u32,
     pub acc_bits: u32,
-    pub thresholds: u32,
+    /// Levels of the thresholds' binary search: every channel has 2^levels - 1 thresholds.
+    pub threshold_levels: u32,
     pub threshold_bits: u32,
     pub multiplier_bits: u32,
     pub offset_bits: u32,
@@ -166,7 +167,8 @@ impl Hardware {
             })
             .max()
             .unwrap_or(1)
-            .max(1) as u32;
+            .max(1);
+        let threshold_levels = usize::BITS - thresholds.leading_zeros();
         let (mut multiplier_bits, mut offset_bits, mut requant_bits) = (2, 2, acc_bits + 2);
         for l in layers {
             if let Post::Requantize { requantization: r } = &l.post {
@@ -230,7 +232,7 @@ impl Hardware {
             abits,
             ebits,
             acc_bits,
-            thresholds,
+            threshold_levels,
             threshold_bits: acc_bits + 2,
             multiplier_bits,
             offset_bits,
@@ -268,6 +270,11 @@ impl Hardware {
         }
     }
 
+    /// Thresholds of every channel, padded: 2^levels - 1.
+    pub fn thresholds(&self) -> u32 {
+        (1 << self.threshold_levels) - 1
+    }
+
     /// Bits of on-chip memory: weights, thresholds, requantization, the pixel buffer, two
     /// activation buffers, the banks of the window memory.
     pub fn memory_bits(&self) -> BTreeMap<&'static str, u64> {
@@ -282,7 +289,7 @@ impl Hardware {
                 "thresholds",
                 self.threshold_words as u64
                     * self.pe as u64
-                    * (self.thresholds * self.threshold_bits + 1) as u64,
+                    * (self.thresholds() * self.threshold_bits + 1) as u64,
             ),
             (
                 "requantization",
@@ -317,17 +324,24 @@ pub struct BuildFile {
 #[derive(Serialize)]
 struct Files {
     weights: &'static str,
-    thresholds: &'static str,
+    /// One a level of the thresholds' binary search.
+    thresholds: Vec<String>,
     requant: &'static str,
     layers: &'static str,
 }
 
-const FILES: Files = Files {
-    weights: "mem/weights.hex",
-    thresholds: "mem/thresholds.hex",
-    requant: "mem/requant.hex",
-    layers: "mem/layers.hex",
-};
+impl Files {
+    fn new(hw: &Hardware) -> Files {
+        Files {
+            weights: "mem/weights.hex",
+            thresholds: (0..hw.threshold_levels)
+                .map(|level| format!("mem/thresholds_{level}.hex"))
+                .collect(),
+            requant: "mem/requant.hex",
+            layers: "mem/layers.hex",
+        }
+    }
+}
 
 #[derive(Serialize)]
 struct Context<'a> {
@@ -396,6 +410,7 @@ pub fn generate(
         .iter()
         .map(|(what, bits)| format!("- {what}: {bits} bits\n"))
         .collect();
+    let names = Files::new(&hw);
     let context = Context {
         header: verilog_header.clone(),
         model: &graph.name,
@@ -403,7 +418,7 @@ pub fn generate(
         hw: &hw,
         class_msb: hw.class_bits as usize - 1,
         logits_msb: hw.classes * hw.logit_bits as usize - 1,
-        files: &FILES,
+        files: &names,
         schedule: schedule.to_string(),
         memory,
         pe: hw.pe,
@@ -439,20 +454,26 @@ pub fn generate(
     }
     let hex_header = format!("{}\n", header("//"));
     files.push(BuildFile {
-        path: FILES.weights.into(),
+        path: names.weights.into(),
         text: images::weights(schedule, &hw, &hex_header),
     });
+    for (path, text) in names
+        .thresholds
+        .iter()
+        .zip(images::thresholds(schedule, &hw, &hex_header))
+    {
+        files.push(BuildFile {
+            path: path.clone(),
+            text,
+        });
+    }
     files.push(BuildFile {
-        path: FILES.thresholds.into(),
-        text: images::thresholds(schedule, &hw, &hex_header),
-    });
-    files.push(BuildFile {
-        path: FILES.requant.into(),
+        path: names.requant.into(),
         text: images::requantization(schedule, &hw, &hex_header),
     });
     let layout = descriptor::Layout::new(schedule, &hw);
     files.push(BuildFile {
-        path: FILES.layers.into(),
+        path: names.layers.into(),
         text: layout.image(&hex_header, schedule.layers.len()),
     });
     files.push(BuildFile {

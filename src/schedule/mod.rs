@@ -141,11 +141,11 @@ pub fn adder_stages(simd: usize) -> u32 {
 /// multiply-shift, is product, offset, shift, comparisons with the clamp, choice.
 pub const POST_STAGES: u64 = 5;
 
-/// Cycles from the last chunk issued to the last activation written: operands, products, the
-/// adder tree, the accumulator, the post-processing, max-pool, packing, and the flush of a
-/// partly filled row.
+/// Cycles from the last chunk issued to the last activation written: operands read and
+/// registered, products, the adder tree, the accumulator, the post-processing, max-pool,
+/// packing, and the flush of a partly filled row.
 pub fn drain_cycles(simd: usize) -> u64 {
-    5 + POST_STAGES + adder_stages(simd) as u64
+    6 + POST_STAGES + adder_stages(simd) as u64
 }
 
 /// Cycles from the loader's last piece of a window to the first read of it: the source read,

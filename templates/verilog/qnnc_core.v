@@ -8,9 +8,9 @@
 // others; a dense layer (its window is its whole input) reads its source rows directly. Every
 // memory has one write port and a registered read port.
 //
-// The datapath is a pipeline: issue (addresses) -> operands read -> lane products -> adder
-// tree (ADDER_STAGES registers) -> accumulator -> thresholds or multiply (2 stages) -> max-pool
-// -> packing into rows -> activation buffer write. The last layer's results are the logits;
+// The datapath is a pipeline: issue (addresses) -> operands read -> operands registered ->
+// lane products -> adder tree (ADDER_STAGES registers) -> accumulator -> thresholds or
+// multiply-shift (POST stages) -> max-pool -> packing into rows -> activation buffer write. The last layer's results are the logits;
 // their argmax is a running maximum, one logit a cycle. Control uses counters and additions
 // of strides the compiler precomputed; there are no run-time multiplies.
 //
@@ -25,7 +25,7 @@ module qnnc_core #(
     parameter EBITS        = 8,
     parameter ACCW         = 24,
     parameter ADDER_STAGES = 2,
-    parameter NT           = 15,
+    parameter LEVELS       = 4,
     parameter TW           = 25,
     parameter MW           = 25,
     parameter OW           = 40,
@@ -54,7 +54,10 @@ module qnnc_core #(
     parameter R_DEPTH      = 16,
     parameter R_AW         = 4,
     parameter W_FILE       = "weights.hex",
-    parameter T_FILE       = "thresholds.hex",
+    parameter T_FILE0      = "thresholds_0.hex",
+    parameter T_FILE1      = "thresholds_1.hex",
+    parameter T_FILE2      = "thresholds_2.hex",
+    parameter T_FILE3      = "thresholds_3.hex",
     parameter R_FILE       = "requant.hex",
     parameter D_FILE       = "layers.hex"
 ) (
@@ -71,11 +74,11 @@ module qnnc_core #(
 );
     localparam [2:0] S_INPUT = 3'd0, S_DESC = 3'd1, S_LOAD = 3'd2, S_RUN = 3'd3,
                      S_DRAIN = 3'd4, S_ARGMAX = 3'd5, S_OUTPUT = 3'd6;
-    // From the last issue to the last write: operands, products, adder tree, accumulator,
-    // POST post-processing stages, max-pool, packing, then the flush of a partial row.
+    // From the last issue to the last write: operands read and registered, products, adder
+    // tree, accumulator, POST post-processing stages, max-pool, packing, then the flush of a
+    // partial row.
     localparam POST = 5;
-    localparam DRAIN = 5 + POST + ADDER_STAGES;
-    localparam TSLOT = NT * TW + 1;
+    localparam DRAIN = 6 + POST + ADDER_STAGES;
     localparam RSLOT = MW + OW;
     localparam OUTW  = LW > EBITS ? LW : EBITS;
     localparam PEW   = $clog2(PE + 1);
@@ -98,7 +101,6 @@ module qnnc_core #(
     wire w_bipolar   = desc[`QNNC_W_BIPOLAR];
     wire requant     = desc[`QNNC_REQUANT];
     wire raw         = desc[`QNNC_RAW];
-    wire out_bipolar = desc[`QNNC_OUT_BIPOLAR];
     wire last_layer  = desc[`QNNC_LAST];
     wire direct      = desc[`QNNC_DIRECT];
     wire [`QNNC_T_LAST_W-1:0]    t_last    = desc[`QNNC_T_LAST];
@@ -257,7 +259,7 @@ module qnnc_core #(
     wire [SBW-1:0] sb_operands, sb_sum, sb_acc, sb_result, sb_pack;
     qnnc_delay #(.WIDTH(SBW), .DEPTH(1)) d_operands (
         .clk(clk), .rst(rst), .d(sb_issue), .q(sb_operands));
-    qnnc_delay #(.WIDTH(SBW), .DEPTH(1 + ADDER_STAGES)) d_sum (
+    qnnc_delay #(.WIDTH(SBW), .DEPTH(2 + ADDER_STAGES)) d_sum (
         .clk(clk), .rst(rst), .d(sb_operands), .q(sb_sum));
     qnnc_delay #(.WIDTH(SBW), .DEPTH(1)) d_acc (
         .clk(clk), .rst(rst), .d(sb_sum), .q(sb_acc));
@@ -270,9 +272,16 @@ module qnnc_core #(
     /* verilator lint_on UNUSEDSIGNAL */
 
     // ---- Operands: the window row (or, for a dense layer, the source row with the lanes past
-    // the fan-in masked) and the weights, both registered reads.
+    // the fan-in masked) and the weights, both registered reads, registered again so that the
+    // lanes start from flip-flops rather than from the slow outputs of block RAM.
     wire [SIMD*EBITS-1:0] lane_codes;
     wire [SIMD-1:0] lane_valid;
+    reg [SIMD*EBITS-1:0] operand_codes;
+    reg [SIMD-1:0] operand_valid;
+    always @(posedge clk) begin
+        operand_codes <= lane_codes;
+        operand_valid <= lane_valid;
+    end
     generate
         for (j = 0; j < SIMD; j = j + 1) begin : g_operand
             localparam [`QNNC_LANE_TAIL_W-1:0] LANE = j;
@@ -285,14 +294,18 @@ module qnnc_core #(
     wire [PE*SIMD*WBITS-1:0] weights;
     qnnc_rom #(.WIDTH(PE*SIMD*WBITS), .DEPTH(W_DEPTH), .AW(W_AW), .FILE(W_FILE)) weight_rom (
         .clk(clk), .addr(i_waddr), .data(weights));
+    reg [PE*SIMD*WBITS-1:0] operand_weights;
+    always @(posedge clk)
+        operand_weights <= weights;
 
     wire [PE*ACCW-1:0] accs;
     generate
         for (i = 0; i < PE; i = i + 1) begin : g_pe
             qnnc_pe #(.SIMD(SIMD), .SIMD_LOG2(SIMD_LOG2), .WBITS(WBITS), .EBITS(EBITS),
                       .ACCW(ACCW), .ADDER_STAGES(ADDER_STAGES)) pe (
-                .clk(clk), .w(weights[i*SIMD*WBITS +: SIMD*WBITS]), .w_bipolar(w_bipolar),
-                .a(lane_codes), .a_valid(lane_valid), .a_bipolar(in_bipolar),
+                .clk(clk), .w(operand_weights[i*SIMD*WBITS +: SIMD*WBITS]),
+                .w_bipolar(w_bipolar), .a(operand_codes), .a_valid(operand_valid),
+                .a_bipolar(in_bipolar),
                 .accumulate(sb_sum[0]), .first(sb_sum[1]), .acc(accs[i*ACCW +: ACCW]));
         end
     endgenerate
@@ -302,10 +315,7 @@ module qnnc_core #(
     /* verilator lint_off UNUSEDSIGNAL */
     wire [PAW-1:0] param_addr = sb_sum[7 + GW +: PAW];  // each memory uses its address bits
     /* verilator lint_on UNUSEDSIGNAL */
-    wire [PE*TSLOT-1:0] threshold_word;
     wire [PE*RSLOT-1:0] requant_word;
-    qnnc_rom #(.WIDTH(PE*TSLOT), .DEPTH(T_DEPTH), .AW(T_AW), .FILE(T_FILE)) threshold_rom (
-        .clk(clk), .addr(param_addr[T_AW-1:0]), .data(threshold_word));
     qnnc_rom #(.WIDTH(PE*RSLOT), .DEPTH(R_DEPTH), .AW(R_AW), .FILE(R_FILE)) requant_rom (
         .clk(clk), .addr(param_addr[R_AW-1:0]), .data(requant_word));
     wire [PE*OUTW-1:0] results;
@@ -315,11 +325,11 @@ module qnnc_core #(
             wire [EBITS-1:0] code;
             wire signed [OUTW-1:0] scaled;
             wire [EBITS-1:0] counted;
-            qnnc_threshold #(.ACCW(ACCW), .TW(TW), .NT(NT), .EBITS(EBITS)) thresholder (
-                .clk(clk), .acc(acc), .thresholds(threshold_word[i*TSLOT +: NT*TW]),
-                .descending(threshold_word[i*TSLOT + NT*TW]), .bipolar(out_bipolar),
-                .code(counted));
-            qnnc_delay #(.WIDTH(EBITS), .DEPTH(POST - 2)) code_delay (
+            qnnc_threshold #(.ACCW(ACCW), .TW(TW), .LEVELS(LEVELS), .EBITS(EBITS), .PE(PE),
+                             .SLOT(i), .DEPTH(T_DEPTH), .AW(T_AW), .FILE0(T_FILE0),
+                             .FILE1(T_FILE1), .FILE2(T_FILE2), .FILE3(T_FILE3)) thresholder (
+                .clk(clk), .group(param_addr[T_AW-1:0]), .acc(acc), .code(counted));
+            qnnc_delay #(.WIDTH(EBITS), .DEPTH(POST - LEVELS)) code_delay (
                 .clk(clk), .rst(1'b0), .d(counted), .q(code));
             qnnc_requant #(.ACCW(ACCW), .MW(MW), .OW(OW), .RQW(RQW), .SHW(`QNNC_SHIFT_W),
                            .CLW(`QNNC_LO_W), .OUTW(OUTW)) requantizer (
