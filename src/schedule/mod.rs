@@ -152,6 +152,12 @@ pub fn drain_cycles(simd: usize) -> u64 {
 /// the merge, the window write.
 pub const WINDOW_READY_CYCLES: u64 = 3;
 
+/// Cycles from the loader's move to a pixel to the earliest cycle of its last piece: the next
+/// pixel's window geometry is computed in two registered stages from the position counters,
+/// which move with it. The loader first moves (to pixel 0) this many cycles less one after a
+/// layer's start.
+pub const GEOMETRY_CYCLES: u64 = 3;
+
 /// Banks of the window memory: the loader may run this many pixels ahead of the PE array.
 pub const WINDOW_BANKS: usize = 3;
 
@@ -518,9 +524,10 @@ pub fn predicted_cycles(layer: &LayerSchedule, config: ArrayConfig) -> u64 {
     let run = if layer.direct {
         compute
     } else {
-        // Cycles counted from the first cycle of the run: the loader's last piece of the
-        // previous pixel, and the last issue of each of the pixels still holding a bank.
-        let mut loaded: Option<u64> = None;
+        // Cycles counted from the first cycle of the run: the loader's move to the pixel (its
+        // priming, then the last piece of the previous pixel), and the last issue of each of
+        // the pixels still holding a bank.
+        let mut moved = GEOMETRY_CYCLES - 1;
         let mut issued: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
         for (oy, ox) in layer.pixels() {
             let bank_free = if issued.len() == WINDOW_BANKS {
@@ -528,12 +535,13 @@ pub fn predicted_cycles(layer: &LayerSchedule, config: ArrayConfig) -> u64 {
             } else {
                 0
             };
-            let start = loaded.map_or(0, |a| a + 1).max(bank_free);
-            let last_piece = start + load_pieces(layer, config.simd, oy, ox) - 1;
+            let start = (moved + 1).max(bank_free);
+            let last_piece = (start + load_pieces(layer, config.simd, oy, ox) - 1)
+                .max(moved + GEOMETRY_CYCLES);
             let previous = issued.back().map_or(0, |e| e + 1);
             let first_issue = (last_piece + WINDOW_READY_CYCLES).max(previous);
             issued.push_back(first_issue + compute - 1);
-            loaded = Some(last_piece);
+            moved = last_piece;
         }
         issued.back().map_or(0, |e| e + 1)
     };

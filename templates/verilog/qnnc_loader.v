@@ -11,6 +11,13 @@
 // outputs of one pooling window after each other) and go round the BANKS banks: a bank
 // is claimed (`claim`) before its first piece, and reported full (`filled`) with its last
 // write; the core frees it when the PE array has read it.
+//
+// The window's columns (the zeros left of the image, the run, the zeros right of it) depend
+// on the pixel only. They are computed one pixel ahead, in two registered stages from the
+// position counters, which therefore hold the coming pixel, not the current one: a pixel's
+// last piece waits until its successor's geometry is ready, at least three cycles after the
+// loader moved to it (src/schedule: GEOMETRY_CYCLES). At the start of a layer the loader
+// first moves to pixel 0 (priming), two cycles after `start`.
 `include "qnnc_layout.vh"
 module qnnc_loader #(
     parameter SIMD      = 16,
@@ -57,12 +64,12 @@ module qnnc_loader #(
 );
     localparam XW = `QNNC_XW;
     localparam [1:0] SEG_ZERO = 2'd0, SEG_LEFT = 2'd1, SEG_RUN = 2'd2, SEG_RIGHT = 2'd3;
-    localparam [XW-1:0] LANES = SIMD;
-    localparam [XW-1:0] LANE_MASK = SIMD - 1;
     localparam [WIN_AW-1:0] BANK_ROWS = TMAX;
     localparam [1:0] LAST_BANK = BANKS - 1;
 
-    reg                          active, mid, fresh;
+    localparam [1:0] READY_AGE = 2;  // the geometry's two stages, then the cycle of the move
+    reg                          active, primed, mid, current_last;
+    reg [1:0]                    age;  // cycles since the last move to a pixel, saturating
     reg [1:0]                    bank;
     reg [WIN_AW-1:0]             bank_base;
     reg [`QNNC_P_LAST_W-1:0]     rx, ry;
@@ -73,9 +80,11 @@ module qnnc_loader #(
     reg [1:0]                    seg;
     reg [WPW-1:0]                wp;
 
-    // Where the next pixel's window starts (pooling order), from the position counters alone.
+    // The position counters (rx, ry, px, py; ex, ey: where the window starts) hold the coming
+    // pixel. Where the pixel after it starts (pooling order), from the counters alone.
     wire last_rx = rx == p_last, last_ry = ry == p_last;
     wire last_px = px == pw_last, last_py = py == ph_last;
+    wire coming_last = last_rx && last_ry && last_px && last_py;
     wire signed [XW-1:0] next_ex = !last_rx ? ex + $signed(step_rx) :
                                    !last_ry ? ex_px :
                                    !last_px ? ex_px + $signed(step_px) : $signed(ex0);
@@ -83,69 +92,105 @@ module qnnc_loader #(
                                    !last_ry ? ey + $signed(step_ry) :
                                    !last_px ? ey_py : ey_py + $signed(step_py);
 
-    // A window's columns: the elements left of the image, up to its right edge, the run
-    // between, and where the run starts relative to the row. They depend on the pixel only,
-    // so they are computed for the next pixel (or the first, at start) and registered; the
-    // row's own values are registered as the loader moves from row to row.
+    // The coming pixel's columns, stage 1: the zeros left of the image and the columns up to
+    // its right edge, each clamped to [0, K*C].
     wire signed [XW-1:0] kc_s   = kc;
-    wire signed [XW-1:0] geo_ex = start ? $signed(ex0) : next_ex;
-    wire signed [XW-1:0] geo_ey = start ? $signed(ey0) : next_ey;
-    wire signed [XW-1:0] neg_ex = -geo_ex;
-    wire signed [XW-1:0] geo_left = neg_ex <= 0 ? {XW{1'b0}} : (neg_ex >= kc_s ? kc_s : neg_ex);
-    wire signed [XW-1:0] edge_raw = $signed(wc) - geo_ex;
-    wire signed [XW-1:0] geo_right = edge_raw <= 0 ? {XW{1'b0}} :
-                                     (edge_raw >= kc_s ? kc_s : edge_raw);
-    wire signed [XW-1:0] geo_base = geo_ex + geo_left;
-    reg signed [XW-1:0] left, run_length, right_zeros, run_base;
-    reg no_run, right_full;
-    // The current row: outside the image (or a window with no run), and where its run starts.
-    reg row_outside;
-    reg signed [XW-1:0] run_start;
+    wire signed [XW-1:0] neg_ex = -ex;
+    wire signed [XW-1:0] edge_raw = $signed(wc) - ex;
+    reg signed [XW-1:0] ahead_left, ahead_right, ahead_ex, ahead_exy, ahead_ey;
+    always @(posedge clk) begin
+        ahead_left <= neg_ex <= 0 ? {XW{1'b0}} : (neg_ex >= kc_s ? kc_s : neg_ex);
+        ahead_right <= edge_raw <= 0 ? {XW{1'b0}} : (edge_raw >= kc_s ? kc_s : edge_raw);
+        ahead_ex <= ex;
+        ahead_ey <= ey;
+        ahead_exy <= ex + ey;
+    end
+    // Stage 2: the run between, where it starts, and whether the first row is outside.
     function row_is_outside(input signed [XW-1:0] row, input empty);
         row_is_outside = row < 0 || row >= $signed(hwc) || empty;
     endfunction
+    reg signed [XW-1:0] next_left, next_run_length, next_right_zeros, next_run_base;
+    reg signed [XW-1:0] next_run_start;
+    reg next_no_run, next_right_full, next_row_outside;
+    always @(posedge clk) begin
+        next_left <= ahead_left;
+        next_run_length <= ahead_right - ahead_left;
+        next_right_zeros <= kc_s - ahead_right;
+        next_right_full <= ahead_right >= kc_s;
+        next_no_run <= ahead_right <= ahead_left;
+        next_run_base <= ahead_ex + ahead_left;
+        next_row_outside <= row_is_outside(ahead_ey, ahead_right <= ahead_left);
+        next_run_start <= ahead_exy + ahead_left;
+    end
+    wire ahead_ready = age == READY_AGE;
+
+    // The current pixel's columns, and where the run of its current row starts.
+    reg signed [XW-1:0] left, run_length, right_zeros, run_base;
+    reg no_run, right_full;
+    reg signed [XW-1:0] run_start;
     wire signed [XW-1:0] next_row = eyk + $signed(wc);
-    wire outside = row_outside;
+    wire following_row_outside = row_is_outside(next_row, no_run);
     wire next_pixel, next_row_of_pixel;
+    // A row's first segment: all zeros outside the image (or in a window with no run), else
+    // the left padding if there is one, else the run.
+    function [1:0] first_segment(input outside_row, input signed [XW-1:0] left_zeros);
+        first_segment = outside_row ? SEG_ZERO : (left_zeros != 0 ? SEG_LEFT : SEG_RUN);
+    endfunction
+    function signed [XW-1:0] first_length(input outside_row, input signed [XW-1:0] left_zeros,
+                                          input signed [XW-1:0] run_elements);
+        first_length = outside_row ? kc_s : (left_zeros != 0 ? left_zeros : run_elements);
+    endfunction
+    // Moving to the coming pixel: at the end of a pixel, or once at the start (priming).
+    wire prime = active && !primed && ahead_ready;
+    wire advance = next_pixel || prime;
     always @(posedge clk)
-        if (start || next_pixel) begin
-            left <= geo_left;
-            run_length <= geo_right - geo_left;
-            right_zeros <= kc_s - geo_right;
-            right_full <= geo_right >= kc_s;
-            no_run <= geo_right <= geo_left;
-            run_base <= geo_base;
-            row_outside <= row_is_outside(geo_ey, geo_right <= geo_left);
-            run_start <= geo_ey + geo_base;
+        if (advance) begin
+            left <= next_left;
+            run_length <= next_run_length;
+            right_zeros <= next_right_zeros;
+            right_full <= next_right_full;
+            no_run <= next_no_run;
+            run_base <= next_run_base;
+            run_start <= next_run_start;
         end else if (next_row_of_pixel) begin
-            row_outside <= row_is_outside(next_row, no_run);
             run_start <= next_row + run_base;
         end
 
-    // This cycle's piece.
-    wire [1:0] e_seg = !fresh ? seg : outside ? SEG_ZERO : (left != 0 ? SEG_LEFT : SEG_RUN);
-    wire signed [XW-1:0] e_rem = !fresh ? rem : outside ? kc_s : (left != 0 ? left : run_length);
-    wire signed [XW-1:0] e_cur = fresh ? run_start : cur;
-    wire [XW-1:0] wp_wide = {{(XW-WPW){1'b0}}, wp};
-    wire [XW-1:0] wp_off  = wp_wide & LANE_MASK;
-    wire [XW-1:0] cur_off = e_cur & LANE_MASK;
-    wire [XW-1:0] used    = (e_seg == SEG_RUN && cur_off > wp_off) ? cur_off : wp_off;
-    wire [XW-1:0] room    = LANES - used;
-    // Whether this piece ends its segment: one comparison, on which the control waits; the
-    // count and what remains are data.
-    wire ends_segment     = $unsigned(e_rem) <= room;
-    wire [XW-1:0] count   = ends_segment ? e_rem : room;
-    wire signed [XW-1:0] remaining = e_rem - $signed(count);
-    wire row_done = ends_segment && (e_seg == SEG_ZERO || e_seg == SEG_RIGHT ||
-                                     (e_seg == SEG_RUN && right_full));
+    // This cycle's piece: seg, rem and cur are registers that always describe it (a row's
+    // first segment is set up when the loader moves to the row).
+    // Offsets within a row and the room left in it are at most SIMD: OW bits. A piece fits
+    // the room left in the window row and, for a run, in the source row.
+    localparam OW = SIMD_LOG2 + 1;
+    localparam [OW-1:0] ROW_LANES = SIMD;
+    localparam [OW-1:0] OFF_MASK = SIMD - 1;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [XW-1:0] wp_wide  = {{(XW-WPW){1'b0}}, wp};  // its offset within a row
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [OW-1:0] wp_off   = wp_wide[OW-1:0] & OFF_MASK;
+    wire [OW-1:0] cur_off  = cur[OW-1:0] & OFF_MASK;
+    wire [OW-1:0] window_room = ROW_LANES - wp_off;
+    wire [OW-1:0] source_room = ROW_LANES - cur_off;
+    wire in_run = seg == SEG_RUN;
+    // Whether this piece ends its segment: comparisons of OW bits in parallel, on which the
+    // control waits; the count and what remains are data.
+    wire [XW-1:0] rem_u    = rem;
+    wire [OW-1:0] rem_low  = rem_u[OW-1:0];
+    wire ends_segment      = (rem_u >> OW) == 0 && rem_low <= window_room
+                             && (!in_run || rem_low <= source_room);
+    wire [OW-1:0] room     = in_run && source_room < window_room ? source_room : window_room;
+    wire [OW-1:0] count_low = ends_segment ? rem_low : room;
+    wire [XW-1:0] count    = {{(XW-OW){1'b0}}, count_low};
+    wire signed [XW-1:0] remaining = rem - $signed(count);
+    wire row_done = ends_segment && (seg == SEG_ZERO || seg == SEG_RIGHT ||
+                                     (seg == SEG_RUN && right_full));
     wire pixel_done = row_done && ky == k_last;
-    wire go = run && active && (mid || !busy[bank]);
+    wire go = run && active && primed && (mid || !busy[bank]) && (!pixel_done || ahead_ready);
     assign next_pixel = go && pixel_done;
     assign next_row_of_pixel = go && row_done && !pixel_done;
     assign claim = go && !mid;
     assign claim_bank = bank;
     /* verilator lint_off UNUSEDSIGNAL */
-    wire [XW-1:0] cur_row = e_cur >>> SIMD_LOG2;  // the buffer's depth bounds the used bits
+    wire [XW-1:0] cur_row = cur >>> SIMD_LOG2;  // the buffer's depth bounds the used bits
     /* verilator lint_on UNUSEDSIGNAL */
     assign src_row = cur_row[SRC_AW-1:0];
 
@@ -153,9 +198,9 @@ module qnnc_loader #(
     reg                  f_valid, f_run, f_write, f_last;
     reg [1:0]            f_bank;
     reg [WIN_AW-1:0]     f_base;
-    reg [XW-1:0]         f_count, f_wp_off;
+    reg [OW-1:0]         f_count, f_wp_off;
     /* verilator lint_off UNUSEDSIGNAL */
-    reg [XW-1:0]         f_shift;  // below SIMD: its low SIMD_LOG2 bits
+    reg [OW-1:0]         f_shift;  // below SIMD: its low SIMD_LOG2 bits
     reg [WPW-1:0]        f_row;    // below TMAX: the window's address bits
     /* verilator lint_on UNUSEDSIGNAL */
     reg [SIMD*(EBITS+1)-1:0] partial;
@@ -170,8 +215,9 @@ module qnnc_loader #(
     genvar k;
     generate
         for (k = 0; k < SIMD; k = k + 1) begin : g_merge
-            localparam [XW-1:0] LANE = k;
-            wire takes = f_run && LANE >= f_wp_off && LANE < f_wp_off + f_count;
+            localparam [OW:0] LANE = k;
+            wire takes = f_run && LANE >= {1'b0, f_wp_off}
+                         && LANE < {1'b0, f_wp_off} + {1'b0, f_count};
             assign merged[k*(EBITS+1) +: EBITS+1] = takes
                 ? {1'b1, rotated[k*EBITS +: EBITS]} : partial[k*(EBITS+1) +: EBITS+1];
         end
@@ -181,7 +227,10 @@ module qnnc_loader #(
     always @(posedge clk) begin
         if (rst || start) begin
             active <= !direct && start;
-            mid <= 1'b0; bank <= 2'd0; bank_base <= {WIN_AW{1'b0}}; fresh <= 1'b1;
+            primed <= 1'b0;
+            age <= 2'd0;
+            current_last <= 1'b0;
+            mid <= 1'b0; bank <= 2'd0; bank_base <= {WIN_AW{1'b0}};
             rx <= 0; ry <= 0; px <= 0; py <= 0; ky <= 0;
             ex <= ex0; ex_px <= ex0; ey <= ey0; ey_py <= ey0; eyk <= ey0;
             cur <= 0; rem <= 0; seg <= SEG_ZERO; wp <= 0;
@@ -200,12 +249,12 @@ module qnnc_loader #(
                 partial <= f_write ? {SIMD*(EBITS+1){1'b0}} : merged;
 
             f_valid  <= go;
-            f_run    <= e_seg == SEG_RUN;
-            f_count  <= count;
+            f_run    <= seg == SEG_RUN;
+            f_count  <= count_low;
             f_wp_off <= wp_off;
-            f_shift  <= (wp_off - cur_off) & LANE_MASK;
+            f_shift  <= (wp_off - cur_off) & OFF_MASK;
             f_row    <= wp >> SIMD_LOG2;
-            f_write  <= wp_off + count == LANES || pixel_done;
+            f_write  <= count_low == window_room || pixel_done;
             f_last   <= pixel_done;
             f_bank   <= bank;
             f_base   <= bank_base;
@@ -214,14 +263,11 @@ module qnnc_loader #(
                 mid <= !pixel_done;
                 wp <= wp + count[WPW-1:0];
                 if (!ends_segment) begin
-                    seg <= e_seg;
                     rem <= remaining;
-                    cur <= e_cur + $signed(count);
-                    fresh <= 1'b0;
+                    cur <= cur + $signed(count);
                 end else if (!row_done) begin
                     // Left padding done: the run follows; the run done: right padding.
-                    fresh <= 1'b0;
-                    if (e_seg == SEG_LEFT) begin
+                    if (seg == SEG_LEFT) begin
                         seg <= SEG_RUN;
                         rem <= run_length;
                         cur <= run_start;
@@ -232,35 +278,46 @@ module qnnc_loader #(
                 end else if (!pixel_done) begin
                     ky <= ky + 1'b1;
                     eyk <= next_row;
-                    fresh <= 1'b1;
+                    seg <= first_segment(following_row_outside, left);
+                    rem <= first_length(following_row_outside, left, run_length);
+                    cur <= next_row + run_base;
                 end else begin
                     ky <= 0;
-                    fresh <= 1'b1;
                     wp <= 0;
                     bank <= bank == LAST_BANK ? 2'd0 : bank + 2'd1;
                     bank_base <= bank == LAST_BANK ? {WIN_AW{1'b0}} : bank_base + BANK_ROWS;
-                    ex <= next_ex;
-                    ey <= next_ey;
-                    eyk <= next_ey;
-                    if (!last_rx) begin
-                        rx <= rx + 1'b1;
+                    if (current_last)
+                        active <= 1'b0;
+                end
+            end
+
+            // Moving to the coming pixel: its first row, and the counters to the one after.
+            age <= advance ? 2'd0 : (ahead_ready ? age : age + 2'd1);
+            if (advance) begin
+                primed <= 1'b1;
+                current_last <= coming_last;
+                eyk <= ey;
+                seg <= first_segment(next_row_outside, next_left);
+                rem <= first_length(next_row_outside, next_left, next_run_length);
+                cur <= next_run_start;
+                ex <= next_ex;
+                ey <= next_ey;
+                if (!last_rx) begin
+                    rx <= rx + 1'b1;
+                end else begin
+                    rx <= 0;
+                    if (!last_ry) begin
+                        ry <= ry + 1'b1;
                     end else begin
-                        rx <= 0;
-                        if (!last_ry) begin
-                            ry <= ry + 1'b1;
+                        ry <= 0;
+                        if (!last_px) begin
+                            px <= px + 1'b1;
+                            ex_px <= ex_px + $signed(step_px);
                         end else begin
-                            ry <= 0;
-                            if (!last_px) begin
-                                px <= px + 1'b1;
-                                ex_px <= ex_px + $signed(step_px);
-                            end else begin
-                                px <= 0;
-                                ex_px <= ex0;
-                                py <= py + 1'b1;
-                                ey_py <= ey_py + $signed(step_py);
-                                if (last_py)
-                                    active <= 1'b0;
-                            end
+                            px <= 0;
+                            ex_px <= ex0;
+                            py <= py + 1'b1;
+                            ey_py <= ey_py + $signed(step_py);
                         end
                     end
                 end
