@@ -162,6 +162,24 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
         node: node.to_string(),
         message,
     };
+    // Bounded first: every memory word and count below grows with PE x SIMD.
+    for (flag, value, max) in [
+        ("--pe", config.pe, crate::limits::MAX_PE),
+        ("--simd", config.simd, crate::limits::MAX_SIMD),
+    ] {
+        crate::limits::at_most(value, max).map_err(|message| fail(flag, message))?;
+    }
+    if config.pe * config.simd > crate::limits::MAX_LANES {
+        return Err(fail(
+            "--pe",
+            format!(
+                "--pe {} x --simd {} is more than the limit of {} lanes (see docs/limits.md)",
+                config.pe,
+                config.simd,
+                crate::limits::MAX_LANES
+            ),
+        ));
+    }
     if config.pe == 0 {
         return Err(fail("--pe", "must be at least 1".into()));
     }
