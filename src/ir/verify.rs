@@ -405,3 +405,69 @@ fn same_codes(input: TensorType, output: TensorType) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{build, Node};
+    use crate::spec::Shape;
+
+    /// A chain input -> `layers` flattens -> output, the flattens' names unique.
+    fn long_chain(layers: usize) -> Graph {
+        let mut graph = Graph::new("long");
+        let ty = build::input_type(Shape::flat(4));
+        let mut previous = graph.graph.add_node(Node {
+            name: "input".into(),
+            op: Op::Input,
+        });
+        for i in 0..layers {
+            let node = graph.graph.add_node(Node {
+                name: format!("flatten{i}"),
+                op: Op::Flatten,
+            });
+            graph.graph.add_edge(previous, node, ty);
+            previous = node;
+        }
+        let output = graph.graph.add_node(Node {
+            name: "logits".into(),
+            op: Op::Output,
+        });
+        graph.graph.add_edge(previous, output, ty);
+        graph
+    }
+
+    #[test]
+    fn a_graph_of_100000_nodes_is_refused_without_overflowing_the_stack() {
+        let graph = long_chain(100_000);
+        let error = verify(&graph, "long.json").unwrap_err();
+        assert!(error.message.contains("limit"), "{error}");
+        // The cycle check itself, which used to recurse once a node, on the whole chain.
+        assert!(toposort(&graph.graph, None).is_ok());
+        assert_eq!(graph.chain().len(), 100_002);
+    }
+
+    #[test]
+    fn a_chain_at_the_limit_verifies_and_a_cycle_is_found() {
+        let mut graph = long_chain(limits::MAX_LAYERS);
+        verify(&graph, "long.json").unwrap();
+        let nodes: Vec<_> = graph.chain();
+        let ty = graph.output_type(nodes[1]).unwrap();
+        graph.graph.add_edge(nodes[10], nodes[5], ty);
+        assert!(verify(&graph, "long.json").is_err());
+        assert!(toposort(&graph.graph, None).is_err());
+    }
+
+    #[test]
+    fn names_with_control_characters_are_refused() {
+        let mut graph = long_chain(1);
+        let first = graph.chain()[1];
+        graph.graph[first].name = "a\nb".into();
+        let error = verify(&graph, "g.json").unwrap_err();
+        assert!(!error.to_string().contains('\n'), "{error}");
+        assert!(error.to_string().contains("a\\nb"), "{error}");
+        let mut graph = long_chain(1);
+        graph.name = "evil\r\u{1b}[2J".into();
+        let error = verify(&graph, "g.json").unwrap_err();
+        assert!(!error.to_string().chars().any(char::is_control), "{error}");
+    }
+}

@@ -72,3 +72,54 @@ pub fn peak_bytes(network: &Network, batch: usize, data_dir: Option<&Path>) -> O
         .checked_add((train + test) * image_bytes(kind))?;
     PROGRAM_BYTES.checked_add(loading.max(training))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Spec;
+
+    fn mlp(hidden: usize) -> Network {
+        let text = format!(
+            "name = \"m\"\ninput = {{ height = 28, width = 28, channels = 1 }}\nclasses = 10\n\
+             [template]\nkind = \"mlp\"\nhidden = [{hidden}]\n"
+        );
+        Spec::parse(&text, false, "m.toml")
+            .and_then(|spec| spec.build("m.toml"))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_estimate_covers_the_peaks_measured_in_the_readme() {
+        // Peaks of `qnnc train examples/fmnist_mlp.toml --hidden W --bits 4 --epochs 1
+        // --train-limit 200 --test-limit 100` (batch 100), in MiB, measured with
+        // /usr/bin/time -v on Fashion-MNIST (gzipped files). The estimate must stay at or
+        // above each, and within 25 %.
+        // A stand-in of the gzipped training images, the size of Debian's.
+        let data = tempfile::tempdir().unwrap();
+        std::fs::File::create(data.path().join("train-images-idx3-ubyte.gz"))
+            .and_then(|file| file.set_len(26_421_856))
+            .unwrap();
+        for (width, peak_mib) in [(64, 75.3), (1024, 78.5), (16384, 342.7), (131072, 2317.1)] {
+            let estimate = peak_bytes(&mlp(width), 100, Some(data.path())).unwrap() as f64;
+            let peak = peak_mib * (1u64 << 20) as f64;
+            assert!(
+                estimate >= peak && peak >= 0.75 * estimate,
+                "width {width}: estimate {:.1} MiB, peak {peak_mib} MiB",
+                estimate / (1u64 << 20) as f64
+            );
+        }
+    }
+
+    #[test]
+    fn the_training_state_dominates_wide_networks() {
+        let network = mlp(131072);
+        let weights: u64 = network.layers.iter().map(|l| l.weights()).sum();
+        let estimate = peak_bytes(&network, 100, None).unwrap();
+        // 21 bytes a weight (value, gradient, two moments, quantized copy, mask).
+        assert!(
+            estimate > 21 * weights && estimate < 25 * weights,
+            "{estimate}"
+        );
+        assert_eq!(peak_bytes(&network, usize::MAX, None), None);
+    }
+}
