@@ -284,6 +284,13 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                 let computed = pool.map_or(output.height * output.width, |(size, pooled)| {
                     pooled.height * size * pooled.width * size
                 });
+                // Bounded by the verifier's limits on MACs; checked all the same, so that a
+                // size nobody bounded cannot wrap into a schedule that looks valid.
+                let (macs, ideal_cycles) = (computed as u64)
+                    .checked_mul(output.channels as u64)
+                    .and_then(|n| n.checked_mul(fan_in as u64))
+                    .zip(((groups * chunks) as u64).checked_mul(computed as u64))
+                    .ok_or_else(|| fail(&name, "has more MACs than can be counted".into()))?;
                 let param_base = match post {
                     Post::Threshold { .. } => {
                         threshold_base += groups;
@@ -317,8 +324,8 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                     last,
                     weight_base,
                     param_base,
-                    macs: (computed * output.channels * fan_in) as u64,
-                    ideal_cycles: (groups * chunks * computed) as u64,
+                    macs,
+                    ideal_cycles,
                     cycles: 0,
                     weights: weights.clone(),
                 };
