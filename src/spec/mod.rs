@@ -329,7 +329,7 @@ impl Network {
     /// Bytes that the network's parameters and activations take while it trains with a batch
     /// of `batch` images, at the peak (the end of a forward pass and the first backward steps).
     /// `None` if the count overflows. `train::memory::peak_bytes` adds the program and the
-    /// data; the README compares the sum with measured peaks.
+    /// data; docs/limits.md compares the sum with measured peaks.
     ///
     /// - Each weight: value, gradient, two Adam moments and its quantized value (f32), and one
     ///   byte of straight-through mask.

@@ -8,8 +8,8 @@
 //!   state ([`Network::training_bytes`]).
 //!
 //! After training, [`Net::release_training_state`] frees the gradients, optimizer moments and
-//! cached activations, so that writing the model file stays below the training peak. The README
-//! compares the estimate with peaks measured for widths from 64 to 131,072.
+//! cached activations, so that writing the model file stays below the training peak.
+//! docs/limits.md compares the estimate with peaks measured for widths from 64 to 131,072.
 //!
 //! [`Net::release_training_state`]: super::Net::release_training_state
 
