@@ -152,7 +152,7 @@ fn networks_larger_than_memory_are_refused_before_allocating() {
         &ws,
         &example("fmnist_mlp.toml"),
         &["--hidden", "200000000,200000000"],
-        &["fmnist_mlp.toml", "template.hidden[0]", "limit"],
+        &["fmnist_mlp.toml", "--hidden", "limit"],
     );
     train_refused(
         &ws,

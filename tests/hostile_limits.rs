@@ -44,7 +44,7 @@ fn huge_hidden_widths_are_refused_before_allocating() {
             "--hidden",
             "4294967296",
         ]),
-        &["template.hidden[0]", "4294967296", "limit"],
+        &["fmnist_mlp.toml", "--hidden", "4294967296", "limit"],
     );
 }
 
@@ -53,17 +53,17 @@ fn huge_block_templates_are_refused_at_once() {
     let cnn = example("fmnist_cnn.toml");
     assert_user_error(
         &qnnc(&["inspect", &cnn, "--nf", "4294967296"]),
-        &["fmnist_cnn.toml", "template.blocks[0].nf", "limit"],
+        &["fmnist_cnn.toml", "--nf", "4294967296", "limit"],
     );
     assert_user_error(
         &qnnc(&["energy", &cnn, "--nl", "4294967296"]),
-        &["template.blocks[0].nl", "limit"],
+        &["--nl", "4294967296", "limit"],
     );
     // Used to take 5.3 GiB and 26 s.
     let start = Instant::now();
     assert_user_error(
         &qnnc(&["energy", &cnn, "--nl", "1000000"]),
-        &["template.blocks[0].nl", "1000000", "limit"],
+        &["--nl", "1000000", "limit"],
     );
     assert!(start.elapsed() < Duration::from_secs(2));
     // Each value is below the limit, the expanded network is not.
@@ -85,7 +85,7 @@ fn huge_block_templates_are_refused_at_once() {
 }
 
 #[test]
-fn a_sweep_with_a_huge_depth_is_refused() {
+fn a_sweep_with_a_huge_depth_or_width_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(
         example("fmnist_mlp.toml"),
@@ -104,6 +104,18 @@ fn a_sweep_with_a_huge_depth_is_refused() {
         &dir.path().join("out").display().to_string(),
     ]);
     assert_user_error(&output, &["sweep.toml", "mlp.depths", "limit"]);
+    let text = std::fs::read_to_string(&sweep)
+        .unwrap()
+        .replace("depths = [4294967296]", "depths = [1]")
+        .replace("widths = [8]", "widths = [8, 9223372036854775807]");
+    let sweep = write(dir.path(), "wide.toml", &text);
+    let output = qnnc(&[
+        "explore",
+        &sweep,
+        "-o",
+        &dir.path().join("out").display().to_string(),
+    ]);
+    assert_user_error(&output, &["wide.toml", "mlp.widths", "limit"]);
 }
 
 #[test]

@@ -145,6 +145,16 @@ impl Sweep {
             crate::limits::at_most(family.epochs, crate::limits::MAX_EPOCHS).map_err(
                 |message| Error::usage(&format!("{file}: {family_name}.epochs"), message),
             )?;
+            if let Some(&width) = family
+                .widths
+                .iter()
+                .find(|&&w| w > crate::limits::MAX_WIDTH)
+            {
+                return Err(Error::usage(
+                    &format!("{file}: {family_name}.widths"),
+                    crate::limits::at_most(width, crate::limits::MAX_WIDTH).unwrap_err(),
+                ));
+            }
             // A depth is a count of layers to make: refuse a huge one before making them.
             if let Some(&depth) = family
                 .depths

@@ -424,6 +424,27 @@ impl Spec {
             field: field.to_string(),
             message,
         };
+        // Flags are checked as flags; the spec's own values are checked when it is built.
+        for (flag, values, max) in [
+            ("--nl", &overrides.nl, limits::MAX_LAYERS),
+            ("--nf", &overrides.nf, limits::MAX_WIDTH),
+            ("--hidden", &overrides.hidden, limits::MAX_WIDTH),
+        ] {
+            let values = values.as_deref().unwrap_or_default();
+            if values.len() > limits::MAX_LAYERS {
+                return Err(error(
+                    flag,
+                    format!(
+                        "{} values are more than the limit of {} layers (see docs/limits.md)",
+                        values.len(),
+                        limits::MAX_LAYERS
+                    ),
+                ));
+            }
+            for &value in values {
+                at_most(value, max).map_err(|message| error(flag, message))?;
+            }
+        }
         if let Some(bits) = overrides.bits {
             self.precision.weights = bits;
             self.precision.activations = bits;
