@@ -19,5 +19,6 @@ pub use error::{Error, Result};
 pub mod golden;
 pub mod implement;
 pub mod ir;
+pub mod limits;
 pub mod schedule;
 pub mod sim;

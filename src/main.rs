@@ -69,7 +69,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!(
+                "error: {}",
+                qnnc::error::escape_controls(&error.to_string())
+            );
             ExitCode::FAILURE
         }
     }

@@ -152,13 +152,13 @@ fn networks_larger_than_memory_are_refused_before_allocating() {
         &ws,
         &example("fmnist_mlp.toml"),
         &["--hidden", "200000000,200000000"],
-        &["fmnist_mlp.toml", "layers", "GiB"],
+        &["fmnist_mlp.toml", "--hidden", "limit"],
     );
     train_refused(
         &ws,
         &example("fmnist_cnn.toml"),
         &["--nf", "1000000"],
-        &["fmnist_cnn.toml", "needs"],
+        &["fmnist_cnn.toml", "limit"],
     );
 }
 
@@ -360,7 +360,7 @@ fn huge_sizes_in_files_and_flags_are_refused_without_allocating() {
         serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
     json["spec"]["template"]["hidden"] = serde_json::json!([256, 4_000_000_000u64]);
     let path = ws.write("huge.qnn", json.to_string().as_bytes());
-    assert_user_error(&qnnc(&["eval", &path]), &["huge.qnn", "spec", "memory"]);
+    assert_user_error(&qnnc(&["eval", &path]), &["huge.qnn", "spec", "limit"]);
     let spec = ws.write(
         "kernel.toml",
         format!("{HEADER}[[layers]]\nkind = \"conv2d\"\nfilters = 4\nkernel = 4294967296\npadding = 2147483647\n[[layers]]\nkind = \"flatten\"\n[[layers]]\nkind = \"dense\"\nunits = 10\n").as_bytes(),

@@ -68,18 +68,24 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     if args.after.as_deref() != Some("none") && source.needs_passes() {
         passes::run(&mut graph, &origin, args.after.as_deref())?;
     }
+    // The schedule first: a bad --pe or --simd is reported before anything is printed.
+    let schedule = if args.schedule {
+        let config = ArrayConfig {
+            pe: args.pe,
+            simd: args.simd,
+        };
+        Some(schedule::schedule(&graph, config, &origin)?)
+    } else {
+        None
+    };
     let text = match args.format {
         GraphFormat::Text => dump::to_text(&graph),
         GraphFormat::Dot => dump::to_dot(&graph),
         GraphFormat::Json => dump::to_json(&graph),
     };
     print!("{text}");
-    if args.schedule {
-        let config = ArrayConfig {
-            pe: args.pe,
-            simd: args.simd,
-        };
-        print!("{}", schedule::schedule(&graph, config, &origin)?);
+    if let Some(schedule) = schedule {
+        print!("{schedule}");
     }
     Ok(())
 }

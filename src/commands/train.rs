@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::{check_output_path, load_split, machine_memory_bytes, progress_bar, DataArgs, Format};
 use crate::data::Split;
 use crate::error::{Error, Result};
+use crate::limits;
 use crate::model::{Model, TrainingRecord};
 use crate::spec::{Network, Overrides, Precision, Spec};
 use crate::train::{self, EpochStats, Evaluation, Net, TrainOptions};
@@ -114,10 +115,22 @@ struct TrainReport<'a> {
     train_seconds: f64,
     accuracy: f64,
     test: Evaluation,
+    /// The peak resident memory estimated before training (what the memory check compares).
+    memory_estimate_bytes: u64,
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let network = args.network.network(&args.spec)?;
+    for (flag, value, max) in [
+        ("--batch", Some(args.batch), limits::MAX_BATCH),
+        ("--epochs", Some(args.epochs), limits::MAX_EPOCHS),
+        ("--train-limit", args.train_limit, limits::MAX_IMAGES),
+        ("--test-limit", args.data.test_limit, limits::MAX_IMAGES),
+    ] {
+        if let Some(value) = value {
+            limits::at_most(value, max).map_err(|message| Error::usage(flag, message))?;
+        }
+    }
     if args.batch == 0 {
         return Err(Error::usage("--batch", "must be at least 1"));
     }
@@ -127,7 +140,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if !(args.lr.is_finite() && args.lr > 0.0) {
         return Err(Error::usage("--lr", "must be a positive number"));
     }
-    check_memory(&network, args)?;
+    let memory_estimate_bytes = check_memory(&network, args)?;
     check_output_path(&args.output)?;
     let kind = network.spec.dataset;
     let dir = args.data.data.as_deref();
@@ -147,6 +160,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let seconds = start.elapsed().as_secs_f64();
     progress.finish_and_clear();
     let test = train::evaluate(&mut net, &test_data, args.batch);
+    // Writing the model file copies every parameter: without the training state it stays
+    // below the training peak that `check_memory` estimated.
+    net.release_training_state();
 
     let mut model = Model {
         net,
@@ -173,6 +189,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         train_seconds: seconds,
         accuracy: test.accuracy,
         test,
+        memory_estimate_bytes,
     };
     match args.format {
         Format::Json => super::print_json(&report),
@@ -198,17 +215,22 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 "test accuracy: {:.2}% ({}/{})",
                 test.accuracy, test.correct, test.total
             );
+            println!(
+                "estimated peak memory: {:.1} MiB",
+                memory_estimate_bytes as f64 / (1u64 << 20) as f64
+            );
             println!("wrote {}", report.model);
         }
     }
     Ok(())
 }
 
-fn check_memory(network: &Network, args: &TrainArgs) -> Result<()> {
+/// The estimated peak memory of the training, if this machine has that much.
+fn check_memory(network: &Network, args: &TrainArgs) -> Result<u64> {
     let available = machine_memory_bytes();
-    let needed = network.training_bytes(args.batch);
+    let needed = train::memory::peak_bytes(network, args.batch, args.data.data.as_deref());
     match needed {
-        Some(bytes) if bytes <= available => Ok(()),
+        Some(bytes) if bytes <= available => Ok(bytes),
         _ => Err(Error::Spec(crate::spec::SpecError {
             file: args.spec.display().to_string(),
             field: "layers".into(),

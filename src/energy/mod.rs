@@ -27,6 +27,8 @@
 //! - [`model`]: the formula above, turning work and a profile into a report;
 //! - [`report`]: the report and its table, JSON and CSV renderings.
 
+use crate::error::escape_controls;
+
 pub mod model;
 pub mod profile;
 pub mod report;
@@ -40,7 +42,7 @@ pub use work::{work_of, LayerWork};
 /// An energy-model error, such as a bad hardware profile: the file, the field, and what is
 /// wrong, printed on one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {field}: {message}")]
+#[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
 pub struct EnergyError {
     pub file: String,
     pub field: String,

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::EnergyError;
+use crate::limits::{MAX_PROFILE_BETA, MAX_PROFILE_ENERGY};
 
 /// The constants of the energy model of one platform. Every energy is in `units`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,7 +127,8 @@ impl Profile {
         Ok(profile)
     }
 
-    /// Checks that every constant is usable: energies and beta finite and positive, p >= 1.
+    /// Checks that every constant is usable: energies and beta finite, positive and within the
+    /// limits that keep every energy of a network finite (`crate::limits`), p >= 1.
     pub fn validate(&self, origin: &str) -> Result<(), EnergyError> {
         let error = |field: &str, message: String| EnergyError {
             file: origin.to_string(),
@@ -136,16 +138,16 @@ impl Profile {
         if self.name.trim().is_empty() {
             return Err(error("name", "must not be empty".into()));
         }
-        for (field, value) in [
-            ("e_mac16", self.e_mac16),
-            ("beta", self.beta),
-            ("e_local16", self.e_local16),
-            ("e_main16", self.e_main16),
+        for (field, value, max) in [
+            ("e_mac16", self.e_mac16, MAX_PROFILE_ENERGY),
+            ("beta", self.beta, MAX_PROFILE_BETA),
+            ("e_local16", self.e_local16, MAX_PROFILE_ENERGY),
+            ("e_main16", self.e_main16, MAX_PROFILE_ENERGY),
         ] {
-            if !(value.is_finite() && value > 0.0) {
+            if !(value.is_finite() && value > 0.0 && value <= max) {
                 return Err(error(
                     field,
-                    format!("must be a finite number greater than 0, not {value}"),
+                    format!("must be a number greater than 0 and at most {max:e}, not {value:e}"),
                 ));
             }
         }

@@ -113,6 +113,8 @@ impl Sweep {
         if self.batch == 0 {
             return Err(Error::usage(&field("batch"), "must be at least 1"));
         }
+        crate::limits::at_most(self.batch, crate::limits::MAX_BATCH)
+            .map_err(|message| Error::usage(&field("batch"), message))?;
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return Err(Error::usage(
                 &field("learning_rate"),
@@ -140,6 +142,30 @@ impl Sweep {
                     "must be at least 1",
                 ));
             }
+            crate::limits::at_most(family.epochs, crate::limits::MAX_EPOCHS).map_err(
+                |message| Error::usage(&format!("{file}: {family_name}.epochs"), message),
+            )?;
+            if let Some(&width) = family
+                .widths
+                .iter()
+                .find(|&&w| w > crate::limits::MAX_WIDTH)
+            {
+                return Err(Error::usage(
+                    &format!("{file}: {family_name}.widths"),
+                    crate::limits::at_most(width, crate::limits::MAX_WIDTH).unwrap_err(),
+                ));
+            }
+            // A depth is a count of layers to make: refuse a huge one before making them.
+            if let Some(&depth) = family
+                .depths
+                .iter()
+                .find(|&&d| d > crate::limits::MAX_LAYERS)
+            {
+                return Err(Error::usage(
+                    &format!("{file}: {family_name}.depths"),
+                    crate::limits::at_most(depth, crate::limits::MAX_LAYERS).unwrap_err(),
+                ));
+            }
             for &bits in &family.bits {
                 let precision = Precision::from_bits(bits as i64)
                     .map_err(|m| Error::usage(&format!("{file}: {family_name}.bits"), m))?;
@@ -161,7 +187,7 @@ impl Sweep {
                         let mut spec = base.clone();
                         spec.apply(&overrides, &spec_origin)?;
                         let network = spec.build(&spec_origin)?;
-                        let memory = network.training_bytes(self.batch);
+                        let memory = crate::train::memory::peak_bytes(&network, self.batch, None);
                         if memory
                             .is_none_or(|bytes| bytes > crate::commands::machine_memory_bytes())
                         {

@@ -204,6 +204,17 @@ pub fn from_json(text: &str, file: &str) -> Result<Graph, IrError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed: GraphFile = serde_path_to_error::deserialize(&mut de)
         .map_err(|e| error(e.path().to_string(), e.into_inner().to_string()))?;
+    // The verifier refuses more nodes too, but only after they are built.
+    if parsed.nodes.len() > crate::limits::MAX_LAYERS + 2 {
+        return Err(error(
+            "nodes".into(),
+            format!(
+                "{} nodes are more than the limit of {} layers (see docs/limits.md)",
+                parsed.nodes.len(),
+                crate::limits::MAX_LAYERS
+            ),
+        ));
+    }
     let mut graph = Graph::new(&parsed.name);
     graph.passes = parsed.passes;
     let mut previous = None;

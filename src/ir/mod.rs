@@ -12,6 +12,7 @@ pub mod float_model;
 pub mod passes;
 pub mod verify;
 
+use crate::error::escape_controls;
 use std::fmt;
 
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
@@ -259,7 +260,7 @@ pub struct Graph {
 
 /// An IR error: the graph (its source file), the node, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {node}: {message}")]
+#[error("{}: {}: {}", escape_controls(.file), escape_controls(.node), escape_controls(.message))]
 pub struct IrError {
     pub file: String,
     pub node: String,
@@ -282,8 +283,9 @@ impl Graph {
             return Vec::new();
         };
         let mut order = vec![node];
+        let mut seen = std::collections::HashSet::from([node]);
         while let Some(next) = self.successor(node) {
-            if order.contains(&next) {
+            if !seen.insert(next) {
                 break;
             }
             order.push(next);

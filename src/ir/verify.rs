@@ -2,12 +2,18 @@
 //! every graph read from a file. A lowered graph that passes `verify_lowered` can be run by the
 //! golden model; what the RTL assumes beyond that is checked when it is scheduled.
 
-use petgraph::algo::is_cyclic_directed;
+use petgraph::algo::toposort;
 use petgraph::stable_graph::NodeIndex;
+use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction;
 
 use super::passes::shape_inference::output_shape;
 use super::{Graph, IrError, Op, Precision, TensorType};
+use crate::limits;
+use crate::spec::is_identifier;
+
+/// Nodes of a graph beyond its layers: the input and the output.
+const FIXED_NODES: usize = 2;
 
 /// Checks structure, shapes, precisions and parameter tables.
 pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
@@ -17,6 +23,68 @@ pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
         message,
     };
     let g = &graph.graph;
+    if g.node_count() > limits::MAX_LAYERS + FIXED_NODES {
+        return Err(whole(format!(
+            "has {} nodes, more than the limit of {} layers (see docs/limits.md)",
+            g.node_count(),
+            limits::MAX_LAYERS
+        )));
+    }
+    if !is_identifier(&graph.name) {
+        return Err(whole(format!(
+            "graph name '{}' is not a valid name (letters, digits and '_', not starting with a digit, at most 64)",
+            graph.name
+        )));
+    }
+    if let Some(node) = g.node_indices().find(|&i| !is_identifier(&g[i].name)) {
+        return Err(graph.error(
+            file,
+            node,
+            "is not a valid node name (letters, digits and '_', not starting with a digit, at most 64)",
+        ));
+    }
+    // Every size is bounded before any is multiplied or used to allocate.
+    for edge in g.edge_references() {
+        let shape = edge.weight().shape;
+        if shape
+            .checked_len()
+            .is_none_or(|len| len > limits::MAX_TENSOR_LEN)
+        {
+            return Err(graph.error(
+                file,
+                edge.target(),
+                format!(
+                    "reads a tensor {shape} of more than {} values, the limit (see docs/limits.md)",
+                    limits::MAX_TENSOR_LEN
+                ),
+            ));
+        }
+    }
+    for node in g.node_indices() {
+        let sizes = match g[node].op {
+            Op::Mac {
+                kernel,
+                stride,
+                padding,
+                outputs,
+                ..
+            } => vec![
+                ("kernel", kernel, limits::MAX_WINDOW),
+                ("stride", stride, limits::MAX_WINDOW),
+                ("padding", padding, limits::MAX_WINDOW),
+                ("outputs", outputs, limits::MAX_WIDTH),
+            ],
+            Op::MaxPool { size, stride } => vec![
+                ("size", size, limits::MAX_WINDOW),
+                ("stride", stride, limits::MAX_WINDOW),
+            ],
+            _ => Vec::new(),
+        };
+        for (what, value, max) in sizes {
+            limits::at_most(value, max)
+                .map_err(|message| graph.error(file, node, format!("{what} {message}")))?;
+        }
+    }
     let count = |op: fn(&Op) -> bool| g.node_indices().filter(|&i| op(&g[i].op)).count();
     let inputs = count(|op| *op == Op::Input);
     let outputs = count(|op| *op == Op::Output);
@@ -25,7 +93,9 @@ pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
             "needs one input and one output node, has {inputs} inputs and {outputs} outputs"
         )));
     }
-    if is_cyclic_directed(g) {
+    // toposort walks with an explicit stack: a long chain cannot overflow the call stack
+    // (petgraph's is_cyclic_directed recurses once a node).
+    if toposort(g, None).is_err() {
         return Err(whole("has a cycle".into()));
     }
     for node in g.node_indices() {
@@ -48,8 +118,39 @@ pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
     if chain.len() != g.node_count() {
         return Err(whole("is not one chain from input to output".into()));
     }
+    let (mut total_weights, mut total_macs) = (0u64, 0u64);
     for &node in &chain {
         verify_node(graph, node, file)?;
+        if let (Op::Mac { kernel, .. }, Some(input), Some(output)) =
+            (&g[node].op, graph.input_type(node), graph.output_type(node))
+        {
+            // The kernel and the shapes are bounded above, so fan_in fits in 64 bits.
+            let fan_in = (kernel * kernel * input.shape.channels) as u64;
+            let add = |total: u64, factor: usize| {
+                fan_in
+                    .checked_mul(factor as u64)
+                    .and_then(|n| n.checked_add(total))
+            };
+            let totals = add(total_weights, output.shape.channels)
+                .zip(add(total_macs, output.shape.len()))
+                .filter(|&(weights, macs)| {
+                    weights <= limits::MAX_NETWORK_WEIGHTS && macs <= limits::MAX_NETWORK_MACS
+                });
+            if let Some((weights, macs)) = totals {
+                total_weights = weights;
+                total_macs = macs;
+            } else {
+                return Err(graph.error(
+                    file,
+                    node,
+                    format!(
+                        "brings the network over the limit of {} weights or {} MACs an image (see docs/limits.md)",
+                        limits::MAX_NETWORK_WEIGHTS,
+                        limits::MAX_NETWORK_MACS
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -129,9 +230,10 @@ fn verify_node(graph: &Graph, node: NodeIndex, file: &str) -> Result<(), IrError
                 }
             }
             if let Some(w) = weights {
+                // Bounded: kernel by MAX_WINDOW, channels by MAX_TENSOR_LEN.
                 let fan_in = kernel * kernel * input.shape.channels;
-                if w.fan_in != fan_in || w.outputs != channels || w.codes.len() != fan_in * channels
-                {
+                let codes = fan_in.checked_mul(channels);
+                if w.fan_in != fan_in || w.outputs != channels || Some(w.codes.len()) != codes {
                     return fail(format!(
                         "weights are {}x{} with {} codes but the layer needs {fan_in}x{channels}",
                         w.fan_in,
@@ -302,4 +404,70 @@ fn same_codes(input: TensorType, output: TensorType) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{build, Node};
+    use crate::spec::Shape;
+
+    /// A chain input -> `layers` flattens -> output, the flattens' names unique.
+    fn long_chain(layers: usize) -> Graph {
+        let mut graph = Graph::new("long");
+        let ty = build::input_type(Shape::flat(4));
+        let mut previous = graph.graph.add_node(Node {
+            name: "input".into(),
+            op: Op::Input,
+        });
+        for i in 0..layers {
+            let node = graph.graph.add_node(Node {
+                name: format!("flatten{i}"),
+                op: Op::Flatten,
+            });
+            graph.graph.add_edge(previous, node, ty);
+            previous = node;
+        }
+        let output = graph.graph.add_node(Node {
+            name: "logits".into(),
+            op: Op::Output,
+        });
+        graph.graph.add_edge(previous, output, ty);
+        graph
+    }
+
+    #[test]
+    fn a_graph_of_100000_nodes_is_refused_without_overflowing_the_stack() {
+        let graph = long_chain(100_000);
+        let error = verify(&graph, "long.json").unwrap_err();
+        assert!(error.message.contains("limit"), "{error}");
+        // The cycle check itself, which used to recurse once a node, on the whole chain.
+        assert!(toposort(&graph.graph, None).is_ok());
+        assert_eq!(graph.chain().len(), 100_002);
+    }
+
+    #[test]
+    fn a_chain_at_the_limit_verifies_and_a_cycle_is_found() {
+        let mut graph = long_chain(limits::MAX_LAYERS);
+        verify(&graph, "long.json").unwrap();
+        let nodes: Vec<_> = graph.chain();
+        let ty = graph.output_type(nodes[1]).unwrap();
+        graph.graph.add_edge(nodes[10], nodes[5], ty);
+        assert!(verify(&graph, "long.json").is_err());
+        assert!(toposort(&graph.graph, None).is_err());
+    }
+
+    #[test]
+    fn names_with_control_characters_are_refused() {
+        let mut graph = long_chain(1);
+        let first = graph.chain()[1];
+        graph.graph[first].name = "a\nb".into();
+        let error = verify(&graph, "g.json").unwrap_err();
+        assert!(!error.to_string().contains('\n'), "{error}");
+        assert!(error.to_string().contains("a\\nb"), "{error}");
+        let mut graph = long_chain(1);
+        graph.name = "evil\r\u{1b}[2J".into();
+        let error = verify(&graph, "g.json").unwrap_err();
+        assert!(!error.to_string().chars().any(char::is_control), "{error}");
+    }
 }

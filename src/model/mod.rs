@@ -2,6 +2,7 @@
 //! it was trained at), every parameter and batch-norm statistic bit-exactly, and how it was
 //! trained. Loading checks the format, the version, the spec and every shape.
 
+use crate::error::escape_controls;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -18,7 +19,7 @@ pub const VERSION: u32 = 1;
 
 /// An error reading or writing a model file: the file, the field, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {field}: {message}")]
+#[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
 pub struct ModelError {
     pub file: String,
     pub field: String,

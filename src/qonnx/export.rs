@@ -114,6 +114,23 @@ pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, IrError> {
                 onnx.node.push(mac);
             }
             Op::BatchNorm(bn) => {
+                // Import folds a batch norm into the conv or dense layer before it (through
+                // other batch norms only): refuse here what it would refuse there.
+                let mut before = graph.predecessor(node);
+                while let Some(p) = before.filter(|&p| matches!(graph.graph[p].op, Op::BatchNorm(_))) {
+                    before = graph.predecessor(p);
+                }
+                if let Some(p) = before.filter(|&p| !matches!(graph.graph[p].op, Op::Mac { .. })) {
+                    return Err(graph.error(
+                        file,
+                        node,
+                        format!(
+                            "follows {} {}; QONNX import folds a batch norm only into the conv or dense layer before it, so the file could not be read back",
+                            graph.graph[p].op.name(),
+                            graph.graph[p].name
+                        ),
+                    ));
+                }
                 let mut inputs = vec![x.clone()];
                 for (suffix, values) in [
                     ("scale", &bn.gamma),

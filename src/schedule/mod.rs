@@ -168,6 +168,24 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
         node: node.to_string(),
         message,
     };
+    // Bounded first: every memory word and count below grows with PE x SIMD.
+    for (flag, value, max) in [
+        ("--pe", config.pe, crate::limits::MAX_PE),
+        ("--simd", config.simd, crate::limits::MAX_SIMD),
+    ] {
+        crate::limits::at_most(value, max).map_err(|message| fail(flag, message))?;
+    }
+    if config.pe * config.simd > crate::limits::MAX_LANES {
+        return Err(fail(
+            "--pe",
+            format!(
+                "--pe {} x --simd {} is more than the limit of {} lanes (see docs/limits.md)",
+                config.pe,
+                config.simd,
+                crate::limits::MAX_LANES
+            ),
+        ));
+    }
     if config.pe == 0 {
         return Err(fail("--pe", "must be at least 1".into()));
     }
@@ -272,6 +290,13 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                 let computed = pool.map_or(output.height * output.width, |(size, pooled)| {
                     pooled.height * size * pooled.width * size
                 });
+                // Bounded by the verifier's limits on MACs; checked all the same, so that a
+                // size nobody bounded cannot wrap into a schedule that looks valid.
+                let (macs, ideal_cycles) = (computed as u64)
+                    .checked_mul(output.channels as u64)
+                    .and_then(|n| n.checked_mul(fan_in as u64))
+                    .zip(((groups * chunks) as u64).checked_mul(computed as u64))
+                    .ok_or_else(|| fail(&name, "has more MACs than can be counted".into()))?;
                 let param_base = match post {
                     Post::Threshold { .. } => {
                         threshold_base += groups;
@@ -305,8 +330,8 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                     last,
                     weight_base,
                     param_base,
-                    macs: (computed * output.channels * fan_in) as u64,
-                    ideal_cycles: (groups * chunks * computed) as u64,
+                    macs,
+                    ideal_cycles,
                     cycles: 0,
                     weights: weights.clone(),
                 };

@@ -10,12 +10,14 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::data::DatasetKind;
+use crate::error::escape_controls;
+use crate::limits::{self, at_most, MAX_WINDOW};
 
 pub use precision::{Precision, MAX_BITS, MIN_BITS};
 
 /// A spec error: the file, the field within it, and what is wrong, printed on one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {field}: {message}")]
+#[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
 pub struct SpecError {
     pub file: String,
     pub field: String,
@@ -61,8 +63,17 @@ impl Shape {
         }
     }
 
+    /// Values in the tensor. Shapes of a validated network or a verified graph are at most
+    /// [`limits::MAX_TENSOR_LEN`]; use [`Shape::checked_len`] on a shape from anywhere else.
     pub fn len(&self) -> usize {
-        self.height * self.width * self.channels
+        self.checked_len().unwrap_or(usize::MAX)
+    }
+
+    /// Values in the tensor, or `None` if the count overflows.
+    pub fn checked_len(&self) -> Option<usize> {
+        self.height
+            .checked_mul(self.width)?
+            .checked_mul(self.channels)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -267,26 +278,35 @@ impl Op {
 }
 
 impl LayerPlan {
-    /// Multiply-accumulates of one inference.
+    /// Multiply-accumulates of one inference (at most [`limits::MAX_NETWORK_MACS`] in a
+    /// validated network).
     pub fn macs(&self) -> u64 {
+        self.checked_macs().unwrap_or(u64::MAX)
+    }
+
+    /// Trainable weights, not counting batch-norm parameters or biases (at most
+    /// [`limits::MAX_NETWORK_WEIGHTS`] in a validated network).
+    pub fn weights(&self) -> u64 {
+        self.checked_weights().unwrap_or(u64::MAX)
+    }
+
+    /// Weights feeding one output value: kernel x kernel x input channels, or the input.
+    fn fan_in(&self) -> Option<u64> {
         match self.op {
-            Op::Conv2d { kernel, .. } => {
-                (self.output.len() * kernel * kernel * self.input.channels) as u64
-            }
-            Op::Dense { units, .. } => (units * self.input.len()) as u64,
-            _ => 0,
+            Op::Conv2d { kernel, .. } => (kernel as u64)
+                .checked_mul(kernel as u64)?
+                .checked_mul(self.input.channels as u64),
+            Op::Dense { .. } => self.input.checked_len().map(|len| len as u64),
+            _ => Some(0),
         }
     }
 
-    /// Trainable weights (not counting batch-norm parameters or biases).
-    pub fn weights(&self) -> u64 {
-        match self.op {
-            Op::Conv2d {
-                filters, kernel, ..
-            } => (filters * kernel * kernel * self.input.channels) as u64,
-            Op::Dense { units, .. } => (units * self.input.len()) as u64,
-            _ => 0,
-        }
+    fn checked_macs(&self) -> Option<u64> {
+        (self.output.checked_len()? as u64).checked_mul(self.fan_in()?)
+    }
+
+    fn checked_weights(&self) -> Option<u64> {
+        (self.output.channels as u64).checked_mul(self.fan_in()?)
     }
 }
 
@@ -306,24 +326,52 @@ impl Network {
         self.spec.classes
     }
 
-    /// Bytes that training needs with a batch of `batch` images: four copies of each parameter
-    /// (value, gradient, two Adam moments) and about four floats of every activation of the
-    /// batch (value, gradient, cached quantizer and im2col data). `None` if it overflows.
+    /// Bytes that the network's parameters and activations take while it trains with a batch
+    /// of `batch` images, at the peak (the end of a forward pass and the first backward steps).
+    /// `None` if the count overflows. `train::memory::peak_bytes` adds the program and the
+    /// data; docs/limits.md compares the sum with measured peaks.
+    ///
+    /// - Each weight: value, gradient, two Adam moments and its quantized value (f32), and one
+    ///   byte of straight-through mask.
+    /// - Each output channel of a MAC or batch norm: about a dozen f32 of bias, batch-norm
+    ///   parameters, moments and statistics.
+    /// - Each image of the batch: what the layers keep for the backward pass (im2col rows of
+    ///   convolutions and dense layers, normalised batch-norm inputs, activation masks, pool
+    ///   winners) plus the input and three tensors of the largest layer in flight.
     pub fn training_bytes(&self, batch: usize) -> Option<u64> {
-        let mut floats: u64 = 0;
+        const WEIGHT_BYTES: u64 = 5 * 4 + 1;
+        const CHANNEL_BYTES: u64 = 12 * 4;
+        let mut weights: u64 = 0;
+        let mut channels: u64 = 0;
+        let mut kept_per_image: u64 = 4 * self.input().checked_len()? as u64;
+        let mut largest: u64 = kept_per_image;
         for layer in &self.layers {
-            let per_image = layer.output.len() as u64
-                + match layer.op {
-                    Op::Conv2d { kernel, .. } => {
-                        (layer.output.height * layer.output.width * kernel * kernel) as u64
-                            * layer.input.channels as u64
-                    }
-                    _ => 0,
-                };
-            floats = floats.checked_add(per_image.checked_mul(4)?.checked_mul(batch as u64)?)?;
-            floats = floats.checked_add(layer.weights().checked_mul(4)?)?;
+            let output = layer.output.checked_len()? as u64;
+            let input = layer.input.checked_len()? as u64;
+            largest = largest.max(output).max(input);
+            let kept = match layer.op {
+                Op::Conv2d { .. } | Op::Dense { .. } => {
+                    weights = weights.checked_add(layer.checked_weights()?)?;
+                    channels = channels.checked_add(layer.output.channels as u64)?;
+                    let rows =
+                        (layer.output.height as u64).checked_mul(layer.output.width as u64)?;
+                    rows.checked_mul(layer.fan_in()?)?.checked_mul(4)?
+                }
+                Op::BatchNorm => {
+                    channels = channels.checked_add(layer.output.channels as u64)?;
+                    output.checked_mul(4)?
+                }
+                Op::Act { .. } => output,
+                Op::MaxPool { .. } => output.checked_mul(4)?,
+                Op::Flatten => 0,
+            };
+            kept_per_image = kept_per_image.checked_add(kept)?;
         }
-        floats.checked_mul(4)
+        let per_image = kept_per_image.checked_add(largest.checked_mul(3 * 4)?)?;
+        weights
+            .checked_mul(WEIGHT_BYTES)?
+            .checked_add(channels.checked_mul(CHANNEL_BYTES)?)?
+            .checked_add(per_image.checked_mul(batch as u64)?)
     }
 }
 
@@ -376,6 +424,27 @@ impl Spec {
             field: field.to_string(),
             message,
         };
+        // Flags are checked as flags; the spec's own values are checked when it is built.
+        for (flag, values, max) in [
+            ("--nl", &overrides.nl, limits::MAX_LAYERS),
+            ("--nf", &overrides.nf, limits::MAX_WIDTH),
+            ("--hidden", &overrides.hidden, limits::MAX_WIDTH),
+        ] {
+            let values = values.as_deref().unwrap_or_default();
+            if values.len() > limits::MAX_LAYERS {
+                return Err(error(
+                    flag,
+                    format!(
+                        "{} values are more than the limit of {} layers (see docs/limits.md)",
+                        values.len(),
+                        limits::MAX_LAYERS
+                    ),
+                ));
+            }
+            for &value in values {
+                at_most(value, max).map_err(|message| error(flag, message))?;
+            }
+        }
         if let Some(bits) = overrides.bits {
             self.precision.weights = bits;
             self.precision.activations = bits;
@@ -494,6 +563,16 @@ impl Spec {
                 ),
             ));
         }
+        if self.layers.len() > limits::MAX_LAYERS {
+            return Err(error(
+                "layers".into(),
+                format!(
+                    "{} layers are more than the limit of {} (see docs/limits.md)",
+                    self.layers.len(),
+                    limits::MAX_LAYERS
+                ),
+            ));
+        }
         let layers = match (&self.template, self.layers.is_empty()) {
             (Some(_), false) => {
                 return Err(error(
@@ -518,6 +597,7 @@ impl Spec {
 
         let mut counters = std::collections::BTreeMap::<&str, usize>::new();
         let mut names = BTreeSet::new();
+        let (mut total_weights, mut total_macs) = (0u64, 0u64);
         let mut shape = self.input;
         let mut plans = Vec::with_capacity(layers.len());
         for (field, layer) in &layers {
@@ -547,12 +627,39 @@ impl Spec {
             }
             let output = infer_shape(&op, shape)
                 .map_err(|message| error(format!("{field} ({name})"), message))?;
-            plans.push(LayerPlan {
+            let plan = LayerPlan {
                 name,
                 op,
                 input: shape,
                 output,
-            });
+            };
+            total_weights = plan
+                .checked_weights()
+                .and_then(|w| w.checked_add(total_weights))
+                .filter(|&w| w <= limits::MAX_NETWORK_WEIGHTS)
+                .ok_or_else(|| {
+                    error(
+                        format!("{field} ({})", plan.name),
+                        format!(
+                            "the network has more than {} weights, the limit (see docs/limits.md)",
+                            limits::MAX_NETWORK_WEIGHTS
+                        ),
+                    )
+                })?;
+            total_macs = plan
+                .checked_macs()
+                .and_then(|m| m.checked_add(total_macs))
+                .filter(|&m| m <= limits::MAX_NETWORK_MACS)
+                .ok_or_else(|| {
+                    error(
+                        format!("{field} ({})", plan.name),
+                        format!(
+                            "the network needs more than {} MACs an image, the limit (see docs/limits.md)",
+                            limits::MAX_NETWORK_MACS
+                        ),
+                    )
+                })?;
+            plans.push(plan);
             shape = output;
         }
         if shape != Shape::flat(self.classes) {
@@ -647,6 +754,38 @@ impl Spec {
                     push(field, LayerSpec::Act(ActSpec::default()));
                 }
             };
+        let too_large = |field: String, value: usize, max: usize| {
+            at_most(value, max).map_err(|message| error(field, &message))
+        };
+        // Count the layers before making any: a huge nl or hidden list is refused unbuilt.
+        let layer_count = match template {
+            Template::Blocks { blocks, hidden } => {
+                let mut count = 2 + 3 * hidden.len().min(limits::MAX_LAYERS);
+                for (b, block) in blocks.iter().enumerate() {
+                    let field = format!("template.blocks[{b}]");
+                    too_large(format!("{field}.nl"), block.nl, limits::MAX_LAYERS)?;
+                    too_large(format!("{field}.nf"), block.nf, limits::MAX_WIDTH)?;
+                    count = count.saturating_add(3 * block.nl + 1);
+                }
+                count
+            }
+            Template::Mlp { hidden } => 3 + 3 * hidden.len().min(limits::MAX_LAYERS),
+        };
+        let hidden = match template {
+            Template::Blocks { hidden, .. } | Template::Mlp { hidden } => hidden,
+        };
+        for (h, &units) in hidden.iter().enumerate() {
+            too_large(format!("template.hidden[{h}]"), units, limits::MAX_WIDTH)?;
+        }
+        if layer_count > limits::MAX_LAYERS {
+            return Err(error(
+                "template".into(),
+                &format!(
+                    "expands to more than {} layers, the limit (see docs/limits.md)",
+                    limits::MAX_LAYERS
+                ),
+            ));
+        }
         let hidden = match template {
             Template::Blocks { blocks, hidden } => {
                 if blocks.is_empty() {
@@ -704,12 +843,23 @@ impl Spec {
     }
 }
 
-/// Largest kernel, pool window or stride: far beyond any useful network, small enough that
-/// no size computed from it overflows.
-const MAX_WINDOW: usize = 1024;
-
-/// Infers the output shape of one layer, or says why the input does not fit.
+/// Infers the output shape of one layer, or says why the input does not fit; the shape is
+/// within the limits.
 fn infer_shape(op: &Op, input: Shape) -> Result<Shape, String> {
+    let output = infer_shape_unchecked(op, input)?;
+    if let Op::Conv2d { filters: width, .. } | Op::Dense { units: width, .. } = *op {
+        at_most(width, limits::MAX_WIDTH).map_err(|m| format!("width {m}"))?;
+    }
+    match output.checked_len() {
+        Some(len) if len <= limits::MAX_TENSOR_LEN => Ok(output),
+        _ => Err(format!(
+            "its output {output} has more than {} values, the limit (see docs/limits.md)",
+            limits::MAX_TENSOR_LEN
+        )),
+    }
+}
+
+fn infer_shape_unchecked(op: &Op, input: Shape) -> Result<Shape, String> {
     let at_least_one = |what: &str, value: usize| {
         if value == 0 {
             Err(format!("{what} must be at least 1"))

@@ -49,6 +49,11 @@ impl Act {
         x
     }
 
+    /// Frees the mask of the last training batch.
+    pub fn release_training_state(&mut self) {
+        self.passes = Vec::new();
+    }
+
     pub fn backward(&mut self, mut dy: Array4<f32>) -> Array4<f32> {
         let data = dy.as_slice_mut().expect("standard layout");
         data.par_chunks_mut(CHUNK)

@@ -120,6 +120,13 @@ impl BatchNorm {
         dy
     }
 
+    /// Frees what only training needs (see [`super::Net::release_training_state`]).
+    pub fn release_training_state(&mut self) {
+        self.gamma.release_training_state();
+        self.beta.release_training_state();
+        self.x_hat = Vec::new();
+    }
+
     pub fn params_mut(&mut self) -> Vec<&mut Param> {
         vec![
             &mut self.gamma,

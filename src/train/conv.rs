@@ -102,7 +102,10 @@ impl Conv2d {
         let dy2 = ArrayView2::from_shape((rows, filters), dy.as_slice().expect("standard layout"))
             .expect("dy shape");
         let cols = ArrayView2::from_shape((rows, fan_in), &self.cols).expect("im2col shape");
-        let mut grad = vec![0.0; fan_in * filters];
+        // The previous step's gradient buffer is overwritten: a second one would add four
+        // bytes a weight to the peak memory.
+        let mut grad = std::mem::take(&mut self.weights.param.grad);
+        grad.resize(fan_in * filters, 0.0);
         matmul(
             cols.t(),
             dy2,
@@ -140,6 +143,16 @@ impl Conv2d {
         );
         self.cols = dcols;
         Some(dx)
+    }
+
+    /// Frees what only training needs (see [`super::Net::release_training_state`]).
+    pub fn release_training_state(&mut self) {
+        self.weights.release_training_state();
+        if let Some(bias) = &mut self.bias {
+            bias.release_training_state();
+        }
+        self.cols = Vec::new();
+        self.batch = 0;
     }
 
     pub fn params_mut(&mut self) -> Vec<&mut Param> {

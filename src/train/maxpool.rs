@@ -76,6 +76,12 @@ impl MaxPool {
         y
     }
 
+    /// Frees the winners of the last training batch.
+    pub fn release_training_state(&mut self) {
+        self.winners = Vec::new();
+        self.batch = 0;
+    }
+
     pub fn backward(&mut self, dy: &Array4<f32>) -> Array4<f32> {
         let (input, output) = (self.input, self.output);
         let mut dx = Array4::<f32>::zeros((self.batch, input.height, input.width, input.channels));

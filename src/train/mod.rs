@@ -7,6 +7,7 @@ pub mod conv;
 pub mod gemm;
 pub mod loss;
 pub mod maxpool;
+pub mod memory;
 pub mod net;
 pub mod param;
 pub mod weights;

@@ -150,6 +150,21 @@ impl Net {
         }
     }
 
+    /// Frees the gradients, optimizer moments, quantized weights and cached activations of
+    /// training, which the model file does not keep: saving then stays below the training
+    /// peak. Evaluating afterwards works; training again does not.
+    pub fn release_training_state(&mut self) {
+        for layer in &mut self.layers {
+            match layer {
+                Layer::Mac(conv) => conv.release_training_state(),
+                Layer::BatchNorm(bn) => bn.release_training_state(),
+                Layer::Act(act) => act.release_training_state(),
+                Layer::MaxPool(pool) => pool.release_training_state(),
+                Layer::Flatten => {}
+            }
+        }
+    }
+
     /// Every parameter and state tensor, with the name of the layer it belongs to.
     pub fn params_mut(&mut self) -> Vec<(&str, &mut Param)> {
         let mut all = Vec::new();

@@ -47,6 +47,13 @@ impl Param {
     pub fn is_trainable(&self) -> bool {
         !self.grad.is_empty()
     }
+
+    /// Frees the gradient and the Adam moments once training is over; the value stays.
+    pub fn release_training_state(&mut self) {
+        self.grad = Vec::new();
+        self.adam_m = Vec::new();
+        self.adam_v = Vec::new();
+    }
 }
 
 /// Adam with bias correction (Kingma and Ba, 2015).

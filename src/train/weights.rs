@@ -88,6 +88,14 @@ impl QuantWeights {
         }
     }
 
+    /// Frees what only training needs (the gradient, the optimizer moments and the mask) and
+    /// the quantized copy, which the next forward pass recomputes.
+    pub fn release_training_state(&mut self) {
+        self.param.release_training_state();
+        self.effective = Vec::new();
+        self.passes = Vec::new();
+    }
+
     /// Stores the gradient with respect to the latent weights, given the one with respect to the
     /// effective weights (in place in `grad_effective`'s buffer, which becomes the param's grad).
     pub fn set_gradient(&mut self, mut grad_effective: Vec<f32>) {
