@@ -179,8 +179,13 @@ module qnnc_loader #(
                              && (!in_run || rem_low <= source_room);
     wire [OW-1:0] room     = in_run && source_room < window_room ? source_room : window_room;
     wire [OW-1:0] count_low = ends_segment ? rem_low : room;
-    wire [XW-1:0] count    = {{(XW-OW){1'b0}}, count_low};
-    wire signed [XW-1:0] remaining = rem - $signed(count);
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [XW-1:0] count    = {{(XW-OW){1'b0}}, count_low};  // its WPW bits advance wp
+    /* verilator lint_on UNUSEDSIGNAL */
+    // A piece that does not end its segment takes all the room: what remains after it does
+    // not wait for the comparison.
+    wire [XW-1:0] room_wide = {{(XW-OW){1'b0}}, room};
+    wire signed [XW-1:0] remaining = rem - $signed(room_wide);
     wire row_done = ends_segment && (seg == SEG_ZERO || seg == SEG_RIGHT ||
                                      (seg == SEG_RUN && right_full));
     wire pixel_done = row_done && ky == k_last;
@@ -264,7 +269,7 @@ module qnnc_loader #(
                 wp <= wp + count[WPW-1:0];
                 if (!ends_segment) begin
                     rem <= remaining;
-                    cur <= cur + $signed(count);
+                    cur <= cur + $signed(room_wide);
                 end else if (!row_done) begin
                     // Left padding done: the run follows; the run done: right padding.
                     if (seg == SEG_LEFT) begin
