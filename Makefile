@@ -148,9 +148,10 @@ qonnx-check: setup build
 
 # The fuzz campaign of tests/fuzz.rs: specs, models, IR, ONNX, profiles, sweeps, command-line
 # values and build folders, mutated from tests/fuzz_corpus/ and run through qnnc until the time
-# is up: FUZZ_MINUTES (10) or FUZZ_SECONDS, e.g. `make fuzz FUZZ_MINUTES=30`; FUZZ_SEED=<n>
-# repeats a campaign. Fails on any panic, abort, hang, multi-line error or half-written output;
-# each minimal failing case is written to build/fuzz-failures/ with a repro.sh.
+# is up: FUZZ_MINUTES (10) or FUZZ_SECONDS, e.g. `make fuzz FUZZ_MINUTES=30`. FUZZ_SEED=<n>
+# repeats a campaign; FUZZ_KINDS=build,cli runs only those kinds. Fails on any panic, abort,
+# hang, multi-line error or half-written output; each minimal failing case is written to
+# build/fuzz-failures/ with a repro.sh.
 FUZZ_MINUTES ?= 10
 FUZZ_SECONDS ?= $(shell expr $(FUZZ_MINUTES) \* 60)
 fuzz: setup build

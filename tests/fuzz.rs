@@ -17,7 +17,8 @@
 //! written to build/fuzz-failures/<name>/ with a `repro.sh` that runs it again.
 //!
 //! `fuzz_smoke` runs a fixed-seed sample with `cargo test`; `fuzz_campaign` is the long run
-//! (`make fuzz`, time-bounded by FUZZ_SECONDS, 600 by default; FUZZ_SEED repeats a campaign).
+//! (`make fuzz`, time-bounded by FUZZ_SECONDS, 600 by default; FUZZ_SEED repeats a campaign;
+//! FUZZ_KINDS=build,cli runs only those kinds).
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -94,8 +95,7 @@ impl Kind {
         match self {
             Kind::Spec | Kind::Cli => 4,
             Kind::Model | Kind::Ir | Kind::Onnx => 3,
-            Kind::Profile | Kind::Sweep => 2,
-            Kind::Build => 1,
+            Kind::Profile | Kind::Sweep | Kind::Build => 2,
         }
     }
 }
@@ -589,11 +589,11 @@ fn cli_edit() -> impl Strategy<Value = CliEdit> {
     ]
 }
 
-/// Where a build folder is changed besides its files' contents.
+/// Where a build folder is changed besides its files' contents. All but `None` recompute the
+/// manifest's digests after the changes, so that they pass its check.
 #[derive(Clone, Debug)]
 enum Extra {
     None,
-    /// Recompute the manifest's digests after the edits, so that they pass its check.
     Redigest,
     /// A Verilog file the manifest does not list.
     ExtraVerilog,
@@ -637,6 +637,8 @@ fn case(kind: Kind, verilator: bool) -> BoxedStrategy<Case> {
             prop::collection::vec(prop_oneof![3 => text_edit(), 1 => byte_edit()], 1..4).boxed()
         }
         Kind::Cli => Just(Vec::new()).boxed(),
+        // A build folder may also be damaged by its extra change alone.
+        Kind::Build => prop::collection::vec(text_edit(), 0..4).boxed(),
         _ => prop::collection::vec(text_edit(), 1..4).boxed(),
     };
     let cli = match kind {
@@ -918,8 +920,7 @@ fn prepare_build(case: &Case, build: &Path) {
     }
     fs::write(&path, data).unwrap();
     match &case.extra {
-        Extra::None => {}
-        Extra::Redigest => redigest(build),
+        Extra::None | Extra::Redigest => {}
         Extra::ExtraVerilog => fs::write(
             build.join("rtl/extra.v"),
             "module extra(input wire a, output wire b);\n  assign b = ~a;\nendmodule\n",
@@ -973,6 +974,9 @@ fn prepare_build(case: &Case, build: &Path) {
                 .collect();
             fs::write(build.join("obj_dir/qnnc.stamp"), stamp).unwrap();
         }
+    }
+    if !matches!(case.extra, Extra::None) {
+        redigest(build);
     }
 }
 
@@ -1083,7 +1087,7 @@ fn signal_name(signal: i32) -> &'static str {
 }
 
 /// Runs a case in a fresh folder and returns how it broke the contract, if it did.
-fn run_case(case: &Case, dir: &Path, counts: &mut BTreeMap<Kind, u64>) -> Option<Failure> {
+fn run_case(case: &Case, dir: &Path) -> Option<Failure> {
     let prepared = prepare(case, dir);
     let before = listing(&dir.join("out"));
     let command = prepared.args.first().cloned().unwrap_or_default();
@@ -1097,7 +1101,6 @@ fn run_case(case: &Case, dir: &Path, counts: &mut BTreeMap<Kind, u64>) -> Option
         case.kind.time_limit()
     };
     let (status, stderr) = run_qnnc(dir, &prepared, limit);
-    *counts.entry(case.kind).or_default() += 1;
     let first_line = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
     let kind = case.kind.name();
     let failure = |key: String, description: String| {
@@ -1107,6 +1110,13 @@ fn run_case(case: &Case, dir: &Path, counts: &mut BTreeMap<Kind, u64>) -> Option
         })
     };
     let Some(status) = status else {
+        // Whatever the command, reading a FIFO that no one writes is one cause.
+        if prepared.args.iter().any(|a| a == "fifo") {
+            return Some(Failure {
+                key: format!("{kind}: hang on a FIFO given as input"),
+                description: format!("still running after {} s", limit.as_secs()),
+            });
+        }
         let key = if trains { "slow training" } else { "hang" };
         return failure(key.into(), format!("still running after {} s", limit.as_secs()));
     };
@@ -1120,7 +1130,11 @@ fn run_case(case: &Case, dir: &Path, counts: &mut BTreeMap<Kind, u64>) -> Option
         let place = place.rsplit_once(':').map_or(place, |(p, _)| p);
         let place = place.split_once("/library/").map_or(place, |(_, p)| p).to_string();
         let message = stderr[at..].lines().nth(1).unwrap_or("").to_string();
-        return failure(format!("panic at {place}"), format!("panicked at {place}: {message}"));
+        // One place is one bug, whichever command got there.
+        return Some(Failure {
+            key: format!("{kind}: panic at {place}"),
+            description: format!("{command} panicked at {place}: {message}"),
+        });
     }
     if let Some(signal) = status.signal() {
         if first_line.starts_with("memory allocation of") {
@@ -1154,10 +1168,11 @@ fn run_case(case: &Case, dir: &Path, counts: &mut BTreeMap<Kind, u64>) -> Option
     if code == 1 {
         let lines = stderr.trim_end().lines().count();
         if lines != 1 {
-            return failure(
-                "error not one line".into(),
-                format!("exit 1 with {lines} lines on stderr: {stderr:?}"),
-            );
+            // Most often a name echoed raw, whichever command echoes it.
+            return Some(Failure {
+                key: format!("{kind}: error not one line"),
+                description: format!("{command}: exit 1 with {lines} lines on stderr: {stderr:?}"),
+            });
         }
         let written: Vec<String> = listing(&dir.join("out")).difference(&before).cloned().collect();
         if !written.is_empty() && case.kind != Kind::Build {
@@ -1215,7 +1230,10 @@ struct Campaign {
     max_shrink_time: Duration,
     /// Whether build folders are simulated in Verilator too, not only in Icarus.
     verilator: bool,
+    /// Cases generated, by kind.
     counts: BTreeMap<Kind, u64>,
+    /// Runs of simpler cases while shrinking a failure.
+    shrink_runs: u64,
     /// Keys of the failures found, with their minimal repro.
     found: BTreeMap<String, (Failure, String)>,
     /// Cases that failed, by key (including repeats of a known failure).
@@ -1232,6 +1250,7 @@ impl Campaign {
             max_shrink_time,
             verilator,
             counts: BTreeMap::new(),
+            shrink_runs: 0,
             found: BTreeMap::new(),
             hits: BTreeMap::new(),
             progress: Instant::now(),
@@ -1240,7 +1259,7 @@ impl Campaign {
 
     fn attempt(&mut self, case: &Case) -> Option<Failure> {
         let dir = tempfile::Builder::new().prefix("qnnc-fuzz-").tempdir().unwrap();
-        run_case(case, dir.path(), &mut self.counts)
+        run_case(case, dir.path())
     }
 
     /// Runs `cases` cases of `kind` drawn by `runner`; false once it should stop.
@@ -1255,6 +1274,7 @@ impl Campaign {
                 eprint!("{}", self.counts_line());
             }
             let mut tree = strategy.new_tree(runner).expect("cases generate");
+            *self.counts.entry(kind).or_default() += 1;
             let Some(failure) = self.attempt(&tree.current()) else {
                 continue;
             };
@@ -1286,6 +1306,7 @@ impl Campaign {
         }
         while iterations < self.max_shrink_iters && start.elapsed() < self.max_shrink_time {
             iterations += 1;
+            self.shrink_runs += 1;
             let case = tree.current();
             match self.attempt(&case) {
                 Some(failure) if failure.key == first.key => {
@@ -1311,9 +1332,10 @@ impl Campaign {
             .collect();
         let total: u64 = self.counts.values().sum();
         format!(
-            "fuzz: {total} cases: {} ({} failing)\n",
+            "fuzz: {total} cases: {} ({} failing; {} more runs shrinking)\n",
             counts.join(", "),
-            self.hits.values().sum::<u64>()
+            self.hits.values().sum::<u64>(),
+            self.shrink_runs
         )
     }
 
@@ -1379,18 +1401,18 @@ fn fuzz_campaign() {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut campaign = Campaign::new(false, 48, Duration::from_secs(120), true);
     let mut runners: Vec<TestRunner> = (0..KINDS.len() as u64).map(|i| runner(seed.wrapping_add(i))).collect();
-    let mut round = 0u64;
+    // FUZZ_KINDS=spec,cli limits the campaign to those kinds.
+    let chosen = std::env::var("FUZZ_KINDS").unwrap_or_default();
+    let chosen: Vec<&str> = chosen.split(',').map(str::trim).filter(|k| !k.is_empty()).collect();
     'rounds: loop {
         for (i, &kind) in KINDS.iter().enumerate() {
-            // A build folder every second round: each may rebuild a Verilator model.
-            if kind == Kind::Build && round % 2 == 1 {
+            if !chosen.is_empty() && !chosen.contains(&kind.name()) {
                 continue;
             }
             if !campaign.run_kind(&mut runners[i], kind, kind.weight(), deadline) {
                 break 'rounds;
             }
         }
-        round += 1;
     }
     let summary = campaign.summary();
     eprint!("{summary}");
