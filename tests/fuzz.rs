@@ -241,17 +241,7 @@ enum ProtoEdit {
     NameControl(Index, char),
 }
 
-const SIZES: &[i64] = &[
-    0,
-    -1,
-    1,
-    3,
-    65536,
-    1 << 31,
-    1 << 32,
-    i64::MAX,
-    i64::MIN,
-];
+const SIZES: &[i64] = &[0, -1, 1, 3, 65536, 1 << 31, 1 << 32, i64::MAX, i64::MIN];
 
 const OP_TYPES: &[&str] = &[
     "Conv",
@@ -276,16 +266,20 @@ fn proto_edit() -> impl Strategy<Value = Edit> {
         1 => any::<i64>(),
     ];
     prop_oneof![
-        (any::<Index>(), any::<Index>(), size.clone()).prop_map(|(t, d, v)| ProtoEdit::InitializerDim(t, d, v)),
+        (any::<Index>(), any::<Index>(), size.clone())
+            .prop_map(|(t, d, v)| ProtoEdit::InitializerDim(t, d, v)),
         (any::<Index>(), any::<Index>()).prop_map(|(t, k)| ProtoEdit::InitializerData(t, k)),
         (any::<Index>(), -1i32..20).prop_map(|(t, v)| ProtoEdit::DataType(t, v)),
-        (any::<Index>(), any::<Index>(), size.clone()).prop_map(|(n, a, v)| ProtoEdit::Attribute(n, a, v)),
-        (any::<Index>(), any::<Index>(), any::<Index>()).prop_map(|(n, i, o)| ProtoEdit::NodeInput(n, i, o)),
+        (any::<Index>(), any::<Index>(), size.clone())
+            .prop_map(|(n, a, v)| ProtoEdit::Attribute(n, a, v)),
+        (any::<Index>(), any::<Index>(), any::<Index>())
+            .prop_map(|(n, i, o)| ProtoEdit::NodeInput(n, i, o)),
         (any::<Index>(), prop::sample::select(OP_TYPES)).prop_map(|(n, o)| ProtoEdit::OpType(n, o)),
         any::<Index>().prop_map(ProtoEdit::DropNode),
         any::<Index>().prop_map(ProtoEdit::DuplicateNode),
         (any::<Index>(), size).prop_map(|(d, v)| ProtoEdit::InputDim(d, v)),
-        (any::<Index>(), prop::sample::select(CONTROL)).prop_map(|(n, c)| ProtoEdit::NameControl(n, c)),
+        (any::<Index>(), prop::sample::select(CONTROL))
+            .prop_map(|(n, c)| ProtoEdit::NameControl(n, c)),
     ]
     .prop_map(Edit::Proto)
 }
@@ -415,7 +409,9 @@ fn apply_proto(edit: &ProtoEdit, model: &mut ModelProto) {
         ProtoEdit::InitializerData(t, keep) => {
             if let Some(tensor) = pick(&mut graph.initializer, t) {
                 let raw = tensor.raw_data.len();
-                tensor.raw_data.truncate(if raw == 0 { 0 } else { keep.index(raw) });
+                tensor
+                    .raw_data
+                    .truncate(if raw == 0 { 0 } else { keep.index(raw) });
                 let floats = tensor.float_data.len();
                 tensor
                     .float_data
@@ -632,7 +628,9 @@ struct Case {
 /// when not `verilator`.
 fn case(kind: Kind, verilator: bool) -> BoxedStrategy<Case> {
     let edits = match kind {
-        Kind::Onnx => prop::collection::vec(prop_oneof![2 => proto_edit(), 1 => byte_edit()], 1..4).boxed(),
+        Kind::Onnx => {
+            prop::collection::vec(prop_oneof![2 => proto_edit(), 1 => byte_edit()], 1..4).boxed()
+        }
         Kind::Model | Kind::Ir => {
             prop::collection::vec(prop_oneof![3 => text_edit(), 1 => byte_edit()], 1..4).boxed()
         }
@@ -708,7 +706,10 @@ fn commands(kind: Kind) -> &'static [&'static str] {
             "explore IN -o out/x",
         ],
         Kind::Cli => &[],
-        Kind::Build => &["sim build --images 2", "sim build --images 2 --simulator icarus"],
+        Kind::Build => &[
+            "sim build --images 2",
+            "sim build --images 2 --simulator icarus",
+        ],
     }
 }
 
@@ -728,14 +729,34 @@ fn prepare(case: &Case, dir: &Path) -> Prepared {
         fs::create_dir_all(dir.join("out/folder")).unwrap();
     }
     // What commands read besides the input: a model, specs and a profile.
-    fs::write(dir.join("model.qnn"), corpus_file(Kind::Model, "micro_cnn_q4.qnn")).unwrap();
-    fs::write(dir.join("model.onnx"), corpus_file(Kind::Onnx, "micro_cnn_q4.onnx")).unwrap();
-    fs::write(dir.join("spec.toml"), corpus_file(Kind::Spec, "micro_mlp.toml")).unwrap();
+    fs::write(
+        dir.join("model.qnn"),
+        corpus_file(Kind::Model, "micro_cnn_q4.qnn"),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("model.onnx"),
+        corpus_file(Kind::Onnx, "micro_cnn_q4.onnx"),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("spec.toml"),
+        corpus_file(Kind::Spec, "micro_mlp.toml"),
+    )
+    .unwrap();
     for name in ["fmnist_cnn.toml", "fmnist_mlp.toml"] {
         fs::write(dir.join(name), corpus_file(Kind::Spec, name)).unwrap();
     }
-    fs::write(dir.join("profile.toml"), corpus_file(Kind::Profile, "moons-sram.toml")).unwrap();
-    fs::write(dir.join("moons-dram.toml"), corpus_file(Kind::Profile, "moons-dram.toml")).unwrap();
+    fs::write(
+        dir.join("profile.toml"),
+        corpus_file(Kind::Profile, "moons-sram.toml"),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("moons-dram.toml"),
+        corpus_file(Kind::Profile, "moons-dram.toml"),
+    )
+    .unwrap();
 
     match case.kind {
         Kind::Cli => prepare_cli(case),
@@ -765,10 +786,17 @@ fn prepare(case: &Case, dir: &Path) -> Prepared {
             let command = commands[case.command.index(commands.len())];
             let mut args: Vec<String> = command
                 .split(' ')
-                .map(|a| if a == "IN" { input.clone() } else { a.to_string() })
+                .map(|a| {
+                    if a == "IN" {
+                        input.clone()
+                    } else {
+                        a.to_string()
+                    }
+                })
                 .collect();
             // Only the one-point sweeps train; the larger ones stop at the data.
-            if kind == Kind::Sweep && !name.starts_with("micro") && !args.contains(&"--data".into()) {
+            if kind == Kind::Sweep && !name.starts_with("micro") && !args.contains(&"--data".into())
+            {
                 args.extend(["--data".into(), "folder".into()]);
             }
             Prepared {
@@ -926,10 +954,18 @@ fn prepare_build(case: &Case, build: &Path) {
             "module extra(input wire a, output wire b);\n  assign b = ~a;\nendmodule\n",
         )
         .unwrap(),
-        Extra::LinkToZero => std::os::unix::fs::symlink("/dev/zero", build.join("rtl/zero.v")).unwrap(),
+        Extra::LinkToZero => {
+            std::os::unix::fs::symlink("/dev/zero", build.join("rtl/zero.v")).unwrap()
+        }
         Extra::RemoveFile => fs::remove_file(&path).unwrap(),
         Extra::FakeSimulator(values) => {
-            let keys = ["images", "mismatches", "first_mismatch", "cycles", "layer 0 cycles"];
+            let keys = [
+                "images",
+                "mismatches",
+                "first_mismatch",
+                "cycles",
+                "layer 0 cycles",
+            ];
             let mut report: BTreeMap<&str, String> = [
                 ("images", "2"),
                 ("mismatches", "0"),
@@ -1033,9 +1069,16 @@ fn listing(dir: &Path) -> BTreeSet<String> {
 
 /// Runs `qnnc` with `args` in `dir`, killing it (and what it started) at `limit`. Returns the
 /// exit status (None on a timeout) and standard error.
-fn run_qnnc(dir: &Path, prepared: &Prepared, limit: Duration) -> (Option<std::process::ExitStatus>, String) {
+fn run_qnnc(
+    dir: &Path,
+    prepared: &Prepared,
+    limit: Duration,
+) -> (Option<std::process::ExitStatus>, String) {
     let stdout = if prepared.stdout_full {
-        fs::OpenOptions::new().write(true).open("/dev/full").unwrap()
+        fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
     } else {
         fs::File::create(dir.join(".stdout")).unwrap()
     };
@@ -1043,7 +1086,9 @@ fn run_qnnc(dir: &Path, prepared: &Prepared, limit: Duration) -> (Option<std::pr
     let stderr = fs::File::create(&stderr_path).unwrap();
     let mut child = Command::new("sh")
         .arg("-c")
-        .arg(format!("ulimit -v {MEMORY_LIMIT_KIB} 2>/dev/null; exec \"$@\""))
+        .arg(format!(
+            "ulimit -v {MEMORY_LIMIT_KIB} 2>/dev/null; exec \"$@\""
+        ))
         .arg("sh")
         .arg(env!("CARGO_BIN_EXE_qnnc"))
         .args(&prepared.args)
@@ -1101,7 +1146,11 @@ fn run_case(case: &Case, dir: &Path) -> Option<Failure> {
         case.kind.time_limit()
     };
     let (status, stderr) = run_qnnc(dir, &prepared, limit);
-    let first_line = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
+    let first_line = stderr
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .to_string();
     let kind = case.kind.name();
     let failure = |key: String, description: String| {
         Some(Failure {
@@ -1118,7 +1167,10 @@ fn run_case(case: &Case, dir: &Path) -> Option<Failure> {
             });
         }
         let key = if trains { "slow training" } else { "hang" };
-        return failure(key.into(), format!("still running after {} s", limit.as_secs()));
+        return failure(
+            key.into(),
+            format!("still running after {} s", limit.as_secs()),
+        );
     };
     if let Some(at) = stderr.find("panicked at ") {
         let place: String = stderr[at + 12..]
@@ -1128,7 +1180,10 @@ fn run_case(case: &Case, dir: &Path) -> Option<Failure> {
         // The source file and line (not the column, nor the toolchain's folder).
         let place = place.trim_end_matches(':');
         let place = place.rsplit_once(':').map_or(place, |(p, _)| p);
-        let place = place.split_once("/library/").map_or(place, |(_, p)| p).to_string();
+        let place = place
+            .split_once("/library/")
+            .map_or(place, |(_, p)| p)
+            .to_string();
         let message = stderr[at..].lines().nth(1).unwrap_or("").to_string();
         // One place is one bug, whichever command got there.
         return Some(Failure {
@@ -1139,7 +1194,10 @@ fn run_case(case: &Case, dir: &Path) -> Option<Failure> {
     if let Some(signal) = status.signal() {
         if first_line.starts_with("memory allocation of") {
             return failure(
-                format!("allocation failed under the {} GiB limit", MEMORY_LIMIT_KIB >> 20),
+                format!(
+                    "allocation failed under the {} GiB limit",
+                    MEMORY_LIMIT_KIB >> 20
+                ),
                 format!("killed by signal {signal}; stderr: {first_line}"),
             );
         }
@@ -1150,7 +1208,10 @@ fn run_case(case: &Case, dir: &Path) -> Option<Failure> {
     }
     let code = status.code().unwrap_or(-1);
     if code != 0 && code != 1 {
-        return failure(format!("exit code {code}"), format!("exit code {code}: {first_line}"));
+        return failure(
+            format!("exit code {code}"),
+            format!("exit code {code}: {first_line}"),
+        );
     }
     let leftovers: Vec<String> = listing(dir)
         .into_iter()
@@ -1174,11 +1235,17 @@ fn run_case(case: &Case, dir: &Path) -> Option<Failure> {
                 description: format!("{command}: exit 1 with {lines} lines on stderr: {stderr:?}"),
             });
         }
-        let written: Vec<String> = listing(&dir.join("out")).difference(&before).cloned().collect();
+        let written: Vec<String> = listing(&dir.join("out"))
+            .difference(&before)
+            .cloned()
+            .collect();
         if !written.is_empty() && case.kind != Kind::Build {
             return failure(
                 "half-written output".into(),
-                format!("exit 1 ({stderr:?}) but left out/{}", written.join(", out/")),
+                format!(
+                    "exit 1 ({stderr:?}) but left out/{}",
+                    written.join(", out/")
+                ),
             );
         }
     }
@@ -1186,7 +1253,11 @@ fn run_case(case: &Case, dir: &Path) -> Option<Failure> {
 }
 
 fn shell_quote(arg: &str) -> String {
-    if !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./,=".contains(&b)) {
+    if !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./,=".contains(&b))
+    {
         arg.to_string()
     } else {
         format!("'{}'", arg.replace('\'', "'\\''").replace('\n', "'$'\\n''"))
@@ -1207,7 +1278,11 @@ fn record(case: &Case, failure: &Failure, number: usize) -> String {
     fs::create_dir_all(&folder).unwrap();
     let prepared = prepare(case, &folder);
     let args: Vec<String> = prepared.args.iter().map(|a| shell_quote(a)).collect();
-    let redirect = if prepared.stdout_full { " > /dev/full" } else { "" };
+    let redirect = if prepared.stdout_full {
+        " > /dev/full"
+    } else {
+        ""
+    };
     let command = format!("qnnc {}{redirect}", args.join(" "));
     let script = format!(
         "#!/bin/sh\n# {}\n# {}\n# {case:?}\ncd \"$(dirname \"$0\")\" && rm -rf out/* && exec \"${{QNNC:-../../../target/release/qnnc}}\" {}{redirect}\n",
@@ -1216,7 +1291,11 @@ fn record(case: &Case, failure: &Failure, number: usize) -> String {
         args.join(" ")
     );
     fs::write(folder.join("repro.sh"), script).unwrap();
-    let relative = folder.strip_prefix(repo()).unwrap_or(&folder).display().to_string();
+    let relative = folder
+        .strip_prefix(repo())
+        .unwrap_or(&folder)
+        .display()
+        .to_string();
     format!("cd {relative} && {command}   (or sh {relative}/repro.sh)")
 }
 
@@ -1243,7 +1322,12 @@ struct Campaign {
 }
 
 impl Campaign {
-    fn new(stop_at_first: bool, max_shrink_iters: u32, max_shrink_time: Duration, verilator: bool) -> Campaign {
+    fn new(
+        stop_at_first: bool,
+        max_shrink_iters: u32,
+        max_shrink_time: Duration,
+        verilator: bool,
+    ) -> Campaign {
         Campaign {
             stop_at_first,
             max_shrink_iters,
@@ -1258,12 +1342,21 @@ impl Campaign {
     }
 
     fn attempt(&mut self, case: &Case) -> Option<Failure> {
-        let dir = tempfile::Builder::new().prefix("qnnc-fuzz-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("qnnc-fuzz-")
+            .tempdir()
+            .unwrap();
         run_case(case, dir.path())
     }
 
     /// Runs `cases` cases of `kind` drawn by `runner`; false once it should stop.
-    fn run_kind(&mut self, runner: &mut TestRunner, kind: Kind, cases: u32, deadline: Instant) -> bool {
+    fn run_kind(
+        &mut self,
+        runner: &mut TestRunner,
+        kind: Kind,
+        cases: u32,
+        deadline: Instant,
+    ) -> bool {
         let strategy = case(kind, self.verilator);
         for _ in 0..cases {
             if Instant::now() > deadline {
@@ -1297,7 +1390,11 @@ impl Campaign {
     }
 
     /// Proptest's shrinking: simplify while the case still fails with the same key.
-    fn shrink(&mut self, tree: &mut impl ValueTree<Value = Case>, first: Failure) -> (Case, Failure) {
+    fn shrink(
+        &mut self,
+        tree: &mut impl ValueTree<Value = Case>,
+        first: Failure,
+    ) -> (Case, Failure) {
         let mut minimal = (tree.current(), first.clone());
         let mut iterations = 0;
         let start = Instant::now();
@@ -1400,10 +1497,16 @@ fn fuzz_campaign() {
     eprintln!("fuzz: {seconds} s, FUZZ_SEED={seed}");
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut campaign = Campaign::new(false, 48, Duration::from_secs(120), true);
-    let mut runners: Vec<TestRunner> = (0..KINDS.len() as u64).map(|i| runner(seed.wrapping_add(i))).collect();
+    let mut runners: Vec<TestRunner> = (0..KINDS.len() as u64)
+        .map(|i| runner(seed.wrapping_add(i)))
+        .collect();
     // FUZZ_KINDS=spec,cli limits the campaign to those kinds.
     let chosen = std::env::var("FUZZ_KINDS").unwrap_or_default();
-    let chosen: Vec<&str> = chosen.split(',').map(str::trim).filter(|k| !k.is_empty()).collect();
+    let chosen: Vec<&str> = chosen
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .collect();
     'rounds: loop {
         for (i, &kind) in KINDS.iter().enumerate() {
             if !chosen.is_empty() && !chosen.contains(&kind.name()) {
