@@ -107,9 +107,12 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A seed file: its name and contents.
+type Seed = (String, Vec<u8>);
+
 /// The seed files of a kind, sorted by name. ONNX also takes the Brevitas CNN fixtures.
-fn seeds(kind: Kind) -> &'static [(String, Vec<u8>)] {
-    static SEEDS: OnceLock<BTreeMap<Kind, Vec<(String, Vec<u8>)>>> = OnceLock::new();
+fn seeds(kind: Kind) -> &'static [Seed] {
+    static SEEDS: OnceLock<BTreeMap<Kind, Vec<Seed>>> = OnceLock::new();
     let all = SEEDS.get_or_init(|| {
         KINDS
             .iter()
@@ -592,7 +595,7 @@ enum Extra {
     None,
     Redigest,
     /// A Verilog file the manifest does not list.
-    ExtraVerilog,
+    UnlistedVerilog,
     /// A Verilog file that is a link to /dev/zero.
     LinkToZero,
     RemoveFile,
@@ -604,7 +607,7 @@ fn extra() -> impl Strategy<Value = Extra> {
     prop_oneof![
         3 => Just(Extra::None),
         4 => Just(Extra::Redigest),
-        1 => Just(Extra::ExtraVerilog),
+        1 => Just(Extra::UnlistedVerilog),
         1 => Just(Extra::LinkToZero),
         1 => Just(Extra::RemoveFile),
         2 => prop::collection::vec((0usize..5, number()), 1..4).prop_map(Extra::FakeSimulator),
@@ -949,7 +952,7 @@ fn prepare_build(case: &Case, build: &Path) {
     fs::write(&path, data).unwrap();
     match &case.extra {
         Extra::None | Extra::Redigest => {}
-        Extra::ExtraVerilog => fs::write(
+        Extra::UnlistedVerilog => fs::write(
             build.join("rtl/extra.v"),
             "module extra(input wire a, output wire b);\n  assign b = ~a;\nendmodule\n",
         )
