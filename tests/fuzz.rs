@@ -542,6 +542,8 @@ const OUTPUTS: &[&str] = &[
     "out/missing/x.qnn",
     "out/name\nwith a newline",
     "out/x.onnx",
+    // Longer than a file name may be.
+    "out/LONG",
 ];
 
 const FLAGS: &[&str] = &[
@@ -810,6 +812,11 @@ fn prepare(case: &Case, dir: &Path) -> Prepared {
     }
 }
 
+fn is_fifo(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+}
+
 fn mkfifo(path: &Path) {
     let made = Command::new("mkfifo").arg(path).status();
     assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", path.display());
@@ -845,7 +852,7 @@ fn prepare_cli(case: &Case) -> Prepared {
                 }
                 let flag = flags[i.index(flags.len())];
                 args[flag + 1] = if is_output_flag(&args[flag]) {
-                    OUTPUTS[i.index(OUTPUTS.len())].to_string()
+                    OUTPUTS[i.index(OUTPUTS.len())].replace("LONG", &"a".repeat(300))
                 } else {
                     value.clone()
                 };
@@ -1228,6 +1235,19 @@ fn run_case(case: &Case, dir: &Path) -> Option<Failure> {
             "staging left behind".into(),
             format!("exit {code} left {}", leftovers.join(", ")),
         );
+    }
+    // What was there and is not a regular file stays what it was, whatever the exit code.
+    for (name, is_kind) in [
+        ("out/fifo", is_fifo as fn(&Path) -> bool),
+        ("out/folder", Path::is_dir),
+    ] {
+        let path = dir.join(name);
+        if before.contains(name.trim_start_matches("out/")) && !is_kind(&path) {
+            return failure(
+                "replaced a non-regular file".into(),
+                format!("exit {code} and {name} is no longer a FIFO or folder"),
+            );
+        }
     }
     if code == 1 {
         let lines = stderr.trim_end().lines().count();
