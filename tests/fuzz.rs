@@ -1150,7 +1150,11 @@ fn run_case(case: &Case, dir: &Path) -> Option<Failure> {
     // running out is told apart from a hang of a command that only reads and checks.
     let trains = command == "train"
         || (command == "explore" && !prepared.args.iter().any(|a| a == "--data"));
-    let limit = if trains {
+    // A FIFO that no one writes blocks at once; seconds tell.
+    let reads_fifo = prepared.args.iter().any(|a| a == "fifo");
+    let limit = if reads_fifo {
+        Duration::from_secs(5)
+    } else if trains {
         TRAINING_TIME_LIMIT
     } else {
         case.kind.time_limit()
@@ -1170,7 +1174,7 @@ fn run_case(case: &Case, dir: &Path) -> Option<Failure> {
     };
     let Some(status) = status else {
         // Whatever the command, reading a FIFO that no one writes is one cause.
-        if prepared.args.iter().any(|a| a == "fifo") {
+        if reads_fifo {
             return Some(Failure {
                 key: format!("{kind}: hang on a FIFO given as input"),
                 description: format!("still running after {} s", limit.as_secs()),
