@@ -9,7 +9,9 @@
 //!   failed allocation under the limit),
 //! - prints "panicked",
 //! - exits 1 with standard error that is not exactly one line,
-//! - is still running at the time limit (a hang), or
+//! - is still running at the time limit (a hang),
+//! - takes more than 2 GiB of memory,
+//! - replaces a FIFO or folder it was given as output, or
 //! - leaves files in its output folder after exit 1, or a `.qnnc-build-*` staging folder or a
 //!   `.tmp*` file anywhere.
 //!
@@ -40,6 +42,10 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 /// counts as a failure, instead of taking the machine's memory. Enough for every network the
 /// corpus's commands train at its sizes.
 const MEMORY_LIMIT_KIB: u64 = 4 << 20;
+
+/// Peak resident memory above which a run counts as unbounded: reading a device such as
+/// /dev/zero whole may fail cleanly at the address-space limit, but only after taking this much.
+const PEAK_MEMORY_LIMIT: u64 = 2 << 30;
 
 /// Longest run of a command that trains: valid work can take this long.
 const TRAINING_TIME_LIMIT: Duration = Duration::from_secs(40);
@@ -1077,13 +1083,31 @@ fn listing(dir: &Path) -> BTreeSet<String> {
     found
 }
 
-/// Runs `qnnc` with `args` in `dir`, killing it (and what it started) at `limit`. Returns the
-/// exit status (None on a timeout) and standard error.
-fn run_qnnc(
-    dir: &Path,
-    prepared: &Prepared,
-    limit: Duration,
-) -> (Option<std::process::ExitStatus>, String) {
+/// How a run of qnnc ended.
+struct Run {
+    /// None when it was killed at the time limit.
+    status: Option<std::process::ExitStatus>,
+    stderr: String,
+    /// Peak resident memory in bytes, as last seen while it ran.
+    peak_memory: u64,
+}
+
+/// The peak resident memory of a running process (Linux), or 0.
+fn peak_memory(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))?
+                .to_string();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// Runs `qnnc` with `args` in `dir`, killing it (and what it started) at `limit`.
+fn run_qnnc(dir: &Path, prepared: &Prepared, limit: Duration) -> Run {
     let stdout = if prepared.stdout_full {
         fs::OpenOptions::new()
             .write(true)
@@ -1113,7 +1137,9 @@ fn run_qnnc(
         .spawn()
         .expect("qnnc starts");
     let start = Instant::now();
+    let mut peak = 0;
     let status = loop {
+        peak = peak.max(peak_memory(child.id()));
         if let Some(status) = child.try_wait().unwrap() {
             break Some(status);
         }
@@ -1128,7 +1154,11 @@ fn run_qnnc(
         std::thread::sleep(Duration::from_millis(5));
     };
     let stderr = String::from_utf8_lossy(&fs::read(&stderr_path).unwrap_or_default()).to_string();
-    (status, stderr)
+    Run {
+        status,
+        stderr,
+        peak_memory: peak,
+    }
 }
 
 fn signal_name(signal: i32) -> &'static str {
@@ -1159,7 +1189,11 @@ fn run_case(case: &Case, dir: &Path) -> Option<Failure> {
     } else {
         case.kind.time_limit()
     };
-    let (status, stderr) = run_qnnc(dir, &prepared, limit);
+    let Run {
+        status,
+        stderr,
+        peak_memory,
+    } = run_qnnc(dir, &prepared, limit);
     let first_line = stderr
         .lines()
         .find(|l| !l.trim().is_empty())
@@ -1221,6 +1255,15 @@ fn run_case(case: &Case, dir: &Path) -> Option<Failure> {
         );
     }
     let code = status.code().unwrap_or(-1);
+    if peak_memory > PEAK_MEMORY_LIMIT {
+        return failure(
+            format!("peak memory over {} GiB", PEAK_MEMORY_LIMIT >> 30),
+            format!(
+                "exit {code} after taking {:.1} GiB; stderr: {first_line}",
+                peak_memory as f64 / (1u64 << 30) as f64
+            ),
+        );
+    }
     if code != 0 && code != 1 {
         return failure(
             format!("exit code {code}"),
