@@ -9,7 +9,7 @@ DEMO_DIR := build/demo
 BNN_ARRAY := --pe 2 --simd 8
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup build demo test bench lint rtl-check synth-check fpga-tools fpga-check explore qonnx-fixtures qonnx-check clean
+.PHONY: all setup build demo test bench lint rtl-check synth-check fpga-tools fpga-check explore qonnx-fixtures qonnx-check fuzz clean
 
 all: build
 
@@ -145,6 +145,17 @@ qonnx-check: setup build
 	done
 	build/brevitas-venv/bin/python examples/qonnx/check_export.py --images 300 \
 		tests/fixtures/qonnx/*.onnx $(QONNX_CHECK_DIR)/*.onnx
+
+# The fuzz campaign of tests/fuzz.rs: specs, models, IR, ONNX, profiles, sweeps, command-line
+# values and build folders, mutated from tests/fuzz_corpus/ and run through qnnc until the time
+# is up: FUZZ_MINUTES (10) or FUZZ_SECONDS, e.g. `make fuzz FUZZ_MINUTES=30`. FUZZ_SEED=<n>
+# repeats a campaign; FUZZ_KINDS=build,cli runs only those kinds. Fails on any panic, abort,
+# hang, multi-line error or half-written output; each minimal failing case is written to
+# build/fuzz-failures/ with a repro.sh.
+FUZZ_MINUTES ?= 10
+FUZZ_SECONDS ?= $(shell expr $(FUZZ_MINUTES) \* 60)
+fuzz: setup build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --release --locked --test fuzz -- --ignored --nocapture fuzz_campaign
 
 lint:
 	$(CARGO) fmt --all -- --check
