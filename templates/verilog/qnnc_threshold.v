@@ -78,16 +78,20 @@ module qnnc_threshold #(
             wire [PE*SW-1:0] word;  // the other PEs' slots
             /* verilator lint_on UNUSEDSIGNAL */
             if (l == 0) begin : g_memory0
-                qnnc_rom #(.WIDTH(PE * SW), .DEPTH(DEPTH), .AW(AW), .FILE(FILE0)) memory (
+                qnnc_rom #(.WIDTH(PE * SW), .DEPTH(DEPTH), .AW(AW), .FILE(FILE0),
+                           .KEPT(SW)) memory (
                     .clk(clk), .addr(address), .data(word));
             end else if (l == 1) begin : g_memory1
-                qnnc_rom #(.WIDTH(PE * SW), .DEPTH(DEPTH << 1), .AW(AW + 1), .FILE(FILE1)) memory (
+                qnnc_rom #(.WIDTH(PE * SW), .DEPTH(DEPTH << 1), .AW(AW + 1), .FILE(FILE1),
+                           .KEPT(SW)) memory (
                     .clk(clk), .addr(address), .data(word));
             end else if (l == 2) begin : g_memory2
-                qnnc_rom #(.WIDTH(PE * SW), .DEPTH(DEPTH << 2), .AW(AW + 2), .FILE(FILE2)) memory (
+                qnnc_rom #(.WIDTH(PE * SW), .DEPTH(DEPTH << 2), .AW(AW + 2), .FILE(FILE2),
+                           .KEPT(SW)) memory (
                     .clk(clk), .addr(address), .data(word));
             end else begin : g_memory3
-                qnnc_rom #(.WIDTH(PE * SW), .DEPTH(DEPTH << 3), .AW(AW + 3), .FILE(FILE3)) memory (
+                qnnc_rom #(.WIDTH(PE * SW), .DEPTH(DEPTH << 3), .AW(AW + 3), .FILE(FILE3),
+                           .KEPT(SW)) memory (
                     .clk(clk), .addr(address), .data(word));
             end
             assign slot = word[SLOT*SW +: SW];
