@@ -45,7 +45,7 @@ pub struct InspectArgs {
 pub fn run(args: &InspectArgs) -> Result<()> {
     if args.passes {
         for pass in passes::pipeline() {
-            println!("{:<20} {}", pass.name(), pass.description());
+            outln!("{:<20} {}", pass.name(), pass.description())?;
         }
         return Ok(());
     }
@@ -73,13 +73,13 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         GraphFormat::Dot => dump::to_dot(&graph),
         GraphFormat::Json => dump::to_json(&graph),
     };
-    print!("{text}");
+    out!("{text}")?;
     if args.schedule {
         let config = ArrayConfig {
             pe: args.pe,
             simd: args.simd,
         };
-        print!("{}", schedule::schedule(&graph, config, &origin)?);
+        out!("{}", schedule::schedule(&graph, config, &origin)?)?;
     }
     Ok(())
 }

@@ -175,30 +175,39 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         test,
     };
     match args.format {
-        Format::Json => super::print_json(&report),
+        Format::Json => super::print_json(&report)?,
         Format::Table => {
-            println!(
+            outln!(
                 "{}: {} weights, {} MACs per image, weights {} bits, activations {} bits",
-                report.network, report.parameters, report.macs, report.weights, report.activations
-            );
-            println!("epoch  loss     train acc  img/s");
+                report.network,
+                report.parameters,
+                report.macs,
+                report.weights,
+                report.activations
+            )?;
+            outln!("epoch  loss     train acc  img/s")?;
             for e in &history {
-                println!(
+                outln!(
                     "{:>5}  {:<7.4}  {:>8.2}%  {:>6.0}",
-                    e.epoch, e.loss, e.train_accuracy, e.img_per_s
-                );
+                    e.epoch,
+                    e.loss,
+                    e.train_accuracy,
+                    e.img_per_s
+                )?;
             }
-            println!(
+            outln!(
                 "trained on {} images in {:.1} s ({:.0} img/s)",
                 train_data.len(),
                 seconds,
                 report.train_img_per_s
-            );
-            println!(
+            )?;
+            outln!(
                 "test accuracy: {:.2}% ({}/{})",
-                test.accuracy, test.correct, test.total
-            );
-            println!("wrote {}", report.model);
+                test.accuracy,
+                test.correct,
+                test.total
+            )?;
+            outln!("wrote {}", report.model)?;
         }
     }
     Ok(())
