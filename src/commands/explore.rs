@@ -142,6 +142,7 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
             .unwrap_or_else(|| out_default(&sweep.name));
         (path, out)
     };
+    super::check_folder_path(&out)?;
     let sweep = Sweep::load(&sweep_path)?;
     let profiles = sweep.resolve_profiles(&sweep_path)?;
     if sweep.targets.is_empty() {

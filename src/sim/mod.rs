@@ -419,9 +419,11 @@ pub fn build_bench(dir: &Path, simulator: Simulator, bench: &Bench) -> Result<Pa
             )?;
         }
     }
-    std::fs::write(dir.join(&stamp), stamp_text).map_err(|e| SimError::Files {
-        dir: dir.display().to_string(),
-        message: e.to_string(),
+    crate::output::write_atomic(&dir.join(&stamp), stamp_text.as_bytes()).map_err(|e| {
+        SimError::Files {
+            dir: dir.display().to_string(),
+            message: e.to_string(),
+        }
     })?;
     Ok(executable)
 }
