@@ -216,11 +216,13 @@ pub fn run(args: &SimArgs) -> Result<()> {
             dir,
             &manifest,
             &graph,
-            args.simulator,
-            &executable,
+            &Runner {
+                simulator: args.simulator,
+                executable: &executable,
+                expect: &expect,
+            },
             image,
             pixels,
-            &expect,
         )?;
         return Err(Error::Output {
             file: folder,
@@ -253,19 +255,31 @@ fn predicted_cycles(graph: &crate::ir::Graph, manifest: &Manifest, folder: &str)
     Ok(schedule.total_cycles)
 }
 
+/// A built simulation and what its runs must stay within.
+struct Runner<'a> {
+    simulator: Simulator,
+    executable: &'a Path,
+    expect: &'a Expectation,
+}
+
 /// The first layer and element where the RTL's activations for `image` differ from the golden
 /// model's, or the logits if every stored layer agrees.
 fn locate_mismatch(
     dir: &Path,
     manifest: &Manifest,
     graph: &crate::ir::Graph,
-    simulator: Simulator,
-    executable: &Path,
+    runner: &Runner,
     image: usize,
     pixels: &[u8],
-    expect: &Expectation,
 ) -> Result<String> {
-    let writes = sim::trace_writes(dir, simulator, executable, image, manifest.simd, expect)?;
+    let writes = sim::trace_writes(
+        dir,
+        runner.simulator,
+        runner.executable,
+        image,
+        manifest.simd,
+        runner.expect,
+    )?;
     let traces = Golden::unfused(graph, &dir.display().to_string())?.trace(pixels);
     let empty = std::collections::BTreeMap::new();
     for (l, layer) in manifest
