@@ -27,6 +27,13 @@ pub const CONFIG_FILE: Limit = Limit {
     kind: "specs, profiles and sweep files",
 };
 
+/// Data set files (IDX, gzipped or raw, and CIFAR-10 batches): 1 GiB, ten times the largest
+/// file of the data sets qnnc reads.
+pub const DATA_FILE: Limit = Limit {
+    bytes: 1 << 30,
+    kind: "data set files",
+};
+
 /// Files of a build folder (manifest, IR, memory images, Verilog) and the results `explore`
 /// stores: 1 GiB.
 pub const BUILD_FILE: Limit = Limit {
@@ -51,6 +58,11 @@ pub fn read_text(path: &Path, limit: Limit) -> io::Result<String> {
 /// A spec, profile or sweep file as text ([`read_text`] within [`CONFIG_FILE`]).
 pub fn read_config(path: &Path) -> io::Result<String> {
     read_text(path, CONFIG_FILE)
+}
+
+/// A data set file ([`read`] within [`DATA_FILE`]).
+pub fn read_data(path: &Path) -> io::Result<Vec<u8>> {
+    read(path, DATA_FILE)
 }
 
 /// Reads `relative` inside the folder `dir`: a plain relative path (no `..`, not absolute)
