@@ -400,6 +400,29 @@ fn endless_and_special_inputs_are_refused() {
         &qnnc_within(&["inspect", large.to_str().unwrap()], limit),
         &["large.toml", "larger than 16 MiB"],
     );
+    // A data set file past its limit (sparse: no disk is used).
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let images = data.join("t10k-images-idx3-ubyte");
+    let file = std::fs::File::create(&images).unwrap();
+    file.set_len(qnnc::input::DATA_FILE.bytes + 1).unwrap();
+    std::fs::write(data.join("t10k-labels-idx1-ubyte"), [0u8; 8]).unwrap();
+    let ir = dir.path().join("graph.json");
+    let network = example_network(TINY, Precision::Bits(4));
+    let graph = build::from_model(&Net::new(&network, 1), "tiny").unwrap();
+    std::fs::write(&ir, dump::to_json(&graph)).unwrap();
+    assert_user_error(
+        &qnnc_within(
+            &[
+                "eval",
+                ir.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+            ],
+            limit,
+        ),
+        &["t10k-images-idx3-ubyte", "larger than 1 GiB"],
+    );
 }
 
 #[test]
