@@ -241,10 +241,22 @@ fn a_closed_pipe_ends_quietly() {
         "echo 'images 2'\necho 'mismatches 0'\necho 'first_mismatch -1'\necho 'cycles 14424'\n",
     );
     let spec = example("tiny_cnn.toml");
+    let ir = dir.path().join("build.json");
+    let ir = ir.to_str().unwrap();
+    let onnx = format!(
+        "{}/tests/fixtures/qonnx/mlp_q4.onnx",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = |name: &str| dir.path().join(name).display().to_string();
+    let (compiled, exported, imported) = (out("compiled"), out("x.onnx"), out("x.json"));
     for args in [
         vec!["inspect", &spec, "--format", "json"],
         vec!["inspect", "--passes"],
         vec!["energy", &spec],
+        vec!["eval", ir, "--test-limit", "5"],
+        vec!["compile", ir, "-o", &compiled],
+        vec!["export", &onnx, "-o", &exported],
+        vec!["import", &onnx, "-o", &imported],
         vec!["sim", build.to_str().unwrap(), "--images", "2"],
     ] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_qnnc"))
