@@ -30,6 +30,10 @@ pub enum Error {
     /// An output that could not be written.
     #[error("{}: {}", escape_controls(.file), escape_controls(.message))]
     Output { file: String, message: String },
+    /// Standard output was closed by its reader (`| head`): the command stops and exits
+    /// quietly, as other command-line tools do.
+    #[error("standard output closed")]
+    StdoutClosed,
 }
 
 impl Error {

@@ -8,6 +8,7 @@ pub mod data;
 pub mod energy;
 pub mod error;
 pub mod explore;
+pub mod input;
 pub mod model;
 pub mod output;
 pub mod qonnx;

@@ -1,6 +1,7 @@
 //! The `qnnc` command line: parses arguments, runs the command, and turns any error into one
 //! line on standard error and exit code 1.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -50,7 +51,7 @@ fn main() -> ExitCode {
             // A usage error is one line too; `--help` shows the rest.
             let text = error.to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("{first}");
+            let _ = writeln!(std::io::stderr(), "{first}");
             return ExitCode::FAILURE;
         }
     };
@@ -68,8 +69,12 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of standard output went away (`| head`): what it wanted it has.
+        Err(qnnc::Error::StdoutClosed) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!(
+            // Standard error may be closed too; the exit code still tells.
+            let _ = writeln!(
+                std::io::stderr(),
                 "error: {}",
                 qnnc::error::escape_controls(&error.to_string())
             );

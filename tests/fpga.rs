@@ -75,7 +75,13 @@ fn stub_build(dir: &Path) {
     let words: String = (0..1024u32)
         .map(|i| format!("{:04x}\n", (i * 2654435761u32) >> 16))
         .collect();
+    // Synthesis reads the design's files as the build's manifest lists them.
+    let manifest = serde_json::json!({ "files": {
+        "rtl/stub_top.v": qnnc::codegen::digest(STUB),
+        "mem/stub.hex": qnnc::codegen::digest(&words),
+    }});
     std::fs::write(dir.join("mem/stub.hex"), words).unwrap();
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
 }
 
 fn stub_request(dir: &Path, target: Target, clock_mhz: Option<f64>) -> Request<'_> {

@@ -136,7 +136,16 @@ fn worst_case_operands_do_not_overflow_in_simulation() {
             let expected = Golden::new(&graph, "tiny").unwrap().run(&images);
             sim::write_vectors(&build, &images, 784, &expected).unwrap();
             let executable = sim::build(&build, Simulator::Verilator).unwrap();
-            let report = sim::run(&build, Simulator::Verilator, &executable, 3).unwrap();
+            // The array `compile` builds by default.
+            let predicted = schedule::schedule(&graph, ArrayConfig { pe: 8, simd: 16 }, "tiny")
+                .unwrap()
+                .total_cycles;
+            let expect = sim::Expectation {
+                layers: 3,
+                images: 4,
+                max_cycles: sim::cycle_budget(predicted, 4),
+            };
+            let report = sim::run(&build, Simulator::Verilator, &executable, &expect).unwrap();
             assert_eq!(report.images, 4);
             assert_eq!(
                 report.mismatches, 0,

@@ -94,7 +94,11 @@ pub fn weights(schedule: &Schedule, hw: &Hardware, header: &str) -> String {
 /// on descending channels), which leaves their count, the code, unchanged, and padded with
 /// values no accumulator reaches.
 pub fn thresholds(schedule: &Schedule, hw: &Hardware, header: &str) -> Vec<String> {
-    let (levels, tw, pe) = (hw.threshold_levels, hw.threshold_bits as usize, schedule.config.pe);
+    let (levels, tw, pe) = (
+        hw.threshold_levels,
+        hw.threshold_bits as usize,
+        schedule.config.pe,
+    );
     let never_up = (1i64 << (tw - 1)) - 1;
     let never_down = -(1i64 << (tw - 1));
     let mut sorted = Vec::new();

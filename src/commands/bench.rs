@@ -159,9 +159,9 @@ fn run_train(args: &BenchTrainArgs) -> Result<()> {
             };
             if args.format == Format::Table {
                 if rows.is_empty() {
-                    println!("net  bits   batch  images  train img/s  peak RSS MiB");
+                    outln!("net  bits   batch  images  train img/s  peak RSS MiB")?;
                 }
-                println!(
+                outln!(
                     "{:<4} {:<6} {:>5}  {:>6}  {:>11.0}  {:>12}",
                     row.net,
                     row.bits,
@@ -171,13 +171,13 @@ fn run_train(args: &BenchTrainArgs) -> Result<()> {
                     row.peak_rss_mib
                         .map(|m| format!("{m:.0}"))
                         .unwrap_or_else(|| "n/a".into())
-                );
+                )?;
             }
             rows.push(row);
         }
     }
     if args.format == Format::Json {
-        super::print_json(&rows);
+        super::print_json(&rows)?;
     }
     Ok(())
 }
@@ -220,18 +220,21 @@ fn run_golden(args: &BenchGoldenArgs) -> Result<()> {
             };
             if args.format == Format::Table {
                 if rows.is_empty() {
-                    println!("net  bits  images  golden img/s");
+                    outln!("net  bits  images  golden img/s")?;
                 }
-                println!(
+                outln!(
                     "{:<4} {:<4}  {:>6}  {:>12.0}",
-                    row.net, row.bits, row.images, row.golden_img_per_s
-                );
+                    row.net,
+                    row.bits,
+                    row.images,
+                    row.golden_img_per_s
+                )?;
             }
             rows.push(row);
         }
     }
     if args.format == Format::Json {
-        super::print_json(&rows);
+        super::print_json(&rows)?;
     }
     Ok(())
 }

@@ -89,6 +89,7 @@ pub struct LayerRecord {
 
 pub fn run(args: &CompileArgs) -> Result<()> {
     let start = Instant::now();
+    super::check_build_path(&args.output)?;
     let target = implementation_target(args)?;
     let origin = args.model.display().to_string();
     let source = Source::open(&args.model, &args.network)?;
@@ -124,7 +125,7 @@ pub fn run(args: &CompileArgs) -> Result<()> {
     write_build(&args.output, &files)?;
     let seconds = start.elapsed().as_secs_f64();
 
-    println!(
+    outln!(
         "compiled {} for a {}x{} PE array into {} ({} files, {:.0} ms)",
         graph.name,
         args.pe,
@@ -132,11 +133,11 @@ pub fn run(args: &CompileArgs) -> Result<()> {
         args.output.display(),
         files.len(),
         seconds * 1e3
-    );
-    print!("{schedule}");
-    println!("memory bits:");
+    )?;
+    out!("{schedule}")?;
+    outln!("memory bits:")?;
     for (what, bits) in hw.memory_bits() {
-        println!("  {what:<15} {bits}");
+        outln!("  {what:<15} {bits}")?;
     }
     if let Some(target) = target {
         let report = implement::implement(&implement::Request {
@@ -147,15 +148,15 @@ pub fn run(args: &CompileArgs) -> Result<()> {
             target,
             clock_mhz: args.clock_mhz,
         })?;
-        println!("{}", report.synthesis_line());
-        print!("{report}");
-        println!(
+        outln!("{}", report.synthesis_line())?;
+        out!("{report}")?;
+        outln!(
             "  {}",
             args.output
                 .join(implement::FOLDER)
                 .join("report.json")
                 .display()
-        );
+        )?;
         report.verdict(&args.output)?;
     }
     Ok(())
@@ -255,50 +256,49 @@ fn manifest(
 }
 
 /// Writes every file into a fresh folder beside `dir`, then puts it in `dir`'s place. An
-/// existing `dir` must be an earlier build (it has a manifest) or empty.
+/// existing `dir` must be an earlier build (it has a manifest) or empty. On any error the
+/// staging folder is removed and an earlier build stays in place.
 fn write_build(dir: &Path, files: &[codegen::BuildFile]) -> Result<()> {
-    let output_error = |message: String| Error::Output {
+    let output_error = |e: std::io::Error| Error::Output {
         file: dir.display().to_string(),
-        message,
+        message: crate::input::plain(e).to_string(),
     };
-    if dir.exists() {
-        let is_build = dir.join("manifest.json").is_file();
-        let is_empty = std::fs::read_dir(dir)
-            .map(|mut entries| entries.next().is_none())
-            .unwrap_or(false);
-        if !is_build && !is_empty {
-            return Err(output_error(
-                "exists and is not a qnnc build folder (no manifest.json); choose another -o"
-                    .into(),
-            ));
-        }
-    }
+    crate::output::check_build_target(dir).map_err(output_error)?;
     let parent = match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(parent).map_err(|e| output_error(e.to_string()))?;
+    std::fs::create_dir_all(parent).map_err(output_error)?;
+    // Dropping the TempDir on an error path removes the staging folder.
     let staging = tempfile::Builder::new()
         .prefix(".qnnc-build-")
         .tempdir_in(parent)
-        .map_err(|e| output_error(e.to_string()))?;
+        .map_err(output_error)?;
     for file in files {
         let path = staging.path().join(&file.path);
         if let Some(folder) = path.parent() {
-            std::fs::create_dir_all(folder).map_err(|e| output_error(e.to_string()))?;
+            std::fs::create_dir_all(folder).map_err(output_error)?;
         }
-        std::fs::write(&path, &file.text).map_err(|e| output_error(e.to_string()))?;
+        std::fs::write(&path, &file.text).map_err(output_error)?;
     }
     // The old folder is moved aside before the new one takes its place, so that at every
-    // moment one complete build exists.
-    let staged = staging.keep();
-    let retired = staged.with_extension("old");
-    if dir.exists() {
-        std::fs::rename(dir, &retired).map_err(|e| output_error(e.to_string()))?;
+    // moment one complete build exists; if the new one cannot take its place, the old one
+    // goes back.
+    let retired = staging.path().with_extension("old");
+    let had_build = dir.exists();
+    if had_build {
+        std::fs::rename(dir, &retired).map_err(output_error)?;
     }
-    std::fs::rename(&staged, dir).map_err(|e| output_error(e.to_string()))?;
-    if retired.exists() {
-        std::fs::remove_dir_all(&retired).map_err(|e| output_error(e.to_string()))?;
+    if let Err(e) = std::fs::rename(staging.path(), dir) {
+        if had_build {
+            let _ = std::fs::rename(&retired, dir);
+        }
+        return Err(output_error(e));
+    }
+    // The staging folder is the build now: nothing is left to remove.
+    let _ = staging.keep();
+    if had_build {
+        std::fs::remove_dir_all(&retired).map_err(output_error)?;
     }
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! `qnnc energy`: the energy of one inference of a network, layer by layer, on a hardware
 //! profile, as a table, JSON or CSV. The network comes from a trained-model file or a spec.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
@@ -9,7 +8,7 @@ use clap::{Args, ValueEnum};
 use super::train::NetworkArgs;
 use super::Source;
 use crate::energy::{self, profile::DEFAULT_PROFILE, Profile};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 #[derive(Debug, Clone, Args)]
 pub struct EnergyArgs {
@@ -43,10 +42,5 @@ pub fn run(args: &EnergyArgs) -> Result<()> {
         ReportFormat::Json => report.to_json(),
         ReportFormat::Csv => report.to_csv(),
     };
-    std::io::stdout()
-        .write_all(text.as_bytes())
-        .map_err(|e| Error::Output {
-            file: "(standard output)".into(),
-            message: e.to_string(),
-        })
+    super::print(text)
 }

@@ -61,9 +61,9 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             source => eval_graph(args, &source)?,
         };
     match args.format {
-        Format::Json => super::print_json(&report),
+        Format::Json => super::print_json(&report)?,
         Format::Table => {
-            println!(
+            outln!(
                 "{} ({}, weights {} bits, activations {} bits): test accuracy {:.2}% ({}/{})",
                 report.model,
                 report.network,
@@ -72,12 +72,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 report.accuracy,
                 report.correct,
                 report.total
-            );
+            )?;
             if let Some(integer) = report.integer_accuracy {
-                println!(
+                outln!(
                     "integer golden model: test accuracy {integer:.2}% ({:+.2} points from float)",
                     integer - report.accuracy
-                );
+                )?;
             }
         }
     }

@@ -116,6 +116,13 @@ fn write_quick_sweep(out: &Path) -> Result<PathBuf> {
 }
 
 pub fn run(args: &ExploreArgs) -> Result<()> {
+    // Outputs are checked before any point is trained.
+    if let Some(out) = &args.output {
+        super::check_folder_path(out)?;
+    }
+    if let Some(dir) = &args.emit_best {
+        super::check_build_path(dir)?;
+    }
     if !args.collect.is_empty() {
         return collect(args);
     }
@@ -135,6 +142,7 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
             .unwrap_or_else(|| out_default(&sweep.name));
         (path, out)
     };
+    super::check_folder_path(&out)?;
     let sweep = Sweep::load(&sweep_path)?;
     let profiles = sweep.resolve_profiles(&sweep_path)?;
     if sweep.targets.is_empty() {
@@ -245,13 +253,13 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
         &(serde_json::to_string_pretty(&file).expect("points serialise") + "\n"),
     )?;
     let computed = computed.into_inner();
-    println!(
+    outln!(
         "{} of {} points in {} ({computed} computed, {} from the cache)",
         file.points.len(),
         file.grid.len(),
         out.display(),
         file.points.len() - computed
-    );
+    )?;
     if shard.is_none() {
         write_outputs(&out, &file, &command_line())?;
         if let (Some(dir), Some(target)) = (&args.emit_best, args.target) {
@@ -282,7 +290,8 @@ fn collect(args: &ExploreArgs) -> Result<()> {
     let mut merged: Option<PointsFile> = None;
     for dir in &args.collect {
         let path = dir.join("points.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
+        let text = crate::input::read_text(&path, crate::input::BUILD_FILE)
+            .map_err(|e| io_error(&path, e))?;
         let file: PointsFile = serde_json::from_str(&text)
             .map_err(|e| io_error(&path, format!("not a {POINTS_FORMAT} file: {e}")))?;
         match &mut merged {
@@ -333,12 +342,12 @@ fn collect(args: &ExploreArgs) -> Result<()> {
         &(serde_json::to_string_pretty(&file).expect("points serialise") + "\n"),
     )?;
     write_outputs(&out, &file, &command_line())?;
-    println!(
+    outln!(
         "collected {} points from {} folders into {}",
         file.points.len(),
         args.collect.len(),
         out.display()
-    );
+    )?;
     Ok(())
 }
 
@@ -412,11 +421,11 @@ fn write_outputs(out: &Path, file: &PointsFile, command: &str) -> Result<()> {
             None => format!("  at {t} %: no point reaches the target"),
         }
     });
-    println!("minimum-energy networks:");
+    outln!("minimum-energy networks:")?;
     for line in answer {
-        println!("{line}");
+        outln!("{line}")?;
     }
-    println!("wrote {}", out.join("report.md").display());
+    outln!("wrote {}", out.join("report.md").display())?;
     Ok(())
 }
 
@@ -430,7 +439,7 @@ fn emit_best(
 ) -> Result<()> {
     let profile = file.sweep.profiles.first().cloned().unwrap_or_default();
     let Some(best) = pareto::min_energy_at(&file.points, &profile, target, None) else {
-        println!("no point reaches {target} %: nothing to emit");
+        outln!("no point reaches {target} %: nothing to emit")?;
         return Ok(());
     };
     let point = &file.points[best];
@@ -438,13 +447,13 @@ fn emit_best(
         .iter()
         .find(|p| p.id == point.id)
         .expect("points come from the grid");
-    println!(
+    outln!(
         "emitting {} ({:.2} %, {:.3e} on {profile}) into {}",
         point.id,
         point.integer_accuracy,
         point.energy[&profile],
         dir.display()
-    );
+    )?;
     super::compile::run(&super::compile::CompileArgs {
         model: cache.model(&spec.key),
         output: dir.to_path_buf(),

@@ -45,7 +45,7 @@ pub struct InspectArgs {
 pub fn run(args: &InspectArgs) -> Result<()> {
     if args.passes {
         for pass in passes::pipeline() {
-            println!("{:<20} {}", pass.name(), pass.description());
+            outln!("{:<20} {}", pass.name(), pass.description())?;
         }
         return Ok(());
     }
@@ -83,9 +83,9 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         GraphFormat::Dot => dump::to_dot(&graph),
         GraphFormat::Json => dump::to_json(&graph),
     };
-    print!("{text}");
+    out!("{text}")?;
     if let Some(schedule) = schedule {
-        print!("{schedule}");
+        out!("{schedule}")?;
     }
     Ok(())
 }

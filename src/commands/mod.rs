@@ -1,5 +1,23 @@
 //! The subcommands of the `qnnc` binary: argument types (clap) and what each one does.
 
+/// Prints a line on standard output like `println!`, but returns the error (a closed pipe or
+/// a full disk) as a `Result` for `?` instead of panicking.
+macro_rules! outln {
+    () => {
+        $crate::commands::print("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::commands::print(format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Prints text on standard output like `print!`, returning the error as `outln!` does.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::commands::print(format!($($arg)*))
+    };
+}
+
 pub mod bench;
 pub mod compile;
 pub mod energy;
@@ -53,12 +71,25 @@ pub fn load_split(
     Ok(data)
 }
 
+/// Writes `text` on standard output. A reader that went away (a closed pipe) is
+/// [`Error::StdoutClosed`], which exits quietly; any other failure is an error naming
+/// standard output.
+pub fn print(text: impl AsRef<str>) -> Result<()> {
+    crate::output::write_stdout(text.as_ref().as_bytes()).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Error::StdoutClosed
+        } else {
+            Error::Output {
+                file: "standard output".into(),
+                message: crate::input::plain(e).to_string(),
+            }
+        }
+    })
+}
+
 /// Prints a report as indented JSON on standard output.
-pub fn print_json<T: serde::Serialize>(value: &T) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("reports serialise")
-    );
+pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    print(serde_json::to_string_pretty(value).expect("reports serialise") + "\n")
 }
 
 /// A progress bar on standard error; invisible when that is not a terminal.
@@ -102,25 +133,30 @@ pub fn reset_peak_resident() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
-/// Checks that a file can be created at `path` before any long work starts.
+/// Checks that a file can be created at `path` before any long work starts: its folder
+/// exists and nothing but a regular file is there.
 pub fn check_output_path(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        return Err(Error::Output {
-            file: path.display().to_string(),
-            message: format!("folder {} does not exist", dir.display()),
-        });
-    }
-    if path.is_dir() {
-        return Err(Error::Output {
-            file: path.display().to_string(),
-            message: "is a folder".into(),
-        });
-    }
-    Ok(())
+    crate::output::check_file_target(path).map_err(|e| Error::Output {
+        file: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Checks that a build can be written into `dir` before any work starts: absent, empty, or
+/// an earlier build.
+pub fn check_build_path(dir: &Path) -> Result<()> {
+    crate::output::check_build_target(dir).map_err(|e| Error::Output {
+        file: dir.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Checks that output files can be written into the folder `dir` (absent or a folder).
+pub fn check_folder_path(dir: &Path) -> Result<()> {
+    crate::output::check_folder_target(dir).map_err(|e| Error::Output {
+        file: dir.display().to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// A network named on the command line: a trained-model file (`.qnn`), a QONNX file
@@ -149,7 +185,7 @@ impl Source {
         let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         let format = match extension {
             "onnx" => Some("onnx".to_string()),
-            "qnn" | "json" => std::fs::read(path)
+            "qnn" | "json" => crate::input::read(path, crate::input::MODEL_FILE)
                 .ok()
                 .and_then(|bytes| serde_json::from_slice::<FileFormat>(&bytes).ok())
                 .and_then(|f| f.format),
@@ -171,9 +207,11 @@ impl Source {
         } else if is_model {
             Ok(Source::Model(Box::new(crate::model::Model::load(path)?)))
         } else if is_ir {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::Output {
-                file: origin.clone(),
-                message: e.to_string(),
+            let text = crate::input::read_text(path, crate::input::MODEL_FILE).map_err(|e| {
+                Error::Output {
+                    file: origin.clone(),
+                    message: e.to_string(),
+                }
             })?;
             let graph = crate::ir::dump::from_json(&text, &origin)?;
             if graph.passes.is_empty() && graph.has_weights() {

@@ -49,13 +49,13 @@ pub fn import(args: &ImportArgs) -> Result<()> {
         .filter(|&n| matches!(graph.graph[n].op, Op::Mac { .. }))
         .map(|n| graph.graph[n].op.name())
         .collect();
-    println!(
+    outln!(
         "imported {} ({} MAC layers: {}) into {}",
         graph.name,
         layers.len(),
         layers.join(", "),
         args.output.display()
-    );
+    )?;
     Ok(())
 }
 
@@ -75,11 +75,11 @@ pub fn export(args: &ExportArgs) -> Result<()> {
         file: args.output.display().to_string(),
         message: e.to_string(),
     })?;
-    println!(
+    outln!(
         "exported {} as QONNX into {} ({} bytes)",
         graph.name,
         args.output.display(),
         bytes.len()
-    );
+    )?;
     Ok(())
 }

@@ -13,8 +13,10 @@ use crate::codegen::digest;
 use crate::data::{DatasetKind, Split};
 use crate::error::{Error, Result};
 use crate::golden::Golden;
+use crate::input::BUILD_FILE;
 use crate::ir::{dump, passes};
-use crate::sim::{self, SimReport, Simulator};
+use crate::schedule::{self, ArrayConfig};
+use crate::sim::{self, Expectation, SimReport, Simulator};
 
 #[derive(Debug, Clone, Args)]
 pub struct SimArgs {
@@ -73,9 +75,15 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
         file: folder.clone(),
         message,
     };
-    let text = std::fs::read_to_string(dir.join("manifest.json")).map_err(|_| {
-        fail("not a qnnc build folder (no manifest.json); run qnnc compile first".into())
-    })?;
+    let text = match crate::input::read_text_inside(dir, "manifest.json", BUILD_FILE) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(fail(
+                "not a qnnc build folder (no manifest.json); run qnnc compile first".into(),
+            ))
+        }
+        Err(e) => return Err(fail(format!("manifest.json: {e}"))),
+    };
     let manifest: Manifest = serde_json::from_str(&text)
         .map_err(|e| fail(format!("manifest.json: not a {BUILD_FORMAT} manifest: {e}")))?;
     if manifest.format != BUILD_FORMAT || manifest.version != BUILD_VERSION {
@@ -92,8 +100,18 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
         )));
     }
     for (file, expected) in &manifest.files {
-        let text = std::fs::read_to_string(dir.join(file))
-            .map_err(|_| fail(format!("stale build: {file} is missing; compile again")))?;
+        // Only the files the manifest lists are read, each a regular file of the folder's own.
+        crate::input::check_relative(file)
+            .map_err(|e| fail(format!("manifest.json: file {file:?} {e}")))?;
+        let text = match crate::input::read_inside(dir, file, BUILD_FILE) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(fail(format!(
+                    "stale build: {file} is missing; compile again"
+                )))
+            }
+            Err(e) => return Err(fail(format!("{file}: {e}"))),
+        };
         if &digest(&text) != expected {
             return Err(fail(format!(
                 "stale build: {file} changed since qnnc compile; compile again"
@@ -110,10 +128,11 @@ pub fn run(args: &SimArgs) -> Result<()> {
         return Err(Error::usage("--images", "must be at least 1"));
     }
     let manifest = read_manifest(dir)?;
-    let ir_text = std::fs::read_to_string(dir.join("ir.json")).map_err(|e| Error::Output {
-        file: folder.clone(),
-        message: format!("ir.json: {e}"),
-    })?;
+    let ir_text =
+        crate::input::read_text_inside(dir, "ir.json", BUILD_FILE).map_err(|e| Error::Output {
+            file: folder.clone(),
+            message: format!("ir.json: {e}"),
+        })?;
     let graph = dump::from_json(&ir_text, &format!("{folder}/ir.json"))?;
     if let Some(model) = &args.model {
         let origin = model.display().to_string();
@@ -146,6 +165,11 @@ pub fn run(args: &SimArgs) -> Result<()> {
             ),
         });
     }
+    let expect = Expectation {
+        layers: manifest.layers.len(),
+        images: data.len(),
+        max_cycles: sim::cycle_budget(predicted_cycles(&graph, &manifest, &folder)?, data.len()),
+    };
     let expected = golden.run(&data.images);
     sim::write_vectors(dir, &data.images, data.pixels_per_image(), &expected)?;
     let (bench, netlist) = if args.netlist {
@@ -160,14 +184,18 @@ pub fn run(args: &SimArgs) -> Result<()> {
         manifest.top, args.simulator
     ));
     progress.enable_steady_tick(std::time::Duration::from_millis(200));
-    let executable = sim::build_bench(dir, args.simulator, &bench)?;
-    progress.set_message(format!("simulating {} images", data.len()));
-    let report = sim::run(dir, args.simulator, &executable, manifest.layers.len())?;
+    // The bar is cleared whatever happens, so that an error line stands alone.
+    let built = sim::build_bench(dir, args.simulator, &bench).and_then(|executable| {
+        progress.set_message(format!("simulating {} images", data.len()));
+        let report = sim::run(dir, args.simulator, &executable, &expect)?;
+        Ok((executable, report))
+    });
     progress.finish_and_clear();
+    let (executable, report) = built?;
     let summary = summarize(&manifest, args.simulator, netlist, &report);
     match args.format {
-        Format::Json => super::print_json(&summary),
-        Format::Table => print_summary(&summary),
+        Format::Json => super::print_json(&summary)?,
+        Format::Table => print_summary(&summary)?,
     }
     if let (true, Some(image), Some(target)) =
         (report.mismatches > 0, report.first_mismatch, netlist)
@@ -188,8 +216,11 @@ pub fn run(args: &SimArgs) -> Result<()> {
             dir,
             &manifest,
             &graph,
-            args.simulator,
-            &executable,
+            &Runner {
+                simulator: args.simulator,
+                executable: &executable,
+                expect: &expect,
+            },
             image,
             pixels,
         )?;
@@ -204,18 +235,51 @@ pub fn run(args: &SimArgs) -> Result<()> {
     Ok(())
 }
 
+/// The cycles an inference takes as the schedule of the build's IR on its array predicts; the
+/// manifest must say the same, so that an edited manifest cannot lift the cycle budget.
+fn predicted_cycles(graph: &crate::ir::Graph, manifest: &Manifest, folder: &str) -> Result<u64> {
+    let config = ArrayConfig {
+        pe: manifest.pe,
+        simd: manifest.simd,
+    };
+    let schedule = schedule::schedule(graph, config, &format!("{folder}/ir.json"))?;
+    if schedule.total_cycles != manifest.predicted_cycles {
+        return Err(Error::Output {
+            file: folder.to_string(),
+            message: format!(
+                "manifest.json: predicted_cycles {} is not the schedule's {} for a {}x{} array; compile again",
+                manifest.predicted_cycles, schedule.total_cycles, manifest.pe, manifest.simd
+            ),
+        });
+    }
+    Ok(schedule.total_cycles)
+}
+
+/// A built simulation and what its runs must stay within.
+struct Runner<'a> {
+    simulator: Simulator,
+    executable: &'a Path,
+    expect: &'a Expectation,
+}
+
 /// The first layer and element where the RTL's activations for `image` differ from the golden
 /// model's, or the logits if every stored layer agrees.
 fn locate_mismatch(
     dir: &Path,
     manifest: &Manifest,
     graph: &crate::ir::Graph,
-    simulator: Simulator,
-    executable: &Path,
+    runner: &Runner,
     image: usize,
     pixels: &[u8],
 ) -> Result<String> {
-    let writes = sim::trace_writes(dir, simulator, executable, image, manifest.simd)?;
+    let writes = sim::trace_writes(
+        dir,
+        runner.simulator,
+        runner.executable,
+        image,
+        manifest.simd,
+        runner.expect,
+    )?;
     let traces = Golden::unfused(graph, &dir.display().to_string())?.trace(pixels);
     let empty = std::collections::BTreeMap::new();
     for (l, layer) in manifest
@@ -300,7 +364,7 @@ fn summarize(
     }
 }
 
-fn print_summary(s: &SimSummary) {
+fn print_summary(s: &SimSummary) -> Result<()> {
     let what = match &s.netlist {
         Some(target) => format!("{} netlist", target),
         None => s.simulator.clone(),
@@ -310,36 +374,48 @@ fn print_summary(s: &SimSummary) {
     } else {
         String::new()
     };
-    println!(
+    outln!(
         "{} in {what}{how}: {} images, mismatches: {}",
-        s.model, s.images, s.mismatches
-    );
-    println!(
+        s.model,
+        s.images,
+        s.mismatches
+    )?;
+    outln!(
         "cycles per inference: {:.1} (predicted {}, {:+.2} %)",
-        s.cycles_per_inference, s.predicted_cycles, s.prediction_error_percent
-    );
+        s.cycles_per_inference,
+        s.predicted_cycles,
+        s.prediction_error_percent
+    )?;
     if s.layers.is_empty() {
-        println!(
+        outln!(
             "simulated inferences per second: {:.1}",
             s.inferences_per_second
-        );
-        return;
+        )?;
+        return Ok(());
     }
-    println!(
+    outln!(
         "  {:<10} {:>10} {:>10} {:>10} {:>6}",
-        "layer", "MACs", "cycles", "predicted", "util"
-    );
+        "layer",
+        "MACs",
+        "cycles",
+        "predicted",
+        "util"
+    )?;
     for l in &s.layers {
-        println!(
+        outln!(
             "  {:<10} {:>10} {:>10.1} {:>10} {:>6.3}",
-            l.name, l.macs, l.cycles, l.predicted_cycles, l.utilization
-        );
+            l.name,
+            l.macs,
+            l.cycles,
+            l.predicted_cycles,
+            l.utilization
+        )?;
     }
     if let Some(utilization) = s.utilization {
-        println!("PE utilization over the layers: {utilization:.3}");
+        outln!("PE utilization over the layers: {utilization:.3}")?;
     }
-    println!(
+    outln!(
         "simulated inferences per second: {:.1}",
         s.inferences_per_second
-    );
+    )
 }

@@ -192,34 +192,43 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         memory_estimate_bytes,
     };
     match args.format {
-        Format::Json => super::print_json(&report),
+        Format::Json => super::print_json(&report)?,
         Format::Table => {
-            println!(
+            outln!(
                 "{}: {} weights, {} MACs per image, weights {} bits, activations {} bits",
-                report.network, report.parameters, report.macs, report.weights, report.activations
-            );
-            println!("epoch  loss     train acc  img/s");
+                report.network,
+                report.parameters,
+                report.macs,
+                report.weights,
+                report.activations
+            )?;
+            outln!("epoch  loss     train acc  img/s")?;
             for e in &history {
-                println!(
+                outln!(
                     "{:>5}  {:<7.4}  {:>8.2}%  {:>6.0}",
-                    e.epoch, e.loss, e.train_accuracy, e.img_per_s
-                );
+                    e.epoch,
+                    e.loss,
+                    e.train_accuracy,
+                    e.img_per_s
+                )?;
             }
-            println!(
+            outln!(
                 "trained on {} images in {:.1} s ({:.0} img/s)",
                 train_data.len(),
                 seconds,
                 report.train_img_per_s
-            );
-            println!(
+            )?;
+            outln!(
                 "test accuracy: {:.2}% ({}/{})",
-                test.accuracy, test.correct, test.total
-            );
-            println!(
+                test.accuracy,
+                test.correct,
+                test.total
+            )?;
+            outln!(
                 "estimated peak memory: {:.1} MiB",
                 memory_estimate_bytes as f64 / (1u64 << 20) as f64
-            );
-            println!("wrote {}", report.model);
+            )?;
+            outln!("wrote {}", report.model)?;
         }
     }
     Ok(())

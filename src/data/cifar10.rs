@@ -1,6 +1,5 @@
 //! CIFAR-10 binary batches (`data_batch_1.bin` .. `data_batch_5.bin`, `test_batch.bin`).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{check_labels, DataError, Dataset, DatasetKind, Split};
@@ -16,7 +15,7 @@ const SUBFOLDER: &str = "cifar-10-batches-bin";
 
 /// Reads one batch file, converting its CHW records to HWC images.
 pub fn read_batch(path: &Path) -> Result<Dataset, DataError> {
-    let bytes = fs::read(path).map_err(|error| DataError::io(path, error))?;
+    let bytes = crate::input::read_data(path).map_err(|error| DataError::io(path, error))?;
     if bytes.is_empty() || bytes.len() % RECORD_LEN != 0 {
         return Err(DataError::CifarLength {
             path: path.to_path_buf(),
@@ -73,6 +72,7 @@ pub(super) fn load_split(dir: &Path, split: Split) -> Result<Dataset, DataError>
 mod tests {
     use super::super::load;
     use super::*;
+    use std::fs;
 
     /// A batch of `labels.len()` records whose pixel at (channel, y, x) of record n is
     /// `pixel(n, channel, y, x)`.

@@ -1,6 +1,5 @@
 //! IDX files (the format of MNIST and Fashion-MNIST), raw or gzip-compressed.
 
-use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -133,7 +132,7 @@ fn find_file(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
 
 /// Reads an IDX file of unsigned bytes and returns its dimensions and payload.
 fn read_idx(path: &Path, content: Content) -> Result<(Vec<u32>, Vec<u8>), DataError> {
-    let bytes = fs::read(path).map_err(|error| DataError::io(path, error))?;
+    let bytes = crate::input::read_data(path).map_err(|error| DataError::io(path, error))?;
     if bytes.starts_with(&GZIP_MAGIC) {
         let decoder = MultiGzDecoder::new(bytes.as_slice());
         parse_idx(path, content, decoder, true, bytes.len())
@@ -260,6 +259,7 @@ pub(crate) mod tests {
 
     use super::super::load;
     use super::*;
+    use std::fs;
 
     /// Writes `data` to `path`, gzip-compressed if asked.
     fn write_file(path: &Path, data: &[u8], gzip: bool) {

@@ -86,7 +86,7 @@ impl Profile {
     /// Reads and validates the profile in a TOML file.
     pub fn from_file(path: &Path) -> Result<Profile, EnergyError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| EnergyError {
+        let text = crate::input::read_config(path).map_err(|e| EnergyError {
             file: file.clone(),
             field: "(file)".into(),
             message: e.to_string(),

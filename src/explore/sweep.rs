@@ -86,7 +86,7 @@ pub struct PointSpec {
 impl Sweep {
     pub fn load(path: &Path) -> Result<Sweep> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Output {
+        let text = crate::input::read_config(path).map_err(|e| Error::Output {
             file: file.clone(),
             message: e.to_string(),
         })?;
@@ -387,7 +387,7 @@ impl Cache {
 
     pub fn read(&self, point: &PointSpec) -> Cached {
         let path = self.entry(&point.key);
-        let Ok(text) = std::fs::read_to_string(&path) else {
+        let Ok(text) = crate::input::read_text(&path, crate::input::BUILD_FILE) else {
             return Cached::Miss;
         };
         match serde_json::from_str::<PointResult>(&text) {

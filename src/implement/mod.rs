@@ -541,7 +541,7 @@ impl Report {
 /// Reads `implementation/report.json` of a build folder.
 pub fn read_report(dir: &Path) -> Result<Report, ImplementError> {
     let path = dir.join(FOLDER).join("report.json");
-    let text = std::fs::read_to_string(&path).map_err(|_| ImplementError::Files {
+    let text = crate::input::read_text(&path, crate::input::BUILD_FILE).map_err(|_| ImplementError::Files {
         dir: dir.display().to_string(),
         message: format!(
             "no {FOLDER}/report.json: compile with --target first (qnnc compile MODEL --target up5k -o DIR)"

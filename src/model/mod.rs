@@ -114,7 +114,7 @@ impl Model {
 
     pub fn load(path: &Path) -> Result<Model, ModelError> {
         let file = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| ModelError {
+        let bytes = crate::input::read(path, crate::input::MODEL_FILE).map_err(|e| ModelError {
             file: file.clone(),
             field: "(file)".into(),
             message: e.to_string(),

@@ -561,8 +561,8 @@ pub fn predicted_cycles(layer: &LayerSchedule, config: ArrayConfig) -> u64 {
                 0
             };
             let start = (moved + 1).max(bank_free);
-            let last_piece = (start + load_pieces(layer, config.simd, oy, ox) - 1)
-                .max(moved + GEOMETRY_CYCLES);
+            let last_piece =
+                (start + load_pieces(layer, config.simd, oy, ox) - 1).max(moved + GEOMETRY_CYCLES);
             let previous = issued.back().map_or(0, |e| e + 1);
             let first_issue = (last_piece + WINDOW_READY_CYCLES).max(previous);
             issued.push_back(first_issue + compute - 1);

@@ -2,9 +2,10 @@
 //! with Verilator (or Icarus Verilog), runs it and reads back what the testbench reports.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
 
@@ -52,6 +53,49 @@ pub struct SimReport {
     pub seconds: f64,
 }
 
+/// What a run must stay within and agree with: every value the testbench prints is checked
+/// against it before use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expectation {
+    /// Layers of the design (per-layer cycle lines name one of them).
+    pub layers: usize,
+    /// Images written into `sim/images.txt`.
+    pub images: usize,
+    /// Clock cycles after which the testbench stops (`+max_cycles`); see [`cycle_budget`].
+    pub max_cycles: u64,
+}
+
+/// Cycles an image may take beyond twice its prediction: reset, handshakes, and slack for a
+/// short network whose prediction is small.
+pub const CYCLE_MARGIN: u64 = 1_000;
+
+/// The cycle budget of a simulation of `images` images that the schedule predicts at
+/// `predicted` cycles each: twice the prediction plus [`CYCLE_MARGIN`] an image, and the
+/// margin once more for the start. A corrupt memory image or a design that never answers stops
+/// there instead of running forever.
+pub fn cycle_budget(predicted: u64, images: usize) -> u64 {
+    predicted
+        .saturating_mul(2)
+        .saturating_add(CYCLE_MARGIN)
+        .saturating_mul(images as u64)
+        .saturating_add(CYCLE_MARGIN)
+}
+
+/// The slowest simulation speed the wall-clock backstop allows for, in cycles a second
+/// (Icarus Verilog on a gate-level netlist is the slowest case).
+const SLOWEST_CYCLES_PER_SECOND: u64 = 200;
+
+/// Wall-clock time after which a simulation process is stopped, whatever its cycle count:
+/// ten minutes plus the cycle budget at [`SLOWEST_CYCLES_PER_SECOND`]. A backstop for a
+/// simulator that stops advancing time; the cycle budget catches everything else first.
+pub fn wall_clock_limit(max_cycles: u64) -> Duration {
+    Duration::from_secs(600u64.saturating_add(max_cycles / SLOWEST_CYCLES_PER_SECOND))
+}
+
+/// The most output qnnc keeps from one simulation run (a write trace of a large network is a
+/// few MiB); more is an error rather than unbounded memory.
+const MAX_SIMULATION_OUTPUT: u64 = 256 << 20;
+
 /// Checks that a tool runs, naming the Debian package that provides it.
 pub fn require(tool: &'static str, package: &'static str) -> Result<(), SimError> {
     match Command::new(tool).arg("-V").output() {
@@ -72,6 +116,13 @@ pub fn write_vectors(
         dir: dir.display().to_string(),
         message: e.to_string(),
     };
+    // The vectors are written inside the build folder, never through a link out of it.
+    if std::fs::symlink_metadata(dir.join("sim")).is_ok_and(|m| !m.is_dir()) {
+        return Err(SimError::Files {
+            dir: dir.display().to_string(),
+            message: "sim is not a folder (a link or a file); remove it".into(),
+        });
+    }
     std::fs::create_dir_all(dir.join("sim")).map_err(files_error)?;
     let mut images = format!("{}\n", expected.len());
     for image in pixels.chunks_exact(per_image).take(expected.len()) {
@@ -98,20 +149,135 @@ fn sources(dir: &Path) -> Result<Vec<String>, SimError> {
     Ok(files)
 }
 
-/// The design's Verilog files, `rtl/*.v`, in a stable order.
+/// Only the file list of a build folder's manifest.
+#[derive(serde::Deserialize)]
+struct ManifestFiles {
+    files: BTreeMap<String, String>,
+}
+
+/// The design's Verilog files, `rtl/*.v` as the build folder's manifest lists them, in a
+/// stable order. Other files in `rtl/` are not the build's and are never compiled.
 pub fn rtl_sources(dir: &Path) -> Result<Vec<String>, SimError> {
-    let mut rtl: Vec<String> = std::fs::read_dir(dir.join("rtl"))
-        .map_err(|e| SimError::Files {
-            dir: dir.display().to_string(),
-            message: format!("rtl: {e}"),
-        })?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|name| name.ends_with(".v"))
-        .map(|name| format!("rtl/{name}"))
-        .collect();
+    let fail = |message: String| SimError::Files {
+        dir: dir.display().to_string(),
+        message,
+    };
+    let text = crate::input::read_text_inside(dir, "manifest.json", crate::input::BUILD_FILE)
+        .map_err(|e| fail(format!("manifest.json: {e}")))?;
+    let manifest: ManifestFiles =
+        serde_json::from_str(&text).map_err(|e| fail(format!("manifest.json: {e}")))?;
+    let mut rtl = Vec::new();
+    for file in manifest.files.keys() {
+        if file.starts_with("rtl/") && file.ends_with(".v") {
+            crate::input::check_relative(file)
+                .map_err(|e| fail(format!("manifest.json: file {file:?} {e}")))?;
+            rtl.push(file.clone());
+        }
+    }
     rtl.sort();
     Ok(rtl)
+}
+
+/// Runs a simulation process: stopped after `limit` of wall-clock time, its output kept up to
+/// [`MAX_SIMULATION_OUTPUT`]. Returns its standard output.
+fn run_simulation(
+    dir: &Path,
+    tool: &'static str,
+    command: &mut Command,
+    limit: Duration,
+) -> Result<String, SimError> {
+    let fail = |message: String| SimError::ToolFailed {
+        dir: dir.display().to_string(),
+        tool,
+        message,
+    };
+    let mut child = command
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(crate::input::plain(e).to_string()))?;
+    // Each pipe is read on its own thread; past the limit the process is stopped.
+    let overflow = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let capture = |pipe: Option<Box<dyn Read + Send>>| {
+        let overflow = overflow.clone();
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            if let Some(pipe) = pipe {
+                let _ = pipe.take(MAX_SIMULATION_OUTPUT + 1).read_to_end(&mut kept);
+                if kept.len() as u64 > MAX_SIMULATION_OUTPUT {
+                    overflow.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            kept
+        })
+    };
+    let stdout = capture(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = capture(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let start = Instant::now();
+    let stop = |child: &mut std::process::Child, message: String| {
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(fail(message))
+    };
+    let status = loop {
+        if overflow.load(std::sync::atomic::Ordering::Relaxed) {
+            return stop(
+                &mut child,
+                format!(
+                    "printed more than {} MiB and was stopped",
+                    MAX_SIMULATION_OUTPUT >> 20
+                ),
+            );
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                return stop(
+                    &mut child,
+                    format!(
+                        "ran longer than its wall-clock limit of {} s and was stopped",
+                        limit.as_secs()
+                    ),
+                )
+            }
+            Err(e) => return stop(&mut child, e.to_string()),
+        }
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    if overflow.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(fail(format!(
+            "printed more than {} MiB",
+            MAX_SIMULATION_OUTPUT >> 20
+        )));
+    }
+    let stdout = String::from_utf8_lossy(&stdout).to_string();
+    if !status.success() {
+        let stderr = String::from_utf8_lossy(&stderr);
+        let first = stderr
+            .lines()
+            .chain(stdout.lines())
+            .find(|l| l.contains("rror"))
+            .or_else(|| stderr.lines().next())
+            .unwrap_or("no output")
+            .trim()
+            .to_string();
+        return Err(fail(first));
+    }
+    Ok(stdout)
 }
 
 fn run_tool(dir: &Path, tool: &'static str, command: &mut Command) -> Result<String, SimError> {
@@ -178,7 +344,8 @@ pub fn build_bench(dir: &Path, simulator: Simulator, bench: &Bench) -> Result<Pa
     let mut stamp_text: String = sources
         .iter()
         .map(|f| {
-            let text = std::fs::read(dir.join(f)).unwrap_or_default();
+            let text =
+                crate::input::read(&dir.join(f), crate::input::BUILD_FILE).unwrap_or_default();
             format!("{f} {}\n", crate::codegen::digest(&text))
         })
         .collect();
@@ -196,7 +363,10 @@ pub fn build_bench(dir: &Path, simulator: Simulator, bench: &Bench) -> Result<Pa
         ),
     };
     let fresh = dir.join(&executable).is_file()
-        && std::fs::read_to_string(dir.join(&stamp)).ok().as_deref() == Some(stamp_text.as_str());
+        && crate::input::read_text_inside(dir, &stamp.to_string_lossy(), crate::input::BUILD_FILE)
+            .ok()
+            .as_deref()
+            == Some(stamp_text.as_str());
     if fresh {
         return Ok(executable);
     }
@@ -249,9 +419,11 @@ pub fn build_bench(dir: &Path, simulator: Simulator, bench: &Bench) -> Result<Pa
             )?;
         }
     }
-    std::fs::write(dir.join(&stamp), stamp_text).map_err(|e| SimError::Files {
-        dir: dir.display().to_string(),
-        message: e.to_string(),
+    crate::output::write_atomic(&dir.join(&stamp), stamp_text.as_bytes()).map_err(|e| {
+        SimError::Files {
+            dir: dir.display().to_string(),
+            message: e.to_string(),
+        }
     })?;
     Ok(executable)
 }
@@ -263,111 +435,273 @@ fn absolute(dir: &Path, path: &Path) -> PathBuf {
         .join(path)
 }
 
-/// Runs a built simulation and parses the testbench's report.
+/// The testbench's argument that sets its cycle budget.
+fn budget_flag(max_cycles: u64) -> String {
+    format!("+max_cycles={max_cycles}")
+}
+
+/// Runs a built simulation and parses the testbench's report, checked against `expect`.
 pub fn run(
     dir: &Path,
     simulator: Simulator,
     executable: &Path,
-    layers: usize,
+    expect: &Expectation,
 ) -> Result<SimReport, SimError> {
     let start = Instant::now();
+    let budget = budget_flag(expect.max_cycles);
+    let limit = wall_clock_limit(expect.max_cycles);
     let stdout = match simulator {
-        Simulator::Verilator => run_tool(
+        Simulator::Verilator => run_simulation(
             dir,
             "simulation",
-            &mut Command::new(absolute(dir, executable)),
+            Command::new(absolute(dir, executable)).arg(&budget),
+            limit,
         )?,
         Simulator::Icarus => {
             require("vvp", "iverilog")?;
-            run_tool(dir, "vvp", Command::new("vvp").arg("-n").arg(executable))?
+            run_simulation(
+                dir,
+                "vvp",
+                Command::new("vvp").arg("-n").arg(executable).arg(&budget),
+                limit,
+            )?
         }
     };
     let seconds = start.elapsed().as_secs_f64();
-    parse_report(&stdout, layers, seconds).map_err(|message| SimError::Files {
+    parse_report(&stdout, expect, seconds).map_err(|message| SimError::Files {
         dir: dir.display().to_string(),
         message,
     })
 }
 
 /// The activations each layer wrote while image `image` ran: layer -> element -> value (the
-/// last write of an element wins, as in the buffer).
+/// last write of an element wins, as in the buffer). Every write names a layer of the design
+/// and a lane of the array, or the run is refused.
 pub fn trace_writes(
     dir: &Path,
     simulator: Simulator,
     executable: &Path,
     image: usize,
     simd: usize,
+    expect: &Expectation,
 ) -> Result<BTreeMap<usize, BTreeMap<usize, i64>>, SimError> {
     let flag = format!("+trace={image}");
+    let budget = budget_flag(expect.max_cycles);
+    let limit = wall_clock_limit(expect.max_cycles);
     let stdout = match simulator {
-        Simulator::Verilator => run_tool(
+        Simulator::Verilator => run_simulation(
             dir,
             "simulation",
-            Command::new(absolute(dir, executable)).arg(&flag),
+            Command::new(absolute(dir, executable))
+                .arg(&flag)
+                .arg(&budget),
+            limit,
         )?,
-        Simulator::Icarus => run_tool(
+        Simulator::Icarus => run_simulation(
             dir,
             "vvp",
-            Command::new("vvp").arg("-n").arg(executable).arg(&flag),
+            Command::new("vvp")
+                .arg("-n")
+                .arg(executable)
+                .arg(&flag)
+                .arg(&budget),
+            limit,
         )?,
     };
+    let fail = |message: String| SimError::Files {
+        dir: dir.display().to_string(),
+        message,
+    };
+    if stdout.lines().any(|l| l.starts_with(BUDGET_EXCEEDED)) {
+        return Err(fail(budget_message(expect.max_cycles)));
+    }
     let mut layers: BTreeMap<usize, BTreeMap<usize, i64>> = BTreeMap::new();
     for line in stdout.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         if let ["write", layer, bank, row, value] = words.as_slice() {
             if let (Ok(layer), Ok(bank), Ok(row), Ok(value)) = (
-                layer.parse(),
+                layer.parse::<usize>(),
                 bank.parse::<usize>(),
                 row.parse::<usize>(),
                 value.parse(),
             ) {
-                layers
-                    .entry(layer)
-                    .or_default()
-                    .insert(row * simd + bank, value);
+                let element = row.checked_mul(simd).and_then(|e| e.checked_add(bank));
+                match element {
+                    Some(element) if layer < expect.layers && bank < simd => {
+                        layers.entry(layer).or_default().insert(element, value);
+                    }
+                    _ => {
+                        return Err(fail(format!(
+                            "the simulator traced a write to layer {layer} lane {bank} row {row}, outside the design's {} layers and {simd} lanes",
+                            expect.layers
+                        )))
+                    }
+                }
             }
         }
     }
     Ok(layers)
 }
 
-/// Reads the testbench's closing lines.
-pub fn parse_report(stdout: &str, layers: usize, seconds: f64) -> Result<SimReport, String> {
+/// The line the testbench prints when it stops at its cycle budget.
+pub const BUDGET_EXCEEDED: &str = "cycle_budget_exceeded";
+
+fn budget_message(max_cycles: u64) -> String {
+    format!(
+        "simulation exceeded its cycle budget of {max_cycles} cycles (twice the predicted cycles an image plus {CYCLE_MARGIN}); a memory image is corrupt or the design never answers"
+    )
+}
+
+/// Reads the testbench's closing lines, and checks every value against `expect`: a count or
+/// an index outside the simulated images or layers, or cycles past the budget, is refused.
+pub fn parse_report(stdout: &str, expect: &Expectation, seconds: f64) -> Result<SimReport, String> {
+    if stdout.lines().any(|l| l.starts_with(BUDGET_EXCEEDED)) {
+        return Err(budget_message(expect.max_cycles));
+    }
     if let Some(line) = stdout.lines().find(|l| l.starts_with("error:")) {
         return Err(format!("testbench: {line}"));
     }
     let value = |key: &str| -> Result<i64, String> {
-        stdout
+        let text = stdout
             .lines()
-            .find_map(|l| {
-                l.strip_prefix(key)
-                    .and_then(|v| v.trim().parse::<i64>().ok())
-            })
-            .ok_or_else(|| format!("the testbench printed no '{}' line", key.trim()))
+            .find_map(|l| l.strip_prefix(key).map(str::trim))
+            .ok_or_else(|| format!("the testbench printed no '{}' line", key.trim()))?;
+        text.parse::<i64>().map_err(|_| {
+            format!(
+                "the simulator reported {}{text}, which is not a number",
+                key
+            )
+        })
     };
-    let mut layer_cycles = vec![0u64; layers];
+    let count = |key: &str, most: u64| -> Result<u64, String> {
+        let v = value(key)?;
+        u64::try_from(v)
+            .ok()
+            .filter(|&v| v <= most)
+            .ok_or_else(|| out_of_range(key, v, expect, most))
+    };
+    let images = count("images ", expect.images as u64)?;
+    if images != expect.images as u64 {
+        return Err(format!(
+            "the simulator reported images {images} but {} images were written; run qnnc sim again",
+            expect.images
+        ));
+    }
+    let mismatches = count("mismatches ", images)?;
+    let first = value("first_mismatch ")?;
+    let first_mismatch = match (mismatches, first) {
+        (0, -1) => None,
+        (m, f) if m > 0 && f >= 0 && (f as u64) < images => Some(f as usize),
+        _ => {
+            return Err(format!(
+                "the simulator reported first_mismatch {first} with {mismatches} mismatches in {images} images"
+            ))
+        }
+    };
+    let cycles = count("cycles ", expect.max_cycles)?;
+    let mut layer_cycles = vec![0u64; expect.layers];
     for line in stdout.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         if let ["layer", l, "cycles", c] = words.as_slice() {
-            if let (Ok(l), Ok(c)) = (l.parse::<usize>(), c.parse::<u64>()) {
-                if l < layers {
-                    layer_cycles[l] = c;
+            match (l.parse::<usize>(), c.parse::<u64>()) {
+                (Ok(l), Ok(c)) if l < expect.layers && c <= expect.max_cycles => {
+                    layer_cycles[l] = c
+                }
+                _ => {
+                    return Err(format!(
+                        "the simulator reported layer {l} cycles {c}, outside the design's {} layers and the budget of {} cycles",
+                        expect.layers, expect.max_cycles
+                    ))
                 }
             }
         }
     }
-    let first = value("first_mismatch ")?;
     Ok(SimReport {
-        images: value("images ")? as usize,
-        mismatches: value("mismatches ")? as usize,
-        first_mismatch: (first >= 0).then_some(first as usize),
+        images: images as usize,
+        mismatches: mismatches as usize,
+        first_mismatch,
         mismatch_lines: stdout
             .lines()
             .filter(|l| l.starts_with("mismatch "))
             .map(str::to_string)
             .collect(),
-        cycles: value("cycles ")? as u64,
+        cycles,
         layer_cycles,
         seconds,
     })
+}
+
+fn out_of_range(key: &str, value: i64, expect: &Expectation, most: u64) -> String {
+    format!(
+        "the simulator reported {}{value}, outside 0..={most} for {} images",
+        key, expect.images
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXPECT: Expectation = Expectation {
+        layers: 2,
+        images: 3,
+        max_cycles: 10_000,
+    };
+
+    fn report(first: &str, mismatches: &str, images: &str, cycles: &str) -> String {
+        format!(
+            "images {images}\nmismatches {mismatches}\nfirst_mismatch {first}\ncycles {cycles}\nlayer 0 cycles 10\nlayer 1 cycles 20\n"
+        )
+    }
+
+    #[test]
+    fn a_consistent_report_is_read() {
+        let r = parse_report(&report("1", "2", "3", "900"), &EXPECT, 1.0).unwrap();
+        assert_eq!(
+            (r.images, r.mismatches, r.first_mismatch, r.cycles),
+            (3, 2, Some(1), 900)
+        );
+        assert_eq!(r.layer_cycles, vec![10, 20]);
+        let clean = parse_report(&report("-1", "0", "3", "900"), &EXPECT, 1.0).unwrap();
+        assert_eq!(clean.first_mismatch, None);
+    }
+
+    #[test]
+    fn values_outside_the_simulation_are_refused() {
+        for (text, needle) in [
+            (report("99", "1", "3", "900"), "first_mismatch 99"),
+            (report("-1", "1", "3", "900"), "first_mismatch -1"),
+            (report("0", "0", "3", "900"), "first_mismatch 0"),
+            (report("0", "4", "3", "900"), "mismatches 4"),
+            (report("0", "1", "2", "900"), "images 2"),
+            (report("0", "1", "-3", "900"), "images -3"),
+            (report("0", "1", "3", "-1"), "cycles -1"),
+            (report("0", "1", "3", "10001"), "cycles 10001"),
+            (report("0", "1", "3", "x"), "cycles x"),
+            (report("0", "1", "3", "9") + "layer 7 cycles 1\n", "layer 7"),
+            (
+                report("0", "1", "3", "9") + "layer 0 cycles 99999999999\n",
+                "layer 0 cycles 99999999999",
+            ),
+        ] {
+            let error = parse_report(&text, &EXPECT, 1.0).unwrap_err();
+            assert!(error.contains(needle), "{needle:?} not in {error:?}");
+        }
+        let stopped = format!("{BUDGET_EXCEEDED} 10000\n");
+        let error = parse_report(&stopped, &EXPECT, 1.0).unwrap_err();
+        assert!(
+            error.contains("exceeded its cycle budget of 10000 cycles"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_budget_follows_the_prediction_and_saturates() {
+        assert_eq!(
+            cycle_budget(500, 2),
+            2 * (1000 + CYCLE_MARGIN) + CYCLE_MARGIN
+        );
+        assert_eq!(cycle_budget(u64::MAX, 3), u64::MAX);
+        assert!(wall_clock_limit(u64::MAX) > Duration::from_secs(600));
+    }
 }

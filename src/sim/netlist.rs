@@ -32,14 +32,14 @@ pub fn bench(dir: &Path) -> Result<(Bench, Target), SimError> {
     if !dir.join(&netlist).is_file() {
         return Err(files(format!("no {netlist}: compile with --target again")));
     }
-    let testbench = std::fs::read_to_string(dir.join("tb/testbench.v"))
+    let testbench = crate::input::read_text_inside(dir, "tb/testbench.v", crate::input::BUILD_FILE)
         .map_err(|e| files(format!("tb/testbench.v: {e}")))?;
     if testbench.contains("dut.") && !testbench.contains(DEFINE) {
         return Err(files(format!(
             "tb/testbench.v reaches into the RTL's hierarchy without `ifndef {DEFINE} guards, so it cannot drive a netlist"
         )));
     }
-    let netlist_text = std::fs::read_to_string(dir.join(&netlist))
+    let netlist_text = crate::input::read_text_inside(dir, &netlist, crate::input::BUILD_FILE)
         .map_err(|e| files(format!("{netlist}: {e}")))?;
     let opaque: Vec<&str> = opaque_cells(target)
         .iter()

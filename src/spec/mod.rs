@@ -379,7 +379,7 @@ impl Spec {
     /// Reads a spec from a `.toml` or `.json` file (by extension; anything else is read as TOML).
     pub fn from_file(path: &Path) -> Result<Spec, SpecError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+        let text = crate::input::read_config(path).map_err(|e| SpecError {
             file: file.clone(),
             field: "(file)".into(),
             message: e.to_string(),

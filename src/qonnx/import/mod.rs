@@ -31,7 +31,7 @@ const MAX_INPUT_SIDE: usize = 1 << 16;
 /// Reads a QONNX file.
 pub fn load(path: &Path) -> Result<Graph, IrError> {
     let origin = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| IrError {
+    let bytes = crate::input::read(path, crate::input::MODEL_FILE).map_err(|e| IrError {
         file: origin.clone(),
         node: "(file)".into(),
         message: e.to_string(),
