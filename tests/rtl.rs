@@ -446,7 +446,7 @@ fn names_that_would_inject_verilog_are_refused() {
     ]);
     assert_user_error(
         &output,
-        &["evil.json", "x; $finish", "not a safe identifier"],
+        &["evil.json", "x; $finish", "is not a valid node name"],
     );
     assert!(!build.exists());
 }

@@ -175,9 +175,11 @@ module qnnc_loader #(
     // control waits; the count and what remains are data.
     wire [XW-1:0] rem_u    = rem;
     wire [OW-1:0] rem_low  = rem_u[OW-1:0];
+    /* verilator lint_off CMPCONST */  // constant with one lane (SIMD = 1)
     wire ends_segment      = (rem_u >> OW) == 0 && rem_low <= window_room
                              && (!in_run || rem_low <= source_room);
     wire [OW-1:0] room     = in_run && source_room < window_room ? source_room : window_room;
+    /* verilator lint_on CMPCONST */
     wire [OW-1:0] count_low = ends_segment ? rem_low : room;
     /* verilator lint_off UNUSEDSIGNAL */
     wire [XW-1:0] count    = {{(XW-OW){1'b0}}, count_low};  // its WPW bits advance wp
