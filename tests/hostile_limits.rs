@@ -276,6 +276,27 @@ fn training_that_needs_more_memory_than_the_machine_has_is_refused() {
 }
 
 #[test]
+fn training_beyond_the_address_space_limit_is_refused() {
+    // Under `ulimit -v` (as batch schedulers set it) the process may use less than the machine
+    // has: a network of about 6 GB of training state is refused at a 2 GiB limit, in one line,
+    // rather than aborted by the allocator.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.qnn").display().to_string();
+    let command = format!(
+        "ulimit -v 2097152 && exec '{}' train '{}' --hidden 16384,16384 --epochs 1 \
+         --train-limit 100 --test-limit 50 -o '{model}'",
+        env!("CARGO_BIN_EXE_qnnc"),
+        example("fmnist_mlp.toml"),
+    );
+    let output = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .output()
+        .unwrap();
+    assert_user_error(&output, &["needs", "this machine has 2.0 GiB"]);
+    assert!(!Path::new(&model).exists());
+}
+
+#[test]
 fn names_with_newlines_give_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let toml = write(

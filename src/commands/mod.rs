@@ -103,9 +103,11 @@ pub fn progress_bar(length: u64) -> ProgressBar {
     bar
 }
 
-/// Memory of this machine in bytes (Linux), or a conservative guess elsewhere.
+/// Memory of this machine in bytes (Linux), or a conservative guess elsewhere; less when the
+/// process's address space is limited (`ulimit -v`, as batch schedulers set it), since an
+/// allocation past that limit aborts.
 pub fn machine_memory_bytes() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
+    let total = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|text| {
             text.lines()
@@ -114,7 +116,22 @@ pub fn machine_memory_bytes() -> u64 {
                 .and_then(|kib| kib.parse::<u64>().ok())
         })
         .map(|kib| kib * 1024)
-        .unwrap_or(8 << 30)
+        .unwrap_or(8 << 30);
+    total.min(address_space_limit_bytes().unwrap_or(u64::MAX))
+}
+
+/// The soft limit on this process's address space (Linux), if there is one.
+fn address_space_limit_bytes() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))?;
+    // "Max address space   <soft>   <hard>   bytes": the soft limit, or "unlimited".
+    line.trim_start_matches("Max address space")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Peak resident memory of this process in bytes since start or the last reset (Linux).
