@@ -236,66 +236,6 @@ fn huge_training_flags_are_refused_before_allocating() {
     assert!(!Path::new(&model).exists());
 }
 
-/// The machine's memory in bytes, as qnnc reads it.
-fn machine_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|line| line.starts_with("MemTotal:"))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse::<u64>().ok())
-        })
-        .map_or(8 << 30, |kib| kib * 1024)
-}
-
-#[test]
-fn training_that_needs_more_memory_than_the_machine_has_is_refused() {
-    // Two hidden layers of W: about 21 bytes a weight while training, so W x W x 21 is about
-    // twice this machine's memory (within the limit of 2^32 weights).
-    let memory = machine_memory();
-    let width = ((2 * memory / 21) as f64).sqrt() as u64;
-    if width > 65_000 {
-        eprintln!("skipped: this machine has too much memory for the limits to exceed it");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("m.qnn").display().to_string();
-    let output = qnnc(&[
-        "train",
-        &example("fmnist_mlp.toml"),
-        "--hidden",
-        &format!("{width},{width}"),
-        "-o",
-        &model,
-    ]);
-    assert_user_error(
-        &output,
-        &["fmnist_mlp.toml", "needs", "GiB", "this machine has"],
-    );
-}
-
-#[test]
-fn training_beyond_the_address_space_limit_is_refused() {
-    // Under `ulimit -v` (as batch schedulers set it) the process may use less than the machine
-    // has: a network of about 6 GB of training state is refused at a 2 GiB limit, in one line,
-    // rather than aborted by the allocator.
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("m.qnn").display().to_string();
-    let command = format!(
-        "ulimit -v 2097152 && exec '{}' train '{}' --hidden 16384,16384 --epochs 1 \
-         --train-limit 100 --test-limit 50 -o '{model}'",
-        env!("CARGO_BIN_EXE_qnnc"),
-        example("fmnist_mlp.toml"),
-    );
-    let output = std::process::Command::new("sh")
-        .args(["-c", &command])
-        .output()
-        .unwrap();
-    assert_user_error(&output, &["needs", "this machine has 2.0 GiB"]);
-    assert!(!Path::new(&model).exists());
-}
-
 #[test]
 fn names_with_newlines_give_one_line() {
     let dir = tempfile::tempdir().unwrap();
