@@ -5,10 +5,10 @@ mod common;
 use common::{example, qnnc};
 
 use proptest::prelude::*;
-use qnnc::commands::bench::example_network;
 use qnnc::golden::Golden;
 use qnnc::ir::passes::infer_accumulators::accumulator_bounds;
-use qnnc::ir::{build, dump, passes, Graph, Op, Precision};
+use qnnc::ir::{dump, passes, Graph, Op, Precision};
+use qnnc::spec::examples::example_network;
 use qnnc::spec::Precision as SpecPrecision;
 use qnnc::train::Net;
 
@@ -17,7 +17,7 @@ const TINY: (&str, &str) = ("tiny_cnn", include_str!("../examples/tiny_cnn.toml"
 /// The tiny example with freshly initialised weights: bit-exact on every machine.
 fn tiny_graph(bits: u8) -> Graph {
     let net = Net::new(&example_network(TINY, SpecPrecision::Bits(bits)), 1);
-    build::from_model(&net, "tiny_cnn.qnn").unwrap()
+    net.to_graph("tiny_cnn.qnn").unwrap()
 }
 
 #[test]

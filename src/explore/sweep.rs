@@ -14,7 +14,7 @@ use crate::data::Dataset;
 use crate::energy::{self, Profile};
 use crate::error::{Error, Result};
 use crate::golden::Golden;
-use crate::ir::{build, passes};
+use crate::ir::passes;
 use crate::model::{Model, TrainingRecord};
 use crate::spec::{Network, Overrides, Precision, Spec};
 use crate::train::{self, Net, TrainOptions};
@@ -188,9 +188,9 @@ impl Sweep {
                         spec.apply(&overrides, &spec_origin)?;
                         let network = spec.build(&spec_origin)?;
                         let memory = crate::train::memory::peak_bytes(&network, self.batch, None);
-                        if memory
-                            .is_none_or(|bytes| bytes > crate::commands::machine_memory_bytes())
-                        {
+                        if memory.is_none_or(|bytes| {
+                            bytes > crate::train::memory::machine_memory_bytes()
+                        }) {
                             return Err(Error::usage(
                                 &field(family_name),
                                 format!("width {width} and depth {depth} need more memory than this machine has"),
@@ -289,9 +289,10 @@ pub fn compute_point(
         &indicatif::ProgressBar::hidden(),
     );
     let float = train::evaluate(&mut net, test_data, sweep.batch);
-    let mut graph = build::from_model(&net, &point.id)?;
+    let mut graph = net.to_graph(&point.id)?;
     passes::run(&mut graph, &point.id, None)?;
-    let (integer, _) = Golden::new(&graph, &point.id)?.accuracy(test_data);
+    let (integer, _) =
+        Golden::new(&graph, &point.id)?.accuracy(&test_data.images, &test_data.labels);
     let (energies, units, layers) = price(point, sweep, profiles);
     let weights: u64 = point.network.layers.iter().map(|l| l.weights()).sum();
     let model_bits = point

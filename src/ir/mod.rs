@@ -1,9 +1,9 @@
 //! The integer IR: a petgraph graph whose nodes are operations and whose edges carry the tensor
 //! type (shape, precision, scale) flowing between them.
 //!
-//! A graph is built from a trained model ([`build::from_model`]) or from a spec alone
-//! ([`build::from_network`], no weights), checked by [`verify::verify`], and lowered by the
-//! passes in [`passes`] until every operation is integer-only: MACs on integer codes, per-channel
+//! A graph is built from trained parameters ([`build::from_trained`], as `Net::to_graph` does)
+//! or from a spec alone ([`build::from_network`], no weights), checked by [`verify::verify`],
+//! and lowered by the passes in [`passes`] until every operation is integer-only: MACs on integer codes, per-channel
 //! multi-thresholds or multiply-shift requantization, max-pool on codes, and integer logits.
 
 pub mod build;
