@@ -54,7 +54,7 @@ fn random_graph(spec_text: &str, bits: u8, seed: u64) -> Graph {
 /// Direct evaluation of a lowered graph on one image, node by node.
 fn naive(graph: &Graph, image: &[u8]) -> Vec<i64> {
     let mut x: Vec<i64> = image.iter().map(|&p| p as i64).collect();
-    for node in graph.chain().into_iter().skip(1) {
+    for node in graph.topological_order().into_iter().skip(1) {
         let input = graph.input_type(node).unwrap();
         let output = graph.output_type(node).unwrap();
         let (i, o) = (input.shape, output.shape);

@@ -94,7 +94,7 @@ fn worst_case_operands_do_not_overflow_in_simulation() {
             let network = example_network(TINY, Precision::Bits(bits));
             let mut graph = Net::new(&network, 2).to_graph("tiny").unwrap();
             passes::run(&mut graph, "tiny", None).unwrap();
-            for node in graph.chain() {
+            for node in graph.topological_order() {
                 if let Op::Mac {
                     weights: Some(w),
                     weight_precision,
@@ -113,7 +113,7 @@ fn worst_case_operands_do_not_overflow_in_simulation() {
                 .chain((0..784).map(|i| if i % 2 == 0 { 255 } else { 0 }))
                 .collect();
             // The first layer's accumulators on the white image hit the bound exactly.
-            let conv1 = graph.chain()[1];
+            let conv1 = graph.topological_order()[1];
             let (acc_lo, acc_hi) = graph
                 .output_type(conv1)
                 .unwrap()
@@ -433,7 +433,7 @@ fn names_that_would_inject_verilog_are_refused() {
     let network = example_network(TINY, Precision::Bits(2));
     let mut graph = Net::new(&network, 1).to_graph("tiny").unwrap();
     passes::run(&mut graph, "tiny", None).unwrap();
-    let conv = graph.chain()[1];
+    let conv = graph.topological_order()[1];
     graph.graph[conv].name = "x; $finish".into();
     let ir = dir.path().join("evil.json");
     std::fs::write(&ir, dump::to_json(&graph)).unwrap();

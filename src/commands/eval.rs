@@ -131,7 +131,7 @@ fn eval_graph(args: &EvalArgs, source: &Source) -> Result<EvalReport> {
         args.data.test_limit,
     )?;
     let pixels = graph
-        .output_type(graph.chain()[0])
+        .output_type(graph.topological_order()[0])
         .map_or(0, |t| t.shape.len());
     if test.pixels_per_image() != pixels {
         return Err(Error::usage(
@@ -184,7 +184,7 @@ fn eval_graph(args: &EvalArgs, source: &Source) -> Result<EvalReport> {
 fn precisions(graph: &ir::Graph) -> (String, String) {
     let mut weights = BTreeSet::new();
     let mut activations = BTreeSet::new();
-    for node in graph.chain() {
+    for node in graph.topological_order() {
         match &graph.graph[node].op {
             ir::Op::Mac {
                 weight_precision, ..

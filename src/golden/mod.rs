@@ -70,7 +70,7 @@ impl Golden {
 
     fn compile(graph: &Graph, file: &str, keep_every_node: bool) -> Result<Golden, IrError> {
         verify_lowered(graph, file)?;
-        let chain = graph.chain();
+        let chain = graph.topological_order();
         let input = graph.output_type(chain[0]).expect("typed input");
         let mut steps = Vec::new();
         let mut logits = 0;

@@ -195,7 +195,7 @@ fn build(
             name: plan.name.clone(),
             op,
         });
-        graph.graph.add_edge(previous, node, ty);
+        graph.connect(previous, node, 0, ty);
         previous = node;
         ty = out;
     }
@@ -203,14 +203,14 @@ fn build(
         name: "logits".into(),
         op: Op::Output,
     });
-    graph.graph.add_edge(previous, output, ty);
+    graph.connect(previous, output, 0, ty);
     Ok(graph)
 }
 
 /// The spec of a graph before lowering (an imported one): its layers, shapes and precisions,
 /// for what works on specs, such as the energy model. Activation scales are not part of a spec.
 pub fn to_spec(graph: &Graph, dataset: DatasetKind, origin: &str) -> Result<Spec, IrError> {
-    let chain = graph.chain();
+    let chain = graph.topological_order();
     let input = graph.output_type(chain[0]).expect("typed input");
     let bits = |precision: Precision| match precision {
         Precision::Bipolar => Some(spec::Precision::Bits(1)),

@@ -65,7 +65,7 @@ impl FloatModel {
     /// Compiles a graph that still has its float batch norms and quantizers.
     pub fn new(graph: &Graph, file: &str) -> Result<FloatModel, IrError> {
         verify(graph, file)?;
-        let chain = graph.chain();
+        let chain = graph.topological_order();
         let input = graph.output_type(chain[0]).expect("typed input");
         let mut steps = Vec::new();
         let mut classes = 0;

@@ -22,7 +22,7 @@ pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, IrError> {
     verify(graph, file)?;
     let mut onnx = GraphProto::new();
     onnx.name = graph.name.clone();
-    let chain = graph.chain();
+    let chain = graph.topological_order();
     let input = graph.output_type(chain[0]).expect("typed input");
     onnx.input
         .push(value_info("input", &input_dims(input.shape)));

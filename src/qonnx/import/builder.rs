@@ -81,7 +81,7 @@ impl Builder {
 
     fn push(&mut self, name: String, op: Op, out: TensorType) {
         let node = self.graph.graph.add_node(Node { name, op });
-        self.graph.graph.add_edge(self.last, node, self.ty);
+        self.graph.connect(self.last, node, 0, self.ty);
         self.last = node;
         self.ty = out;
     }
