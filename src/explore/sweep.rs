@@ -417,3 +417,62 @@ impl Cache {
         })
     }
 }
+
+/// `<cache>/sweep.fingerprint` (JSON): which sweep a cache folder belongs to.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheOwner {
+    format: String,
+    sweep: String,
+    sweep_sha256: String,
+}
+
+const CACHE_OWNER_FORMAT: &str = "qnnc-explore-cache";
+
+impl Cache {
+    pub fn owner_file(&self) -> PathBuf {
+        self.dir.join("sweep.fingerprint")
+    }
+
+    /// Marks the cache folder as the sweep's, or refuses one that another sweep (another
+    /// name) wrote. The same sweep, edited, keeps its cache: points are keyed by everything
+    /// that determines them, so only changed points are computed again.
+    pub fn claim(&self, sweep: &Sweep) -> Result<()> {
+        let path = self.owner_file();
+        let file = path.display().to_string();
+        if let Ok(text) = crate::input::read_text(&path, crate::input::BUILD_FILE) {
+            let owner: CacheOwner = serde_json::from_str(&text)
+                .ok()
+                .filter(|o: &CacheOwner| o.format == CACHE_OWNER_FORMAT)
+                .ok_or_else(|| {
+                    Error::usage(&file, "not a qnnc sweep cache: give another cache folder")
+                })?;
+            if owner.sweep != sweep.name {
+                return Err(Error::usage(
+                    &file,
+                    format!(
+                        "this cache folder holds the points of sweep '{}', not of '{}': give another output folder (-o) or --cache",
+                        owner.sweep, sweep.name
+                    ),
+                ));
+            }
+            if owner.sweep_sha256 == sweep.digest() {
+                return Ok(());
+            }
+        }
+        let owner = CacheOwner {
+            format: CACHE_OWNER_FORMAT.into(),
+            sweep: sweep.name.clone(),
+            sweep_sha256: sweep.digest(),
+        };
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::Output {
+            file: self.dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let text = serde_json::to_string_pretty(&owner).expect("owner serialises") + "\n";
+        crate::output::write_atomic(&path, text.as_bytes()).map_err(|e| Error::Output {
+            file,
+            message: e.to_string(),
+        })
+    }
+}
