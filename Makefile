@@ -49,8 +49,10 @@ demo: setup build
 	$(QNNC) train examples/fmnist_mlp.toml --hidden 64,64 --bits 1 --epochs 5 --seed 1 -o $(DEMO_DIR)/bnn.qnn | tail -1
 	$(QNNC) compile $(DEMO_DIR)/bnn.qnn $(BNN_ARRAY) --target up5k -o $(DEMO_DIR)/bnn-up5k
 
+# slurm-check (about 40 s) runs on the binary the tests built.
 test: setup fpga-tools
 	$(CARGO) test --release --locked
+	bash scripts/slurm-check.sh
 
 bench: setup build
 	$(QNNC) bench train
@@ -134,7 +136,7 @@ explore: setup build
 # missing; configured under build/slurm/, started as root and stopped by their pids): the quick
 # sweep on 3 shards equals a single-machine run byte for byte, and a sweep with a shard
 # cancelled mid-run completes when submitted again, each point computed once (about 40 s).
-slurm-check: build
+slurm-check: setup build
 	bash scripts/slurm-check.sh
 
 # The Brevitas-trained QONNX test fixtures, made again: installs the pinned Brevitas and PyTorch

@@ -164,7 +164,11 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
         .collect();
 
     let cache = Cache {
-        dir: args.cluster.cache.clone().unwrap_or_else(|| out.join("cache")),
+        dir: args
+            .cluster
+            .cache
+            .clone()
+            .unwrap_or_else(|| out.join("cache")),
     };
     cache.claim(&sweep)?;
     if args.cluster.slurm.is_some() {

@@ -29,10 +29,15 @@ pub struct SlurmArgs {
     #[arg(long, requires = "slurm")]
     pub partition: Option<String>,
     /// With --slurm: time limit of each job, as sbatch takes it
-    #[arg(long, value_name = "TIME", default_value = "02:00:00")]
+    #[arg(
+        long,
+        value_name = "TIME",
+        default_value = "02:00:00",
+        requires = "slurm"
+    )]
     pub time: String,
     /// With --slurm: CPUs of each shard (training uses all it is given)
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    #[arg(long, value_name = "N", default_value_t = 2, requires = "slurm")]
     pub cpus_per_task: usize,
     /// Folder of trained points (default: OUTPUT/cache); shards of one sweep may share one
     #[arg(long, value_name = "DIR")]
@@ -73,6 +78,9 @@ macro_rules! say {
 }
 
 const POLL: Duration = Duration::from_secs(2);
+/// Polls in a row in which nobody knows the collect job before `--wait` gives up on it: a
+/// minute, longer than a busy controller keeps squeue waiting.
+const UNSEEN_POLLS: usize = 30;
 
 /// Checks the Slurm flags before anything is read or written: at least one shard, and
 /// `sbatch` on the PATH.
@@ -190,7 +198,11 @@ fn run_tool(program: &str, args: &[String]) -> std::result::Result<String, Strin
             .lines()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("no message");
-        Err(format!("{program} failed ({}): {}", output.status, first.trim()))
+        Err(format!(
+            "{program} failed ({}): {}",
+            output.status,
+            first.trim()
+        ))
     }
 }
 
@@ -305,7 +317,7 @@ pub fn submit(args: &SlurmArgs, sweep: &Sweep) -> Result<()> {
         Ok(id) => id,
         Err(e) => {
             // Shards with nothing to collect them would only use the cluster.
-            let _ = run_tool("scancel", &[array.clone()]);
+            let _ = run_tool("scancel", std::slice::from_ref(&array));
             return Err(e);
         }
     };
@@ -441,7 +453,7 @@ fn wait(array: &str, shards: usize, collect: &str, slurm_dir: &Path) -> Result<(
                 // Neither squeue nor sacct knows the job: it left the queue unseen, on a
                 // cluster that keeps no accounting.
                 unseen_polls += 1;
-                if unseen_polls >= 3 {
+                if unseen_polls >= UNSEEN_POLLS {
                     return Err(Error::usage(
                         "--slurm",
                         format!(
@@ -475,7 +487,10 @@ mod tests {
         );
         let outputs = [("-o", true), ("--output", true), ("--cache", true)];
         assert_eq!(
-            without_flags(&words("explore -orun --quick --output=x --cache c"), &outputs),
+            without_flags(
+                &words("explore -orun --quick --output=x --cache c"),
+                &outputs
+            ),
             words("explore --quick")
         );
         // A flag that merely starts like one of them is kept.
