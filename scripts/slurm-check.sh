@@ -30,15 +30,18 @@ fi
 [ -x "$QNNC" ] || fail "$QNNC missing: run make build"
 
 # -- daemons, stopped by pid whatever happens ------------------------------------------------
+# A process that has exited but is not yet reaped (a zombie) no longer runs.
+alive() { [ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* (.*) Z ' "/proc/$1/stat" 2>/dev/null; }
 stop_daemons() {
     for name in slurmd slurmctld munged; do
         pidfile=$BASE/run/$name.pid
         [ -s "$pidfile" ] || continue
         pid=$(cat "$pidfile")
         kill "$pid" 2>/dev/null || continue
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
+        alive "$pid" && kill -9 "$pid" 2>/dev/null
     done
+    return 0
 }
 # Daemons of an earlier run that was itself killed.
 stop_daemons
@@ -193,11 +196,12 @@ stop_daemons
 trap - EXIT
 for name in slurmd slurmctld munged; do
     pid=$(cat "$BASE/run/$name.pid" 2>/dev/null || true)
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && fail "$name (pid $pid) still runs"
+    [ -n "$pid" ] && alive "$pid" && fail "$name (pid $pid) still runs"
 done
 for name in slurmd slurmctld munged slurmstepd; do
-    left=$(pgrep -x "$name" || true)
-    [ -z "$left" ] || fail "$name still runs (pid $left)"
+    for pid in $(pgrep -x "$name" || true); do
+        alive "$pid" && fail "$name still runs (pid $pid)"
+    done
 done
 say "no Slurm or munge daemon left running; $(( $(date +%s) - START )) s in all"
 # Equal to one machine, resumed after a cancelled shard, no daemon left.
