@@ -109,6 +109,37 @@ fn zero_shards_and_a_missing_sbatch_are_refused_before_anything_is_written() {
     assert_user_error(&missing, &["--slurm", "sbatch is not on the PATH"]);
     assert!(!dir.path().join("run").exists(), "nothing is written");
     assert_eq!(calls(&bin), "");
+    // sbatch refusing the shards: its reason on one line, and nothing left written.
+    let refusing = dir.path().join("refusing");
+    std::fs::create_dir(&refusing).unwrap();
+    let sbatch = refusing.join("sbatch");
+    std::fs::write(
+        &sbatch,
+        "#!/bin/sh\necho 'sbatch: error: invalid partition name specified' >&2\nexit 1\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sbatch, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let sweep = common::example("explore_quick.toml");
+    let refused = qnnc_with_path(
+        dir.path(),
+        &path_with(&refusing),
+        &[],
+        &[
+            "explore",
+            &sweep,
+            "--slurm",
+            "3",
+            "--partition",
+            "x",
+            "-o",
+            "run",
+        ],
+    );
+    assert_user_error(&refused, &["--slurm", "invalid partition name"]);
+    assert!(!dir.path().join("run").exists(), "nothing is left written");
     // --wait means nothing without --slurm.
     let wait = qnnc(&["explore", "--quick", "--wait"]);
     assert_eq!(wait.status.code(), Some(1));

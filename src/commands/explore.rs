@@ -170,14 +170,9 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| out.join("cache")),
     };
-    cache.claim(&sweep)?;
+    cache.check_owner(&sweep)?;
     if args.cluster.slurm.is_some() {
-        let sweep = slurm::Sweep {
-            name: &sweep.name,
-            out: &out,
-            cache: &cache.dir,
-        };
-        return slurm::submit(&args.cluster, &sweep);
+        return slurm::submit(&args.cluster, &sweep, &out, &cache);
     }
     let needs_training = mine
         .iter()
@@ -199,6 +194,7 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
         };
         (empty.clone(), empty)
     };
+    cache.claim(&sweep)?;
 
     let progress = progress_bar(mine.len() as u64);
     let best = Mutex::new(None::<(f64, String)>);

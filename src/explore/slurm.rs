@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::sweep::{Cache, Sweep};
 use crate::error::{Error, Result};
 
 /// The Slurm options of `qnnc explore`.
@@ -101,14 +102,6 @@ pub fn check(args: &SlurmArgs) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// What the submission needs to know of the sweep.
-pub struct Sweep<'a> {
-    pub name: &'a str,
-    /// The output folder, as given.
-    pub out: &'a Path,
-    pub cache: &'a Path,
 }
 
 /// The first executable file called `name` on the PATH.
@@ -227,8 +220,8 @@ fn sbatch(args: &[String], what: &str) -> Result<String> {
 }
 
 /// Submits the shards and the collect job, prints their ids, and with `--wait` follows them
-/// until the collect job ends.
-pub fn submit(args: &SlurmArgs, sweep: &Sweep) -> Result<()> {
+/// until the collect job ends. `out` is the output folder as given.
+pub fn submit(args: &SlurmArgs, sweep: &Sweep, out: &Path, cache: &Cache) -> Result<()> {
     let shards = args.slurm.expect("submit is called with --slurm");
     let exe = std::env::current_exe()
         .map_err(|e| Error::usage("--slurm", format!("cannot find the qnnc binary: {e}")))?;
@@ -248,11 +241,12 @@ pub fn submit(args: &SlurmArgs, sweep: &Sweep) -> Result<()> {
             "give the sweep file before any '--' so the shards can be given their flags",
         ));
     }
-    let slurm_dir = sweep.out.join("slurm");
-    let shards_dir = sweep.out.join("shards");
+    let slurm_dir = out.join("slurm");
+    let shards_dir = out.join("shards");
+    let out_existed = out.exists();
     std::fs::create_dir_all(&slurm_dir).map_err(|e| io_error(&slurm_dir, e))?;
 
-    shard_argv.extend(["--cache".to_string(), sweep.cache.display().to_string()]);
+    shard_argv.extend(["--cache".to_string(), cache.dir.display().to_string()]);
     let shard_script = slurm_dir.join("shard.sh");
     write_script(
         &shard_script,
@@ -272,7 +266,7 @@ pub fn submit(args: &SlurmArgs, sweep: &Sweep) -> Result<()> {
         .map(|i| shards_dir.join(i.to_string()).display().to_string())
         .collect();
     let collect_script = slurm_dir.join("collect.sh");
-    let out = sweep.out.display().to_string();
+    let out_text = out.display().to_string();
     write_script(
         &collect_script,
         &format!(
@@ -282,7 +276,7 @@ pub fn submit(args: &SlurmArgs, sweep: &Sweep) -> Result<()> {
             name = sweep.name,
             exe = quote(&exe)?,
             dirs = quote_all(shard_dirs.iter().map(String::as_str))?,
-            out = quote(&out)?,
+            out = quote(&out_text)?,
             command = quote(&report_command)?,
         ),
     )?;
@@ -300,7 +294,20 @@ pub fn submit(args: &SlurmArgs, sweep: &Sweep) -> Result<()> {
     ];
     array_args.extend(common.iter().cloned());
     array_args.push(shard_script.display().to_string());
-    let array = sbatch(&array_args, "the shards")?;
+    let array = match sbatch(&array_args, "the shards") {
+        Ok(id) => id,
+        Err(e) => {
+            // Nothing was submitted: nothing stays written. A folder goes only when empty.
+            let _ = std::fs::remove_file(&shard_script);
+            let _ = std::fs::remove_file(&collect_script);
+            let _ = std::fs::remove_dir(&slurm_dir);
+            if !out_existed {
+                let _ = std::fs::remove_dir(out);
+            }
+            return Err(e);
+        }
+    };
+    cache.claim(sweep)?;
 
     let mut collect_args = vec![
         "--parsable".to_string(),
@@ -322,7 +329,7 @@ pub fn submit(args: &SlurmArgs, sweep: &Sweep) -> Result<()> {
         }
     };
     say!(
-        "submitted {shards} shards of sweep {} as job array {array}, and job {collect} that collects them into {out}",
+        "submitted {shards} shards of sweep {} as job array {array}, and job {collect} that collects them into {out_text}",
         sweep.name
     )?;
     say!(

@@ -434,32 +434,40 @@ impl Cache {
         self.dir.join("sweep.fingerprint")
     }
 
-    /// Marks the cache folder as the sweep's, or refuses one that another sweep (another
-    /// name) wrote. The same sweep, edited, keeps its cache: points are keyed by everything
-    /// that determines them, so only changed points are computed again.
-    pub fn claim(&self, sweep: &Sweep) -> Result<()> {
+    /// Refuses a cache folder that another sweep (another name) wrote; whether the fingerprint
+    /// is the sweep's as it is now. The same sweep, edited, keeps its cache: points are keyed
+    /// by everything that determines them, so only changed points are computed again.
+    pub fn check_owner(&self, sweep: &Sweep) -> Result<bool> {
         let path = self.owner_file();
         let file = path.display().to_string();
-        if let Ok(text) = crate::input::read_text(&path, crate::input::BUILD_FILE) {
-            let owner: CacheOwner = serde_json::from_str(&text)
-                .ok()
-                .filter(|o: &CacheOwner| o.format == CACHE_OWNER_FORMAT)
-                .ok_or_else(|| {
-                    Error::usage(&file, "not a qnnc sweep cache: give another cache folder")
-                })?;
-            if owner.sweep != sweep.name {
-                return Err(Error::usage(
-                    &file,
-                    format!(
-                        "this cache folder holds the points of sweep '{}', not of '{}': give another output folder (-o) or --cache",
-                        owner.sweep, sweep.name
-                    ),
-                ));
-            }
-            if owner.sweep_sha256 == sweep.digest() {
-                return Ok(());
-            }
+        let Ok(text) = crate::input::read_text(&path, crate::input::BUILD_FILE) else {
+            return Ok(false);
+        };
+        let owner: CacheOwner = serde_json::from_str(&text)
+            .ok()
+            .filter(|o: &CacheOwner| o.format == CACHE_OWNER_FORMAT)
+            .ok_or_else(|| {
+                Error::usage(&file, "not a qnnc sweep cache: give another cache folder")
+            })?;
+        if owner.sweep != sweep.name {
+            return Err(Error::usage(
+                &file,
+                format!(
+                    "this cache folder holds the points of sweep '{}', not of '{}': give another output folder (-o) or --cache",
+                    owner.sweep, sweep.name
+                ),
+            ));
         }
+        Ok(owner.sweep_sha256 == sweep.digest())
+    }
+
+    /// Marks the cache folder as the sweep's (see [`Cache::check_owner`]), once the sweep is
+    /// about to write into it.
+    pub fn claim(&self, sweep: &Sweep) -> Result<()> {
+        if self.check_owner(sweep)? {
+            return Ok(());
+        }
+        let file = self.owner_file().display().to_string();
         let owner = CacheOwner {
             format: CACHE_OWNER_FORMAT.into(),
             sweep: sweep.name.clone(),
@@ -470,9 +478,11 @@ impl Cache {
             message: e.to_string(),
         })?;
         let text = serde_json::to_string_pretty(&owner).expect("owner serialises") + "\n";
-        crate::output::write_atomic(&path, text.as_bytes()).map_err(|e| Error::Output {
-            file,
-            message: e.to_string(),
+        crate::output::write_atomic(&self.owner_file(), text.as_bytes()).map_err(|e| {
+            Error::Output {
+                file,
+                message: e.to_string(),
+            }
         })
     }
 }
