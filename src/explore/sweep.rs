@@ -418,3 +418,72 @@ impl Cache {
         })
     }
 }
+
+/// `<cache>/sweep.fingerprint` (JSON): which sweep a cache folder belongs to.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheOwner {
+    format: String,
+    sweep: String,
+    sweep_sha256: String,
+}
+
+const CACHE_OWNER_FORMAT: &str = "qnnc-explore-cache";
+
+impl Cache {
+    pub fn owner_file(&self) -> PathBuf {
+        self.dir.join("sweep.fingerprint")
+    }
+
+    /// Refuses a cache folder that another sweep (another name) wrote; whether the fingerprint
+    /// is the sweep's as it is now. The same sweep, edited, keeps its cache: points are keyed
+    /// by everything that determines them, so only changed points are computed again.
+    pub fn check_owner(&self, sweep: &Sweep) -> Result<bool> {
+        let path = self.owner_file();
+        let file = path.display().to_string();
+        let Ok(text) = crate::input::read_text(&path, crate::input::BUILD_FILE) else {
+            return Ok(false);
+        };
+        let owner: CacheOwner = serde_json::from_str(&text)
+            .ok()
+            .filter(|o: &CacheOwner| o.format == CACHE_OWNER_FORMAT)
+            .ok_or_else(|| {
+                Error::usage(&file, "not a qnnc sweep cache: give another cache folder")
+            })?;
+        if owner.sweep != sweep.name {
+            return Err(Error::usage(
+                &file,
+                format!(
+                    "this cache folder holds the points of sweep '{}', not of '{}': give another output folder (-o) or --cache",
+                    owner.sweep, sweep.name
+                ),
+            ));
+        }
+        Ok(owner.sweep_sha256 == sweep.digest())
+    }
+
+    /// Marks the cache folder as the sweep's (see [`Cache::check_owner`]), once the sweep is
+    /// about to write into it.
+    pub fn claim(&self, sweep: &Sweep) -> Result<()> {
+        if self.check_owner(sweep)? {
+            return Ok(());
+        }
+        let file = self.owner_file().display().to_string();
+        let owner = CacheOwner {
+            format: CACHE_OWNER_FORMAT.into(),
+            sweep: sweep.name.clone(),
+            sweep_sha256: sweep.digest(),
+        };
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::Output {
+            file: self.dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let text = serde_json::to_string_pretty(&owner).expect("owner serialises") + "\n";
+        crate::output::write_atomic(&self.owner_file(), text.as_bytes()).map_err(|e| {
+            Error::Output {
+                file,
+                message: e.to_string(),
+            }
+        })
+    }
+}
