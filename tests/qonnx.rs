@@ -891,3 +891,67 @@ fn the_input_scale_comes_from_an_input_quantizer_a_constant_scaling_or_the_user(
         );
     }
 }
+
+#[test]
+fn a_per_channel_affine_after_the_last_layer_folds_into_the_logits() {
+    use onnx_protobuf::{NodeProto, TensorProto};
+    use qnnc::qonnx::import::import;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, proto) = exported(dir.path());
+    // TensorNorm's form: logits * a + b, per class, after the last dense layer.
+    let bytes = with(&proto, |m| {
+        let graph = m.graph.as_mut().unwrap();
+        let output = graph.output[0].name.clone();
+        let last = graph
+            .node
+            .iter_mut()
+            .find(|n| n.output.contains(&output))
+            .unwrap();
+        last.output = vec!["before_norm".into()];
+        for (name, values) in [
+            (
+                "norm_a",
+                (0..10).map(|c| 0.5 + c as f32 * 0.1).collect::<Vec<_>>(),
+            ),
+            ("norm_b", (0..10).map(|c| c as f32 * 0.01 - 0.05).collect()),
+        ] {
+            let mut t = TensorProto::new();
+            t.name = name.into();
+            t.data_type = 1;
+            t.dims = vec![1, 10];
+            t.raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            graph.initializer.push(t);
+        }
+        for (op, from, constant, to) in [
+            ("Mul", "before_norm", "norm_a", "normed"),
+            ("Add", "normed", "norm_b", output.as_str()),
+        ] {
+            let mut node = NodeProto::new();
+            node.op_type = op.into();
+            node.name = format!("norm_{op}");
+            node.input = vec![from.into(), constant.into()];
+            node.output = vec![to.into()];
+            graph.node.push(node);
+        }
+    });
+    let graph = import(&bytes, "norm.onnx", "norm").unwrap();
+    let float = qnnc::ir::float_model::FloatModel::new(&graph, "norm.onnx").unwrap();
+    let mut lowered = graph.clone();
+    qnnc::ir::passes::run(&mut lowered, "norm.onnx", None).unwrap();
+    let images: Vec<u8> = (0..784 * 50).map(|i| (i * 7919 % 256) as u8).collect();
+    let golden = qnnc::golden::Golden::new(&lowered, "norm.onnx")
+        .unwrap()
+        .run(&images);
+    let agree = float
+        .logits(&images)
+        .iter()
+        .zip(&golden)
+        .filter(|(l, g)| qnnc::kernels::argmax(l) == g.class)
+        .count();
+    assert!(agree >= 49, "{agree} of 50 classes agree");
+    let plain = import(&proto.write_to_bytes().unwrap(), "plain.onnx", "plain").unwrap();
+    assert_ne!(
+        qnnc::ir::dump::to_text(&graph),
+        qnnc::ir::dump::to_text(&plain)
+    );
+}
