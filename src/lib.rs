@@ -2,6 +2,7 @@
 //! precision from 1 to 16 bits, stores it in a versioned model file, and (in later stages)
 //! lowers it to an integer IR, estimates its energy and emits verified RTL.
 
+pub mod calibrate;
 pub mod codegen;
 pub mod commands;
 pub mod data;

@@ -5,7 +5,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use qnnc::commands::{bench, compile, energy, eval, explore, inspect, qonnx, sim, train};
+use qnnc::commands::{
+    bench, calibrate, compile, energy, eval, explore, inspect, qonnx, sim, train,
+};
 
 /// qnnc: train quantized neural networks at any precision from 1 to 16 bits and compile them.
 #[derive(Debug, Parser)]
@@ -33,6 +35,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Energy of one inference, layer by layer, on a hardware profile
     Energy(energy::EnergyArgs),
+    /// Measure the cost of arithmetic by precision on qnnc's processing element (Yosys) and fit the energy model's beta
+    Calibrate(calibrate::CalibrateArgs),
     /// Convert a QONNX file (Brevitas, FINN, hls4ml) into a qnnc network file
     Import(qonnx::ImportArgs),
     /// Write a trained or imported network as a QONNX file
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Explore(args) => explore::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Energy(args) => energy::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
         Command::Import(args) => qonnx::import(args),
         Command::Export(args) => qonnx::export(args),
     };

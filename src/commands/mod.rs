@@ -19,6 +19,7 @@ macro_rules! out {
 }
 
 pub mod bench;
+pub mod calibrate;
 pub mod compile;
 pub mod energy;
 pub mod eval;
