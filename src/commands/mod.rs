@@ -31,7 +31,7 @@ pub mod train;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanDuration, ProgressBar, ProgressState, ProgressStyle};
 
 use crate::data::{self, Dataset, DatasetKind, Split};
 use crate::error::{Error, Result};
@@ -100,11 +100,24 @@ pub fn progress_bar(length: u64) -> ProgressBar {
     bar
 }
 
-/// The style of [`progress_bar`], also for a spinner that turns into a count.
+/// The style of [`progress_bar`], also for a spinner that turns into a count. The ETA reads
+/// "?" until the first step is done (indicatif's would read 0s).
 pub fn counting_style() -> ProgressStyle {
-    ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} (eta {eta}) {msg}")
-        .expect("valid template")
-        .progress_chars("=> ")
+    ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:30}] {pos}/{len} (eta {eta_once_known}) {msg}",
+    )
+    .expect("valid template")
+    .with_key(
+        "eta_once_known",
+        |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = if state.pos() == 0 {
+                w.write_str("?")
+            } else {
+                write!(w, "{:#}", HumanDuration(state.eta()))
+            };
+        },
+    )
+    .progress_chars("=> ")
 }
 
 /// A spinner with the elapsed time on standard error, for work that cannot be counted (an
