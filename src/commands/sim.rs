@@ -184,8 +184,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
             data.len(),
             manifest.pe * manifest.simd,
             netlist.is_some(),
-        )
-        {
+        ) {
             eprintln!("{warning}");
         }
     }
@@ -266,7 +265,11 @@ fn icarus_warning(
     lanes: usize,
     netlist: bool,
 ) -> Option<String> {
-    let slowdown = if netlist { ICARUS_NETLIST_SLOWDOWN } else { 1.0 };
+    let slowdown = if netlist {
+        ICARUS_NETLIST_SLOWDOWN
+    } else {
+        1.0
+    };
     let rate = ICARUS_CYCLE_LANES_PER_SECOND / (lanes as f64 + 16.0) / slowdown;
     let seconds = predicted_cycles as f64 * images as f64 / rate;
     (seconds > SLOW_RUN_SECONDS).then(|| {

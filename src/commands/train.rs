@@ -174,26 +174,27 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let start = Instant::now();
     let mut testing_seconds = 0.0;
     let mut last_test = None;
-    let trained = train::train_reporting(&mut net, &train_data, &options, &progress, |net, stats| {
-        progress.set_message(format!(
-            "epoch {}/{}: testing on {} images",
-            stats.epoch,
-            options.epochs,
-            test_data.len()
-        ));
-        let testing = Instant::now();
-        let test = train::evaluate(net, &test_data, args.batch);
-        testing_seconds += testing.elapsed().as_secs_f64();
-        stats.test_accuracy = Some(test.accuracy);
-        last_test = Some(test);
-        match args.format {
-            Format::Table => progress.suspend(|| outln!("{}", epoch_row(stats))),
-            Format::Json => {
-                progress.println(epoch_row(stats));
-                Ok(())
+    let trained =
+        train::train_reporting(&mut net, &train_data, &options, &progress, |net, stats| {
+            progress.set_message(format!(
+                "epoch {}/{}: testing on {} images",
+                stats.epoch,
+                options.epochs,
+                test_data.len()
+            ));
+            let testing = Instant::now();
+            let test = train::evaluate(net, &test_data, args.batch);
+            testing_seconds += testing.elapsed().as_secs_f64();
+            stats.test_accuracy = Some(test.accuracy);
+            last_test = Some(test);
+            match args.format {
+                Format::Table => progress.suspend(|| outln!("{}", epoch_row(stats))),
+                Format::Json => {
+                    progress.println(epoch_row(stats));
+                    Ok(())
+                }
             }
-        }
-    });
+        });
     let seconds = start.elapsed().as_secs_f64() - testing_seconds;
     progress.finish_and_clear();
     let history = trained?;

@@ -185,9 +185,7 @@ impl Staging {
         self.kept = true;
         Ok(())
     }
-}
 
-impl Staging {
     /// Replaces each `*.log` of the staging folder with `*.log.gz`.
     fn compress_logs(&self) -> std::io::Result<()> {
         for entry in std::fs::read_dir(&self.path)? {
