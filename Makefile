@@ -9,7 +9,7 @@ DEMO_DIR := build/demo
 BNN_ARRAY := --pe 2 --simd 8
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup build demo test bench lint rtl-check synth-check fpga-tools fpga-check explore qonnx-fixtures qonnx-check fuzz clean
+.PHONY: all setup build demo test bench lint rtl-check synth-check fpga-tools fpga-check explore slurm-check qonnx-fixtures qonnx-check fuzz clean
 
 all: build
 
@@ -49,8 +49,10 @@ demo: setup build
 	$(QNNC) train examples/fmnist_mlp.toml --hidden 64,64 --bits 1 --epochs 5 --seed 1 -o $(DEMO_DIR)/bnn.qnn | tail -1
 	$(QNNC) compile $(DEMO_DIR)/bnn.qnn $(BNN_ARRAY) --target up5k -o $(DEMO_DIR)/bnn-up5k
 
+# slurm-check (about 40 s) runs on the binary the tests built.
 test: setup fpga-tools
 	$(CARGO) test --release --locked
+	bash scripts/slurm-check.sh
 
 bench: setup build
 	$(QNNC) bench train
@@ -139,6 +141,13 @@ explore: setup build
 	@mkdir -p docs/results/plots
 	cp $(EXPLORE_DIR)/report.md $(EXPLORE_DIR)/results.csv $(EXPLORE_DIR)/results.json docs/results/
 	cp $(EXPLORE_DIR)/plots/*.svg docs/results/plots/
+
+# A one-node Slurm cluster on this machine (Debian's munge, slurmctld and slurmd, installed if
+# missing; configured under build/slurm/, started as root and stopped by their pids): the quick
+# sweep on 3 shards equals a single-machine run byte for byte, and a sweep with a shard
+# cancelled mid-run completes when submitted again, each point computed once (about 40 s).
+slurm-check: setup build
+	bash scripts/slurm-check.sh
 
 # The Brevitas-trained QONNX test fixtures, made again: installs the pinned Brevitas and PyTorch
 # from PyPI into build/brevitas-venv (a few GB), trains eight small networks and exports them

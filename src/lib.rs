@@ -9,6 +9,7 @@ pub mod energy;
 pub mod error;
 pub mod explore;
 pub mod input;
+pub mod kernels;
 pub mod model;
 pub mod output;
 pub mod qonnx;

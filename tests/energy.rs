@@ -7,7 +7,8 @@ use common::{assert_user_error, qnnc};
 
 use std::path::Path;
 
-use qnnc::energy::{estimate, work_of, EnergyReport, LayerWork, Profile};
+use qnnc::energy::{estimate, work_of, work_of_graph, EnergyReport, LayerWork, Profile};
+use qnnc::ir::{build, passes};
 use qnnc::model::{Model, TrainingRecord};
 use qnnc::spec::{Network, Overrides, Precision, Spec};
 use qnnc::train::{Net, TrainOptions};
@@ -318,6 +319,53 @@ fn a_trained_model_file_gives_the_energy_of_its_network() {
     assert_user_error(
         &qnnc(&["energy", &path, "--hidden", "64"]),
         &["--hidden", "applies to a spec, not to"],
+    );
+}
+
+#[test]
+fn the_ir_is_priced_as_the_spec_before_and_after_lowering() {
+    for name in [
+        "fmnist_mlp.toml",
+        "fmnist_cnn.toml",
+        "tiny_cnn.toml",
+        "cifar10_vgg.toml",
+    ] {
+        for bits in [1u8, 2, 4, 8] {
+            let network = example(name, bits, None);
+            let from_spec = work_of(&network);
+            assert!(!from_spec.is_empty(), "{name}");
+            let graph = build::from_network(&network, name).unwrap();
+            assert_eq!(work_of_graph(&graph), from_spec, "{name} at {bits} bits");
+            // A trained graph, lowered to thresholds or multiply-shift requantization.
+            let mut lowered = Net::new(&network, 1).to_graph(name).unwrap();
+            passes::run(&mut lowered, name, None).unwrap();
+            assert_eq!(
+                work_of_graph(&lowered),
+                from_spec,
+                "{name} lowered at {bits} bits"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_ir_file_is_priced_as_its_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = example("tiny_cnn.toml", 4, None);
+    let mut graph = Net::new(&network, 1).to_graph("tiny").unwrap();
+    passes::run(&mut graph, "tiny", None).unwrap();
+    let ir = dir.path().join("tiny.json");
+    std::fs::write(&ir, qnnc::ir::dump::to_json(&graph)).unwrap();
+    assert_eq!(
+        stdout_of(&["energy", ir.to_str().unwrap(), "--format", "csv"]),
+        stdout_of(&[
+            "energy",
+            "examples/tiny_cnn.toml",
+            "--bits",
+            "4",
+            "--format",
+            "csv"
+        ])
     );
 }
 

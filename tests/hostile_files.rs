@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use qnnc::commands::bench::example_network;
-use qnnc::ir::{build, dump, passes};
+use qnnc::ir::{dump, passes};
+use qnnc::spec::examples::example_network;
 use qnnc::spec::Precision;
 use qnnc::train::Net;
 
@@ -23,7 +23,7 @@ const TINY: (&str, &str) = ("tiny_cnn", include_str!("../examples/tiny_cnn.toml"
 /// A build folder of the tiny CNN (initialised weights, 4 bits) on a 2x4 array.
 fn tiny_build(dir: &Path, name: &str) -> PathBuf {
     let network = example_network(TINY, Precision::Bits(4));
-    let mut graph = build::from_model(&Net::new(&network, 1), "tiny").unwrap();
+    let mut graph = Net::new(&network, 1).to_graph("tiny").unwrap();
     passes::run(&mut graph, "tiny", None).unwrap();
     let ir = dir.join(format!("{name}.json"));
     std::fs::write(&ir, dump::to_json(&graph)).unwrap();
@@ -317,7 +317,7 @@ fn outputs_at_devices_fifos_and_folders_are_refused() {
     }
     let ir = dir.path().join("graph.json");
     let network = example_network(TINY, Precision::Bits(4));
-    let graph = build::from_model(&Net::new(&network, 1), "tiny").unwrap();
+    let graph = Net::new(&network, 1).to_graph("tiny").unwrap();
     std::fs::write(&ir, dump::to_json(&graph)).unwrap();
     for target in ["/dev/null", fifo.to_str().unwrap(), link.to_str().unwrap()] {
         let compile = qnnc(&["compile", ir.to_str().unwrap(), "-o", target]);
@@ -351,7 +351,7 @@ fn outputs_at_devices_fifos_and_folders_are_refused() {
 fn failed_compiles_leave_no_staging_folder() {
     let dir = tempfile::tempdir().unwrap();
     let network = example_network(TINY, Precision::Bits(4));
-    let graph = build::from_model(&Net::new(&network, 1), "tiny").unwrap();
+    let graph = Net::new(&network, 1).to_graph("tiny").unwrap();
     let ir = dir.path().join("graph.json");
     std::fs::write(&ir, dump::to_json(&graph)).unwrap();
     let ir = ir.to_str().unwrap();
@@ -421,7 +421,7 @@ fn endless_and_special_inputs_are_refused() {
     std::fs::write(data.join("t10k-labels-idx1-ubyte"), [0u8; 8]).unwrap();
     let ir = dir.path().join("graph.json");
     let network = example_network(TINY, Precision::Bits(4));
-    let graph = build::from_model(&Net::new(&network, 1), "tiny").unwrap();
+    let graph = Net::new(&network, 1).to_graph("tiny").unwrap();
     std::fs::write(&ir, dump::to_json(&graph)).unwrap();
     assert_user_error(
         &qnnc_within(

@@ -275,6 +275,7 @@ fn names_with_newlines_give_one_line() {
     assert_user_error(&qnnc(&["inspect", &path]), &["graph.qnn", "two\\nlines"]);
     let mut renamed = ir.clone();
     renamed["nodes"][1]["name"] = "node\nname".into();
+    renamed["nodes"][2]["inputs"] = serde_json::json!(["node\nname"]);
     let path = write(dir.path(), "node.qnn", &renamed.to_string());
     assert_user_error(&qnnc(&["inspect", &path]), &["node.qnn", "node\\nname"]);
 

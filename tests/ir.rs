@@ -5,10 +5,10 @@ mod common;
 use common::{example, qnnc};
 
 use proptest::prelude::*;
-use qnnc::commands::bench::example_network;
 use qnnc::golden::Golden;
 use qnnc::ir::passes::infer_accumulators::accumulator_bounds;
-use qnnc::ir::{build, dump, passes, Graph, Op, Precision};
+use qnnc::ir::{dump, passes, Graph, Op, Precision};
+use qnnc::spec::examples::example_network;
 use qnnc::spec::Precision as SpecPrecision;
 use qnnc::train::Net;
 
@@ -17,7 +17,7 @@ const TINY: (&str, &str) = ("tiny_cnn", include_str!("../examples/tiny_cnn.toml"
 /// The tiny example with freshly initialised weights: bit-exact on every machine.
 fn tiny_graph(bits: u8) -> Graph {
     let net = Net::new(&example_network(TINY, SpecPrecision::Bits(bits)), 1);
-    build::from_model(&net, "tiny_cnn.qnn").unwrap()
+    net.to_graph("tiny_cnn.qnn").unwrap()
 }
 
 #[test]
@@ -115,6 +115,50 @@ fn refused(json: &serde_json::Value, needles: &[&str]) {
 }
 
 #[test]
+fn json_lists_each_nodes_inputs_and_reads_chain_files_of_version_1() {
+    let json = lowered_json();
+    let nodes = json["nodes"].as_array().unwrap();
+    assert_eq!(json["version"], 2);
+    assert_eq!(nodes[0]["inputs"], serde_json::json!([]));
+    for pair in nodes.windows(2) {
+        assert_eq!(pair[1]["inputs"], serde_json::json!([pair[0]["name"]]));
+    }
+    // Version 1 had no input lists: each node read the one before it.
+    let mut chain = json.clone();
+    chain["version"] = serde_json::json!(1);
+    for node in chain["nodes"].as_array_mut().unwrap() {
+        node.as_object_mut().unwrap().remove("inputs");
+    }
+    let back = dump::from_json(&chain.to_string(), "v1.json").unwrap();
+    let again: serde_json::Value = serde_json::from_str(&dump::to_json(&back)).unwrap();
+    assert_eq!(again, json);
+}
+
+#[test]
+fn inputs_that_do_not_make_a_graph_are_refused() {
+    // An input that names a later node (or would make a cycle).
+    let mut json = lowered_json();
+    let last = json["nodes"].as_array().unwrap().len() - 1;
+    let later = json["nodes"][last]["name"].clone();
+    json["nodes"][2]["inputs"] = serde_json::json!([later]);
+    refused(&json, &["input 0", "not a node listed before it"]);
+    // Two inputs where the op takes one.
+    let mut json = lowered_json();
+    let first = json["nodes"][0]["name"].clone();
+    let second = json["nodes"][1]["name"].clone();
+    json["nodes"][2]["inputs"] = serde_json::json!([second, first]);
+    refused(&json, &["takes 1 input", "slots [0, 1]"]);
+    // A node nobody reads.
+    let mut json = lowered_json();
+    json["nodes"][3]["inputs"] = json["nodes"][1]["inputs"].clone();
+    refused(&json, &["feeds no other node"]);
+    // Two nodes of one name.
+    let mut json = lowered_json();
+    json["nodes"][2]["name"] = json["nodes"][1]["name"].clone();
+    refused(&json, &["is the name of two nodes"]);
+}
+
+#[test]
 fn weights_beyond_their_declared_bits_are_refused() {
     let mut json = lowered_json();
     let conv = &mut json["nodes"][1];
@@ -201,10 +245,11 @@ fn one_dot_product(fan_in: usize, weights: Precision, code: i32) -> Graph {
         precision: Precision::unsigned(8),
         scale: 1.0,
     };
-    graph.graph.add_edge(input, dense, pixels);
-    graph.graph.add_edge(
+    graph.connect(input, dense, 0, pixels);
+    graph.connect(
         dense,
         output,
+        0,
         TensorType {
             shape: Shape::flat(1),
             precision: Precision::Float,
@@ -231,7 +276,7 @@ proptest! {
         let code = if most_positive { wmax } else { wmin } as i32;
         let mut graph = one_dot_product(fan_in, weights, code);
         passes::run(&mut graph, "t", None).unwrap();
-        let acc = graph.output_type(graph.chain()[1]).unwrap().precision;
+        let acc = graph.output_type(graph.topological_order()[1]).unwrap().precision;
         let (min, max) = accumulator_bounds((wmin, wmax), (0, 255), fan_in);
         let logits = Golden::new(&graph, "t").unwrap().run(&vec![255u8; fan_in]);
         let extreme = logits[0].logits[0];
@@ -250,7 +295,7 @@ fn worst_case_operands_reach_the_inferred_bounds_in_the_golden_model() {
     for bits in [2u8, 4, 8] {
         let mut graph = tiny_graph(bits);
         for extreme in [-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1] {
-            for node in graph.chain() {
+            for node in graph.topological_order() {
                 if let Op::Mac {
                     weights: Some(w), ..
                 } = &mut graph.graph[node].op
@@ -260,7 +305,7 @@ fn worst_case_operands_reach_the_inferred_bounds_in_the_golden_model() {
             }
             let mut lowered = graph.clone();
             passes::run(&mut lowered, "t", Some("infer-accumulators")).unwrap();
-            let conv1 = lowered.chain()[1];
+            let conv1 = lowered.topological_order()[1];
             let acc = lowered.output_type(conv1).unwrap().precision;
             let (lo, hi) = acc.code_range().unwrap();
             let expected = 9 * 255 * extreme as i64;

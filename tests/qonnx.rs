@@ -450,7 +450,13 @@ fn corrupted_qonnx_files_never_panic() {
             Ok(graph) => {
                 accepted += 1;
                 if let Ok(float) = qnnc::ir::float_model::FloatModel::new(&graph, "corrupt.onnx") {
-                    if graph.output_type(graph.chain()[0]).unwrap().shape.len() == 784 {
+                    if graph
+                        .output_type(graph.topological_order()[0])
+                        .unwrap()
+                        .shape
+                        .len()
+                        == 784
+                    {
                         float.logits(&test.images);
                     }
                 }
@@ -728,4 +734,224 @@ fn a_bias_with_per_channel_weight_scales_is_added_after_the_scales() {
         largest = largest.max(b.abs());
     }
     assert!(largest > 0.5, "the bias must show in the logits");
+}
+
+/// `proto` with `op` (a constant Mul, Div, Add or Sub by `values`, or an 8-bit Quant of scale
+/// `values[0]` with `signed`) between the graph input and the first node.
+fn with_input_node(proto: &ModelProto, op: &str, values: &[f32], signed: bool) -> Vec<u8> {
+    use onnx_protobuf::attribute_proto::AttributeType;
+    use onnx_protobuf::{AttributeProto, NodeProto, TensorProto};
+    with(proto, |m| {
+        let graph = m.graph.as_mut().unwrap();
+        let input = graph.input[0].name.clone();
+        for node in graph.node.iter_mut() {
+            for i in node.input.iter_mut().filter(|i| **i == input) {
+                *i = "input_prepared".into();
+            }
+        }
+        let constant = |name: &str, values: &[f32], dims: Vec<i64>| {
+            let mut t = TensorProto::new();
+            t.name = name.into();
+            t.data_type = 1;
+            t.dims = dims;
+            t.raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            t
+        };
+        let mut node = NodeProto::new();
+        node.op_type = op.into();
+        node.name = "input_prepare".into();
+        node.output = vec!["input_prepared".into()];
+        if op == "Quant" {
+            node.domain = "qonnx.custom_op.general".into();
+            for (name, value) in [("q_scale", values[0]), ("q_zero", 0.0), ("q_bits", 8.0)] {
+                graph.initializer.push(constant(name, &[value], Vec::new()));
+            }
+            node.input = vec![input, "q_scale".into(), "q_zero".into(), "q_bits".into()];
+            for (name, value) in [("signed", signed as i64), ("narrow", 0)] {
+                let mut a = AttributeProto::new();
+                a.name = name.into();
+                a.type_ = AttributeType::INT.into();
+                a.i = value;
+                node.attribute.push(a);
+            }
+        } else {
+            let dims = if values.len() == 1 {
+                Vec::new()
+            } else {
+                vec![1, values.len() as i64]
+            };
+            graph.initializer.push(constant("c_input", values, dims));
+            node.input = vec![input, "c_input".into()];
+        }
+        graph.node.insert(0, node);
+    })
+}
+
+#[test]
+fn the_input_scale_comes_from_an_input_quantizer_a_constant_scaling_or_the_user() {
+    use qnnc::qonnx::import::{import, import_with, ImportOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let (_, proto) = exported(dir.path());
+    let plain = proto.write_to_bytes().unwrap();
+    let input_scale = |graph: &qnnc::ir::Graph| {
+        let input = graph.input_node().unwrap();
+        graph.output_type(input).unwrap().scale
+    };
+    let images: Vec<u8> = (0..784 * 20).map(|i| (i * 7919 % 256) as u8).collect();
+    let run = |graph: &qnnc::ir::Graph| {
+        let mut lowered = graph.clone();
+        qnnc::ir::passes::run(&mut lowered, "x", None).unwrap();
+        qnnc::golden::Golden::new(&lowered, "x")
+            .unwrap()
+            .run(&images)
+    };
+    let default = import(&plain, "plain.onnx", "m").unwrap();
+    assert_eq!(input_scale(&default), 1.0 / 255.0);
+    let given = ImportOptions {
+        input_scale: Some(1.0 / 256.0),
+    };
+    let by_flag = import_with(&plain, "plain.onnx", "m", given).unwrap();
+    assert_eq!(input_scale(&by_flag), 1.0 / 256.0);
+    let by_mul = import(
+        &with_input_node(&proto, "Mul", &[255.0 / 256.0], false),
+        "mul.onnx",
+        "m",
+    )
+    .unwrap();
+    let by_div = import(
+        &with_input_node(&proto, "Div", &[256.0 / 255.0], false),
+        "div.onnx",
+        "m",
+    )
+    .unwrap();
+    let by_quant = import(
+        &with_input_node(&proto, "Quant", &[1.0 / 256.0], false),
+        "quant.onnx",
+        "m",
+    )
+    .unwrap();
+    for graph in [&by_mul, &by_div, &by_quant] {
+        assert!((input_scale(graph) - 1.0 / 256.0).abs() < 1e-9);
+        assert_eq!(run(graph), run(&by_flag));
+    }
+    // An export keeps the scale as a Mul on the input.
+    let exported = qnnc::qonnx::export::export(&by_flag, "x.onnx").unwrap();
+    let back = import(&exported, "x.onnx", "m").unwrap();
+    assert!((input_scale(&back) - 1.0 / 256.0).abs() < 1e-9);
+    assert_eq!(run(&back), run(&by_flag));
+    // The thresholds move with the pixel's value: a different scale is a different network.
+    assert_ne!(
+        qnnc::ir::dump::to_text(&default),
+        qnnc::ir::dump::to_text(&by_flag)
+    );
+
+    let refused = |bytes: &[u8], options: ImportOptions, needles: &[&str]| {
+        let error = import_with(bytes, "bad.onnx", "m", options)
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains('\n'), "{error}");
+        for needle in needles {
+            assert!(error.contains(needle), "{needle:?} not in {error}");
+        }
+    };
+    let none = ImportOptions::default();
+    // A scale per pixel (the one channel of a grey image has a single scale).
+    let per_feature: Vec<f32> = (0..784).map(|i| 1.0 + (i % 2) as f32).collect();
+    refused(
+        &with_input_node(&proto, "Add", &[0.5], false),
+        none,
+        &["input_prepare", "Add", "cannot be kept exact"],
+    );
+    refused(
+        &with_input_node(&proto, "Mul", &per_feature, false),
+        none,
+        &[
+            "input_prepare",
+            "Mul",
+            "only scalar or per-channel constants",
+        ],
+    );
+    refused(
+        &with_input_node(&proto, "Quant", &[1.0 / 256.0], true),
+        none,
+        &["input_prepare", "Quant", "8-bit unsigned"],
+    );
+    refused(
+        &with_input_node(&proto, "Quant", &[1.0 / 256.0], false),
+        given,
+        &["input_prepare", "--input-scale does not apply"],
+    );
+    for scale in [0.0, -1.0, f64::NAN] {
+        refused(
+            &plain,
+            ImportOptions {
+                input_scale: Some(scale),
+            },
+            &["--input-scale", "positive and finite"],
+        );
+    }
+}
+
+#[test]
+fn a_per_channel_affine_after_the_last_layer_folds_into_the_logits() {
+    use onnx_protobuf::{NodeProto, TensorProto};
+    use qnnc::qonnx::import::import;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, proto) = exported(dir.path());
+    // TensorNorm's form: logits * a + b, per class, after the last dense layer.
+    let bytes = with(&proto, |m| {
+        let graph = m.graph.as_mut().unwrap();
+        let output = graph.output[0].name.clone();
+        let last = graph
+            .node
+            .iter_mut()
+            .find(|n| n.output.contains(&output))
+            .unwrap();
+        last.output = vec!["before_norm".into()];
+        for (name, values) in [
+            (
+                "norm_a",
+                (0..10).map(|c| 0.5 + c as f32 * 0.1).collect::<Vec<_>>(),
+            ),
+            ("norm_b", (0..10).map(|c| c as f32 * 0.01 - 0.05).collect()),
+        ] {
+            let mut t = TensorProto::new();
+            t.name = name.into();
+            t.data_type = 1;
+            t.dims = vec![1, 10];
+            t.raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            graph.initializer.push(t);
+        }
+        for (op, from, constant, to) in [
+            ("Mul", "before_norm", "norm_a", "normed"),
+            ("Add", "normed", "norm_b", output.as_str()),
+        ] {
+            let mut node = NodeProto::new();
+            node.op_type = op.into();
+            node.name = format!("norm_{op}");
+            node.input = vec![from.into(), constant.into()];
+            node.output = vec![to.into()];
+            graph.node.push(node);
+        }
+    });
+    let graph = import(&bytes, "norm.onnx", "norm").unwrap();
+    let float = qnnc::ir::float_model::FloatModel::new(&graph, "norm.onnx").unwrap();
+    let mut lowered = graph.clone();
+    qnnc::ir::passes::run(&mut lowered, "norm.onnx", None).unwrap();
+    let images: Vec<u8> = (0..784 * 50).map(|i| (i * 7919 % 256) as u8).collect();
+    let golden = qnnc::golden::Golden::new(&lowered, "norm.onnx")
+        .unwrap()
+        .run(&images);
+    let agree = float
+        .logits(&images)
+        .iter()
+        .zip(&golden)
+        .filter(|(l, g)| qnnc::kernels::argmax(l) == g.class)
+        .count();
+    assert!(agree >= 49, "{agree} of 50 classes agree");
+    let plain = import(&proto.write_to_bytes().unwrap(), "plain.onnx", "plain").unwrap();
+    assert_ne!(
+        qnnc::ir::dump::to_text(&graph),
+        qnnc::ir::dump::to_text(&plain)
+    );
 }

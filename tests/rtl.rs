@@ -10,11 +10,11 @@ use common::{assert_user_error, example, ok, qnnc, train};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use qnnc::commands::bench::example_network;
 use qnnc::golden::Golden;
-use qnnc::ir::{build, dump, passes, Op};
+use qnnc::ir::{dump, passes, Op};
 use qnnc::schedule::{self, ArrayConfig};
 use qnnc::sim::{self, Simulator};
+use qnnc::spec::examples::example_network;
 use qnnc::spec::Precision;
 use qnnc::train::Net;
 
@@ -60,7 +60,7 @@ fn cnn_equals_the_golden_model_at_one_four_and_eight_bits() {
 #[test]
 fn cnn_at_four_bits_keeps_the_pe_array_busy() {
     let network = example_network(CNN, Precision::Bits(4));
-    let mut graph = build::from_model(&Net::new(&network, 1), "cnn").unwrap();
+    let mut graph = Net::new(&network, 1).to_graph("cnn").unwrap();
     passes::run(&mut graph, "cnn", None).unwrap();
     let config = ArrayConfig { pe: 8, simd: 16 };
     let schedule = schedule::schedule(&graph, config, "cnn").unwrap();
@@ -92,9 +92,9 @@ fn worst_case_operands_do_not_overflow_in_simulation() {
     for bits in [1u8, 4, 8] {
         for sign in [-1i32, 1] {
             let network = example_network(TINY, Precision::Bits(bits));
-            let mut graph = build::from_model(&Net::new(&network, 2), "tiny").unwrap();
+            let mut graph = Net::new(&network, 2).to_graph("tiny").unwrap();
             passes::run(&mut graph, "tiny", None).unwrap();
-            for node in graph.chain() {
+            for node in graph.topological_order() {
                 if let Op::Mac {
                     weights: Some(w),
                     weight_precision,
@@ -113,7 +113,7 @@ fn worst_case_operands_do_not_overflow_in_simulation() {
                 .chain((0..784).map(|i| if i % 2 == 0 { 255 } else { 0 }))
                 .collect();
             // The first layer's accumulators on the white image hit the bound exactly.
-            let conv1 = graph.chain()[1];
+            let conv1 = graph.topological_order()[1];
             let (acc_lo, acc_hi) = graph
                 .output_type(conv1)
                 .unwrap()
@@ -212,7 +212,7 @@ fn generated_verilog_is_lint_clean_for_the_examples() {
     for example in [MLP, CNN, TINY] {
         for bits in [1u8, 4, 8] {
             let network = example_network(example, Precision::Bits(bits));
-            let mut graph = build::from_model(&Net::new(&network, 1), "x").unwrap();
+            let mut graph = Net::new(&network, 1).to_graph("x").unwrap();
             passes::run(&mut graph, "x", None).unwrap();
             let build = compile_graph(dir.path(), &graph, &format!("{}_q{bits}", example.0));
             let warnings = lint(&build);
@@ -230,7 +230,7 @@ fn generated_files_snapshots_for_a_tiny_network() {
     let dir = tempfile::tempdir().unwrap();
     for bits in [1u8, 4] {
         let network = example_network(TINY, Precision::Bits(bits));
-        let mut graph = build::from_model(&Net::new(&network, 1), "tiny").unwrap();
+        let mut graph = Net::new(&network, 1).to_graph("tiny").unwrap();
         passes::run(&mut graph, "tiny", None).unwrap();
         let build = compile_graph(dir.path(), &graph, &format!("tiny_q{bits}"));
         for file in [
@@ -439,9 +439,9 @@ fn build_folders_given_as_relative_paths_simulate() {
 fn names_that_would_inject_verilog_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let network = example_network(TINY, Precision::Bits(2));
-    let mut graph = build::from_model(&Net::new(&network, 1), "tiny").unwrap();
+    let mut graph = Net::new(&network, 1).to_graph("tiny").unwrap();
     passes::run(&mut graph, "tiny", None).unwrap();
-    let conv = graph.chain()[1];
+    let conv = graph.topological_order()[1];
     graph.graph[conv].name = "x; $finish".into();
     let ir = dir.path().join("evil.json");
     std::fs::write(&ir, dump::to_json(&graph)).unwrap();
@@ -512,7 +512,7 @@ fn the_descriptor_image_decodes_with_the_layout_include() {
     // defined, and the fields tile the word without overlap.
     let dir = tempfile::tempdir().unwrap();
     let network = example_network(TINY, Precision::Bits(4));
-    let mut graph = build::from_model(&Net::new(&network, 1), "tiny").unwrap();
+    let mut graph = Net::new(&network, 1).to_graph("tiny").unwrap();
     passes::run(&mut graph, "tiny", None).unwrap();
     // The array `compile` builds by default.
     let config = ArrayConfig { pe: 8, simd: 16 };

@@ -3,9 +3,9 @@
 //! dataset-fashion-mnist (`make test` installs it); fails without it.
 
 use indicatif::ProgressBar;
-use qnnc::commands::bench::{example_network, EXAMPLE_CNN, EXAMPLE_MLP};
 use qnnc::data::{self, Dataset, DatasetKind, Split};
 use qnnc::model::{Model, TrainingRecord};
+use qnnc::spec::examples::{example_network, EXAMPLE_CNN, EXAMPLE_MLP};
 use qnnc::spec::Precision;
 use qnnc::train::{self, Net, TrainOptions};
 

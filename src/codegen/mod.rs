@@ -377,7 +377,7 @@ pub fn generate(
     schedule: &Schedule,
     file: &str,
 ) -> Result<(Hardware, Vec<BuildFile>), IrError> {
-    for node in graph.chain() {
+    for node in graph.topological_order() {
         let name = &graph.graph[node].name;
         if !is_identifier(name) {
             return Err(graph.error(

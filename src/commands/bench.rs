@@ -6,15 +6,13 @@ use clap::{Args, Subcommand};
 use indicatif::ProgressBar;
 use serde::Serialize;
 
-use super::{load_split, peak_resident_bytes, reset_peak_resident, Format};
+use super::{load_split, Format};
 use crate::data::{DatasetKind, Split};
 use crate::error::Result;
-use crate::spec::{Network, Overrides, Precision, Spec};
+use crate::spec::examples::{example_network, EXAMPLE_CNN, EXAMPLE_MLP};
+use crate::spec::Precision;
+use crate::train::memory::{peak_resident_bytes, reset_peak_resident};
 use crate::train::{self, Net, TrainOptions};
-
-/// The example networks, built in so that benchmarks run from any folder.
-pub const EXAMPLE_MLP: (&str, &str) = ("mlp", include_str!("../../examples/fmnist_mlp.toml"));
-pub const EXAMPLE_CNN: (&str, &str) = ("cnn", include_str!("../../examples/fmnist_cnn.toml"));
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -74,22 +72,6 @@ pub struct TrainBenchRow {
     pub images: usize,
     pub train_img_per_s: f64,
     pub peak_rss_mib: Option<f64>,
-}
-
-/// An example network at a precision.
-pub fn example_network(example: (&str, &str), bits: Precision) -> Network {
-    let (name, text) = example;
-    let origin = format!("examples/fmnist_{name}.toml");
-    let mut spec = Spec::parse(text, false, &origin).expect("example spec parses");
-    spec.apply(
-        &Overrides {
-            bits: Some(bits),
-            ..Overrides::default()
-        },
-        &origin,
-    )
-    .expect("example spec takes --bits");
-    spec.build(&origin).expect("example spec is valid")
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -203,7 +185,7 @@ fn run_golden(args: &BenchGoldenArgs) -> Result<()> {
             let network = example_network(example, Precision::Bits(bits));
             let net = Net::new(&network, 1);
             let origin = format!("examples/fmnist_{}.toml", example.0);
-            let mut graph = crate::ir::build::from_model(&net, &origin)?;
+            let mut graph = net.to_graph(&origin)?;
             crate::ir::passes::run(&mut graph, &origin, None)?;
             let golden = crate::golden::Golden::new(&graph, &origin)?;
             let mut best = f64::INFINITY;

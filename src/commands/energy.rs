@@ -1,5 +1,6 @@
 //! `qnnc energy`: the energy of one inference of a network, layer by layer, on a hardware
-//! profile, as a table, JSON or CSV. The network comes from a trained-model file or a spec.
+//! profile, as a table, JSON or CSV. The network comes from a trained-model file, a QONNX file,
+//! an IR file (lowered or not) or a spec.
 
 use std::path::PathBuf;
 
@@ -12,7 +13,7 @@ use crate::error::Result;
 
 #[derive(Debug, Clone, Args)]
 pub struct EnergyArgs {
-    /// Trained-model file (.qnn), QONNX file (.onnx) or network spec (.toml or .json)
+    /// Trained-model file (.qnn), QONNX file (.onnx), IR file (.json) or network spec (.toml or .json)
     #[arg(value_name = "MODEL_OR_SPEC")]
     pub input: PathBuf,
     /// Hardware profile: a preset (moons-dram, moons-sram, horowitz45-pj) or a TOML file
@@ -34,9 +35,15 @@ pub enum ReportFormat {
 
 pub fn run(args: &EnergyArgs) -> Result<()> {
     let origin = args.input.display().to_string();
-    let network = Source::open(&args.input, &args.network)?.network(&origin)?;
+    let source = Source::open(&args.input, &args.network)?;
     let profile = Profile::resolve(&args.profile)?;
-    let report = energy::estimate(&energy::work_of(&network), &profile);
+    // A spec may have float layers, which the integer IR cannot hold; everything else is
+    // priced on its graph.
+    let work = match &source {
+        Source::Spec(network) => energy::work_of(network),
+        _ => energy::work_of_graph(&source.graph(&origin)?),
+    };
+    let report = energy::estimate(&work, &profile);
     let text = match args.format {
         ReportFormat::Table => report.to_table(),
         ReportFormat::Json => report.to_json(),

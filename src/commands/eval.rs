@@ -92,9 +92,13 @@ fn eval_model(args: &EvalArgs, mut model: Model) -> Result<EvalReport> {
     let result: Evaluation = train::evaluate(&mut model.net, &test, batch);
     let integer_accuracy = if args.integer {
         let origin = args.model.display().to_string();
-        let mut graph = ir::build::from_model(&model.net, &origin)?;
+        let mut graph = model.net.to_graph(&origin)?;
         ir::passes::run(&mut graph, &origin, None)?;
-        Some(Golden::new(&graph, &origin)?.accuracy(&test).0)
+        Some(
+            Golden::new(&graph, &origin)?
+                .accuracy(&test.images, &test.labels)
+                .0,
+        )
     } else {
         None
     };
@@ -127,7 +131,7 @@ fn eval_graph(args: &EvalArgs, source: &Source) -> Result<EvalReport> {
         args.data.test_limit,
     )?;
     let pixels = graph
-        .output_type(graph.chain()[0])
+        .output_type(graph.topological_order()[0])
         .map_or(0, |t| t.shape.len());
     if test.pixels_per_image() != pixels {
         return Err(Error::usage(
@@ -145,10 +149,11 @@ fn eval_graph(args: &EvalArgs, source: &Source) -> Result<EvalReport> {
         if source.needs_passes() {
             ir::passes::run(&mut lowered, &origin, None)?;
         }
-        Ok(Golden::new(&lowered, &origin)?.accuracy(&test))
+        Ok(Golden::new(&lowered, &origin)?.accuracy(&test.images, &test.labels))
     };
     let (accuracy, correct, integer_accuracy) = if source.needs_passes() {
-        let (accuracy, correct) = FloatModel::new(&graph, &origin)?.accuracy(&test);
+        let (accuracy, correct) =
+            FloatModel::new(&graph, &origin)?.accuracy(&test.images, &test.labels);
         let integer_accuracy = if args.integer {
             Some(integer()?.0)
         } else {
@@ -179,7 +184,7 @@ fn eval_graph(args: &EvalArgs, source: &Source) -> Result<EvalReport> {
 fn precisions(graph: &ir::Graph) -> (String, String) {
     let mut weights = BTreeSet::new();
     let mut activations = BTreeSet::new();
-    for node in graph.chain() {
+    for node in graph.topological_order() {
         match &graph.graph[node].op {
             ir::Op::Mac {
                 weight_precision, ..

@@ -15,6 +15,7 @@ use super::{load_split, progress_bar};
 use crate::data::Split;
 use crate::error::{Error, Result};
 use crate::explore::point::PointResult;
+use crate::explore::slurm::{self, SlurmArgs};
 use crate::explore::sweep::{compute_point, price, Cache, Cached, PointSpec, Sweep};
 use crate::explore::{pareto, plot, report};
 
@@ -62,6 +63,8 @@ pub struct ExploreArgs {
     /// Folder holding the data set's files (default: the Debian package's folder)
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub cluster: SlurmArgs,
 }
 
 /// What a run (or a shard) computed.
@@ -123,6 +126,7 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
     if let Some(dir) = &args.emit_best {
         super::check_build_path(dir)?;
     }
+    slurm::check(&args.cluster)?;
     if !args.collect.is_empty() {
         return collect(args);
     }
@@ -160,8 +164,16 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
         .collect();
 
     let cache = Cache {
-        dir: out.join("cache"),
+        dir: args
+            .cluster
+            .cache
+            .clone()
+            .unwrap_or_else(|| out.join("cache")),
     };
+    cache.check_owner(&sweep)?;
+    if args.cluster.slurm.is_some() {
+        return slurm::submit(&args.cluster, &sweep, &out, &cache);
+    }
     let needs_training = mine
         .iter()
         .any(|p| !matches!(cache.read(p), Cached::Hit(_)));
@@ -182,6 +194,7 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
         };
         (empty.clone(), empty)
     };
+    cache.claim(&sweep)?;
 
     let progress = progress_bar(mine.len() as u64);
     // A point trains for minutes: the clock keeps moving, and the message names the points
@@ -365,7 +378,8 @@ fn collect(args: &ExploreArgs) -> Result<()> {
         &out.join("points.json"),
         &(serde_json::to_string_pretty(&file).expect("points serialise") + "\n"),
     )?;
-    write_outputs(&out, &file, &command_line())?;
+    let command = args.cluster.report_command.clone();
+    write_outputs(&out, &file, &command.unwrap_or_else(command_line))?;
     outln!(
         "collected {} points from {} folders into {}",
         file.points.len(),

@@ -44,7 +44,7 @@ pub fn import(args: &ImportArgs) -> Result<()> {
         }
     })?;
     let layers: Vec<&str> = graph
-        .chain()
+        .topological_order()
         .into_iter()
         .filter(|&n| matches!(graph.graph[n].op, Op::Mac { .. }))
         .map(|n| graph.graph[n].op.name())

@@ -153,7 +153,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
     };
     let data = load_split(kind, args.data.as_deref(), Split::Test, Some(args.images))?;
     let inputs = graph
-        .output_type(graph.chain()[0])
+        .output_type(graph.topological_order()[0])
         .map_or(0, |t| t.shape.len());
     if data.pixels_per_image() != inputs {
         return Err(Error::Output {

@@ -6,12 +6,13 @@ use std::time::Instant;
 use clap::Args;
 use serde::Serialize;
 
-use super::{check_output_path, load_split, machine_memory_bytes, progress_bar, DataArgs, Format};
+use super::{check_output_path, load_split, progress_bar, DataArgs, Format};
 use crate::data::Split;
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::model::{Model, TrainingRecord};
 use crate::spec::{Network, Overrides, Precision, Spec};
+use crate::train::memory::machine_memory_bytes;
 use crate::train::{self, EpochStats, Evaluation, Net, TrainOptions};
 
 #[derive(Debug, Clone, Args)]

@@ -3,7 +3,6 @@
 pub mod cifar10;
 pub mod idx;
 
-use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -15,39 +14,9 @@ use rand_chacha::ChaCha8Rng;
 /// Default folder of Debian's package `dataset-fashion-mnist`.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
-/// The datasets that can be loaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatasetKind {
-    FashionMnist,
-    Mnist,
-    #[serde(rename = "cifar10")]
-    Cifar10,
-}
+pub use crate::spec::DatasetKind;
 
 impl DatasetKind {
-    /// The name used in configuration files and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            DatasetKind::FashionMnist => "fashion-mnist",
-            DatasetKind::Mnist => "mnist",
-            DatasetKind::Cifar10 => "cifar10",
-        }
-    }
-
-    /// Image shape as (height, width, channels).
-    pub fn shape(self) -> (usize, usize, usize) {
-        match self {
-            DatasetKind::FashionMnist | DatasetKind::Mnist => (28, 28, 1),
-            DatasetKind::Cifar10 => (32, 32, 3),
-        }
-    }
-
-    /// Number of classes; labels are `0..classes`.
-    pub fn classes(self) -> usize {
-        10
-    }
-
     /// Folder where a system package installs the dataset, if there is one.
     pub fn default_dir(self) -> Option<&'static Path> {
         match self {
@@ -69,12 +38,6 @@ impl DatasetKind {
                  (data_batch_1.bin .. data_batch_5.bin, test_batch.bin)"
             }
         }
-    }
-}
-
-impl fmt::Display for DatasetKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 

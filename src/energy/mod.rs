@@ -37,7 +37,7 @@ pub mod work;
 pub use model::estimate;
 pub use profile::Profile;
 pub use report::{EnergyReport, EnergyTotals, LayerEnergy};
-pub use work::{work_of, LayerWork};
+pub use work::{work_of, work_of_graph, LayerWork};
 
 /// An energy-model error, such as a bad hardware profile: the file, the field, and what is
 /// wrong, printed on one line.

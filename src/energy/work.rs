@@ -1,9 +1,14 @@
 //! What each layer of a network does, in the terms of the energy model: MACs, weights, outputs
 //! computed and stored, and the bits of weights, input and output activations. Layers without
 //! weights (batch norm, activation, max-pool, flatten) are fused into the MAC layer before them.
+//!
+//! The work is read from the IR ([`work_of_graph`]), so that a trained model, an imported QONNX
+//! graph and an IR file, lowered or not, are priced alike; a spec, which may have float layers
+//! the integer IR cannot hold, is priced from its layers ([`work_of`]) with the same rules.
 
 use serde::Serialize;
 
+use crate::ir::{self, Graph};
 use crate::spec::{Network, Op, Precision};
 
 /// Bits of the input pixels that the first layer reads, whatever the network's precision.
@@ -76,6 +81,67 @@ pub fn work_of(network: &Network) -> Vec<LayerWork> {
         }
     }
     // The last layer ends in integer logits, whatever follows it.
+    if let Some(last) = work.last_mut() {
+        last.abits_out = UNQUANTIZED_OUTPUT_BITS;
+    }
+    work
+}
+
+/// The work of every MAC node of `graph`, in topological order, by the rules of [`work_of`]:
+/// the first quantizer (or threshold or clamped requantization, once lowered) after a MAC sets
+/// the bits it stores, a max-pool the number of outputs it stores.
+pub fn work_of_graph(graph: &Graph) -> Vec<LayerWork> {
+    let mut work: Vec<LayerWork> = Vec::new();
+    let mut output_quantized = false;
+    for node in graph.topological_order() {
+        let (Some(input), Some(output)) = (graph.input_type(node), graph.output_type(node)) else {
+            continue;
+        };
+        let op = &graph.graph[node].op;
+        match op {
+            ir::Op::Mac {
+                dense,
+                kernel,
+                weight_precision,
+                ..
+            } => {
+                let fan_in = if *dense {
+                    input.shape.len() as u64
+                } else {
+                    (kernel * kernel * input.shape.channels) as u64
+                };
+                let outputs = output.shape.len() as u64;
+                work.push(LayerWork {
+                    name: graph.graph[node].name.clone(),
+                    op: op.name().to_string(),
+                    macs: outputs * fan_in,
+                    weights: output.shape.channels as u64 * fan_in,
+                    outputs_computed: outputs,
+                    outputs_stored: outputs,
+                    wbits: weight_precision.storage_bits(),
+                    abits_in: work
+                        .last()
+                        .map_or(PIXEL_BITS, |previous| previous.abits_out),
+                    abits_out: UNQUANTIZED_OUTPUT_BITS,
+                });
+                output_quantized = false;
+            }
+            ir::Op::MaxPool { .. } => {
+                if let Some(current) = work.last_mut() {
+                    current.outputs_stored = output.shape.len() as u64;
+                }
+            }
+            ir::Op::Quantize { .. }
+            | ir::Op::MultiThreshold(_)
+            | ir::Op::Requantize(ir::Requantization { clamp: Some(_), .. }) => {
+                if let Some(current) = work.last_mut().filter(|_| !output_quantized) {
+                    current.abits_out = output.precision.storage_bits();
+                    output_quantized = true;
+                }
+            }
+            _ => {}
+        }
+    }
     if let Some(last) = work.last_mut() {
         last.abits_out = UNQUANTIZED_OUTPUT_BITS;
     }

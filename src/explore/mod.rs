@@ -5,4 +5,5 @@ pub mod pareto;
 pub mod plot;
 pub mod point;
 pub mod report;
+pub mod slurm;
 pub mod sweep;

@@ -14,7 +14,7 @@ use crate::data::Dataset;
 use crate::energy::{self, Profile};
 use crate::error::{Error, Result};
 use crate::golden::Golden;
-use crate::ir::{build, passes};
+use crate::ir::passes;
 use crate::model::{Model, TrainingRecord};
 use crate::spec::{Network, Overrides, Precision, Spec};
 use crate::train::{self, Net, TrainOptions};
@@ -188,9 +188,9 @@ impl Sweep {
                         spec.apply(&overrides, &spec_origin)?;
                         let network = spec.build(&spec_origin)?;
                         let memory = crate::train::memory::peak_bytes(&network, self.batch, None);
-                        if memory
-                            .is_none_or(|bytes| bytes > crate::commands::machine_memory_bytes())
-                        {
+                        if memory.is_none_or(|bytes| {
+                            bytes > crate::train::memory::machine_memory_bytes()
+                        }) {
                             return Err(Error::usage(
                                 &field(family_name),
                                 format!("width {width} and depth {depth} need more memory than this machine has"),
@@ -289,9 +289,10 @@ pub fn compute_point(
         &indicatif::ProgressBar::hidden(),
     );
     let float = train::evaluate(&mut net, test_data, sweep.batch);
-    let mut graph = build::from_model(&net, &point.id)?;
+    let mut graph = net.to_graph(&point.id)?;
     passes::run(&mut graph, &point.id, None)?;
-    let (integer, _) = Golden::new(&graph, &point.id)?.accuracy(test_data);
+    let (integer, _) =
+        Golden::new(&graph, &point.id)?.accuracy(&test_data.images, &test_data.labels);
     let (energies, units, layers) = price(point, sweep, profiles);
     let weights: u64 = point.network.layers.iter().map(|l| l.weights()).sum();
     let model_bits = point
@@ -412,6 +413,75 @@ impl Cache {
         crate::output::write_atomic(&self.entry(&point.key), text.as_bytes()).map_err(|e| {
             Error::Output {
                 file: self.entry(&point.key).display().to_string(),
+                message: e.to_string(),
+            }
+        })
+    }
+}
+
+/// `<cache>/sweep.fingerprint` (JSON): which sweep a cache folder belongs to.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheOwner {
+    format: String,
+    sweep: String,
+    sweep_sha256: String,
+}
+
+const CACHE_OWNER_FORMAT: &str = "qnnc-explore-cache";
+
+impl Cache {
+    pub fn owner_file(&self) -> PathBuf {
+        self.dir.join("sweep.fingerprint")
+    }
+
+    /// Refuses a cache folder that another sweep (another name) wrote; whether the fingerprint
+    /// is the sweep's as it is now. The same sweep, edited, keeps its cache: points are keyed
+    /// by everything that determines them, so only changed points are computed again.
+    pub fn check_owner(&self, sweep: &Sweep) -> Result<bool> {
+        let path = self.owner_file();
+        let file = path.display().to_string();
+        let Ok(text) = crate::input::read_text(&path, crate::input::BUILD_FILE) else {
+            return Ok(false);
+        };
+        let owner: CacheOwner = serde_json::from_str(&text)
+            .ok()
+            .filter(|o: &CacheOwner| o.format == CACHE_OWNER_FORMAT)
+            .ok_or_else(|| {
+                Error::usage(&file, "not a qnnc sweep cache: give another cache folder")
+            })?;
+        if owner.sweep != sweep.name {
+            return Err(Error::usage(
+                &file,
+                format!(
+                    "this cache folder holds the points of sweep '{}', not of '{}': give another output folder (-o) or --cache",
+                    owner.sweep, sweep.name
+                ),
+            ));
+        }
+        Ok(owner.sweep_sha256 == sweep.digest())
+    }
+
+    /// Marks the cache folder as the sweep's (see [`Cache::check_owner`]), once the sweep is
+    /// about to write into it.
+    pub fn claim(&self, sweep: &Sweep) -> Result<()> {
+        if self.check_owner(sweep)? {
+            return Ok(());
+        }
+        let file = self.owner_file().display().to_string();
+        let owner = CacheOwner {
+            format: CACHE_OWNER_FORMAT.into(),
+            sweep: sweep.name.clone(),
+            sweep_sha256: sweep.digest(),
+        };
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::Output {
+            file: self.dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let text = serde_json::to_string_pretty(&owner).expect("owner serialises") + "\n";
+        crate::output::write_atomic(&self.owner_file(), text.as_bytes()).map_err(|e| {
+            Error::Output {
+                file,
                 message: e.to_string(),
             }
         })

@@ -5,9 +5,10 @@ use petgraph::stable_graph::NodeIndex;
 
 use crate::ir::passes::infer_accumulators::accumulator_bounds;
 use crate::ir::{Graph, IrError, Op, Precision};
+use crate::kernels::gemm::{matmul_serial, Scalar};
+use crate::kernels::window::im2col;
+use crate::kernels::Window;
 use crate::spec::Shape;
-use crate::train::conv::{im2col, Window};
-use crate::train::gemm::{matmul_serial, Scalar};
 
 /// Largest magnitude every partial sum may have for f32 (f64) arithmetic to be exact.
 const F32_EXACT: i64 = 1 << 24;

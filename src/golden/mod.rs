@@ -13,10 +13,9 @@ mod mac;
 use petgraph::stable_graph::NodeIndex;
 use rayon::prelude::*;
 
-use crate::data::Dataset;
 use crate::ir::verify::verify_lowered;
 use crate::ir::{Graph, IrError, Op, Precision, Requantization, ThresholdTable};
-use crate::train::loss::argmax;
+use crate::kernels::argmax;
 use mac::{MacPlan, Scratch};
 
 /// Images one task runs at a time: enough for efficient matrix products, small enough to stay
@@ -71,7 +70,7 @@ impl Golden {
 
     fn compile(graph: &Graph, file: &str, keep_every_node: bool) -> Result<Golden, IrError> {
         verify_lowered(graph, file)?;
-        let chain = graph.chain();
+        let chain = graph.topological_order();
         let input = graph.output_type(chain[0]).expect("typed input");
         let mut steps = Vec::new();
         let mut logits = 0;
@@ -129,15 +128,16 @@ impl Golden {
         traces
     }
 
-    /// Test accuracy in percent on `data`, and the number of images classified correctly.
-    pub fn accuracy(&self, data: &Dataset) -> (f64, usize) {
-        let predictions = self.run(&data.images);
+    /// Test accuracy in percent of `images` (one after another) against `labels`, and the
+    /// number of images classified correctly.
+    pub fn accuracy(&self, images: &[u8], labels: &[u8]) -> (f64, usize) {
+        let predictions = self.run(images);
         let correct = predictions
             .iter()
-            .zip(&data.labels)
+            .zip(labels)
             .filter(|(p, &label)| p.class == label as usize)
             .count();
-        (100.0 * correct as f64 / data.len().max(1) as f64, correct)
+        (100.0 * correct as f64 / labels.len().max(1) as f64, correct)
     }
 
     fn run_chunk(
@@ -292,6 +292,3 @@ fn requantize(acc: &[i64], r: &Requantization) -> Vec<i64> {
     }
     out
 }
-
-#[cfg(test)]
-mod tests;

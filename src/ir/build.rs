@@ -1,5 +1,6 @@
-//! Builds the IR of a network: from a trained model (integer weight codes and batch-norm
-//! statistics) or from a spec alone (shapes and precisions, no weights).
+//! Builds the IR of a network: from trained parameters (integer weight codes and batch-norm
+//! statistics, through [`LayerParameters`]) or from a spec alone (shapes and precisions, no
+//! weights).
 //!
 //! Edges leaving MACs and batch norms are float until `infer-accumulators` and
 //! `fold-batch-norm` lower them.
@@ -7,14 +8,11 @@
 use petgraph::stable_graph::NodeIndex;
 
 use super::{BatchNormParams, Graph, IrError, Node, Op, Precision, TensorType, Weights};
-use crate::data::DatasetKind;
 use crate::quant;
 use crate::spec::{
-    self, ActSpec, Conv2dSpec, DenseSpec, LayerSpec, MaxPoolSpec, NamedSpec, Network, Shape, Spec,
+    self, ActSpec, Conv2dSpec, DatasetKind, DenseSpec, LayerSpec, MaxPoolSpec, NamedSpec, Network,
+    Shape, Spec,
 };
-use crate::train::conv::Conv2d;
-use crate::train::net::Layer;
-use crate::train::Net;
 
 /// The type of the image: 8-bit pixels, value = pixel / 255.
 pub fn input_type(shape: Shape) -> TensorType {
@@ -61,9 +59,23 @@ pub fn weight_precision(bits: u32) -> Precision {
     }
 }
 
+/// The learnt parameters of a network's layers, indexed as `Network::layers`: what a trainer
+/// provides so that the IR needs to know nothing of how they were learnt.
+pub trait LayerParameters {
+    /// The integer weight codes at `bits` and the float bias of MAC layer `layer`, if it has
+    /// learnt weights.
+    fn mac(&self, layer: usize, bits: u32) -> Option<(Weights, Option<Vec<f32>>)>;
+    /// The statistics of batch-norm layer `layer`, if it has learnt ones.
+    fn batch_norm(&self, layer: usize) -> Option<BatchNormParams>;
+}
+
 /// The IR of a trained network, with its integer weight codes.
-pub fn from_model(net: &Net, origin: &str) -> Result<Graph, IrError> {
-    build(&net.network, Some(net), origin)
+pub fn from_trained(
+    network: &Network,
+    parameters: &dyn LayerParameters,
+    origin: &str,
+) -> Result<Graph, IrError> {
+    build(network, Some(parameters), origin)
 }
 
 /// The IR of a network described by a spec alone: shapes and precisions, no weights.
@@ -71,7 +83,11 @@ pub fn from_network(network: &Network, origin: &str) -> Result<Graph, IrError> {
     build(network, None, origin)
 }
 
-fn build(network: &Network, net: Option<&Net>, origin: &str) -> Result<Graph, IrError> {
+fn build(
+    network: &Network,
+    parameters: Option<&dyn LayerParameters>,
+    origin: &str,
+) -> Result<Graph, IrError> {
     let mut graph = Graph::new(&network.spec.name);
     let mut previous = graph.graph.add_node(Node {
         name: "input".into(),
@@ -79,7 +95,6 @@ fn build(network: &Network, net: Option<&Net>, origin: &str) -> Result<Graph, Ir
     });
     let mut ty = input_type(network.input());
     for (i, plan) in network.layers.iter().enumerate() {
-        let layer = net.map(|n| &n.layers[i]);
         let error = |message: String| IrError {
             file: origin.to_string(),
             node: plan.name.clone(),
@@ -95,12 +110,9 @@ fn build(network: &Network, net: Option<&Net>, origin: &str) -> Result<Graph, Ir
                         .into(),
                 )
             })?;
-            let (codes, bias) = match layer {
-                Some(Layer::Mac(conv)) => {
-                    let (w, bias) = weight_codes(conv, bits);
-                    (Some(w), bias)
-                }
-                _ => (None, None),
+            let (codes, bias) = match parameters.and_then(|p| p.mac(i, bits)) {
+                Some((weights, bias)) => (Some(weights), bias),
+                None => (None, None),
             };
             let scale = codes.as_ref().map_or(1.0, |w| w.step) * ty.scale;
             let (kernel, stride, padding) = window;
@@ -132,15 +144,9 @@ fn build(network: &Network, net: Option<&Net>, origin: &str) -> Result<Graph, Ir
             } => mac(false, (kernel, stride, padding), filters, weights)?,
             spec::Op::Dense { units, weights, .. } => mac(true, (1, 1, 0), units, weights)?,
             spec::Op::BatchNorm => {
-                let params = match layer {
-                    Some(Layer::BatchNorm(bn)) => BatchNormParams {
-                        gamma: bn.gamma.value.clone(),
-                        beta: bn.beta.value.clone(),
-                        mean: bn.running_mean.value.clone(),
-                        var: bn.running_var.value.clone(),
-                        epsilon: bn.epsilon,
-                    },
-                    _ => {
+                let params = match parameters.and_then(|p| p.batch_norm(i)) {
+                    Some(params) => params,
+                    None => {
                         let c = plan.output.channels;
                         BatchNormParams {
                             gamma: vec![1.0; c],
@@ -189,7 +195,7 @@ fn build(network: &Network, net: Option<&Net>, origin: &str) -> Result<Graph, Ir
             name: plan.name.clone(),
             op,
         });
-        graph.graph.add_edge(previous, node, ty);
+        graph.connect(previous, node, 0, ty);
         previous = node;
         ty = out;
     }
@@ -197,31 +203,14 @@ fn build(network: &Network, net: Option<&Net>, origin: &str) -> Result<Graph, Ir
         name: "logits".into(),
         op: Op::Output,
     });
-    graph.graph.add_edge(previous, output, ty);
+    graph.connect(previous, output, 0, ty);
     Ok(graph)
-}
-
-/// Integer codes of a trained layer's weights, exactly as its training forward pass used them.
-fn weight_codes(conv: &Conv2d, bits: u32) -> (Weights, Option<Vec<f32>>) {
-    let latent = &conv.weights.param.value;
-    let step = quant::weight_step(bits, latent);
-    let codes = latent
-        .iter()
-        .map(|&w| quant::weight_code(bits, step, w))
-        .collect();
-    let weights = Weights {
-        step: step as f64,
-        fan_in: conv.weights.fan_in(),
-        outputs: conv.weights.outputs(),
-        codes,
-    };
-    (weights, conv.bias.as_ref().map(|b| b.value.clone()))
 }
 
 /// The spec of a graph before lowering (an imported one): its layers, shapes and precisions,
 /// for what works on specs, such as the energy model. Activation scales are not part of a spec.
 pub fn to_spec(graph: &Graph, dataset: DatasetKind, origin: &str) -> Result<Spec, IrError> {
-    let chain = graph.chain();
+    let chain = graph.topological_order();
     let input = graph.output_type(chain[0]).expect("typed input");
     let bits = |precision: Precision| match precision {
         Precision::Bipolar => Some(spec::Precision::Bits(1)),

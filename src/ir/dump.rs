@@ -1,20 +1,24 @@
 //! Views of a graph for people and tools: an aligned text listing, Graphviz DOT, and a JSON file
 //! that reads back into the same graph (`qnnc-ir`, versioned, verified on load).
 //!
-//! All three are deterministic: text and JSON list nodes in chain order, DOT in node-index
-//! order (the order they were added); floats have fixed formats.
+//! All three are deterministic: text and JSON list nodes in topological order, DOT in
+//! node-index order (the order they were added); floats have fixed formats.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use petgraph::dot::{Config, Dot};
+use petgraph::stable_graph::NodeIndex;
 use serde::{Deserialize, Serialize};
 
 use super::verify::verify;
-use super::{Graph, IrError, Node, Op, TensorType};
+use super::{Edge, Graph, IrError, Node, Op, TensorType};
 
 /// Names the JSON format in its first field.
 pub const FORMAT: &str = "qnnc-ir";
-pub const VERSION: u32 = 1;
+/// Version 2 lists each node's inputs; version 1, a chain, is still read.
+pub const VERSION: u32 = 2;
+const CHAIN_VERSION: u32 = 1;
 
 impl fmt::Display for TensorType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -23,6 +27,16 @@ impl fmt::Display for TensorType {
             "{} {} scale={:.6e}",
             self.shape, self.precision, self.scale
         )
+    }
+}
+
+/// A tensor as DOT shows it; the input it feeds is named only when it is not the first.
+impl fmt::Display for Edge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.slot > 0 {
+            write!(f, "input {}: ", self.slot)?;
+        }
+        self.ty.fmt(f)
     }
 }
 
@@ -97,7 +111,7 @@ pub fn describe(op: &Op) -> String {
 /// The text listing: one node a line, input to output, with the type it produces.
 pub fn to_text(graph: &Graph) -> String {
     let mut rows = Vec::new();
-    for node in graph.chain() {
+    for node in graph.topological_order() {
         let n = &graph.graph[node];
         let ty = graph
             .output_type(node)
@@ -141,7 +155,7 @@ struct GraphFile {
     version: u32,
     name: String,
     passes: Vec<String>,
-    /// Input to output; each node reads the one before it.
+    /// In topological order: a node comes after the nodes it reads.
     nodes: Vec<NodeEntry>,
 }
 
@@ -150,6 +164,10 @@ struct GraphFile {
 struct NodeEntry {
     name: String,
     op: Op,
+    /// The names of the nodes it reads, in the order of its inputs (version 2; in version 1
+    /// each node reads the one before it).
+    #[serde(default)]
+    inputs: Vec<String>,
     /// The type of the tensor the node produces.
     output: TensorType,
 }
@@ -157,12 +175,17 @@ struct NodeEntry {
 /// The graph as JSON.
 pub fn to_json(graph: &Graph) -> String {
     let nodes = graph
-        .chain()
+        .topological_order()
         .into_iter()
         .map(|i| NodeEntry {
             name: graph.graph[i].name.clone(),
             op: graph.graph[i].op.clone(),
-            output: graph.output_type(i).expect("chain nodes are typed"),
+            inputs: graph
+                .inputs(i)
+                .into_iter()
+                .map(|input| graph.graph[input].name.clone())
+                .collect(),
+            output: graph.output_type(i).expect("verified nodes are typed"),
         })
         .collect();
     let file = GraphFile {
@@ -192,15 +215,17 @@ pub fn from_json(text: &str, file: &str) -> Result<Graph, IrError> {
     if header.format.as_deref() != Some(FORMAT) {
         return Err(error("format".into(), format!("expected \"{FORMAT}\"")));
     }
-    if header.version != Some(VERSION) {
-        return Err(error(
-            "version".into(),
-            format!(
-                "file has version {:?} but this qnnc reads version {VERSION}",
-                header.version
-            ),
-        ));
-    }
+    let version = match header.version {
+        Some(v @ (CHAIN_VERSION | VERSION)) => v,
+        other => {
+            return Err(error(
+                "version".into(),
+                format!(
+                    "file has version {other:?} but this qnnc reads versions {CHAIN_VERSION} and {VERSION}"
+                ),
+            ))
+        }
+    };
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed: GraphFile = serde_path_to_error::deserialize(&mut de)
         .map_err(|e| error(e.path().to_string(), e.into_inner().to_string()))?;
@@ -217,25 +242,42 @@ pub fn from_json(text: &str, file: &str) -> Result<Graph, IrError> {
     }
     let mut graph = Graph::new(&parsed.name);
     graph.passes = parsed.passes;
-    let mut previous = None;
-    let mut last_type = None;
+    // Each node's index and the type it produces, by name: inputs name earlier nodes.
+    let mut earlier: HashMap<String, (NodeIndex, TensorType)> = HashMap::new();
+    let mut previous: Option<String> = None;
     for entry in parsed.nodes {
+        let inputs = if version == CHAIN_VERSION {
+            previous.iter().cloned().collect()
+        } else {
+            entry.inputs
+        };
         let node = graph.graph.add_node(Node {
-            name: entry.name,
+            name: entry.name.clone(),
             op: entry.op,
         });
-        if let (Some(prev), Some(ty)) = (previous, last_type) {
-            graph.graph.add_edge(prev, node, ty);
+        for (slot, input) in inputs.iter().enumerate() {
+            let Some(&(source, ty)) = earlier.get(input) else {
+                return Err(error(
+                    entry.name,
+                    format!("input {slot} '{input}' is not a node listed before it"),
+                ));
+            };
+            graph.connect(source, node, slot, ty);
         }
-        previous = Some(node);
-        last_type = Some(entry.output);
+        if earlier
+            .insert(entry.name.clone(), (node, entry.output))
+            .is_some()
+        {
+            return Err(error(entry.name, "is the name of two nodes".into()));
+        }
+        previous = Some(entry.name);
     }
     verify(&graph, file)?;
     // The output node records the logits it reads; a different type is a tampered file.
-    if let Some(last) = previous {
-        if graph.input_type(last) != last_type {
+    for (node, ty) in earlier.into_values() {
+        if graph.graph[node].op == Op::Output && graph.input_type(node) != Some(ty) {
             return Err(error(
-                graph.graph[last].name.clone(),
+                graph.graph[node].name.clone(),
                 "output type differs from the logits it reads".into(),
             ));
         }

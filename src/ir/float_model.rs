@@ -10,11 +10,10 @@ use rayon::prelude::*;
 
 use super::verify::verify;
 use super::{Graph, IrError, Op, Precision, Truncation};
-use crate::data::Dataset;
+use crate::kernels::gemm::matmul_serial;
+use crate::kernels::window::{add_bias, im2col};
+use crate::kernels::{argmax, Window};
 use crate::spec::Shape;
-use crate::train::conv::{im2col, Window};
-use crate::train::gemm::matmul_serial;
-use crate::train::loss::argmax;
 
 /// Images one task runs at a time.
 const IMAGES_PER_TASK: usize = 64;
@@ -66,7 +65,7 @@ impl FloatModel {
     /// Compiles a graph that still has its float batch norms and quantizers.
     pub fn new(graph: &Graph, file: &str) -> Result<FloatModel, IrError> {
         verify(graph, file)?;
-        let chain = graph.chain();
+        let chain = graph.topological_order();
         let input = graph.output_type(chain[0]).expect("typed input");
         let mut steps = Vec::new();
         let mut classes = 0;
@@ -103,14 +102,14 @@ impl FloatModel {
     }
 
     /// Test accuracy in percent, and the number of images classified correctly.
-    pub fn accuracy(&self, data: &Dataset) -> (f64, usize) {
+    pub fn accuracy(&self, images: &[u8], labels: &[u8]) -> (f64, usize) {
         let correct = self
-            .logits(&data.images)
+            .logits(images)
             .iter()
-            .zip(&data.labels)
+            .zip(labels)
             .filter(|(l, &label)| argmax(l) == label as usize)
             .count();
-        (100.0 * correct as f64 / data.len().max(1) as f64, correct)
+        (100.0 * correct as f64 / labels.len().max(1) as f64, correct)
     }
 }
 
@@ -212,7 +211,7 @@ fn run(step: &Step, mut x: Vec<f32>, images: usize) -> Vec<f32> {
                 ArrayViewMut2::from_shape((rows, output.channels), &mut y).expect("shape"),
             );
             if let Some(bias) = bias {
-                crate::train::conv::add_bias(&mut y, bias);
+                add_bias(&mut y, bias);
             }
             y
         }

@@ -1,10 +1,11 @@
 //! The integer IR: a petgraph graph whose nodes are operations and whose edges carry the tensor
 //! type (shape, precision, scale) flowing between them.
 //!
-//! A graph is built from a trained model ([`build::from_model`]) or from a spec alone
-//! ([`build::from_network`], no weights), checked by [`verify::verify`], and lowered by the
-//! passes in [`passes`] until every operation is integer-only: MACs on integer codes, per-channel
-//! multi-thresholds or multiply-shift requantization, max-pool on codes, and integer logits.
+//! A graph is built from trained parameters ([`build::from_trained`], as `Net::to_graph` does)
+//! or from a spec alone ([`build::from_network`], no weights), checked by [`verify::verify`],
+//! and lowered by the passes in [`passes`] until every operation is integer-only: MACs on
+//! integer codes, per-channel multi-thresholds or multiply-shift requantization, max-pool on
+//! codes, and integer logits.
 
 pub mod build;
 pub mod dump;
@@ -227,6 +228,14 @@ pub enum Op {
 }
 
 impl Op {
+    /// The number of tensors the op reads.
+    pub fn arity(&self) -> usize {
+        match self {
+            Op::Input => 0,
+            _ => 1,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Op::Input => "input",
@@ -249,11 +258,19 @@ pub struct Node {
     pub op: Op,
 }
 
-/// The graph of one network. Node indices stay valid when other nodes are removed.
+/// A tensor flowing from its producer into input `slot` of its consumer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Edge {
+    pub slot: usize,
+    pub ty: TensorType,
+}
+
+/// The graph of one network: a DAG whose nodes have ordered inputs. Node indices stay valid
+/// when other nodes are removed.
 #[derive(Debug, Clone)]
 pub struct Graph {
     pub name: String,
-    pub graph: StableDiGraph<Node, TensorType>,
+    pub graph: StableDiGraph<Node, Edge>,
     /// Names of the passes applied so far, in order.
     pub passes: Vec<String>,
 }
@@ -276,20 +293,35 @@ impl Graph {
         }
     }
 
-    /// The nodes from input to output. Graphs are chains (every node has at most one input
-    /// and one consumer), which the verifier checks; the order follows the edges.
-    pub fn chain(&self) -> Vec<NodeIndex> {
-        let Some(mut node) = self.input_node() else {
-            return Vec::new();
-        };
-        let mut order = vec![node];
-        let mut seen = std::collections::HashSet::from([node]);
-        while let Some(next) = self.successor(node) {
-            if !seen.insert(next) {
-                break;
+    /// Feeds the tensor `from` produces, of type `ty`, into input `slot` of `to`.
+    pub fn connect(&mut self, from: NodeIndex, to: NodeIndex, slot: usize, ty: TensorType) {
+        self.graph.add_edge(from, to, Edge { slot, ty });
+    }
+
+    /// The nodes in a topological order, every node after the nodes it reads; among the nodes
+    /// ready at one time, the one added first comes first, so the order is deterministic (a
+    /// chain's order is its own). Nodes on a cycle, which the verifier refuses, are left out.
+    pub fn topological_order(&self) -> Vec<NodeIndex> {
+        let g = &self.graph;
+        let mut waiting: std::collections::HashMap<NodeIndex, usize> = g
+            .node_indices()
+            .map(|i| (i, g.edges_directed(i, Direction::Incoming).count()))
+            .collect();
+        let mut ready: std::collections::BTreeSet<NodeIndex> = waiting
+            .iter()
+            .filter(|&(_, &n)| n == 0)
+            .map(|(&i, _)| i)
+            .collect();
+        let mut order = Vec::with_capacity(g.node_count());
+        while let Some(node) = ready.pop_first() {
+            order.push(node);
+            for edge in g.edges_directed(node, Direction::Outgoing) {
+                let count = waiting.get_mut(&edge.target()).expect("every node counted");
+                *count -= 1;
+                if *count == 0 {
+                    ready.insert(edge.target());
+                }
             }
-            order.push(next);
-            node = next;
         }
         order
     }
@@ -300,62 +332,103 @@ impl Graph {
             .find(|&i| self.graph[i].op == Op::Input)
     }
 
-    pub fn successor(&self, node: NodeIndex) -> Option<NodeIndex> {
-        self.graph
-            .neighbors_directed(node, Direction::Outgoing)
-            .next()
-    }
-
-    pub fn predecessor(&self, node: NodeIndex) -> Option<NodeIndex> {
-        self.graph
-            .neighbors_directed(node, Direction::Incoming)
-            .next()
-    }
-
-    /// The type of the tensor a node reads (the input node reads nothing).
-    pub fn input_type(&self, node: NodeIndex) -> Option<TensorType> {
-        self.graph
+    /// The nodes a node reads, in the order of its inputs.
+    pub fn inputs(&self, node: NodeIndex) -> Vec<NodeIndex> {
+        let mut edges: Vec<_> = self
+            .graph
             .edges_directed(node, Direction::Incoming)
-            .next()
-            .map(|e| *e.weight())
+            .map(|e| (e.weight().slot, e.source()))
+            .collect();
+        edges.sort();
+        edges.into_iter().map(|(_, source)| source).collect()
+    }
+
+    /// The types of the tensors a node reads, in the order of its inputs.
+    pub fn input_types(&self, node: NodeIndex) -> Vec<TensorType> {
+        let mut edges: Vec<_> = self
+            .graph
+            .edges_directed(node, Direction::Incoming)
+            .map(|e| (e.weight().slot, e.weight().ty))
+            .collect();
+        edges.sort_by_key(|&(slot, _)| slot);
+        edges.into_iter().map(|(_, ty)| ty).collect()
+    }
+
+    /// The nodes that read what a node produces, in the order they were added.
+    pub fn consumers(&self, node: NodeIndex) -> Vec<NodeIndex> {
+        let mut consumers: Vec<_> = self
+            .graph
+            .neighbors_directed(node, Direction::Outgoing)
+            .collect();
+        consumers.sort();
+        consumers.dedup();
+        consumers
+    }
+
+    /// The only node that reads what `node` produces, if exactly one does: a node whose output
+    /// has several readers cannot be fused into its reader.
+    pub fn successor(&self, node: NodeIndex) -> Option<NodeIndex> {
+        match self.consumers(node)[..] {
+            [only] => Some(only),
+            _ => None,
+        }
+    }
+
+    /// The node a node reads at its first input.
+    pub fn predecessor(&self, node: NodeIndex) -> Option<NodeIndex> {
+        self.inputs(node).first().copied()
+    }
+
+    /// The type of the tensor a node reads at its first input (the input node reads nothing).
+    pub fn input_type(&self, node: NodeIndex) -> Option<TensorType> {
+        self.input_types(node).first().copied()
     }
 
     /// The type of the tensor a node produces (the output node produces the logits it reads).
+    /// Every reader of a node reads the same type, which the verifier checks.
     pub fn output_type(&self, node: NodeIndex) -> Option<TensorType> {
         self.graph
             .edges_directed(node, Direction::Outgoing)
             .next()
-            .map(|e| *e.weight())
+            .map(|e| e.weight().ty)
             .or_else(|| match self.graph[node].op {
                 Op::Output => self.input_type(node),
                 _ => None,
             })
     }
 
-    /// Sets the type of the tensor a node produces.
+    /// Sets the type of the tensor a node produces, on the edge to every reader.
     pub fn set_output_type(&mut self, node: NodeIndex, ty: TensorType) {
-        let edge = self
+        let edges: Vec<_> = self
             .graph
             .edges_directed(node, Direction::Outgoing)
-            .next()
-            .map(|e| e.id());
-        if let Some(edge) = edge {
-            self.graph[edge] = ty;
+            .map(|e| e.id())
+            .collect();
+        for edge in edges {
+            self.graph[edge].ty = ty;
         }
     }
 
-    /// Removes `node` from the chain, joining its predecessor to its successor with `ty`.
+    /// Removes `node`, which has one input, and feeds what it read to each of its readers, at
+    /// the input it took `node`'s output, with type `ty`.
     pub fn bypass(&mut self, node: NodeIndex, ty: TensorType) {
-        let (Some(pred), Some(succ)) = (self.predecessor(node), self.successor(node)) else {
+        let Some(source) = self.predecessor(node) else {
             return;
         };
+        let readers: Vec<_> = self
+            .graph
+            .edges_directed(node, Direction::Outgoing)
+            .map(|e| (e.target(), e.weight().slot))
+            .collect();
         self.graph.remove_node(node);
-        self.graph.add_edge(pred, succ, ty);
+        for (reader, slot) in readers {
+            self.connect(source, reader, slot, ty);
+        }
     }
 
-    /// The MAC nodes in chain order.
+    /// The MAC nodes in topological order.
     pub fn macs(&self) -> Vec<NodeIndex> {
-        self.chain()
+        self.topological_order()
             .into_iter()
             .filter(|&i| matches!(self.graph[i].op, Op::Mac { .. }))
             .collect()

@@ -2,7 +2,6 @@
 //! every graph read from a file. A lowered graph that passes `verify_lowered` can be run by the
 //! golden model; what the RTL assumes beyond that is checked when it is scheduled.
 
-use petgraph::algo::toposort;
 use petgraph::stable_graph::NodeIndex;
 use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction;
@@ -45,7 +44,7 @@ pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
     }
     // Every size is bounded before any is multiplied or used to allocate.
     for edge in g.edge_references() {
-        let shape = edge.weight().shape;
+        let shape = edge.weight().ty.shape;
         if shape
             .checked_len()
             .is_none_or(|len| len > limits::MAX_TENSOR_LEN)
@@ -93,33 +92,58 @@ pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
             "needs one input and one output node, has {inputs} inputs and {outputs} outputs"
         )));
     }
-    // toposort walks with an explicit stack: a long chain cannot overflow the call stack
-    // (petgraph's is_cyclic_directed recurses once a node).
-    if toposort(g, None).is_err() {
+    // The order is found with a work list, not recursion: a long chain cannot overflow the
+    // call stack (petgraph's is_cyclic_directed recurses once a node).
+    let order = graph.topological_order();
+    if order.len() != g.node_count() {
         return Err(whole("has a cycle".into()));
     }
     for node in g.node_indices() {
-        let incoming = g.edges_directed(node, Direction::Incoming).count();
-        let outgoing = g.edges_directed(node, Direction::Outgoing).count();
-        let (want_in, want_out) = match g[node].op {
-            Op::Input => (0, 1),
-            Op::Output => (1, 0),
-            _ => (1, 1),
-        };
-        if incoming != want_in || outgoing != want_out {
+        let mut slots: Vec<usize> = g
+            .edges_directed(node, Direction::Incoming)
+            .map(|e| e.weight().slot)
+            .collect();
+        slots.sort_unstable();
+        let arity = g[node].op.arity();
+        if !slots.iter().copied().eq(0..arity) {
             return Err(graph.error(
                 file,
                 node,
-                format!("has {incoming} inputs and {outgoing} consumers, expected {want_in} and {want_out}"),
+                format!(
+                    "{} takes {arity} input(s), one at each of slots 0..{arity}, but reads {} at slots {slots:?}",
+                    g[node].op.name(),
+                    slots.len()
+                ),
+            ));
+        }
+        let readers: Vec<TensorType> = g
+            .edges_directed(node, Direction::Outgoing)
+            .map(|e| e.weight().ty)
+            .collect();
+        // Every node but the output feeds another: a node nobody reads is dead code, and a
+        // path that does not reach the output would be computed for nothing.
+        let is_output = g[node].op == Op::Output;
+        if readers.is_empty() != is_output {
+            return Err(graph.error(
+                file,
+                node,
+                if is_output {
+                    "the output feeds no other node".to_string()
+                } else {
+                    "feeds no other node: every node must lead to the output".to_string()
+                },
+            ));
+        }
+        if readers.windows(2).any(|pair| pair[0] != pair[1]) {
+            return Err(graph.error(
+                file,
+                node,
+                "its readers disagree on the type of what it produces",
             ));
         }
     }
-    let chain = graph.chain();
-    if chain.len() != g.node_count() {
-        return Err(whole("is not one chain from input to output".into()));
-    }
     let (mut total_weights, mut total_macs) = (0u64, 0u64);
-    for &node in &chain {
+    for &node in &order {
         verify_node(graph, node, file)?;
         if let (Op::Mac { kernel, .. }, Some(input), Some(output)) =
             (&g[node].op, graph.input_type(node), graph.output_type(node))
@@ -158,7 +182,7 @@ pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
 /// Checks, beyond [`verify`], that every tensor is integer: the golden model and the RTL can run it.
 pub fn verify_lowered(graph: &Graph, file: &str) -> Result<(), IrError> {
     verify(graph, file)?;
-    for node in graph.chain() {
+    for node in graph.topological_order() {
         let name = graph.graph[node].op.name();
         if matches!(graph.graph[node].op, Op::BatchNorm(_) | Op::Quantize { .. }) {
             return Err(graph.error(
@@ -184,7 +208,7 @@ fn verify_node(graph: &Graph, node: NodeIndex, file: &str) -> Result<(), IrError
     let fail = |message: String| Err(graph.error(file, node, message));
     let out = graph
         .output_type(node)
-        .expect("a chain node has an output type");
+        .expect("every node but the output has a reader, and the output reads one");
     check_precision(out.precision).or_else(fail)?;
     if !(out.scale.is_finite() && out.scale > 0.0) {
         return fail(format!("scale {} must be finite and positive", out.scale));
@@ -411,6 +435,7 @@ mod tests {
     use super::*;
     use crate::ir::{build, Node};
     use crate::spec::Shape;
+    use petgraph::algo::toposort;
 
     /// A chain input -> `layers` flattens -> output, the flattens' names unique.
     fn long_chain(layers: usize) -> Graph {
@@ -425,14 +450,14 @@ mod tests {
                 name: format!("flatten{i}"),
                 op: Op::Flatten,
             });
-            graph.graph.add_edge(previous, node, ty);
+            graph.connect(previous, node, 0, ty);
             previous = node;
         }
         let output = graph.graph.add_node(Node {
             name: "logits".into(),
             op: Op::Output,
         });
-        graph.graph.add_edge(previous, output, ty);
+        graph.connect(previous, output, 0, ty);
         graph
     }
 
@@ -443,16 +468,16 @@ mod tests {
         assert!(error.message.contains("limit"), "{error}");
         // The cycle check itself, which used to recurse once a node, on the whole chain.
         assert!(toposort(&graph.graph, None).is_ok());
-        assert_eq!(graph.chain().len(), 100_002);
+        assert_eq!(graph.topological_order().len(), 100_002);
     }
 
     #[test]
     fn a_chain_at_the_limit_verifies_and_a_cycle_is_found() {
         let mut graph = long_chain(limits::MAX_LAYERS);
         verify(&graph, "long.json").unwrap();
-        let nodes: Vec<_> = graph.chain();
+        let nodes: Vec<_> = graph.topological_order();
         let ty = graph.output_type(nodes[1]).unwrap();
-        graph.graph.add_edge(nodes[10], nodes[5], ty);
+        graph.connect(nodes[10], nodes[5], 1, ty);
         assert!(verify(&graph, "long.json").is_err());
         assert!(toposort(&graph.graph, None).is_err());
     }
@@ -460,7 +485,7 @@ mod tests {
     #[test]
     fn names_with_control_characters_are_refused() {
         let mut graph = long_chain(1);
-        let first = graph.chain()[1];
+        let first = graph.topological_order()[1];
         graph.graph[first].name = "a\nb".into();
         let error = verify(&graph, "g.json").unwrap_err();
         assert!(!error.to_string().contains('\n'), "{error}");

@@ -170,7 +170,7 @@ impl Model {
             .map_err(|e| error(&format!("spec.{}", e.field), e.message))?;
         // Parameters are allocated for the network the spec describes: refuse one that could
         // not fit before allocating anything.
-        let memory = crate::commands::machine_memory_bytes();
+        let memory = crate::train::memory::machine_memory_bytes();
         if network.training_bytes(1).is_none_or(|bytes| bytes > memory) {
             return Err(error(
                 "spec",

@@ -1,5 +1,5 @@
 use super::*;
-use crate::commands::bench::{example_network, EXAMPLE_CNN};
+use crate::spec::examples::{example_network, EXAMPLE_CNN};
 use crate::spec::Precision;
 
 fn untrained(bits: Precision) -> Model {

@@ -22,11 +22,25 @@ pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, IrError> {
     verify(graph, file)?;
     let mut onnx = GraphProto::new();
     onnx.name = graph.name.clone();
-    let chain = graph.chain();
+    let chain = graph.topological_order();
     let input = graph.output_type(chain[0]).expect("typed input");
     onnx.input
         .push(value_info("input", &input_dims(input.shape)));
     let mut x = "input".to_string();
+    // Executors feed `pixel / 255`; a network whose pixel step is another scale gets it by a
+    // Mul, which import composes back into the scale.
+    let default_scale = crate::ir::build::input_type(input.shape).scale;
+    if input.scale != default_scale {
+        let factor = "input_rescale_factor";
+        onnx.initializer.push(float_tensor(
+            factor,
+            &[],
+            &[(input.scale / default_scale) as f32],
+        ));
+        let rescale = node_proto("Mul", "", "input_rescale", &[x, factor.to_string()]);
+        x = rescale.output[0].clone();
+        onnx.node.push(rescale);
+    }
     // The feature map the last flatten read, whose features ONNX orders C, H, W.
     let mut flattened: Option<Shape> = None;
     for &node in &chain[1..] {

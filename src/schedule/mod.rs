@@ -205,7 +205,7 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
         ));
     }
     crate::ir::verify::verify_lowered(graph, file)?;
-    let chain = graph.chain();
+    let chain = graph.topological_order();
     let input = graph.output_type(chain[0]).expect("typed").shape;
     let mut layers: Vec<LayerSchedule> = Vec::new();
     let (mut weight_base, mut threshold_base, mut requant_base) = (0, 0, 0);

@@ -2,6 +2,8 @@
 
 use ndarray::Array4;
 
+use crate::kernels::argmax;
+
 /// Mean loss over the batch, its gradient with respect to the logits, and how many argmaxes
 /// matched the labels.
 pub fn softmax_cross_entropy(logits: &Array4<f32>, labels: &[u8]) -> (f32, Array4<f32>, usize) {
@@ -33,15 +35,4 @@ pub fn softmax_cross_entropy(logits: &Array4<f32>, labels: &[u8]) -> (f32, Array
         }
     }
     ((loss / batch.max(1) as f64) as f32, grad, correct)
-}
-
-/// Index of the largest value; the first on ties.
-pub fn argmax<T: PartialOrd + Copy>(values: &[T]) -> usize {
-    let mut best = 0;
-    for (i, &v) in values.iter().enumerate() {
-        if v > values[best] {
-            best = i;
-        }
-    }
-    best
 }

@@ -1,5 +1,6 @@
 //! The peak memory of `qnnc train`, estimated before anything is allocated, so that a network
-//! too large for the machine is refused at once instead of being killed hours later.
+//! too large for the machine is refused at once instead of being killed hours later, and the
+//! memory the machine has.
 //!
 //! The estimate is the program itself plus the larger of two phases, each an upper bound of
 //! what it holds:
@@ -71,6 +72,53 @@ pub fn peak_bytes(network: &Network, batch: usize, data_dir: Option<&Path>) -> O
         .training_bytes(batch)?
         .checked_add((train + test) * image_bytes(kind))?;
     PROGRAM_BYTES.checked_add(loading.max(training))
+}
+
+/// Memory of this machine in bytes (Linux), or a conservative guess elsewhere; less when the
+/// process's address space is limited (`ulimit -v`, as batch schedulers set it), since an
+/// allocation past that limit aborts.
+pub fn machine_memory_bytes() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("MemTotal:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(8 << 30);
+    total.min(address_space_limit_bytes().unwrap_or(u64::MAX))
+}
+
+/// The soft limit on this process's address space (Linux), if there is one.
+fn address_space_limit_bytes() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))?;
+    // "Max address space   <soft>   <hard>   bytes": the soft limit, or "unlimited".
+    line.trim_start_matches("Max address space")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Peak resident memory of this process in bytes since start or the last reset (Linux).
+pub fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kib| kib * 1024)
+}
+
+/// Resets the peak resident memory counter, so that the next reading covers what follows.
+pub fn reset_peak_resident() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 #[cfg(test)]

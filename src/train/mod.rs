@@ -4,8 +4,8 @@
 pub mod act;
 pub mod batchnorm;
 pub mod conv;
-pub mod gemm;
 pub mod loss;
+mod lower;
 pub mod maxpool;
 pub mod memory;
 pub mod net;

@@ -64,7 +64,7 @@ impl Pass for FoldBatchNorm {
         for mac in graph.macs() {
             changed |= fold_tail(graph, mac, file)?;
         }
-        for node in graph.chain() {
+        for node in graph.topological_order() {
             if matches!(graph.graph[node].op, Op::BatchNorm(_) | Op::Quantize { .. }) {
                 return Err(graph.error(
                     file,
@@ -226,14 +226,17 @@ fn fold_tail(graph: &mut Graph, mac: NodeIndex, file: &str) -> Result<bool, IrEr
     for node in replaced {
         graph.graph.remove_node(node);
     }
+    let mut slot = 0;
     if let Some(edge) = graph.graph.find_edge(mac, consumer) {
+        slot = graph.graph[edge].slot;
         graph.graph.remove_edge(edge);
     }
     let folded = graph.graph.add_node(crate::ir::Node { name: label, op });
-    graph.graph.add_edge(mac, folded, acc_type);
-    graph.graph.add_edge(
+    graph.connect(mac, folded, 0, acc_type);
+    graph.connect(
         folded,
         consumer,
+        slot,
         TensorType {
             shape: consumer_type.shape,
             ..out

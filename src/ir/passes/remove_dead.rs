@@ -52,7 +52,7 @@ impl Pass for RemoveDead {
                 changed = true;
             }
         }
-        for node in graph.chain() {
+        for node in graph.topological_order() {
             let (Some(input), Some(out)) = (graph.input_type(node), graph.output_type(node)) else {
                 continue;
             };

@@ -86,7 +86,7 @@ impl Pass for ShapeInference {
 
     fn run(&self, graph: &mut Graph, file: &str) -> Result<bool, IrError> {
         let mut changed = false;
-        for node in graph.chain() {
+        for node in graph.topological_order() {
             let Some(input) = graph.input_type(node) else {
                 continue;
             };

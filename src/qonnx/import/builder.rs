@@ -38,10 +38,14 @@ pub(super) struct Builder {
     ty: TensorType,
     layout: Layout,
     names: BTreeSet<String>,
+    /// The input scale the user gave, which an input quantizer may not contradict.
+    given_input_scale: Option<f64>,
+    /// Whether an input quantizer set the input's scale: the graph then says what a pixel is.
+    input_quantized: bool,
 }
 
 impl Builder {
-    pub(super) fn new(name: &str, shape: Shape, rank: usize) -> Builder {
+    pub(super) fn new(name: &str, shape: Shape, rank: usize, input_scale: Option<f64>) -> Builder {
         let mut graph = Graph::new(name);
         let last = graph.graph.add_node(Node {
             name: "input".into(),
@@ -50,13 +54,18 @@ impl Builder {
         Builder {
             graph,
             last,
-            ty: input_type(shape),
+            ty: TensorType {
+                scale: input_scale.unwrap_or(input_type(shape).scale),
+                ..input_type(shape)
+            },
             layout: if rank == 4 {
                 Layout::Nchw
             } else {
                 Layout::Flat { chw: None }
             },
             names: BTreeSet::from(["input".to_string(), "logits".to_string()]),
+            given_input_scale: input_scale,
+            input_quantized: false,
         }
     }
 
@@ -81,7 +90,7 @@ impl Builder {
 
     fn push(&mut self, name: String, op: Op, out: TensorType) {
         let node = self.graph.graph.add_node(Node { name, op });
-        self.graph.graph.add_edge(self.last, node, self.ty);
+        self.graph.connect(self.last, node, 0, self.ty);
         self.last = node;
         self.ty = out;
     }
@@ -174,12 +183,20 @@ impl Builder {
         self.ty.shape.channels
     }
 
+    /// Whether the data path is still the image, before any layer.
+    fn at_input(&self) -> bool {
+        self.graph.graph[self.last].op == Op::Input
+    }
+
     fn activation(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), IrError> {
         let q = Quantizer::read(onnx, node)?;
         let fail = |m: &str| Err(onnx.error(node, m));
         let Some(scale) = q.scale.scalar() else {
             return fail("per-channel activation scales are not supported (one scale a tensor)");
         };
+        if self.at_input() {
+            return self.input_quantizer(onnx, node, &q, scale);
+        }
         if !q.bipolar {
             if q.signed {
                 return fail(
@@ -207,6 +224,65 @@ impl Builder {
             },
             out,
         );
+        Ok(())
+    }
+
+    /// A quantizer on the image makes the codes the hardware reads: 8-bit unsigned pixels whose
+    /// step is the quantizer's scale.
+    fn input_quantizer(
+        &mut self,
+        onnx: &Onnx,
+        node: &NodeProto,
+        q: &Quantizer,
+        scale: f64,
+    ) -> Result<(), IrError> {
+        let fail = |m: &str| Err(onnx.error(node, m));
+        if q.bipolar || q.signed || q.narrow || q.bits != 8 {
+            return fail(
+                "an input quantizer must make 8-bit unsigned full-range codes, the pixels qnnc reads",
+            );
+        }
+        if self.input_quantized {
+            return fail("quantizes the input a second time");
+        }
+        if self.given_input_scale.is_some() {
+            return fail("sets the input's scale, so --input-scale does not apply to this model");
+        }
+        if self.ty.scale != input_type(self.ty.shape).scale {
+            return fail(
+                "follows a Mul or Div of the input; put the scaling after the input quantizer",
+            );
+        }
+        self.ty.scale = scale;
+        self.input_quantized = true;
+        Ok(())
+    }
+
+    /// A constant Mul or Div of the image changes the value of a pixel step; a shift or a
+    /// per-channel scale would need codes other than the pixels.
+    fn scale_input(
+        &mut self,
+        onnx: &Onnx,
+        node: &NodeProto,
+        affine: &Affine,
+    ) -> Result<(), IrError> {
+        let fail = |m: &str| Err(onnx.error(node, m));
+        if affine.b.iter().any(|&b| b != 0.0) {
+            return fail(
+                "shifts the input (Add or Sub), which cannot be kept exact on 8-bit pixels",
+            );
+        }
+        let factor = affine.a[0];
+        if affine.a.iter().any(|&a| a != factor) {
+            return fail(
+                "scales the input per channel, which cannot be kept exact on 8-bit pixels",
+            );
+        }
+        let scale = self.ty.scale * factor;
+        if !(scale.is_finite() && scale > 0.0) {
+            return fail("makes the input's scale zero, negative or infinite");
+        }
+        self.ty.scale = scale;
         Ok(())
     }
 
@@ -661,6 +737,9 @@ impl Builder {
                 node,
                 "per-feature arithmetic on a flattened feature map is not supported",
             ));
+        }
+        if self.at_input() {
+            return self.scale_input(onnx, node, &affine);
         }
         let only_shift = affine.a.iter().all(|&a| a == 1.0);
         match self.last_op() {

@@ -4,6 +4,11 @@
 //! Everything between a MAC and its quantizer that scales or shifts per channel (bias, batch
 //! norm, Mul, Add, per-channel weight scales) becomes one batch norm that `fold-batch-norm`
 //! turns into integers. Anything else is refused, naming the node and the op.
+//!
+//! The image's 8-bit pixels are the graph input's codes: its value is `pixel * scale`. The
+//! scale is 1/255 unless the graph says otherwise (an 8-bit unsigned `Quant` on the input, or
+//! a constant `Mul` or `Div` of the input, composed into the scale) or the user does
+//! ([`ImportOptions::input_scale`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -28,8 +33,20 @@ const SUPPORTED: &str =
 /// Largest image side (or feature count) an input may have.
 const MAX_INPUT_SIDE: usize = 1 << 16;
 
+/// How to read a QONNX file beyond what it says itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ImportOptions {
+    /// The value of one pixel step for a graph that has no input quantizer (`None`: 1/255).
+    pub input_scale: Option<f64>,
+}
+
 /// Reads a QONNX file.
 pub fn load(path: &Path) -> Result<Graph, IrError> {
+    load_with(path, ImportOptions::default())
+}
+
+/// Reads a QONNX file with `options`.
+pub fn load_with(path: &Path, options: ImportOptions) -> Result<Graph, IrError> {
     let origin = path.display().to_string();
     let bytes = crate::input::read(path, crate::input::MODEL_FILE).map_err(|e| IrError {
         file: origin.clone(),
@@ -40,11 +57,21 @@ pub fn load(path: &Path) -> Result<Graph, IrError> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    import(&bytes, &origin, &stem)
+    import_with(&bytes, &origin, &stem, options)
 }
 
 /// Builds the IR of the QONNX model in `bytes`; `fallback_name` names a graph that has none.
 pub fn import(bytes: &[u8], origin: &str, fallback_name: &str) -> Result<Graph, IrError> {
+    import_with(bytes, origin, fallback_name, ImportOptions::default())
+}
+
+/// [`import`] with `options`.
+pub fn import_with(
+    bytes: &[u8],
+    origin: &str,
+    fallback_name: &str,
+    options: ImportOptions,
+) -> Result<Graph, IrError> {
     let file_error = |message: String| IrError {
         file: origin.to_string(),
         node: "(file)".into(),
@@ -128,7 +155,14 @@ pub fn import(bytes: &[u8], origin: &str, fallback_name: &str) -> Result<Graph, 
         .filter(|_| !generic)
         .or_else(|| identifier(fallback_name))
         .unwrap_or_else(|| "imported".to_string());
-    let mut builder = Builder::new(&name, shape, rank);
+    if let Some(scale) = options.input_scale {
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(graph_error(format!(
+                "--input-scale {scale} must be positive and finite"
+            )));
+        }
+    }
+    let mut builder = Builder::new(&name, shape, rank, options.input_scale);
     builder.walk(&onnx, &input.name, &graph.output[0].name)?;
     let ir = builder.graph;
     if ir.macs().is_empty() {

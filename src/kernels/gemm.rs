@@ -1,4 +1,4 @@
-//! Dense matrix products for training: a thin, checked wrapper around the `gemm` crate that
+//! Dense matrix products: a thin, checked wrapper around the `gemm` crate that
 //! takes ndarray views of any strides (so transposes cost nothing) and uses every core.
 
 use gemm::Parallelism;

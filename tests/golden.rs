@@ -4,11 +4,11 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::*;
-use crate::commands::bench::example_network;
-use crate::ir::{build, passes, Graph, Op, Precision};
-use crate::spec::{Precision as SpecPrecision, Spec};
-use crate::train::Net;
+use qnnc::golden::*;
+use qnnc::ir::{build, passes, Graph, Op, Precision};
+use qnnc::spec::examples::example_network;
+use qnnc::spec::{Precision as SpecPrecision, Spec};
+use qnnc::train::Net;
 
 /// A network at `bits` with random weights, batch-norm statistics measured on random images
 /// and random batch-norm gains (some negative) and offsets.
@@ -34,7 +34,7 @@ fn calibrated_net(spec_text: &str, bits: u8, seed: u64) -> Net {
         (64, 28, 28, 1),
         images
             .iter()
-            .map(|&p| crate::quant::pixel_value(p))
+            .map(|&p| qnnc::quant::pixel_value(p))
             .collect(),
     )
     .unwrap();
@@ -46,7 +46,7 @@ fn calibrated_net(spec_text: &str, bits: u8, seed: u64) -> Net {
 
 fn random_graph(spec_text: &str, bits: u8, seed: u64) -> Graph {
     let net = calibrated_net(spec_text, bits, seed);
-    let mut graph = build::from_model(&net, "test").unwrap();
+    let mut graph = net.to_graph("test").unwrap();
     passes::run(&mut graph, "test", None).unwrap();
     graph
 }
@@ -54,7 +54,7 @@ fn random_graph(spec_text: &str, bits: u8, seed: u64) -> Graph {
 /// Direct evaluation of a lowered graph on one image, node by node.
 fn naive(graph: &Graph, image: &[u8]) -> Vec<i64> {
     let mut x: Vec<i64> = image.iter().map(|&p| p as i64).collect();
-    for node in graph.chain().into_iter().skip(1) {
+    for node in graph.topological_order().into_iter().skip(1) {
         let input = graph.input_type(node).unwrap();
         let output = graph.output_type(node).unwrap();
         let (i, o) = (input.shape, output.shape);
@@ -155,7 +155,7 @@ fn random_images(count: usize, pixels: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-const TINY: &str = include_str!("../../examples/tiny_cnn.toml");
+const TINY: &str = include_str!("../examples/tiny_cnn.toml");
 
 #[test]
 fn golden_equals_the_naive_integer_model_at_every_precision() {
@@ -169,7 +169,7 @@ fn golden_equals_the_naive_integer_model_at_every_precision() {
         for (image, prediction) in images.chunks_exact(784).zip(&predictions) {
             let expected = naive(&graph, image);
             assert_eq!(prediction.logits, expected, "bits {bits}");
-            assert_eq!(prediction.class, crate::train::loss::argmax(&expected));
+            assert_eq!(prediction.class, qnnc::kernels::argmax(&expected));
             classes.insert(prediction.class);
         }
         // Random weights still separate random images into several classes: the comparison
@@ -195,14 +195,14 @@ fn bipolar_layers_take_the_xnor_path_and_agree() {
 fn folding_keeps_the_float_model_decisions() {
     // The integer model's classes equal the float model's on nearly every image: folding is
     // exact up to float rounding at the quantizer's boundaries.
-    let text = include_str!("../../examples/fmnist_mlp.toml");
+    let text = include_str!("../examples/fmnist_mlp.toml");
     for bits in [1u8, 2, 4, 8] {
         let mut net = calibrated_net(text, bits, 11);
         let images = random_images(200, 784, 8);
-        let mut graph = build::from_model(&net, "test").unwrap();
+        let mut graph = net.to_graph("test").unwrap();
         passes::run(&mut graph, "test", None).unwrap();
         let golden = Golden::new(&graph, "test").unwrap().run(&images);
-        let data = crate::data::Dataset {
+        let data = qnnc::data::Dataset {
             height: 28,
             width: 28,
             channels: 1,
@@ -210,7 +210,7 @@ fn folding_keeps_the_float_model_decisions() {
             images: images.clone(),
             labels: golden.iter().map(|p| p.class as u8).collect(),
         };
-        let agreement = crate::train::evaluate(&mut net, &data, 100).accuracy;
+        let agreement = qnnc::train::evaluate(&mut net, &data, 100).accuracy;
         assert!(
             agreement >= 98.0,
             "bits {bits}: float and integer agree on {agreement}%"
