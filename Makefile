@@ -123,6 +123,16 @@ fpga-check: setup build fpga-tools
 	$(QNNC) compile $(RTL_DIR)/cnn4.qnn --pe 8 --simd 16 --target xc7 -o $(FPGA_DIR)/cnn4-xc7 || failed=1; \
 	exit $$failed
 
+# The long commands as a terminal shows them (about 2 minutes): train, sim (Verilator build and
+# run), compile --target up5k and explore on tiny inputs, each in a detached tmux pane captured
+# every 0.2 s; fails unless a live bar or spinner was on screen in each and train's epoch rows
+# appeared one by one. The frames stay in build/progress-check/.
+.PHONY: progress-check
+progress-check: setup build
+	@command -v tmux >/dev/null 2>&1 || { $(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y tmux; }
+	bash tests/progress-check.sh
+
 # The design-space sweep on full Fashion-MNIST (about 35 minutes here), then its report, tables
 # and plots copied to docs/results/ (the cache of trained points stays in build/).
 EXPLORE_DIR := build/explore-fmnist

@@ -371,3 +371,68 @@ fn huge_sizes_in_files_and_flags_are_refused_without_allocating() {
         &["--images/--batch", "warm-up"],
     );
 }
+
+#[test]
+fn train_prints_each_epoch_row_as_the_epoch_ends() {
+    use std::io::BufRead;
+    let ws = Workspace::new();
+    let model = ws.path("tiny.qnn").display().to_string();
+    let args = |epochs: &'static str, images: &'static str| {
+        vec![
+            "train".to_string(),
+            example("tiny_cnn.toml"),
+            "-o".into(),
+            model.clone(),
+            "--epochs".into(),
+            epochs.into(),
+            "--train-limit".into(),
+            images.into(),
+            "--test-limit".into(),
+            "100".into(),
+        ]
+    };
+    // A run stopped during its second epoch (of many) has printed the first epoch's row, with
+    // its test accuracy, and written no model.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_qnnc"))
+        .args(args("50", "2000"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    while let Some(Ok(line)) = lines.next() {
+        let first_row = line.trim_start().starts_with("1 ");
+        printed.push(line);
+        if first_row {
+            break;
+        }
+    }
+    assert!(child.try_wait().unwrap().is_none(), "{printed:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        printed[1], "epoch  loss     train acc  test acc  img/s",
+        "{printed:?}"
+    );
+    let row: Vec<&str> = printed[2].split_whitespace().collect();
+    assert_eq!(row.len(), 5, "{printed:?}");
+    assert!(row[3].ends_with('%') && row[3] != "-", "{printed:?}");
+    assert!(!Path::new(&model).exists());
+
+    // When standard error is not a terminal, no bar is drawn on it; the table has every row.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_qnnc"))
+        .args(args("2", "200"))
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let rows: Vec<&str> = stdout
+        .lines()
+        .skip(2)
+        .take_while(|l| !l.starts_with("trained on"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert!(rows[1].trim_start().starts_with("2 "), "{stdout}");
+}

@@ -162,10 +162,10 @@ fn a_small_design_is_placed_and_routed_on_the_up5k_deterministically() {
     for file in [
         "board.v",
         "board.pcf",
-        "yosys.log",
+        "yosys.log.gz",
         "netlist.json",
         "netlist.v",
-        "nextpnr.log",
+        "nextpnr.log.gz",
         "board.bin",
     ] {
         assert!(

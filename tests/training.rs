@@ -94,6 +94,50 @@ fn training_is_deterministic_for_a_seed() {
 }
 
 #[test]
+fn the_epoch_hook_sees_each_epoch_as_it_ends_and_leaves_the_training_as_it_was() {
+    let network = example_network(EXAMPLE_CNN, Precision::Bits(2));
+    let data = fashion(Split::Train, 300);
+    let test = fashion(Split::Test, 100);
+    let trained = |hook: &mut dyn FnMut(&mut Net, &mut train::EpochStats) -> Result<(), ()>| {
+        let mut net = Net::new(&network, 3);
+        let history =
+            train::train_reporting(&mut net, &data, &options(), &ProgressBar::hidden(), hook);
+        (net, history)
+    };
+    let mut seen = Vec::new();
+    let (mut measured, history) = trained(&mut |net, stats| {
+        stats.test_accuracy = Some(train::evaluate(net, &test, 50).accuracy);
+        seen.push(stats.epoch);
+        Ok(())
+    });
+    let history = history.unwrap();
+    assert_eq!(seen, vec![1, 2]);
+    assert!(history.iter().all(|e| e.test_accuracy.is_some()));
+    // Evaluating after each epoch changes nothing in the training: the same model, bit for bit.
+    let mut plain = Net::new(&network, 3);
+    train::train(&mut plain, &data, &options(), &ProgressBar::hidden());
+    let bytes = |net: &mut Net| {
+        Model {
+            net: net.clone(),
+            training: record(0.0),
+        }
+        .to_bytes()
+    };
+    assert_eq!(bytes(&mut measured), bytes(&mut plain));
+    assert_eq!(
+        history.last().unwrap().test_accuracy,
+        Some(train::evaluate(&mut plain, &test, 50).accuracy)
+    );
+    // An error from the hook stops the training after that epoch.
+    let mut calls = 0;
+    let (_, stopped) = trained(&mut |_, _| {
+        calls += 1;
+        Err(())
+    });
+    assert_eq!((stopped, calls), (Err(()), 1));
+}
+
+#[test]
 fn model_file_round_trip_keeps_every_bit_and_the_accuracy() {
     let (net, accuracy) = train_small(EXAMPLE_MLP, Precision::Bits(2));
     let mut model = Model {

@@ -140,14 +140,21 @@ pub fn run(args: &CompileArgs) -> Result<()> {
         outln!("  {what:<15} {bits}")?;
     }
     if let Some(target) = target {
-        let report = implement::implement(&implement::Request {
-            dir: &args.output,
-            top: &manifest.top,
-            cycles_per_inference: manifest.predicted_cycles,
-            memory_bits: hw.memory_bits(),
-            target,
-            clock_mhz: args.clock_mhz,
-        })?;
+        // The tools' run times cannot be counted: a spinner names the one that runs.
+        let progress = super::progress_spinner(format!("implementing for {}", target.name()));
+        let implemented = implement::implement_showing(
+            &implement::Request {
+                dir: &args.output,
+                top: &manifest.top,
+                cycles_per_inference: manifest.predicted_cycles,
+                memory_bits: hw.memory_bits(),
+                target,
+                clock_mhz: args.clock_mhz,
+            },
+            &progress,
+        );
+        progress.finish_and_clear();
+        let report = implemented?;
         outln!("{}", report.synthesis_line())?;
         out!("{report}")?;
         outln!(
@@ -157,6 +164,11 @@ pub fn run(args: &CompileArgs) -> Result<()> {
                 .join("report.json")
                 .display()
         )?;
+        let logs = implement::logs(&args.output);
+        if !logs.is_empty() {
+            let names: Vec<String> = logs.iter().map(|p| p.display().to_string()).collect();
+            outln!("  logs (gzip): {}", names.join(", "))?;
+        }
         report.verdict(&args.output)?;
     }
     Ok(())

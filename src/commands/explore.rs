@@ -197,7 +197,11 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
     cache.claim(&sweep)?;
 
     let progress = progress_bar(mine.len() as u64);
+    // A point trains for minutes: the clock keeps moving, and the message names the points
+    // being trained and the best so far.
+    progress.enable_steady_tick(std::time::Duration::from_millis(500));
     let best = Mutex::new(None::<(f64, String)>);
+    let training = Mutex::new(Vec::<String>::new());
     let computed = AtomicUsize::new(0);
     let first_profile = sweep
         .profiles
@@ -206,6 +210,20 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
         .unwrap_or_default()
         .to_string();
     let target = sweep.targets[0];
+    let show = || {
+        let training = training.lock().expect("no panics while holding it");
+        let best = best.lock().expect("no panics while holding it");
+        let mut parts = Vec::new();
+        if !training.is_empty() {
+            parts.push(format!("training {}", training.join(", ")));
+        }
+        if let Some((energy, id)) = best.as_ref() {
+            parts.push(format!(
+                "best at {target} %: {id} ({energy:.3e} on {first_profile})"
+            ));
+        }
+        progress.set_message(parts.join("; "));
+    };
     // `jobs` points at a time; each point's training uses every core.
     let mut results: Vec<Result<PointResult>> = Vec::with_capacity(mine.len());
     for batch in mine.chunks(jobs) {
@@ -224,8 +242,18 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
                                 eprintln!("warning: corrupt cache entry recomputed: {why}")
                             });
                         }
-                        let (result, mut model) =
-                            compute_point(point, &sweep, &train_data, &test_data, &profiles)?;
+                        training
+                            .lock()
+                            .expect("no panics while holding it")
+                            .push(point.id.clone());
+                        show();
+                        let computed_point =
+                            compute_point(point, &sweep, &train_data, &test_data, &profiles);
+                        training
+                            .lock()
+                            .expect("no panics while holding it")
+                            .retain(|id| id != &point.id);
+                        let (result, mut model) = computed_point?;
                         cache.write(point, &result, &mut model)?;
                         computed.fetch_add(1, Ordering::Relaxed);
                         result
@@ -237,13 +265,9 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
                         if best.as_ref().is_none_or(|(e, _)| energy < *e) {
                             *best = Some((energy, result.id.clone()));
                         }
-                        progress.set_message(format!(
-                            "best at {target} %: {} ({:.3e} on {first_profile})",
-                            best.as_ref().map(|(_, id)| id.as_str()).unwrap_or(""),
-                            best.as_ref().map(|(e, _)| *e).unwrap_or(energy)
-                        ));
                     }
                 }
+                show();
                 progress.inc(1);
                 Ok(result)
             })

@@ -32,7 +32,7 @@ pub mod train;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanDuration, ProgressBar, ProgressState, ProgressStyle};
 
 use crate::data::{self, Dataset, DatasetKind, Split};
 use crate::error::{Error, Result};
@@ -93,15 +93,45 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     print(serde_json::to_string_pretty(value).expect("reports serialise") + "\n")
 }
 
-/// A progress bar on standard error; invisible when that is not a terminal.
+/// A bar counting `length` steps on standard error, with the elapsed time and the ETA;
+/// invisible when standard error is not a terminal.
 pub fn progress_bar(length: u64) -> ProgressBar {
     let bar = ProgressBar::new(length);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} (eta {eta}) {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    bar.set_style(counting_style());
     bar
+}
+
+/// The style of [`progress_bar`], also for a spinner that turns into a count. The ETA reads
+/// "?" until the first step is done (indicatif's would read 0s).
+pub fn counting_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:30}] {pos}/{len} (eta {eta_once_known}) {msg}",
+    )
+    .expect("valid template")
+    .with_key(
+        "eta_once_known",
+        |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = if state.pos() == 0 {
+                w.write_str("?")
+            } else {
+                write!(w, "{:#}", HumanDuration(state.eta()))
+            };
+        },
+    )
+    .progress_chars("=> ")
+}
+
+/// A spinner with the elapsed time on standard error, for work that cannot be counted (an
+/// external tool running); it turns on its own, and is invisible when standard error is not a
+/// terminal.
+pub fn progress_spinner(message: impl Into<String>) -> ProgressBar {
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").expect("valid template"),
+    );
+    spinner.set_message(message.into());
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    spinner
 }
 
 /// Checks that a file can be created at `path` before any long work starts: its folder

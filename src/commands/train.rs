@@ -155,12 +155,51 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         seed: args.seed,
     };
     let mut net = Net::new(&network, args.seed);
+    let parameters = network.layers.iter().map(|l| l.weights()).sum();
+    let macs = network.layers.iter().map(|l| l.macs()).sum();
+    let weights = network.spec.precision.weights.to_string();
+    let activations = network.spec.precision.activations.to_string();
     let progress = progress_bar(0);
+    // The table's rows are printed as their epochs end; with JSON on standard output they go
+    // above the bar (on a terminal only).
+    match args.format {
+        Format::Table => {
+            outln!(
+                "{}: {parameters} weights, {macs} MACs per image, weights {weights} bits, activations {activations} bits",
+                network.spec.name
+            )?;
+            outln!("{EPOCH_HEADER}")?;
+        }
+        Format::Json => progress.println(EPOCH_HEADER),
+    }
     let start = Instant::now();
-    let history = train::train(&mut net, &train_data, &options, &progress);
-    let seconds = start.elapsed().as_secs_f64();
+    let mut testing_seconds = 0.0;
+    let mut last_test = None;
+    let trained =
+        train::train_reporting(&mut net, &train_data, &options, &progress, |net, stats| {
+            progress.set_message(format!(
+                "epoch {}/{}: testing on {} images",
+                stats.epoch,
+                options.epochs,
+                test_data.len()
+            ));
+            let testing = Instant::now();
+            let test = train::evaluate(net, &test_data, args.batch);
+            testing_seconds += testing.elapsed().as_secs_f64();
+            stats.test_accuracy = Some(test.accuracy);
+            last_test = Some(test);
+            match args.format {
+                Format::Table => progress.suspend(|| outln!("{}", epoch_row(stats))),
+                Format::Json => {
+                    progress.println(epoch_row(stats));
+                    Ok(())
+                }
+            }
+        });
+    let seconds = start.elapsed().as_secs_f64() - testing_seconds;
     progress.finish_and_clear();
-    let test = train::evaluate(&mut net, &test_data, args.batch);
+    let history = trained?;
+    let test = last_test.expect("at least one epoch ran");
     // Writing the model file copies every parameter: without the training state it stays
     // below the training peak that `check_memory` estimated.
     net.release_training_state();
@@ -181,10 +220,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let report = TrainReport {
         model: args.output.display().to_string(),
         network: &network.spec.name,
-        weights: network.spec.precision.weights.to_string(),
-        activations: network.spec.precision.activations.to_string(),
-        parameters: network.layers.iter().map(|l| l.weights()).sum(),
-        macs: network.layers.iter().map(|l| l.macs()).sum(),
+        weights,
+        activations,
+        parameters,
+        macs,
         epochs: &history,
         train_img_per_s: (train_data.len() * args.epochs) as f64 / seconds,
         train_seconds: seconds,
@@ -195,24 +234,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     match args.format {
         Format::Json => super::print_json(&report)?,
         Format::Table => {
-            outln!(
-                "{}: {} weights, {} MACs per image, weights {} bits, activations {} bits",
-                report.network,
-                report.parameters,
-                report.macs,
-                report.weights,
-                report.activations
-            )?;
-            outln!("epoch  loss     train acc  img/s")?;
-            for e in &history {
-                outln!(
-                    "{:>5}  {:<7.4}  {:>8.2}%  {:>6.0}",
-                    e.epoch,
-                    e.loss,
-                    e.train_accuracy,
-                    e.img_per_s
-                )?;
-            }
             outln!(
                 "trained on {} images in {:.1} s ({:.0} img/s)",
                 train_data.len(),
@@ -233,6 +254,20 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The head of the table of epochs.
+const EPOCH_HEADER: &str = "epoch  loss     train acc  test acc  img/s";
+
+/// One epoch's row of the table (the test accuracy after it, when measured).
+fn epoch_row(e: &EpochStats) -> String {
+    let test = e
+        .test_accuracy
+        .map_or_else(|| "-".to_string(), |a| format!("{a:.2}%"));
+    format!(
+        "{:>5}  {:<7.4}  {:>8.2}%  {:>8}  {:>6.0}",
+        e.epoch, e.loss, e.train_accuracy, test, e.img_per_s
+    )
 }
 
 /// The estimated peak memory of the training, if this machine has that much.

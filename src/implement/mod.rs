@@ -19,6 +19,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use indicatif::ProgressBar;
+
 pub use device::{Device, Family, Target};
 pub use report::Report;
 
@@ -167,18 +169,40 @@ impl Staging {
         })
     }
 
-    /// Moves the staged folder to `implementation/`, replacing an older one.
+    /// Moves the staged folder to `implementation/`, replacing an older one; the tools' logs
+    /// go in gzipped (a large design's Yosys log runs to tens of MB).
     fn finish(mut self) -> Result<(), ImplementError> {
         let files = |e: std::io::Error| ImplementError::Files {
             dir: self.dir.display().to_string(),
             message: format!("{FOLDER}: {e}"),
         };
+        self.compress_logs().map_err(files)?;
         let target = self.dir.join(FOLDER);
         if target.exists() {
             std::fs::remove_dir_all(&target).map_err(files)?;
         }
         std::fs::rename(&self.path, &target).map_err(files)?;
         self.kept = true;
+        Ok(())
+    }
+
+    /// Replaces each `*.log` of the staging folder with `*.log.gz`.
+    fn compress_logs(&self) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(&self.path)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let mut zipped = path.clone().into_os_string();
+                zipped.push(".gz");
+                // The gzip header carries no time or name: the same log gives the same bytes.
+                let mut encoder = flate2::write::GzEncoder::new(
+                    std::fs::File::create(&zipped)?,
+                    flate2::Compression::default(),
+                );
+                std::io::copy(&mut std::fs::File::open(&path)?, &mut encoder)?;
+                encoder.finish()?.sync_all()?;
+                std::fs::remove_file(&path)?;
+            }
+        }
         Ok(())
     }
 }
@@ -214,6 +238,14 @@ fn class_bits(dir: &Path, top: &str) -> Result<usize, ImplementError> {
 /// Implements the build folder for a target and writes `implementation/`. The report comes
 /// back whether or not the design fits and meets its clock (`Report::verdict` says).
 pub fn implement(request: &Request) -> Result<Report, ImplementError> {
+    implement_showing(request, &ProgressBar::hidden())
+}
+
+/// Implements as [`implement`] does, with the tool that runs named in `progress`'s message.
+pub fn implement_showing(
+    request: &Request,
+    progress: &ProgressBar,
+) -> Result<Report, ImplementError> {
     let Request {
         dir, top, target, ..
     } = *request;
@@ -280,6 +312,11 @@ pub fn implement(request: &Request) -> Result<Report, ImplementError> {
 
     report.tools.insert("yosys".into(), tools.yosys.version());
     let synthesize = |dsp: bool| {
+        progress.set_message(format!(
+            "yosys {}{}",
+            target.synth_command(),
+            if dsp { "" } else { " (multipliers from logic)" }
+        ));
         let script = yosys::script(target, top, &sources, &stage, dsp);
         yosys::synthesize(&tools.yosys, dir, &staging.path, &stage, &script)
     };
@@ -322,6 +359,11 @@ pub fn implement(request: &Request) -> Result<Report, ImplementError> {
     if let (Some(nextpnr), Some(device)) = (&tools.nextpnr, &device) {
         report.tools.insert(nextpnr.name.into(), nextpnr.version());
         let clock = clock_mhz.unwrap_or(0.0);
+        progress.set_message(format!(
+            "{} place and route at {} MHz",
+            nextpnr.name,
+            board::format_mhz(clock)
+        ));
         let placed = place_and_route(nextpnr, dir, &staging, device, clock)?;
         match placed {
             Err(usage_overflow) => {
@@ -331,6 +373,7 @@ pub fn implement(request: &Request) -> Result<Report, ImplementError> {
             Ok(placed) => {
                 apply_placement(&mut report, device, &placed);
                 if let Some(packer) = &tools.packer {
+                    progress.set_message(format!("{} bitstream", packer.name));
                     report.bitstream = Some(pack(packer, dir, &staging, device)?);
                     report.tools.insert(packer.name.into(), packer.version());
                 }
@@ -343,6 +386,21 @@ pub fn implement(request: &Request) -> Result<Report, ImplementError> {
     staging.write("report.json", &report.to_json())?;
     staging.finish()?;
     Ok(report)
+}
+
+/// The tools' logs in a finished implementation folder (`*.log.gz`), sorted.
+pub fn logs(dir: &Path) -> Vec<PathBuf> {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir.join(FOLDER))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with(".log.gz"))
+                .collect()
+        })
+        .unwrap_or_default();
+    logs.sort();
+    logs
 }
 
 /// Writes the report of a design that does not fit and puts the folder in place.

@@ -2,12 +2,15 @@
 //! with Verilator (or Icarus Verilog), runs it and reads back what the testbench reports.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
+use indicatif::ProgressBar;
 
 use crate::golden::Prediction;
 
@@ -178,13 +181,18 @@ pub fn rtl_sources(dir: &Path) -> Result<Vec<String>, SimError> {
     Ok(rtl)
 }
 
+/// The line the testbench prints after each image under `+progress` (then the count).
+const PROGRESS_LINE: &str = "progress ";
+
 /// Runs a simulation process: stopped after `limit` of wall-clock time, its output kept up to
-/// [`MAX_SIMULATION_OUTPUT`]. Returns its standard output.
+/// [`MAX_SIMULATION_OUTPUT`]. Returns its standard output, without the progress lines, whose
+/// counts move `progress` while it runs.
 fn run_simulation(
     dir: &Path,
     tool: &'static str,
     command: &mut Command,
     limit: Duration,
+    progress: &ProgressBar,
 ) -> Result<String, SimError> {
     let fail = |message: String| SimError::ToolFailed {
         dir: dir.display().to_string(),
@@ -198,16 +206,33 @@ fn run_simulation(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| fail(crate::input::plain(e).to_string()))?;
-    // Each pipe is read on its own thread; past the limit the process is stopped.
-    let overflow = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Each pipe is read on its own thread, line by line; past the limit the process is stopped.
+    let overflow = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let images_done = Arc::new(AtomicU64::new(0));
     let capture = |pipe: Option<Box<dyn Read + Send>>| {
         let overflow = overflow.clone();
+        let images_done = images_done.clone();
         std::thread::spawn(move || {
             let mut kept = Vec::new();
             if let Some(pipe) = pipe {
-                let _ = pipe.take(MAX_SIMULATION_OUTPUT + 1).read_to_end(&mut kept);
-                if kept.len() as u64 > MAX_SIMULATION_OUTPUT {
-                    overflow.store(true, std::sync::atomic::Ordering::Relaxed);
+                let mut reader = BufReader::new(pipe.take(MAX_SIMULATION_OUTPUT + 1));
+                loop {
+                    let line_start = kept.len();
+                    match reader.read_until(b'\n', &mut kept) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    let count = std::str::from_utf8(&kept[line_start..])
+                        .ok()
+                        .and_then(|line| line.trim_end().strip_prefix(PROGRESS_LINE))
+                        .and_then(|n| n.parse::<u64>().ok());
+                    if let Some(count) = count {
+                        images_done.store(count, Ordering::Relaxed);
+                        kept.truncate(line_start);
+                    }
+                }
+                if reader.into_inner().limit() == 0 {
+                    overflow.store(true, Ordering::Relaxed);
                 }
             }
             kept
@@ -241,6 +266,7 @@ fn run_simulation(
                 ),
             );
         }
+        progress.set_position(images_done.load(Ordering::Relaxed));
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(20)),
@@ -447,6 +473,18 @@ pub fn run(
     executable: &Path,
     expect: &Expectation,
 ) -> Result<SimReport, SimError> {
+    run_counting(dir, simulator, executable, expect, &ProgressBar::hidden())
+}
+
+/// Runs a built simulation as [`run`] does, with `progress` at the number of images done as
+/// the testbench reports them.
+pub fn run_counting(
+    dir: &Path,
+    simulator: Simulator,
+    executable: &Path,
+    expect: &Expectation,
+    progress: &ProgressBar,
+) -> Result<SimReport, SimError> {
     let start = Instant::now();
     let budget = budget_flag(expect.max_cycles);
     let limit = wall_clock_limit(expect.max_cycles);
@@ -454,16 +492,24 @@ pub fn run(
         Simulator::Verilator => run_simulation(
             dir,
             "simulation",
-            Command::new(absolute(dir, executable)).arg(&budget),
+            Command::new(absolute(dir, executable))
+                .arg(&budget)
+                .arg("+progress"),
             limit,
+            progress,
         )?,
         Simulator::Icarus => {
             require("vvp", "iverilog")?;
             run_simulation(
                 dir,
                 "vvp",
-                Command::new("vvp").arg("-n").arg(executable).arg(&budget),
+                Command::new("vvp")
+                    .arg("-n")
+                    .arg(executable)
+                    .arg(&budget)
+                    .arg("+progress"),
                 limit,
+                progress,
             )?
         }
     };
@@ -496,6 +542,7 @@ pub fn trace_writes(
                 .arg(&flag)
                 .arg(&budget),
             limit,
+            &ProgressBar::hidden(),
         )?,
         Simulator::Icarus => run_simulation(
             dir,
@@ -506,6 +553,7 @@ pub fn trace_writes(
                 .arg(&flag)
                 .arg(&budget),
             limit,
+            &ProgressBar::hidden(),
         )?,
     };
     let fail = |message: String| SimError::Files {

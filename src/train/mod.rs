@@ -58,6 +58,9 @@ pub struct EpochStats {
     /// that the same training gives the same bytes.
     #[serde(skip)]
     pub img_per_s: f64,
+    /// Accuracy on the test set after the epoch, in percent, when the training measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<f64>,
 }
 
 /// Accuracy of a network on a data set.
@@ -94,13 +97,33 @@ pub fn train(
     options: &TrainOptions,
     progress: &ProgressBar,
 ) -> Vec<EpochStats> {
+    let no_report = |_: &mut Net, _: &mut EpochStats| Ok::<(), std::convert::Infallible>(());
+    match train_reporting(net, data, options, progress, no_report) {
+        Ok(history) => history,
+        Err(never) => match never {},
+    }
+}
+
+/// Trains as [`train`] does and calls `after_epoch` as each epoch ends, with the network and
+/// that epoch's statistics (to measure the test accuracy and print the row while the training
+/// goes on). An error from it stops the training. `progress` counts the images of the epoch.
+/// Evaluating the network in `after_epoch` leaves the training as it would have been.
+pub fn train_reporting<E>(
+    net: &mut Net,
+    data: &Dataset,
+    options: &TrainOptions,
+    progress: &ProgressBar,
+    mut after_epoch: impl FnMut(&mut Net, &mut EpochStats) -> Result<(), E>,
+) -> Result<Vec<EpochStats>, E> {
     let adam = Adam::default();
     let batches_per_epoch = data.len().div_ceil(options.batch);
     let total_steps = (batches_per_epoch * options.epochs).max(1) as f64;
-    progress.set_length(total_steps as u64);
     let mut step = 0u64;
     let mut history = Vec::with_capacity(options.epochs);
     for epoch in 0..options.epochs {
+        progress.reset();
+        progress.set_length(data.len() as u64);
+        progress.set_message(format!("epoch {}/{}", epoch + 1, options.epochs));
         let start = Instant::now();
         let order = shuffled_indices(data.len(), options.seed, epoch);
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
@@ -121,28 +144,28 @@ pub fn train(
             loss_sum += loss as f64 * indices.len() as f64;
             correct += batch_correct;
             seen += indices.len();
-            progress.inc(1);
+            progress.inc(indices.len() as u64);
             if b % 20 == 0 || b + 1 == batches_per_epoch {
                 progress.set_message(format!(
-                    "epoch {}/{} batch {}/{} loss {:.4} acc {:.2}% {:.0} img/s",
+                    "epoch {}/{} loss {:.4} acc {:.2}%",
                     epoch + 1,
                     options.epochs,
-                    b + 1,
-                    batches_per_epoch,
                     loss_sum / seen as f64,
                     100.0 * correct as f64 / seen as f64,
-                    seen as f64 / start.elapsed().as_secs_f64()
                 ));
             }
         }
-        history.push(EpochStats {
+        let mut stats = EpochStats {
             epoch: epoch + 1,
             loss: (loss_sum / seen.max(1) as f64) as f32,
             train_accuracy: 100.0 * correct as f64 / seen.max(1) as f64,
             img_per_s: seen as f64 / start.elapsed().as_secs_f64(),
-        });
+            test_accuracy: None,
+        };
+        after_epoch(net, &mut stats)?;
+        history.push(stats);
     }
-    history
+    Ok(history)
 }
 
 /// Test accuracy of `net` in inference mode (batch-norm running statistics).
