@@ -40,7 +40,8 @@ pub struct SimArgs {
     #[arg(long)]
     pub netlist: bool,
     /// Write the waveforms of the whole run to FILE (VCD; with Verilator, a traced build of
-    /// the design is made for it)
+    /// the design is made for it). Tens of MB an image for the example networks: use few
+    /// --images
     #[arg(long, value_name = "FILE")]
     pub vcd: Option<PathBuf>,
     /// Simulate a build folder whose files were edited since `qnnc compile` (refused by
