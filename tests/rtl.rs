@@ -145,7 +145,8 @@ fn worst_case_operands_do_not_overflow_in_simulation() {
                 images: 4,
                 max_cycles: sim::cycle_budget(predicted, 4),
             };
-            let report = sim::run(&build, Simulator::Verilator, &executable, &expect).unwrap();
+            let report =
+                sim::run(&build, Simulator::Verilator, &executable, &expect, None).unwrap();
             assert_eq!(report.images, 4);
             assert_eq!(
                 report.mismatches, 0,
@@ -676,4 +677,151 @@ fn control_has_no_run_time_multiplies() {
         "run-time multiplies:\n{}",
         found.join("\n")
     );
+}
+
+/// A build folder of the tiny CNN at 4 bits (untrained: the golden model and the RTL agree on
+/// any weights), compiled in `dir`.
+fn tiny_build(dir: &Path, name: &str) -> PathBuf {
+    let network = example_network(TINY, Precision::Bits(4));
+    let mut graph = Net::new(&network, 1).to_graph("tiny").unwrap();
+    passes::run(&mut graph, "tiny", None).unwrap();
+    compile_graph(dir, &graph, name)
+}
+
+#[test]
+fn a_hand_edited_design_is_refused_unless_allowed_and_then_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = tiny_build(dir.path(), "edited");
+    let out = build.to_str().unwrap();
+    // A comment: refused as stale by default.
+    let pe = build.join("rtl/qnnc_pe.v");
+    let text = std::fs::read_to_string(&pe).unwrap();
+    std::fs::write(&pe, text.replacen("//", "// hand-edited:", 1)).unwrap();
+    assert_user_error(
+        &qnnc(&["sim", out, "--images", "2"]),
+        &["stale build", "rtl/qnnc_pe.v", "--allow-edited"],
+    );
+    // With the override it runs, says so, and agrees with the golden model.
+    let allowed = qnnc(&["sim", out, "--images", "2", "--allow-edited"]);
+    let stderr = String::from_utf8_lossy(&allowed.stderr).to_string();
+    assert!(ok(allowed).contains("mismatches: 0"));
+    assert!(
+        stderr.starts_with("warning:")
+            && stderr.contains("edited design")
+            && stderr.contains("rtl/qnnc_pe.v"),
+        "{stderr}"
+    );
+    // A change of logic: the argmax keeps the smallest logit.
+    let argmax = build.join("rtl/qnnc_argmax.v");
+    let text = std::fs::read_to_string(&argmax).unwrap();
+    assert!(text.contains("value > best"));
+    std::fs::write(&argmax, text.replace("value > best", "value < best")).unwrap();
+    let wrong = qnnc(&["sim", out, "--images", "2", "--allow-edited"]);
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(wrong.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("rtl/qnnc_argmax.v, rtl/qnnc_pe.v")
+            && stderr.contains("2 of 2 images mismatch the golden model"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&wrong.stdout).contains("mismatches: 2"));
+    // The testbench itself exits with status 1 on the mismatches, after its report.
+    let testbench = Command::new(build.join("obj_dir/Vtb"))
+        .current_dir(&build)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&testbench.stdout);
+    assert_eq!(testbench.status.code(), Some(1), "{report}");
+    assert!(report.contains("mismatches 2"), "{report}");
+    // ir.json, which the golden model is built from, is never allowed to differ.
+    let ir = build.join("ir.json");
+    let text = std::fs::read_to_string(&ir).unwrap();
+    std::fs::write(&ir, text.replacen('{', "{ ", 1)).unwrap();
+    assert_user_error(
+        &qnnc(&["sim", out, "--allow-edited"]),
+        &["ir.json", "golden model"],
+    );
+}
+
+#[test]
+fn the_testbench_dumps_waveforms_and_runs_from_any_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = tiny_build(dir.path(), "waves");
+    let out = build.to_str().unwrap();
+    // `sim --vcd` builds a traced simulation and writes the waveforms where it is told.
+    let vcd = dir.path().join("waves.vcd");
+    let report = ok(qnnc(&[
+        "sim",
+        out,
+        "--images",
+        "1",
+        "--vcd",
+        vcd.to_str().unwrap(),
+    ]));
+    assert!(report.contains("mismatches: 0"), "{report}");
+    let waves = std::fs::read_to_string(&vcd).unwrap();
+    assert!(
+        waves.starts_with("$version")
+            && waves.contains("$enddefinitions")
+            && waves.contains(" in_ready "),
+        "{}",
+        &waves[..waves.len().min(500)]
+    );
+    assert_user_error(
+        &qnnc(&[
+            "sim",
+            out,
+            "--vcd",
+            dir.path().join("no/such/folder/w.vcd").to_str().unwrap(),
+        ]),
+        &["--vcd", "folder does not exist"],
+    );
+    // The testbench compiled elsewhere, run from another folder: the memory images through
+    // the MEM_DIR parameter, the vectors through plusargs. Exit status 0 with no mismatch,
+    // and +vcd alone writes sim/waves.vcd (Icarus dumps without a traced build).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut sources = vec![build.join("tb/testbench.v").display().to_string()];
+    for entry in std::fs::read_dir(build.join("rtl")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "v") {
+            sources.push(path.display().to_string());
+        }
+    }
+    sources.sort();
+    let compiled = Command::new("iverilog")
+        .args(["-g2012", "-o", "tb.vvp", "-s", "tb"])
+        .arg(format!("-I{}", build.join("rtl").display()))
+        .arg(format!("-Ptb.MEM_DIR=\"{}\"", build.join("mem").display()))
+        .args(&sources)
+        .current_dir(elsewhere.path())
+        .output()
+        .expect("iverilog is needed: apt-get install iverilog");
+    assert!(
+        compiled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compiled.stderr)
+    );
+    std::fs::create_dir(elsewhere.path().join("sim")).unwrap();
+    let run = Command::new("vvp")
+        .args(["-n", "tb.vvp", "+vcd"])
+        .arg(format!(
+            "+images={}",
+            build.join("sim/images.txt").display()
+        ))
+        .arg(format!(
+            "+expected={}",
+            build.join("sim/expected.txt").display()
+        ))
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let both = format!("{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(run.status.code(), Some(0), "{both}");
+    assert!(
+        stdout.contains("mismatches 0") && !both.contains("nable to open"),
+        "{both}"
+    );
+    assert!(elsewhere.path().join("sim/waves.vcd").is_file());
 }

@@ -320,9 +320,11 @@ pub struct BuildFile {
     pub text: String,
 }
 
-/// Memory image file names, as the RTL opens them (relative to the build folder).
+/// The memory images: the folder the RTL reads them from (relative to the build folder; the
+/// top module's `MEM_DIR` parameter) and their file names in it.
 #[derive(Serialize)]
 struct Files {
+    dir: &'static str,
     weights: &'static str,
     /// One a level of the thresholds' binary search.
     thresholds: Vec<String>,
@@ -333,12 +335,73 @@ struct Files {
 impl Files {
     fn new(hw: &Hardware) -> Files {
         Files {
-            weights: "mem/weights.hex",
+            dir: "mem",
+            weights: "weights.hex",
             thresholds: (0..hw.threshold_levels)
-                .map(|level| format!("mem/thresholds_{level}.hex"))
+                .map(|level| format!("thresholds_{level}.hex"))
                 .collect(),
-            requant: "mem/requant.hex",
-            layers: "mem/layers.hex",
+            requant: "requant.hex",
+            layers: "layers.hex",
+        }
+    }
+
+    /// A file's path in the build folder.
+    fn path(&self, name: &str) -> String {
+        format!("{}/{name}", self.dir)
+    }
+}
+
+/// What the README's interface section says beyond the widths: the image as the design reads
+/// it, and the schedule's timing.
+#[derive(Serialize)]
+struct Interface {
+    inputs: usize,
+    shape: String,
+    width: usize,
+    channels: usize,
+    latency: u64,
+    input_cycles: u64,
+    compute_cycles: u64,
+    /// Cycles from one image's first pixel to the next one's, back to back.
+    interval: u64,
+    throughput: String,
+}
+
+/// The clock at which the README states a throughput when no target clock was given.
+const REFERENCE_CLOCK_MHZ: f64 = 100.0;
+
+impl Interface {
+    fn new(schedule: &Schedule, clock_mhz: Option<f64>) -> Interface {
+        let shape = schedule.input;
+        // The result is taken in one cycle after `out_valid` rises.
+        let interval = schedule.total_cycles + 1;
+        let at = |mhz: f64| {
+            format!(
+                "{:.0} inferences a second at {} MHz",
+                mhz * 1e6 / interval as f64,
+                crate::implement::board::format_mhz(mhz)
+            )
+        };
+        let throughput = match clock_mhz {
+            Some(mhz) => format!("{} (the target clock)", at(mhz)),
+            None => format!("{} (no target clock was given)", at(REFERENCE_CLOCK_MHZ)),
+        };
+        Interface {
+            inputs: shape.len(),
+            shape: format!(
+                "{} rows, {} columns, {} channel{}",
+                shape.height,
+                shape.width,
+                shape.channels,
+                if shape.channels == 1 { "" } else { "s" }
+            ),
+            width: shape.width,
+            channels: shape.channels,
+            latency: schedule.total_cycles,
+            input_cycles: schedule.input_cycles,
+            compute_cycles: schedule.total_cycles - schedule.input_cycles,
+            interval,
+            throughput,
         }
     }
 }
@@ -351,7 +414,10 @@ struct Context<'a> {
     hw: &'a Hardware,
     class_msb: usize,
     logits_msb: usize,
+    class_bits: u32,
+    logits_bits: usize,
     files: &'a Files,
+    interface: Interface,
     schedule: String,
     memory: String,
     pe: usize,
@@ -371,10 +437,12 @@ pub fn digest(data: impl AsRef<[u8]>) -> String {
         .collect()
 }
 
-/// Every file of a build: RTL, memory images, testbench and README.
+/// Every file of a build: RTL, memory images, testbench and README. `clock_mhz` is the clock
+/// the design is implemented for, if any (the README states the throughput there).
 pub fn generate(
     graph: &Graph,
     schedule: &Schedule,
+    clock_mhz: Option<f64>,
     file: &str,
 ) -> Result<(Hardware, Vec<BuildFile>), IrError> {
     for node in graph.topological_order() {
@@ -418,7 +486,10 @@ pub fn generate(
         hw: &hw,
         class_msb: hw.class_bits as usize - 1,
         logits_msb: hw.classes * hw.logit_bits as usize - 1,
+        class_bits: hw.class_bits,
+        logits_bits: hw.classes * hw.logit_bits as usize,
         files: &names,
+        interface: Interface::new(schedule, clock_mhz),
         schedule: schedule.to_string(),
         memory,
         pe: hw.pe,
@@ -454,26 +525,26 @@ pub fn generate(
     }
     let hex_header = format!("{}\n", header("//"));
     files.push(BuildFile {
-        path: names.weights.into(),
+        path: names.path(names.weights),
         text: images::weights(schedule, &hw, &hex_header),
     });
-    for (path, text) in names
+    for (name, text) in names
         .thresholds
         .iter()
         .zip(images::thresholds(schedule, &hw, &hex_header))
     {
         files.push(BuildFile {
-            path: path.clone(),
+            path: names.path(name),
             text,
         });
     }
     files.push(BuildFile {
-        path: names.requant.into(),
+        path: names.path(names.requant),
         text: images::requantization(schedule, &hw, &hex_header),
     });
     let layout = descriptor::Layout::new(schedule, &hw);
     files.push(BuildFile {
-        path: names.layers.into(),
+        path: names.path(names.layers),
         text: layout.image(&hex_header, schedule.layers.len()),
     });
     files.push(BuildFile {
@@ -482,4 +553,45 @@ pub fn generate(
     });
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok((hw, files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::bench::example_network;
+    use crate::schedule::ArrayConfig;
+    use crate::spec::Precision as SpecPrecision;
+    use crate::train::Net;
+
+    fn readme(clock_mhz: Option<f64>) -> (Schedule, String) {
+        let example = ("tiny_cnn", include_str!("../../examples/tiny_cnn.toml"));
+        let network = example_network(example, SpecPrecision::Bits(4));
+        let mut graph = crate::ir::build::from_model(&Net::new(&network, 1), "t").unwrap();
+        crate::ir::passes::run(&mut graph, "t", None).unwrap();
+        let schedule =
+            crate::schedule::schedule(&graph, ArrayConfig { pe: 2, simd: 4 }, "t").unwrap();
+        let (_, files) = generate(&graph, &schedule, clock_mhz, "t").unwrap();
+        let readme = files.into_iter().find(|f| f.path == "README.md").unwrap();
+        (schedule, readme.text)
+    }
+
+    #[test]
+    fn the_readme_states_the_schedule_timing_at_the_target_clock() {
+        let (schedule, text) = readme(Some(24.0));
+        let latency = schedule.total_cycles;
+        assert!(
+            text.contains(&format!("**Latency.** {latency} cycles")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("an image every {} cycles", latency + 1)));
+        let per_second = (24e6 / (latency + 1) as f64).round();
+        assert!(
+            text.contains(&format!(
+                "{per_second} inferences a second at 24 MHz (the target clock)"
+            )),
+            "{text}"
+        );
+        let (_, text) = readme(None);
+        assert!(text.contains("at 100 MHz (no target clock was given)"));
+    }
 }

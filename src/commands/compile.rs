@@ -111,7 +111,11 @@ pub fn run(args: &CompileArgs) -> Result<()> {
     let schedule = schedule::schedule(&graph, config, &origin)?;
     // Sizes first: a network too large for the memories is refused before any image is built.
     check_memory(&Hardware::new(&schedule), args)?;
-    let (hw, mut files) = codegen::generate(&graph, &schedule, &origin)?;
+    // The clock the design is placed and routed for, if any (the README's throughput).
+    let clock_mhz = target
+        .filter(|t| t.places())
+        .and_then(|t| args.clock_mhz.or(t.default_clock_mhz()));
+    let (hw, mut files) = codegen::generate(&graph, &schedule, clock_mhz, &origin)?;
     let ir_json = dump::to_json(&graph);
     files.push(codegen::BuildFile {
         path: "ir.json".into(),

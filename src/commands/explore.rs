@@ -431,17 +431,9 @@ fn write_outputs(out: &Path, file: &PointsFile, command: &str) -> Result<()> {
     for profile in &sweep.profiles {
         write(
             &out.join(format!("plots/error_vs_energy_{}.svg", file_stem(profile))),
-            &plot::error_vs_energy_svg(points, profile),
+            &plot::error_vs_energy_svg(points, profile, &sweep.targets),
         )?;
-        let chosen: Vec<&PointResult> = {
-            let mut ids: Vec<usize> = sweep
-                .targets
-                .iter()
-                .filter_map(|&t| pareto::min_energy_at(points, profile, t, None))
-                .collect();
-            ids.dedup();
-            ids.into_iter().map(|i| &points[i]).collect()
-        };
+        let chosen = plot::winners(points, profile, &sweep.targets);
         if !chosen.is_empty() {
             write(
                 &out.join(format!("plots/energy_breakdown_{}.svg", file_stem(profile))),
@@ -512,6 +504,8 @@ fn emit_best(
         data,
         format: super::Format::Table,
         netlist: false,
+        vcd: None,
+        allow_edited: false,
     })?;
     Ok(())
 }

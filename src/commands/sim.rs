@@ -39,6 +39,16 @@ pub struct SimArgs {
     /// Yosys's cell models instead of the RTL
     #[arg(long)]
     pub netlist: bool,
+    /// Write the waveforms of the whole run to FILE (VCD; with Verilator, a traced build of
+    /// the design is made for it). Tens of MB an image for the example networks: use few
+    /// --images
+    #[arg(long, value_name = "FILE")]
+    pub vcd: Option<PathBuf>,
+    /// Simulate a build folder whose files were edited since `qnnc compile` (refused by
+    /// default) and compare it with the golden model; the edited files are named on stderr.
+    /// ir.json, which the golden model is built from, must stay as compiled
+    #[arg(long)]
+    pub allow_edited: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -68,8 +78,9 @@ pub struct SimSummary {
 }
 
 /// Reads and checks a build folder's manifest: the format, the version, and that no file
-/// changed since it was written.
-pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+/// changed since it was written. With `allow_edited`, files other than ir.json may differ:
+/// the edited ones are returned (none is missing).
+pub fn read_manifest(dir: &Path, allow_edited: bool) -> Result<(Manifest, Vec<String>)> {
     let folder = dir.display().to_string();
     let fail = |message: String| Error::Output {
         file: folder.clone(),
@@ -99,6 +110,7 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
             env!("CARGO_PKG_VERSION")
         )));
     }
+    let mut edited = Vec::new();
     for (file, expected) in &manifest.files {
         // Only the files the manifest lists are read, each a regular file of the folder's own.
         crate::input::check_relative(file)
@@ -113,12 +125,22 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
             Err(e) => return Err(fail(format!("{file}: {e}"))),
         };
         if &digest(&text) != expected {
-            return Err(fail(format!(
-                "stale build: {file} changed since qnnc compile; compile again"
-            )));
+            // The golden model is built from ir.json: an edited one leaves nothing to check
+            // against.
+            if file == "ir.json" {
+                return Err(fail(
+                    "stale build: ir.json changed since qnnc compile, and the golden model is built from it; compile again".into(),
+                ));
+            }
+            if !allow_edited {
+                return Err(fail(format!(
+                    "stale build: {file} changed since qnnc compile; compile again, or check the edited design against the golden model with --allow-edited"
+                )));
+            }
+            edited.push(file.clone());
         }
     }
-    Ok(manifest)
+    Ok((manifest, edited))
 }
 
 pub fn run(args: &SimArgs) -> Result<()> {
@@ -127,7 +149,14 @@ pub fn run(args: &SimArgs) -> Result<()> {
     if args.images == 0 {
         return Err(Error::usage("--images", "must be at least 1"));
     }
-    let manifest = read_manifest(dir)?;
+    let (manifest, edited) = read_manifest(dir, args.allow_edited)?;
+    if !edited.is_empty() {
+        eprintln!(
+            "warning: {folder}: simulating an edited design; these files differ from what qnnc compile wrote: {}",
+            edited.join(", ")
+        );
+    }
+    let vcd = args.vcd.as_deref().map(absolute_output).transpose()?;
     let ir_text =
         crate::input::read_text_inside(dir, "ir.json", BUILD_FILE).map_err(|e| Error::Output {
             file: folder.clone(),
@@ -172,7 +201,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
     };
     let expected = golden.run(&data.images);
     sim::write_vectors(dir, &data.images, data.pixels_per_image(), &expected)?;
-    let (bench, netlist) = if args.netlist {
+    let (mut bench, netlist) = if args.netlist {
         let (bench, target) = sim::netlist::bench(dir)?;
         (bench, Some(target))
     } else {
@@ -188,6 +217,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
             eprintln!("{warning}");
         }
     }
+    bench.trace = vcd.is_some();
     let simulator = format!("{:?}", args.simulator).to_lowercase();
     // A spinner while the simulator builds (its time cannot be counted), then a count of the
     // images as the testbench reports them. Cleared whatever happens, so that an error line
@@ -198,7 +228,14 @@ pub fn run(args: &SimArgs) -> Result<()> {
         progress.set_length(data.len() as u64);
         progress.reset();
         progress.set_message(format!("images simulated in {simulator}"));
-        let report = sim::run_counting(dir, args.simulator, &executable, &expect, &progress)?;
+        let report = sim::run_counting(
+            dir,
+            args.simulator,
+            &executable,
+            &expect,
+            vcd.as_deref(),
+            &progress,
+        )?;
         Ok((executable, report))
     });
     progress.finish_and_clear();
@@ -289,6 +326,32 @@ fn duration_words(seconds: f64) -> String {
     } else {
         format!("{:.1} h", seconds / 3600.0)
     }
+}
+
+/// The waveform file of `--vcd` as the simulator, which runs in the build folder, must name
+/// it: absolute, in a folder that exists.
+fn absolute_output(file: &Path) -> Result<PathBuf> {
+    let refuse = |message: &str| Error::usage("--vcd", format!("{}: {message}", file.display()));
+    let name = file.file_name().ok_or_else(|| refuse("names no file"))?;
+    let folder = match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let folder = folder
+        .canonicalize()
+        .map_err(|_| refuse("its folder does not exist"))?;
+    let path = folder.join(name);
+    if path.is_dir() {
+        return Err(refuse("is a folder"));
+    }
+    // The testbench reads the name as a plusarg: one word.
+    if path
+        .to_str()
+        .is_none_or(|p| p.chars().any(char::is_whitespace))
+    {
+        return Err(refuse("the path must be UTF-8 without spaces"));
+    }
+    Ok(path)
 }
 
 /// The cycles an inference takes as the schedule of the build's IR on its array predicts; the

@@ -1,6 +1,8 @@
-//! The figures of a sweep, as SVG text: test error against energy under one profile (one colour
-//! per precision, the Pareto front drawn through its points), and the split of the chosen
-//! networks' energy into computation (E_C), weight accesses (E_W) and activation accesses (E_A).
+//! The figures of a sweep, as SVG text: test error against energy under one profile (network
+//! families by marker, precisions by colour, the Pareto front drawn through its points, the
+//! accuracy targets as lines and the network chosen at each labelled), and the split of the
+//! chosen networks' energy into computation (E_C), weight accesses (E_W) and activation
+//! accesses (E_A), each bar naming the targets it is chosen at.
 //! Drawn with plotters' SVG backend into a String: text is written as `<text>` elements, so no
 //! font file is read, and the same points always give the same bytes. Bad data (no point, one
 //! point, equal energies, energies that a log axis cannot show) gives a readable figure, never a
@@ -13,8 +15,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::pareto::pareto_front;
+use super::pareto::{min_energy_at, pareto_front};
 use super::point::{bits_label, precisions, units_of, PointResult};
+use super::report::target_text;
 
 const FONT: &str = "sans-serif";
 /// The colour of 1 to 16 bits: distinct hues, the most distinct for the usual 1, 2, 4, 8 and 16
@@ -37,13 +40,20 @@ const PRECISION_COLOURS: [RGBColor; 16] = [
     RGBColor(187, 187, 187), // 15
     RGBColor(68, 68, 68),    // 16
 ];
+/// Any other precision.
+const OTHER_COLOUR: RGBColor = RGBColor(119, 119, 119);
+/// The outline of family markers in the legend, and the accuracy targets.
+const NEUTRAL: RGBColor = RGBColor(90, 90, 90);
 const SCATTER_SIZE: (u32, u32) = (900, 600);
+const MARKER_SIZE: i32 = 5;
+/// The square marker's corners, in pixels from its point.
+const SQUARE: [(i32, i32); 2] = [(-MARKER_SIZE, -MARKER_SIZE), (MARKER_SIZE, MARKER_SIZE)];
 const BREAKDOWN_WIDTH: u32 = 900;
 /// Height of one bar of the breakdown, and of everything around the bars.
 const BREAKDOWN_ROW_HEIGHT: u32 = 36;
 const BREAKDOWN_FRAME_HEIGHT: u32 = 150;
-/// Empty rows above the bars of the breakdown, where its legend goes.
-const LEGEND_ROWS: usize = 2;
+/// The strip under the breakdown's caption that holds its legend, above the bars.
+const BREAKDOWN_LEGEND_HEIGHT: u32 = 30;
 /// Room a log axis leaves beside the extreme points before rounding out to a 1-2-5 step.
 const LOG_AXIS_PADDING: f64 = 1.2;
 /// Multiples of a power of ten that bound and label a log axis.
@@ -54,11 +64,90 @@ const MAX_DECADES_WITH_STEPS: f64 = 3.0;
 type Drawing<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 type DrawOutcome = Result<(), Box<dyn Error>>;
 
-/// Scatter of test error (%) against the energy of one inference under `profile` (log scale),
-/// one colour and legend entry per precision, with the Pareto front drawn as a line through its
-/// points, each ringed. Points with no positive energy under the profile cannot sit on a log axis
-/// and are left out.
-pub fn error_vs_energy_svg(points: &[PointResult], profile: &str) -> String {
+/// A network chosen at one or more accuracy targets: the least energy under a profile among the
+/// networks that reach the target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Winner<'a> {
+    pub point: &'a PointResult,
+    /// The targets (percent) it is chosen at, in the sweep's order.
+    pub targets: Vec<f64>,
+}
+
+impl Winner<'_> {
+    /// "88 %", "85 % and 88 %".
+    fn targets_text(&self) -> String {
+        let texts: Vec<String> = self
+            .targets
+            .iter()
+            .map(|&target| format!("{} %", target_text(target)))
+            .collect();
+        match texts.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => texts.concat(),
+        }
+    }
+}
+
+/// The network chosen at each target under `profile`, each once, in the order of the first
+/// target it wins; targets no network reaches choose none.
+pub fn winners<'a>(points: &'a [PointResult], profile: &str, targets: &[f64]) -> Vec<Winner<'a>> {
+    let mut chosen: Vec<(usize, Vec<f64>)> = Vec::new();
+    for &target in targets {
+        let Some(index) = min_energy_at(points, profile, target, None) else {
+            continue;
+        };
+        match chosen.iter_mut().find(|(i, _)| *i == index) {
+            Some((_, won)) => won.push(target),
+            None => chosen.push((index, vec![target])),
+        }
+    }
+    chosen
+        .into_iter()
+        .map(|(index, targets)| Winner {
+            point: &points[index],
+            targets,
+        })
+        .collect()
+}
+
+/// The marker of a network family in the scatter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    Circle,
+    Triangle,
+    Square,
+    Cross,
+}
+
+/// MLPs are circles and CNNs triangles; other families take the remaining shapes in name order.
+fn family_markers(points: &[&PointResult]) -> Vec<(String, Marker)> {
+    let families: std::collections::BTreeSet<&str> =
+        points.iter().map(|point| point.family.as_str()).collect();
+    let mut spare = [Marker::Square, Marker::Cross].into_iter().cycle();
+    families
+        .into_iter()
+        .map(|family| {
+            let marker = match family {
+                "mlp" => Marker::Circle,
+                "cnn" => Marker::Triangle,
+                _ => spare.next().unwrap_or(Marker::Cross),
+            };
+            (family.to_string(), marker)
+        })
+        .collect()
+}
+
+/// "MLP", "CNN": how the legend names a family.
+fn family_label(family: &str) -> String {
+    family.to_uppercase()
+}
+
+/// Scatter of test error (%) against the energy of one inference under `profile` (log scale):
+/// one marker shape per network family, one colour per precision, a legend of both, the Pareto
+/// front drawn as a line through its points, each ringed, a line at the error of each accuracy
+/// target in `targets` (percent), and the network chosen at each target labelled. Points with
+/// no positive energy under the profile cannot sit on a log axis and are left out.
+pub fn error_vs_energy_svg(points: &[PointResult], profile: &str, targets: &[f64]) -> String {
     let plotted: Vec<(&PointResult, (f64, f64))> = points
         .iter()
         .filter_map(|point| Some((point, log_plottable(point, profile)?)))
@@ -67,12 +156,25 @@ pub fn error_vs_energy_svg(points: &[PointResult], profile: &str) -> String {
         .into_iter()
         .filter_map(|index| log_plottable(&points[index], profile))
         .collect();
+    let chosen = winners(points, profile, targets);
+    let target_errors: Vec<(f64, f64)> = targets
+        .iter()
+        .map(|&target| (target, 100.0 - target))
+        .filter(|(_, error)| error.is_finite())
+        .collect();
     let energy_axis = log_axis_range(plotted.iter().map(|(_, (_, energy))| *energy));
-    let error_axis = linear_axis_range(plotted.iter().map(|(_, (error, _))| *error));
+    // The targets are drawn even above or below every point.
+    let error_axis = linear_axis_range(
+        plotted
+            .iter()
+            .map(|(_, (error, _))| *error)
+            .chain(target_errors.iter().map(|(_, error)| *error)),
+    );
     let energy_title = match units_of(points, profile) {
         Some(units) => format!("energy of one inference ({units}, log scale)"),
         None => "energy of one inference (log scale)".to_string(),
     };
+    let markers = family_markers(&plotted.iter().map(|(point, _)| *point).collect::<Vec<_>>());
     render_svg(SCATTER_SIZE, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(
@@ -97,8 +199,31 @@ pub fn error_vs_energy_svg(points: &[PointResult], profile: &str) -> String {
             .y_desc("test error of the integer model (%)")
             .x_label_formatter(&|energy| short_scientific(*energy))
             .draw()?;
+        let (x_range, y_range) = (chart.x_range(), chart.y_range());
+        // Targets first, under the points: a line across, labelled at its left end.
+        for (target, error) in &target_errors {
+            chart.draw_series(DashedLineSeries::new(
+                [(x_range.start, *error), (x_range.end, *error)],
+                8,
+                5,
+                NEUTRAL.stroke_width(1),
+            ))?;
+            chart.draw_series(std::iter::once(
+                EmptyElement::at((x_range.start, *error))
+                    + Text::new(
+                        format!(
+                            "target {} % (error {} %)",
+                            target_text(*target),
+                            target_text(*error)
+                        ),
+                        (6, -3),
+                        TextStyle::from((FONT, 13).into_font())
+                            .color(&NEUTRAL)
+                            .pos(Pos::new(HPos::Left, VPos::Bottom)),
+                    ),
+            ))?;
+        }
         if plotted.is_empty() {
-            let (x_range, y_range) = (chart.x_range(), chart.y_range());
             let centre = (
                 (x_range.start * x_range.end).sqrt(),
                 (y_range.start + y_range.end) / 2.0,
@@ -110,14 +235,67 @@ pub fn error_vs_energy_svg(points: &[PointResult], profile: &str) -> String {
             )))?;
             return Ok(());
         }
+        for (family, shape) in &markers {
+            for bits in precisions(plotted.iter().map(|(point, _)| *point)) {
+                let colour = precision_colour(bits);
+                let at = plotted
+                    .iter()
+                    .filter(|(point, _)| &point.family == family && point.bits == bits)
+                    .map(|(_, (error, energy))| (*energy, *error));
+                let style = colour.filled();
+                // Each shape is its own element type.
+                match shape {
+                    Marker::Circle => {
+                        chart.draw_series(at.map(|at| Circle::new(at, MARKER_SIZE, style)))?;
+                    }
+                    Marker::Triangle => {
+                        chart.draw_series(
+                            at.map(|at| TriangleMarker::new(at, MARKER_SIZE + 1, style)),
+                        )?;
+                    }
+                    Marker::Square => {
+                        chart.draw_series(
+                            at.map(|at| EmptyElement::at(at) + Rectangle::new(SQUARE, style)),
+                        )?;
+                    }
+                    Marker::Cross => {
+                        chart.draw_series(
+                            at.map(|at| Cross::new(at, MARKER_SIZE, style.stroke_width(2))),
+                        )?;
+                    }
+                }
+            }
+        }
+        // The legend: families by shape (in grey), then precisions by colour.
+        for (family, shape) in &markers {
+            let entry = chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
+                .label(family_label(family));
+            let (style, at) = (NEUTRAL.filled(), |(x, y): (i32, i32)| (x + 10, y));
+            match shape {
+                Marker::Circle => {
+                    entry.legend(move |xy| Circle::new(at(xy), MARKER_SIZE, style));
+                }
+                Marker::Triangle => {
+                    entry.legend(move |xy| TriangleMarker::new(at(xy), MARKER_SIZE + 1, style));
+                }
+                Marker::Square => {
+                    entry
+                        .legend(move |xy| EmptyElement::at(at(xy)) + Rectangle::new(SQUARE, style));
+                }
+                Marker::Cross => {
+                    entry.legend(move |xy| Cross::new(at(xy), MARKER_SIZE, style.stroke_width(2)));
+                }
+            }
+        }
         for bits in precisions(plotted.iter().map(|(point, _)| *point)) {
             let colour = precision_colour(bits);
             chart
-                .draw_series(plotted.iter().filter(|(point, _)| point.bits == bits).map(
-                    |(_, (error, energy))| Circle::new((*energy, *error), 4, colour.filled()),
-                ))?
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
                 .label(bits_label(bits))
-                .legend(move |(x, y)| Circle::new((x + 10, y), 4, colour.filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x + 4, y - 5), (x + 16, y + 5)], colour.filled())
+                });
         }
         let as_xy = |(error, energy): &(f64, f64)| (*energy, *error);
         chart
@@ -130,23 +308,52 @@ pub fn error_vs_energy_svg(points: &[PointResult], profile: &str) -> String {
         chart.draw_series(
             front
                 .iter()
-                .map(|point| Circle::new(as_xy(point), 7, BLACK.stroke_width(1))),
+                .map(|point| Circle::new(as_xy(point), MARKER_SIZE + 4, BLACK.stroke_width(1))),
         )?;
+        // The chosen networks: a heavier ring and their id with the targets they win.
+        let chosen_at: Vec<((f64, f64), String)> = chosen
+            .iter()
+            .filter_map(|winner| {
+                let (error, energy) = log_plottable(winner.point, profile)?;
+                Some((
+                    (energy, error),
+                    format!("{}: chosen at {}", winner.point.id, winner.targets_text()),
+                ))
+            })
+            .collect();
+        if !chosen_at.is_empty() {
+            chart
+                .draw_series(
+                    chosen_at
+                        .iter()
+                        .map(|(at, _)| Circle::new(*at, MARKER_SIZE + 5, BLACK.stroke_width(2))),
+                )?
+                .label("chosen at a target")
+                .legend(|(x, y)| Circle::new((x + 10, y), MARKER_SIZE + 1, BLACK.stroke_width(2)));
+            chart.draw_series(chosen_at.iter().map(|(at, label)| {
+                EmptyElement::at(*at)
+                    + Text::new(
+                        label.clone(),
+                        (MARKER_SIZE + 8, -(MARKER_SIZE + 8)),
+                        TextStyle::from((FONT, 13).into_font())
+                            .pos(Pos::new(HPos::Left, VPos::Bottom)),
+                    )
+            }))?;
+        }
         draw_legend(&mut chart)
     })
 }
 
-/// For each given point, top to bottom in the given order, a horizontal bar of its energy under
-/// `profile` split into E_C, E_W and E_A (each summed over the layers), labelled by the point's
-/// id, with the total at its end. A linear axis, so that the lengths of the stacked parts compare
-/// truly; a point whose layers were not measured gets a note instead of a bar.
-pub fn energy_breakdown_svg(points: &[&PointResult], profile: &str) -> String {
-    let bar_rows = points.len().max(1);
-    // Empty rows above the bars keep the legend clear of them.
-    let rows = bar_rows + LEGEND_ROWS;
-    let splits: Vec<_> = points
+/// For each chosen network, top to bottom in the given order, a horizontal bar of its energy
+/// under `profile` split into E_C, E_W and E_A (each summed over the layers), labelled by the
+/// network's id, with its total and the targets it is chosen at past its end. A linear axis, so
+/// that the lengths of the stacked parts compare truly; a network whose layers were not measured
+/// gets a note instead of a bar. The legend sits in a strip of its own above the bars.
+pub fn energy_breakdown_svg(winners: &[Winner], profile: &str) -> String {
+    let rows = winners.len().max(1);
+    let splits: Vec<_> = winners
         .iter()
-        .map(|point| point.energy_split(profile))
+        .map(|winner| winner.point.energy_split(profile))
         .collect();
     let longest_total = splits
         .iter()
@@ -155,34 +362,41 @@ pub fn energy_breakdown_svg(points: &[&PointResult], profile: &str) -> String {
         .filter(|total| total.is_finite() && *total > 0.0)
         .max_by(f64::total_cmp)
         .unwrap_or(1.0);
-    let ids: Vec<&str> = points.iter().map(|point| point.id.as_str()).collect();
+    let ids: Vec<&str> = winners
+        .iter()
+        .map(|winner| winner.point.id.as_str())
+        .collect();
     let id_chars = ids.iter().map(|id| id.chars().count()).max().unwrap_or(0);
     let id_area = u32::try_from(8 * id_chars + 20)
         .unwrap_or(u32::MAX)
         .clamp(60, 400);
-    let height = BREAKDOWN_FRAME_HEIGHT.saturating_add(
-        BREAKDOWN_ROW_HEIGHT.saturating_mul(u32::try_from(rows).unwrap_or(u32::MAX)),
-    );
-    let energy_title = match units_of(points.iter().copied(), profile) {
+    let height = BREAKDOWN_FRAME_HEIGHT
+        .saturating_add(BREAKDOWN_LEGEND_HEIGHT)
+        .saturating_add(
+            BREAKDOWN_ROW_HEIGHT.saturating_mul(u32::try_from(rows).unwrap_or(u32::MAX)),
+        );
+    let energy_title = match units_of(winners.iter().map(|winner| winner.point), profile) {
         Some(units) => format!("energy of one inference ({units})"),
         None => "energy of one inference".to_string(),
     };
-    // Row 0 is drawn at the bottom; the first point belongs at the top of the bars. The same
-    // map turns a point's index into its row and a row back into the point's index.
-    let flip = |index_or_row: usize| bar_rows.checked_sub(index_or_row + 1);
+    // Row 0 is drawn at the bottom; the first network belongs at the top. The same map turns
+    // an index into its row and a row back into the index.
+    let flip = |index_or_row: usize| rows.checked_sub(index_or_row + 1);
     let parts = [
         ("E_C, computation", RGBColor(68, 119, 170)),
         ("E_W, weight accesses", RGBColor(221, 170, 51)),
         ("E_A, activation accesses", RGBColor(187, 85, 102)),
     ];
     render_svg((BREAKDOWN_WIDTH, height), |root| {
-        // Room past the longest bar for its total.
-        let energy_axis = 0.0..longest_total * 1.2;
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!("Energy of one inference by kind, profile {profile}"),
-                (FONT, 22),
-            )
+        let root = root.titled(
+            &format!("Energy of one inference by kind, profile {profile}"),
+            (FONT, 22),
+        )?;
+        let (legend, plot) = root.split_vertically(BREAKDOWN_LEGEND_HEIGHT);
+        draw_strip_legend(&legend, &parts)?;
+        // Room past the longest bar for its total and targets.
+        let energy_axis = 0.0..longest_total * 1.5;
+        let mut chart = ChartBuilder::on(&plot)
             .margin(15)
             .x_label_area_size(50)
             .y_label_area_size(id_area)
@@ -203,7 +417,7 @@ pub fn energy_breakdown_svg(points: &[&PointResult], profile: &str) -> String {
             .x_desc(energy_title)
             .x_label_formatter(&|energy| short_scientific(*energy))
             .draw()?;
-        if points.is_empty() {
+        if winners.is_empty() {
             chart.draw_series(std::iter::once(Text::new(
                 "no network to show",
                 (longest_total * 0.6, SegmentValue::CenterOf(0)),
@@ -211,7 +425,7 @@ pub fn energy_breakdown_svg(points: &[&PointResult], profile: &str) -> String {
             )))?;
             return Ok(());
         }
-        for (part, (name, colour)) in parts.iter().enumerate() {
+        for (part, (_, colour)) in parts.iter().enumerate() {
             let bars = splits.iter().enumerate().filter_map(|(index, split)| {
                 let split = (*split)?;
                 let stack = [split.e_c, split.e_w, split.e_a];
@@ -227,34 +441,52 @@ pub fn energy_breakdown_svg(points: &[&PointResult], profile: &str) -> String {
                 bar.set_margin(6, 6, 0, 0);
                 Some(bar)
             });
-            let colour = *colour;
-            chart.draw_series(bars)?.label(*name).legend(move |(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled())
-            });
+            chart.draw_series(bars)?;
         }
         let note_style = centred_text(14, HPos::Left);
-        chart.draw_series(splits.iter().enumerate().filter_map(|(index, split)| {
-            let row = flip(index)?;
-            let (at, note) = match split {
-                Some(split) => (
-                    split.total(),
-                    format!(" {}", short_scientific(split.total())),
-                ),
-                None => (0.0, format!(" not measured under {profile}")),
-            };
-            Some(Text::new(
-                note,
-                (at, SegmentValue::CenterOf(row)),
-                note_style.clone(),
-            ))
-        }))?;
-        draw_legend(&mut chart)
+        chart.draw_series(splits.iter().zip(winners).enumerate().filter_map(
+            |(index, (split, winner))| {
+                let row = flip(index)?;
+                let chosen = format!("chosen at {}", winner.targets_text());
+                let (at, note) = match split {
+                    Some(split) => (
+                        split.total(),
+                        format!(" {}, {chosen}", short_scientific(split.total())),
+                    ),
+                    None => (0.0, format!(" not measured under {profile}, {chosen}")),
+                };
+                Some(Text::new(
+                    note,
+                    (at, SegmentValue::CenterOf(row)),
+                    note_style.clone(),
+                ))
+            },
+        ))?;
+        Ok(())
     })
 }
 
-/// Draws on a white canvas of `size` pixels and returns the SVG; should plotters report an
-/// error, a small SVG that states it instead.
-/// The series legend both plots draw, in their upper right corner.
+/// A legend in a row of its own: a swatch and a name for each part, left to right.
+fn draw_strip_legend(area: &Drawing, parts: &[(&str, RGBColor)]) -> DrawOutcome {
+    let mut x = 20;
+    let y = i32::try_from(BREAKDOWN_LEGEND_HEIGHT / 2).unwrap_or(0);
+    for (name, colour) in parts {
+        area.draw(&Rectangle::new(
+            [(x, y - 6), (x + 14, y + 6)],
+            colour.filled(),
+        ))?;
+        area.draw(&Text::new(
+            name.to_string(),
+            (x + 20, y),
+            centred_text(14, HPos::Left),
+        ))?;
+        // Room for the name at about 8 pixels a character.
+        x += 40 + 8 * i32::try_from(name.chars().count()).unwrap_or(0);
+    }
+    Ok(())
+}
+
+/// The series legend of the scatter, in its upper right corner.
 fn draw_legend<'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
 ) -> DrawOutcome {
@@ -268,6 +500,8 @@ fn draw_legend<'a, CT: CoordTranslate>(
     Ok(())
 }
 
+/// Draws on a white canvas of `size` pixels and returns the SVG; should plotters report an
+/// error, a small SVG that states it instead.
 fn render_svg(size: (u32, u32), draw: impl FnOnce(&Drawing) -> DrawOutcome) -> String {
     let mut svg = String::new();
     let outcome = {
@@ -383,11 +617,18 @@ fn extremes(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 
 /// The colour of a precision: the same in every figure, whatever other precisions are shown.
 fn precision_colour(bits: u32) -> RGBColor {
-    let index = usize::try_from(bits).map_or(0, |bits| bits.saturating_sub(1));
+    let index = usize::try_from(bits).map_or(usize::MAX, |bits| bits.wrapping_sub(1));
     PRECISION_COLOURS
         .get(index)
         .copied()
-        .unwrap_or(RGBColor(119, 119, 119))
+        .unwrap_or(OTHER_COLOUR)
+}
+
+/// The colour of a precision as red, green and blue, for figures drawn elsewhere (the IR's
+/// DOT graph); any bits outside 1 to 16 are grey.
+pub fn precision_rgb(bits: u32) -> (u8, u8, u8) {
+    let RGBColor(r, g, b) = precision_colour(bits);
+    (r, g, b)
 }
 
 /// Three significant digits without trailing zeros: "1e6", "2.5e6", "3.29e-3".
@@ -415,26 +656,73 @@ mod tests {
         svg.matches(&format!(">\n{text}\n</text>")).count()
     }
 
+    /// MLPs and CNNs at several precisions; targets 88 % and 89 % choose two of them.
     fn sweep() -> Vec<PointResult> {
-        vec![
+        let mut points = vec![
             point("mlp-q1-d1-w64", 1, 86.0, 1.0e5),
             point("mlp-q1-d2-w256", 1, 88.5, 3.0e5),
             point("mlp-q2-d1-w64", 2, 88.2, 2.5e5),
             point("mlp-q4-d1-w64", 4, 89.0, 5.0e5),
             point("mlp-q8-d1-w64", 8, 89.2, 1.0e6),
-        ]
+            point("cnn-q4-nl1-nf8", 4, 90.5, 2.0e6),
+            point("cnn-q8-nl1-nf8", 8, 90.6, 4.0e6),
+        ];
+        for cnn in &mut points[5..] {
+            cnn.family = "cnn".to_string();
+        }
+        points
+    }
+
+    const TARGETS: [f64; 3] = [88.0, 89.0, 99.0];
+
+    #[test]
+    fn winners_are_grouped_by_network_and_unreached_targets_choose_none() {
+        let points = sweep();
+        let chosen = winners(&points, "p", &[88.0, 90.0, 88.1]);
+        let summary: Vec<(&str, Vec<f64>)> = chosen
+            .iter()
+            .map(|w| (w.point.id.as_str(), w.targets.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("mlp-q2-d1-w64", vec![88.0, 88.1]),
+                ("cnn-q4-nl1-nf8", vec![90.0])
+            ]
+        );
+        assert_eq!(chosen[0].targets_text(), "88.0 % and 88.1 %");
+        assert!(winners(&points, "p", &[99.0]).is_empty());
     }
 
     #[test]
-    fn the_scatter_names_the_profile_and_every_precision() {
-        let svg = error_vs_energy_svg(&sweep(), "p");
+    fn the_scatter_shows_families_precisions_targets_and_winners() {
+        let svg = error_vs_energy_svg(&sweep(), "p", &TARGETS);
         assert!(svg.starts_with("<svg"), "{svg}");
         assert!(svg.contains("profile p"));
-        for label in ["1 bit", "2 bits", "4 bits", "8 bits", "Pareto front"] {
+        for label in [
+            "MLP",
+            "CNN",
+            "1 bit",
+            "2 bits",
+            "4 bits",
+            "8 bits",
+            "Pareto front",
+            "chosen at a target",
+            "target 88.0 % (error 12.0 %)",
+            "target 89.0 % (error 11.0 %)",
+            "target 99.0 % (error 1.0 %)",
+            "mlp-q2-d1-w64: chosen at 88.0 %",
+            "mlp-q4-d1-w64: chosen at 89.0 %",
+        ] {
             assert_eq!(text_elements(&svg, label), 1, "{label}");
         }
+        // CNNs are triangles, MLPs circles (the legend's markers included).
+        assert!(svg.matches("<polygon").count() >= 3, "no triangles");
         assert!(svg.contains("energy of one inference (u, log scale)"));
         assert!(!svg.contains("NaN"));
+        // Without targets, no line and no label.
+        let bare = error_vs_energy_svg(&sweep(), "p", &[]);
+        assert!(!bare.contains("target ") && !bare.contains("chosen at"));
     }
 
     #[test]
@@ -443,54 +731,119 @@ mod tests {
         let equal = vec![point("a", 1, 80.0, 5.0), point("b", 2, 90.0, 5.0)];
         let mut unmeasured = vec![point("zero", 1, 80.0, 0.0), point("nan", 2, 80.0, 1.0)];
         unmeasured[1].energy.insert("p".into(), f64::NAN);
-        for points in [single, equal, unmeasured, Vec::new()] {
-            let svg = error_vs_energy_svg(&points, "p");
-            assert!(
-                svg.starts_with("<svg") && !svg.contains("could not be drawn"),
-                "{svg}"
-            );
+        let mut odd_family = vec![point("x", 3, 50.0, 2.0), point("y", 40, 60.0, 3.0)];
+        odd_family[0].family = "transformer".into();
+        for points in [single, equal, unmeasured, odd_family, Vec::new()] {
+            for targets in [&[][..], &[85.0, f64::NAN][..]] {
+                let svg = error_vs_energy_svg(&points, "p", targets);
+                assert!(
+                    svg.starts_with("<svg") && !svg.contains("could not be drawn"),
+                    "{svg}"
+                );
+            }
         }
-        assert!(error_vs_energy_svg(&[], "p").contains("no point was measured under profile p"));
+        assert!(
+            error_vs_energy_svg(&[], "p", &[]).contains("no point was measured under profile p")
+        );
     }
 
     #[test]
-    fn the_breakdown_labels_every_point_and_part() {
+    fn the_breakdown_has_a_bar_a_winner_and_names_its_targets() {
         let points = sweep();
-        let mut chosen: Vec<&PointResult> = points.iter().take(3).collect();
+        let mut chosen = winners(&points, "p", &TARGETS);
         let mut unmeasured = point("mlp-q16-d1-w64", 16, 90.0, 1.0);
         unmeasured.layers.clear();
-        chosen.push(&unmeasured);
+        chosen.push(Winner {
+            point: &unmeasured,
+            targets: vec![85.0, 86.0, 87.0],
+        });
         let svg = energy_breakdown_svg(&chosen, "p");
         assert!(svg.starts_with("<svg"), "{svg}");
         assert!(svg.contains("profile p"));
-        for label in [
-            "mlp-q1-d1-w64",
-            "mlp-q1-d2-w256",
-            "mlp-q2-d1-w64",
-            "mlp-q16-d1-w64",
-        ] {
+        for label in ["mlp-q2-d1-w64", "mlp-q4-d1-w64", "mlp-q16-d1-w64"] {
             assert_eq!(text_elements(&svg, label), 1, "{label}");
+        }
+        for note in [
+            " 2.5e5, chosen at 88.0 %",
+            " 5e5, chosen at 89.0 %",
+            " not measured under p, chosen at 85.0 %, 86.0 % and 87.0 %",
+        ] {
+            assert_eq!(text_elements(&svg, note), 1, "{note}");
         }
         for part in [
             "E_C, computation",
             "E_W, weight accesses",
             "E_A, activation accesses",
         ] {
-            assert!(svg.contains(part), "{part}");
+            assert_eq!(text_elements(&svg, part), 1, "{part}");
         }
-        assert!(svg.contains("not measured under p"));
+        // Every row of the axis names a network: no empty rows.
+        let ids = ["mlp-q2-d1-w64", "mlp-q4-d1-w64", "mlp-q16-d1-w64"];
+        let row_labels = svg
+            .split("<text")
+            .filter(|element| element.contains("text-anchor=\"end\""))
+            .filter(|element| {
+                !element.contains("e5") && !element.contains("e6") && !element.contains(">\n0\n")
+            })
+            .count();
+        assert_eq!(row_labels, ids.len(), "{svg}");
         let empty = energy_breakdown_svg(&[], "p");
         assert!(empty.starts_with("<svg") && empty.contains("no network to show"));
+    }
+
+    /// Writes the figures of the test sweep to QNNC_PLOT_DIR, to look at them.
+    #[test]
+    #[ignore]
+    fn write_the_test_figures() {
+        let dir = std::env::var("QNNC_PLOT_DIR").unwrap_or_else(|_| "/tmp".into());
+        let points = sweep();
+        std::fs::write(
+            format!("{dir}/error_vs_energy.svg"),
+            error_vs_energy_svg(&points, "p", &TARGETS),
+        )
+        .unwrap();
+        std::fs::write(
+            format!("{dir}/energy_breakdown.svg"),
+            energy_breakdown_svg(&winners(&points, "p", &TARGETS), "p"),
+        )
+        .unwrap();
+    }
+
+    /// Draws the figures of `docs/results/` again from its results.json and the sweep file of
+    /// `make explore` (which writes the same figures after a full sweep).
+    #[test]
+    #[ignore]
+    fn redraw_the_documented_figures() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let docs = root.join("docs/results");
+        let points: Vec<PointResult> =
+            serde_json::from_str(&std::fs::read_to_string(docs.join("results.json")).unwrap())
+                .unwrap();
+        let sweep =
+            crate::explore::sweep::Sweep::load(&root.join("examples/explore_fmnist.toml")).unwrap();
+        for profile in &sweep.profiles {
+            let chosen = winners(&points, profile, &sweep.targets);
+            std::fs::write(
+                docs.join(format!("plots/error_vs_energy_{profile}.svg")),
+                error_vs_energy_svg(&points, profile, &sweep.targets),
+            )
+            .unwrap();
+            std::fs::write(
+                docs.join(format!("plots/energy_breakdown_{profile}.svg")),
+                energy_breakdown_svg(&chosen, profile),
+            )
+            .unwrap();
+        }
     }
 
     #[test]
     fn the_same_points_give_the_same_bytes() {
         let points = sweep();
         assert_eq!(
-            error_vs_energy_svg(&points, "p"),
-            error_vs_energy_svg(&points, "p")
+            error_vs_energy_svg(&points, "p", &TARGETS),
+            error_vs_energy_svg(&points, "p", &TARGETS)
         );
-        let chosen: Vec<&PointResult> = points.iter().collect();
+        let chosen = winners(&points, "p", &TARGETS);
         assert_eq!(
             energy_breakdown_svg(&chosen, "p"),
             energy_breakdown_svg(&chosen, "p")

@@ -464,7 +464,7 @@ fn listing(items: &[String], conjunction: &str) -> String {
 }
 
 /// A target as given: one decimal when that is exact ("95.0"), else every digit it needs.
-fn target_text(target: f64) -> String {
+pub(crate) fn target_text(target: f64) -> String {
     let one_decimal = format!("{target:.1}");
     if one_decimal.parse::<f64>() == Ok(target) {
         one_decimal

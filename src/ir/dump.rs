@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use std::fmt;
 
 use petgraph::dot::{Config, Dot};
-use petgraph::stable_graph::NodeIndex;
+use petgraph::stable_graph::{EdgeReference, NodeIndex};
+use petgraph::visit::EdgeRef;
 use serde::{Deserialize, Serialize};
 
 use super::verify::verify;
-use super::{Edge, Graph, IrError, Node, Op, TensorType};
+use super::{Edge, Graph, IrError, Node, Op, Precision, TensorType};
 
 /// Names the JSON format in its first field.
 pub const FORMAT: &str = "qnnc-ir";
@@ -134,11 +135,40 @@ pub fn to_text(graph: &Graph) -> String {
     text
 }
 
-/// Graphviz DOT, nodes labelled with their operation and edges with their tensor type.
+/// Graphviz DOT: nodes labelled with their operation and filled by its kind; edges labelled
+/// with their tensor's shape and precision, coloured by the precision (the colours of the
+/// explore plots), and with its scale only where a node sets a new one (a max-pool or a
+/// flatten passes its input's scale on, which is not repeated).
 pub fn to_dot(graph: &Graph) -> String {
+    type Stable = petgraph::stable_graph::StableDiGraph<Node, Edge>;
+    let edge_attributes = |_: &Stable, edge: EdgeReference<'_, Edge>| {
+        let tensor = edge.weight().ty;
+        // The scale is shown where it changes: not after a max-pool or a flatten.
+        let scale = match graph.input_type(edge.source()) {
+            Some(input) if input.scale == tensor.scale => String::new(),
+            _ => format!(" scale={:.6e}", tensor.scale),
+        };
+        let slot = match edge.weight().slot {
+            0 => String::new(),
+            slot => format!("input {slot}: "),
+        };
+        let colour = precision_colour(tensor.precision);
+        format!(
+            "label = \"{slot}{} {}{scale}\" color = \"{colour}\" fontcolor = \"{colour}\" ",
+            tensor.shape, tensor.precision
+        )
+    };
+    let node_attributes = |_: &Stable, (_, node): (NodeIndex, &Node)| {
+        format!("style = filled fillcolor = \"{}\" ", op_colour(&node.op))
+    };
     format!(
         "{}",
-        Dot::with_config(&graph.graph, &[Config::GraphContentOnly])
+        Dot::with_attr_getters(
+            &graph.graph,
+            &[Config::GraphContentOnly, Config::EdgeNoLabel],
+            &edge_attributes,
+            &node_attributes,
+        )
     )
     .lines()
     .map(|line| format!("    {}\n", line.trim()))
@@ -146,6 +176,33 @@ pub fn to_dot(graph: &Graph) -> String {
         format!("digraph \"{}\" {{\n    node [shape=box];\n", graph.name),
         |text, line| text + &line,
     ) + "}\n"
+}
+
+/// The fill of a node in DOT, by the kind of its operation (light, so that labels stay legible).
+fn op_colour(op: &Op) -> &'static str {
+    match op {
+        Op::Input | Op::Output => "#dddddd",
+        Op::Mac { dense: false, .. } => "#bbddff",
+        Op::Mac { dense: true, .. } => "#99bbee",
+        Op::MultiThreshold(_) => "#ffddaa",
+        Op::Requantize(_) => "#ffeeaa",
+        Op::Quantize { .. } => "#ffccbb",
+        Op::BatchNorm(_) => "#eeccee",
+        Op::MaxPool { .. } => "#cceecc",
+        Op::Flatten => "#eeeeee",
+    }
+}
+
+/// The colour of a precision in DOT: that of the explore plots for 1 to 16 bits (bipolar as 1),
+/// grey for wider sums and floats.
+fn precision_colour(precision: Precision) -> String {
+    let bits = match precision {
+        Precision::Bipolar => 1,
+        Precision::Int { bits, .. } if bits <= 16 => bits,
+        _ => 0,
+    };
+    let (r, g, b) = crate::explore::plot::precision_rgb(bits);
+    format!("#{r:02x}{g:02x}{b:02x}")
 }
 
 #[derive(Serialize, Deserialize)]

@@ -291,7 +291,9 @@ fn run_simulation(
         )));
     }
     let stdout = String::from_utf8_lossy(&stdout).to_string();
-    if !status.success() {
+    // The testbench exits with status 1 after reporting mismatches or its cycle budget; the
+    // report says more than the status.
+    if !status.success() && !reports_failure(&stdout) {
         let stderr = String::from_utf8_lossy(&stderr);
         let first = stderr
             .lines()
@@ -304,6 +306,18 @@ fn run_simulation(
         return Err(fail(first));
     }
     Ok(stdout)
+}
+
+/// Whether a testbench's output reports what its failing exit status means: mismatches with
+/// the golden model, or a stop at the cycle budget.
+fn reports_failure(stdout: &str) -> bool {
+    stdout.lines().any(|line| {
+        line.starts_with(BUDGET_EXCEEDED)
+            || line
+                .strip_prefix("mismatches ")
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .is_some_and(|n| n > 0)
+    })
 }
 
 fn run_tool(dir: &Path, tool: &'static str, command: &mut Command) -> Result<String, SimError> {
@@ -345,6 +359,9 @@ pub struct Bench {
     pub verilator_dir: &'static str,
     /// Icarus Verilog's compiled design.
     pub icarus_file: &'static str,
+    /// Build with waveform tracing (Verilator's --trace, into its own folder); Icarus always
+    /// can dump waveforms.
+    pub trace: bool,
 }
 
 impl Bench {
@@ -355,7 +372,17 @@ impl Bench {
             defines: Vec::new(),
             verilator_dir: "obj_dir",
             icarus_file: "sim/icarus.vvp",
+            trace: false,
         })
+    }
+
+    /// Verilator's folder for this bench: a traced build has its own.
+    pub fn verilator_dir(&self) -> String {
+        if self.trace {
+            format!("{}_trace", self.verilator_dir)
+        } else {
+            self.verilator_dir.to_string()
+        }
     }
 }
 
@@ -378,10 +405,11 @@ pub fn build_bench(dir: &Path, simulator: Simulator, bench: &Bench) -> Result<Pa
     for define in &bench.defines {
         stamp_text += &format!("-D{define}\n");
     }
+    let verilator_dir = bench.verilator_dir();
     let (executable, stamp) = match simulator {
         Simulator::Verilator => (
-            PathBuf::from(bench.verilator_dir).join("Vtb"),
-            PathBuf::from(bench.verilator_dir).join("qnnc.stamp"),
+            PathBuf::from(&verilator_dir).join("Vtb"),
+            PathBuf::from(&verilator_dir).join("qnnc.stamp"),
         ),
         Simulator::Icarus => (
             PathBuf::from(bench.icarus_file),
@@ -418,11 +446,12 @@ pub fn build_bench(dir: &Path, simulator: Simulator, bench: &Bench) -> Result<Pa
                         "-j",
                         "2",
                         "--Mdir",
-                        bench.verilator_dir,
+                        &verilator_dir,
                         "-o",
                         "Vtb",
                         "-Irtl",
                     ])
+                    .args(bench.trace.then_some("--trace"))
                     .args(&defines)
                     .args(sources),
             )?;
@@ -466,14 +495,17 @@ fn budget_flag(max_cycles: u64) -> String {
     format!("+max_cycles={max_cycles}")
 }
 
-/// Runs a built simulation and parses the testbench's report, checked against `expect`.
+/// Runs a built simulation and parses the testbench's report, checked against `expect`. With
+/// `vcd` (an absolute path; a Verilator bench must be built with `trace`), the testbench
+/// writes the waveforms there.
 pub fn run(
     dir: &Path,
     simulator: Simulator,
     executable: &Path,
     expect: &Expectation,
+    vcd: Option<&Path>,
 ) -> Result<SimReport, SimError> {
-    run_counting(dir, simulator, executable, expect, &ProgressBar::hidden())
+    run_counting(dir, simulator, executable, expect, vcd, &ProgressBar::hidden())
 }
 
 /// Runs a built simulation as [`run`] does, with `progress` at the number of images done as
@@ -483,18 +515,20 @@ pub fn run_counting(
     simulator: Simulator,
     executable: &Path,
     expect: &Expectation,
+    vcd: Option<&Path>,
     progress: &ProgressBar,
 ) -> Result<SimReport, SimError> {
     let start = Instant::now();
-    let budget = budget_flag(expect.max_cycles);
+    let mut flags = vec![budget_flag(expect.max_cycles), "+progress".to_string()];
+    if let Some(vcd) = vcd {
+        flags.push(format!("+vcd={}", vcd.display()));
+    }
     let limit = wall_clock_limit(expect.max_cycles);
     let stdout = match simulator {
         Simulator::Verilator => run_simulation(
             dir,
             "simulation",
-            Command::new(absolute(dir, executable))
-                .arg(&budget)
-                .arg("+progress"),
+            Command::new(absolute(dir, executable)).args(&flags),
             limit,
             progress,
         )?,
@@ -503,11 +537,7 @@ pub fn run_counting(
             run_simulation(
                 dir,
                 "vvp",
-                Command::new("vvp")
-                    .arg("-n")
-                    .arg(executable)
-                    .arg(&budget)
-                    .arg("+progress"),
+                Command::new("vvp").arg("-n").arg(executable).args(&flags),
                 limit,
                 progress,
             )?

@@ -83,6 +83,7 @@ pub fn bench(dir: &Path) -> Result<(Bench, Target), SimError> {
             defines,
             verilator_dir: "obj_dir_netlist",
             icarus_file: "sim/netlist.vvp",
+            trace: false,
         },
         target,
     ))
