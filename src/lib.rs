@@ -13,6 +13,7 @@ pub mod input;
 pub mod kernels;
 pub mod model;
 pub mod output;
+pub mod palette;
 pub mod qonnx;
 pub mod quant;
 pub mod spec;

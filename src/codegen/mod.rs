@@ -558,15 +558,15 @@ pub fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::bench::example_network;
     use crate::schedule::ArrayConfig;
+    use crate::spec::examples::example_network;
     use crate::spec::Precision as SpecPrecision;
     use crate::train::Net;
 
     fn readme(clock_mhz: Option<f64>) -> (Schedule, String) {
         let example = ("tiny_cnn", include_str!("../../examples/tiny_cnn.toml"));
         let network = example_network(example, SpecPrecision::Bits(4));
-        let mut graph = crate::ir::build::from_model(&Net::new(&network, 1), "t").unwrap();
+        let mut graph = Net::new(&network, 1).to_graph("t").unwrap();
         crate::ir::passes::run(&mut graph, "t", None).unwrap();
         let schedule =
             crate::schedule::schedule(&graph, ArrayConfig { pe: 2, simd: 4 }, "t").unwrap();

@@ -20,28 +20,6 @@ use super::point::{bits_label, precisions, units_of, PointResult};
 use super::report::target_text;
 
 const FONT: &str = "sans-serif";
-/// The colour of 1 to 16 bits: distinct hues, the most distinct for the usual 1, 2, 4, 8 and 16
-/// bits, none of them the black of the Pareto front.
-const PRECISION_COLOURS: [RGBColor; 16] = [
-    RGBColor(204, 51, 17),   // 1
-    RGBColor(0, 119, 187),   // 2
-    RGBColor(238, 119, 51),  // 3
-    RGBColor(0, 153, 136),   // 4
-    RGBColor(153, 153, 51),  // 5
-    RGBColor(51, 187, 238),  // 6
-    RGBColor(102, 51, 0),    // 7
-    RGBColor(170, 51, 119),  // 8
-    RGBColor(68, 170, 119),  // 9
-    RGBColor(136, 34, 85),   // 10
-    RGBColor(221, 170, 51),  // 11
-    RGBColor(51, 34, 136),   // 12
-    RGBColor(238, 102, 119), // 13
-    RGBColor(17, 119, 51),   // 14
-    RGBColor(187, 187, 187), // 15
-    RGBColor(68, 68, 68),    // 16
-];
-/// Any other precision.
-const OTHER_COLOUR: RGBColor = RGBColor(119, 119, 119);
 /// The outline of family markers in the legend, and the accuracy targets.
 const NEUTRAL: RGBColor = RGBColor(90, 90, 90);
 const SCATTER_SIZE: (u32, u32) = (900, 600);
@@ -617,18 +595,8 @@ fn extremes(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 
 /// The colour of a precision: the same in every figure, whatever other precisions are shown.
 fn precision_colour(bits: u32) -> RGBColor {
-    let index = usize::try_from(bits).map_or(usize::MAX, |bits| bits.wrapping_sub(1));
-    PRECISION_COLOURS
-        .get(index)
-        .copied()
-        .unwrap_or(OTHER_COLOUR)
-}
-
-/// The colour of a precision as red, green and blue, for figures drawn elsewhere (the IR's
-/// DOT graph); any bits outside 1 to 16 are grey.
-pub fn precision_rgb(bits: u32) -> (u8, u8, u8) {
-    let RGBColor(r, g, b) = precision_colour(bits);
-    (r, g, b)
+    let (r, g, b) = crate::palette::precision_rgb(bits);
+    RGBColor(r, g, b)
 }
 
 /// Three significant digits without trailing zeros: "1e6", "2.5e6", "3.29e-3".

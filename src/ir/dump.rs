@@ -201,7 +201,7 @@ fn precision_colour(precision: Precision) -> String {
         Precision::Int { bits, .. } if bits <= 16 => bits,
         _ => 0,
     };
-    let (r, g, b) = crate::explore::plot::precision_rgb(bits);
+    let (r, g, b) = crate::palette::precision_rgb(bits);
     format!("#{r:02x}{g:02x}{b:02x}")
 }
 

@@ -505,7 +505,14 @@ pub fn run(
     expect: &Expectation,
     vcd: Option<&Path>,
 ) -> Result<SimReport, SimError> {
-    run_counting(dir, simulator, executable, expect, vcd, &ProgressBar::hidden())
+    run_counting(
+        dir,
+        simulator,
+        executable,
+        expect,
+        vcd,
+        &ProgressBar::hidden(),
+    )
 }
 
 /// Runs a built simulation as [`run`] does, with `progress` at the number of images done as
