@@ -48,10 +48,20 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(error) => {
-            // A usage error is one line too; `--help` shows the rest.
+            // A usage error is one line too: its first paragraph (which may list the missing
+            // flags on lines of their own) joined; `--help` shows the rest.
             let text = error.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let _ = writeln!(std::io::stderr(), "{first}");
+            let first: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|line| !line.is_empty())
+                .collect();
+            let line = if first.is_empty() {
+                "invalid arguments".to_string()
+            } else {
+                first.join(" ")
+            };
+            let _ = writeln!(std::io::stderr(), "{line}");
             return ExitCode::FAILURE;
         }
     };

@@ -8,7 +8,6 @@ use std::time::Instant;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use super::train::NetworkArgs;
 use super::Source;
 use crate::codegen::{self, digest, Hardware};
 use crate::error::{Error, Result};
@@ -49,8 +48,6 @@ pub struct CompileArgs {
     /// The same as --target generic
     #[arg(long, hide = true, conflicts_with = "target")]
     pub synth: bool,
-    #[command(flatten)]
-    pub network: NetworkArgs,
 }
 
 /// The record of a build: what it was made from and the digest of every file, so that `qnnc
@@ -92,7 +89,9 @@ pub fn run(args: &CompileArgs) -> Result<()> {
     super::check_build_path(&args.output)?;
     let target = implementation_target(args)?;
     let origin = args.model.display().to_string();
-    let source = Source::open(&args.model, &args.network)?;
+    // The network flags (--bits, --nl, ...) change a spec, and compile takes trained weights
+    // only: it has none of them.
+    let source = Source::open(&args.model, &Default::default())?;
     if matches!(source, Source::Spec(_)) {
         return Err(Error::usage(
             &origin,
