@@ -134,9 +134,15 @@ pub fn run(args: &CompileArgs) -> Result<()> {
         seconds * 1e3
     )?;
     out!("{schedule}")?;
-    outln!("memory bits:")?;
-    for (what, bits) in hw.memory_bits() {
-        outln!("  {what:<15} {bits}")?;
+    // In KiB, the unit of --weight-memory and --activation-memory, with the exact bits beside.
+    let bits = hw.memory_bits();
+    outln!(
+        "memory in KiB (--weight-memory {} KiB holds the weights, --activation-memory {} KiB the pixels and activations):",
+        args.weight_memory,
+        args.activation_memory
+    )?;
+    for (what, bits) in &bits {
+        outln!("  {what:<15} {:>10.2} KiB  ({bits} bits)", kib(*bits))?;
     }
     if let Some(target) = target {
         let report = implement::implement(&implement::Request {
@@ -183,6 +189,11 @@ fn implementation_target(args: &CompileArgs) -> Result<Option<Target>> {
         }
     }
     Ok(target)
+}
+
+/// Bits as KiB (1024 bytes).
+fn kib(bits: u64) -> f64 {
+    bits as f64 / (8.0 * 1024.0)
 }
 
 fn check_memory(hw: &Hardware, args: &CompileArgs) -> Result<()> {

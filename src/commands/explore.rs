@@ -565,6 +565,7 @@ fn emit_best(
     super::sim::run(&super::sim::SimArgs {
         dir: dir.to_path_buf(),
         images: 100,
+        clock_mhz: 100.0,
         simulator: crate::sim::Simulator::Verilator,
         model: None,
         data: args.data.clone(),

@@ -28,6 +28,7 @@ pub mod qonnx;
 pub mod sim;
 pub mod train;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
@@ -49,7 +50,7 @@ pub struct DataArgs {
     /// Folder holding the data set's files (default: the Debian package's folder)
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Use only the first N test images
+    /// Use only the first N test images [default: all]
     #[arg(long, value_name = "N")]
     pub test_limit: Option<usize>,
 }
@@ -60,12 +61,24 @@ pub fn load_split(
     split: Split,
     limit: Option<usize>,
 ) -> Result<Dataset> {
-    let data = data::load(kind, dir, split, limit)?;
+    let mut data = data::load(kind, dir, split, None)?;
+    let (flag, set) = match split {
+        Split::Train => ("--train-limit", "training"),
+        Split::Test => ("--test-limit", "test"),
+    };
+    if let Some(limit) = limit {
+        if limit > data.len() {
+            // Clamped, and said so: the count the report gives is not the one asked for.
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: {flag} {limit} is more than the {} {set} images; using {}",
+                data.len(),
+                data.len()
+            );
+        }
+        data.truncate(limit);
+    }
     if data.is_empty() {
-        let flag = match split {
-            Split::Train => "--train-limit",
-            Split::Test => "--test-limit",
-        };
         return Err(Error::usage(flag, "selects no images"));
     }
     Ok(data)
