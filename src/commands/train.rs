@@ -106,13 +106,16 @@ impl NetworkArgs {
 struct TrainReport<'a> {
     model: String,
     network: &'a str,
-    weights: String,
-    activations: String,
+    /// Bits of a weight and of an activation (float counts as 32, as in the energy report).
+    wbits: u32,
+    abits: u32,
     parameters: u64,
     macs: u64,
     epochs: &'a [EpochStats],
     train_img_per_s: f64,
     train_seconds: f64,
+    train_images: usize,
+    test_images: usize,
     accuracy: f64,
     test: Evaluation,
     /// The peak resident memory estimated before training (what the memory check compares).
@@ -180,13 +183,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let report = TrainReport {
         model: args.output.display().to_string(),
         network: &network.spec.name,
-        weights: network.spec.precision.weights.to_string(),
-        activations: network.spec.precision.activations.to_string(),
+        wbits: bits_of(network.spec.precision.weights),
+        abits: bits_of(network.spec.precision.activations),
         parameters: network.layers.iter().map(|l| l.weights()).sum(),
         macs: network.layers.iter().map(|l| l.macs()).sum(),
         epochs: &history,
         train_img_per_s: (train_data.len() * args.epochs) as f64 / seconds,
         train_seconds: seconds,
+        train_images: train_data.len(),
+        test_images: test_data.len(),
         accuracy: test.accuracy,
         test,
         memory_estimate_bytes,
@@ -199,8 +204,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 report.network,
                 report.parameters,
                 report.macs,
-                report.weights,
-                report.activations
+                network.spec.precision.weights,
+                network.spec.precision.activations
             )?;
             outln!("epoch  loss     train acc  img/s")?;
             for e in &history {
@@ -219,7 +224,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 report.train_img_per_s
             )?;
             outln!(
-                "test accuracy: {:.2}% ({}/{})",
+                "test accuracy: {:.2}% ({}/{} test images)",
                 test.accuracy,
                 test.correct,
                 test.total
@@ -232,6 +237,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn bits_of(precision: Precision) -> u32 {
+    precision.bits().unwrap_or(crate::energy::work::FLOAT_BITS)
 }
 
 /// The estimated peak memory of the training, if this machine has that much.
