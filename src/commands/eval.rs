@@ -59,7 +59,10 @@ struct EvalReport {
 struct Bits(Vec<u32>);
 
 impl Serialize for Bits {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         match self.0.as_slice() {
             [one] => serializer.serialize_u32(*one),
             many => many.serialize(serializer),
@@ -76,7 +79,9 @@ impl std::fmt::Display for Bits {
 
 impl Bits {
     fn of(precision: crate::spec::Precision) -> Bits {
-        Bits(vec![precision.bits().unwrap_or(crate::energy::work::FLOAT_BITS)])
+        Bits(vec![precision
+            .bits()
+            .unwrap_or(crate::energy::work::FLOAT_BITS)])
     }
 }
 

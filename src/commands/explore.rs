@@ -115,10 +115,7 @@ impl SweepOverrides {
         sweep.train_limit = self.train_limit.or(sweep.train_limit);
         sweep.test_limit = self.test_limit.or(sweep.test_limit);
         let folder = if self.profile.is_empty() {
-            sweep_file
-                .parent()
-                .unwrap_or(Path::new("."))
-                .to_path_buf()
+            sweep_file.parent().unwrap_or(Path::new(".")).to_path_buf()
         } else {
             sweep.profiles = self.profile.clone();
             PathBuf::from(".")

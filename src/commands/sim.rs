@@ -23,7 +23,12 @@ pub struct SimArgs {
     /// Build folder written by `qnnc compile`
     pub dir: PathBuf,
     /// Use the first N test images (a simulation is slow: 100 unless given)
-    #[arg(long = "test-limit", visible_alias = "images", value_name = "N", default_value_t = 100)]
+    #[arg(
+        long = "test-limit",
+        visible_alias = "images",
+        value_name = "N",
+        default_value_t = 100
+    )]
     pub images: usize,
     /// Clock rate at which to report the hardware's inferences per second, in MHz
     #[arg(long, value_name = "MHZ", default_value_t = 100.0)]

@@ -50,10 +50,7 @@ impl ArrayConfig {
             return Err(("--pe", "must be at least 1".into()));
         }
         if config.simd == 0 || !config.simd.is_power_of_two() {
-            return Err((
-                "--simd",
-                format!("{} must be a power of two", config.simd),
-            ));
+            return Err(("--simd", format!("{} must be a power of two", config.simd)));
         }
         if config.pe > config.simd {
             return Err((
@@ -213,7 +210,9 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
         node: node.to_string(),
         message,
     };
-    config.check().map_err(|(flag, message)| fail(flag, message))?;
+    config
+        .check()
+        .map_err(|(flag, message)| fail(flag, message))?;
     crate::ir::verify::verify_lowered(graph, file)?;
     let chain = graph.chain();
     let input = graph.output_type(chain[0]).expect("typed").shape;
