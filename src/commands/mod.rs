@@ -67,8 +67,9 @@ pub fn load_split(
         Split::Test => ("--test-limit", "test"),
     };
     if let Some(limit) = limit {
-        if limit > data.len() {
-            // Clamped, and said so: the count the report gives is not the one asked for.
+        // A test set clamped is said so: the count the report gives is not the one asked for.
+        // (A training set clamped shows in the report's count of training images.)
+        if split == Split::Test && limit > data.len() {
             let _ = writeln!(
                 std::io::stderr(),
                 "warning: {flag} {limit} is more than the {} {set} images; using {}",

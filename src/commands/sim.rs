@@ -22,7 +22,7 @@ use crate::sim::{self, Expectation, SimReport, Simulator};
 pub struct SimArgs {
     /// Build folder written by `qnnc compile`
     pub dir: PathBuf,
-    /// Use the first N test images (a simulation is slow: 100 unless given)
+    /// Use the first N test images (a simulation is slow: not the whole set by default)
     #[arg(
         long = "test-limit",
         visible_alias = "images",
