@@ -78,7 +78,12 @@ fn main() -> ExitCode {
         Command::Export(args) => qonnx::export(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            for warning in qnnc::commands::take_warnings() {
+                let _ = writeln!(std::io::stderr(), "warning: {warning}");
+            }
+            ExitCode::SUCCESS
+        }
         // The reader of standard output went away (`| head`): what it wanted it has.
         Err(qnnc::Error::StdoutClosed) => ExitCode::SUCCESS,
         Err(error) => {

@@ -28,8 +28,8 @@ pub mod qonnx;
 pub mod sim;
 pub mod train;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -70,12 +70,11 @@ pub fn load_split(
         // A test set clamped is said so: the count the report gives is not the one asked for.
         // (A training set clamped shows in the report's count of training images.)
         if split == Split::Test && limit > data.len() {
-            let _ = writeln!(
-                std::io::stderr(),
-                "warning: {flag} {limit} is more than the {} {set} images; using {}",
+            warn(format!(
+                "{flag} {limit} is more than the {} {set} images; using {}",
                 data.len(),
                 data.len()
-            );
+            ));
         }
         data.truncate(limit);
     }
@@ -83,6 +82,19 @@ pub fn load_split(
         return Err(Error::usage(flag, "selects no images"));
     }
     Ok(data)
+}
+
+/// Warnings of this run, printed when it succeeds: a failed run's one line stays alone.
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Records a warning for standard error (see [`take_warnings`]).
+pub fn warn(text: String) {
+    WARNINGS.lock().unwrap_or_else(|e| e.into_inner()).push(text);
+}
+
+/// The warnings recorded so far, for the binary to print once the command succeeded.
+pub fn take_warnings() -> Vec<String> {
+    std::mem::take(&mut *WARNINGS.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// Writes `text` on standard output. A reader that went away (a closed pipe) is
