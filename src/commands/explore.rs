@@ -96,20 +96,22 @@ impl SweepOverrides {
     /// The sweep with these values in place, and the folder its profile files are relative
     /// to: the sweep file's, or the working folder for profiles given here.
     fn apply(&self, mut sweep: Sweep, sweep_file: &Path) -> Result<(Sweep, PathBuf)> {
-        if let Some(epochs) = self.epochs {
-            if epochs == 0 {
-                return Err(Error::usage("--epochs", "must be at least 1"));
-            }
-            for family in [&mut sweep.cnn, &mut sweep.mlp].into_iter().flatten() {
-                family.epochs = epochs;
+        use crate::limits::{at_most, MAX_EPOCHS, MAX_IMAGES};
+        for (flag, value, max) in [
+            ("--epochs", self.epochs, MAX_EPOCHS),
+            ("--train-limit", self.train_limit, MAX_IMAGES),
+            ("--test-limit", self.test_limit, MAX_IMAGES),
+        ] {
+            if let Some(value) = value {
+                if value == 0 {
+                    return Err(Error::usage(flag, "must be at least 1"));
+                }
+                at_most(value, max).map_err(|message| Error::usage(flag, message))?;
             }
         }
-        for (flag, limit) in [
-            ("--train-limit", self.train_limit),
-            ("--test-limit", self.test_limit),
-        ] {
-            if limit == Some(0) {
-                return Err(Error::usage(flag, "must be at least 1"));
+        if let Some(epochs) = self.epochs {
+            for family in [&mut sweep.cnn, &mut sweep.mlp].into_iter().flatten() {
+                family.epochs = epochs;
             }
         }
         sweep.train_limit = self.train_limit.or(sweep.train_limit);

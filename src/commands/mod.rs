@@ -89,7 +89,10 @@ static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// Records a warning for standard error (see [`take_warnings`]).
 pub fn warn(text: String) {
-    WARNINGS.lock().unwrap_or_else(|e| e.into_inner()).push(text);
+    WARNINGS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(text);
 }
 
 /// The warnings recorded so far, for the binary to print once the command succeeded.
