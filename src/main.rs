@@ -52,10 +52,20 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(error) => {
-            // A usage error is one line too; `--help` shows the rest.
+            // A usage error is one line too: its first paragraph (which may list the missing
+            // flags on lines of their own) joined; `--help` shows the rest.
             let text = error.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let _ = writeln!(std::io::stderr(), "{first}");
+            let first: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|line| !line.is_empty())
+                .collect();
+            let line = if first.is_empty() {
+                "invalid arguments".to_string()
+            } else {
+                first.join(" ")
+            };
+            let _ = writeln!(std::io::stderr(), "{line}");
             return ExitCode::FAILURE;
         }
     };
@@ -73,7 +83,12 @@ fn main() -> ExitCode {
         Command::Export(args) => qonnx::export(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            for warning in qnnc::commands::take_warnings() {
+                let _ = writeln!(std::io::stderr(), "warning: {warning}");
+            }
+            ExitCode::SUCCESS
+        }
         // The reader of standard output went away (`| head`): what it wanted it has.
         Err(qnnc::Error::StdoutClosed) => ExitCode::SUCCESS,
         Err(error) => {

@@ -254,7 +254,7 @@ fn brevitas_fixtures_evaluate_to_the_accuracy_brevitas_reported() {
         let report: serde_json::Value =
             serde_json::from_str(&ok(qnnc(&["eval", &path, "--integer", "--format", "json"])))
                 .unwrap();
-        assert_eq!(report["total"].as_u64(), Some(images), "{file}");
+        assert_eq!(report["test_images"].as_u64(), Some(images), "{file}");
         let float = report["accuracy"].as_f64().unwrap();
         let integer = report["integer_accuracy"].as_f64().unwrap();
         assert!(
@@ -282,7 +282,7 @@ fn brevitas_fixtures_compile_to_rtl_with_no_mismatches() {
         ])))
         .unwrap();
         assert_eq!(report["mismatches"], 0, "{file}: {report}");
-        assert_eq!(report["images"], 200, "{file}: {report}");
+        assert_eq!(report["test_images"], 200, "{file}: {report}");
     }
 }
 

@@ -38,7 +38,7 @@ fn check_bit_exact(spec: &str, bits: &[&str], images: &str) {
         ]));
         let report = sim_json(&build, images, &["--model", &model]);
         assert_eq!(report["mismatches"], 0, "{spec} at {q} bits: {report}");
-        assert_eq!(report["images"], images.parse::<u64>().unwrap());
+        assert_eq!(report["test_images"], images.parse::<u64>().unwrap());
         assert_eq!(
             report["cycles_per_inference"].as_f64(),
             report["predicted_cycles"].as_f64(),

@@ -1,5 +1,6 @@
 //! `qnnc bench`: throughput figures of the stages, on this machine.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
@@ -30,14 +31,15 @@ pub enum BenchWhat {
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchGoldenArgs {
-    /// Test images per network
-    #[arg(long, default_value_t = 10000)]
-    pub images: usize,
+    /// Use the first N test images per network [default: all]
+    #[arg(long = "test-limit", visible_alias = "images", value_name = "N")]
+    pub images: Option<usize>,
     /// Timed repetitions; the best is reported
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
-    #[command(flatten)]
-    pub data: super::DataArgs,
+    /// Folder holding the data set's files (default: the Debian package's folder)
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -45,7 +47,7 @@ pub struct BenchGoldenArgs {
 #[derive(Debug, Serialize)]
 pub struct GoldenBenchRow {
     pub net: String,
-    pub bits: String,
+    pub bits: u32,
     pub images: usize,
     pub golden_img_per_s: f64,
 }
@@ -58,8 +60,9 @@ pub struct BenchTrainArgs {
     /// Images per batch
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
-    #[command(flatten)]
-    pub data: super::DataArgs,
+    /// Folder holding the data set's files (default: the Debian package's folder)
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -67,7 +70,8 @@ pub struct BenchTrainArgs {
 #[derive(Debug, Serialize)]
 pub struct TrainBenchRow {
     pub net: String,
-    pub bits: String,
+    /// Bits of weights and activations; null for float.
+    pub bits: Option<u32>,
     pub batch: usize,
     pub images: usize,
     pub train_img_per_s: f64,
@@ -91,7 +95,7 @@ fn run_train(args: &BenchTrainArgs) -> Result<()> {
     let warmup = 10 * args.batch;
     let data = load_split(
         DatasetKind::FashionMnist,
-        args.data.data.as_deref(),
+        args.data.as_deref(),
         Split::Train,
         Some(args.images + warmup),
     )?;
@@ -131,7 +135,7 @@ fn run_train(args: &BenchTrainArgs) -> Result<()> {
             let seconds = start.elapsed().as_secs_f64();
             let row = TrainBenchRow {
                 net: example.0.into(),
-                bits: bits.to_string(),
+                bits: bits.bits(),
                 batch: args.batch,
                 images: timed.len(),
                 train_img_per_s: timed.len() as f64 / seconds,
@@ -146,7 +150,7 @@ fn run_train(args: &BenchTrainArgs) -> Result<()> {
                 outln!(
                     "{:<4} {:<6} {:>5}  {:>6}  {:>11.0}  {:>12}",
                     row.net,
-                    row.bits,
+                    bits.to_string(),
                     row.batch,
                     row.images,
                     row.train_img_per_s,
@@ -165,17 +169,17 @@ fn run_train(args: &BenchTrainArgs) -> Result<()> {
 }
 
 fn run_golden(args: &BenchGoldenArgs) -> Result<()> {
-    if args.images == 0 || args.repeat == 0 {
+    if args.images == Some(0) || args.repeat == 0 {
         return Err(crate::Error::usage(
-            "--images/--repeat",
+            "--test-limit/--repeat",
             "must be at least 1",
         ));
     }
     let data = load_split(
         DatasetKind::FashionMnist,
-        args.data.data.as_deref(),
+        args.data.as_deref(),
         Split::Test,
-        Some(args.images),
+        args.images,
     )?;
     let mut rows = Vec::new();
     for example in [EXAMPLE_MLP, EXAMPLE_CNN] {
@@ -196,7 +200,7 @@ fn run_golden(args: &BenchGoldenArgs) -> Result<()> {
             }
             let row = GoldenBenchRow {
                 net: example.0.into(),
-                bits: bits.to_string(),
+                bits: bits.into(),
                 images: data.len(),
                 golden_img_per_s: data.len() as f64 / best,
             };

@@ -8,7 +8,6 @@ use std::time::Instant;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use super::train::NetworkArgs;
 use super::Source;
 use crate::codegen::{self, digest, Hardware};
 use crate::error::{Error, Result};
@@ -49,8 +48,6 @@ pub struct CompileArgs {
     /// The same as --target generic
     #[arg(long, hide = true, conflicts_with = "target")]
     pub synth: bool,
-    #[command(flatten)]
-    pub network: NetworkArgs,
 }
 
 /// The record of a build: what it was made from and the digest of every file, so that `qnnc
@@ -92,7 +89,9 @@ pub fn run(args: &CompileArgs) -> Result<()> {
     super::check_build_path(&args.output)?;
     let target = implementation_target(args)?;
     let origin = args.model.display().to_string();
-    let source = Source::open(&args.model, &args.network)?;
+    // The network flags (--bits, --nl, ...) change a spec, and compile takes trained weights
+    // only: it has none of them.
+    let source = Source::open(&args.model, &Default::default())?;
     if matches!(source, Source::Spec(_)) {
         return Err(Error::usage(
             &origin,
@@ -139,9 +138,15 @@ pub fn run(args: &CompileArgs) -> Result<()> {
         seconds * 1e3
     )?;
     out!("{schedule}")?;
-    outln!("memory bits:")?;
-    for (what, bits) in hw.memory_bits() {
-        outln!("  {what:<15} {bits}")?;
+    // In KiB, the unit of --weight-memory and --activation-memory, with the exact bits beside.
+    let bits = hw.memory_bits();
+    outln!(
+        "memory in KiB (--weight-memory {} KiB holds the weights, --activation-memory {} KiB the pixels and activations):",
+        args.weight_memory,
+        args.activation_memory
+    )?;
+    for (what, bits) in &bits {
+        outln!("  {what:<15} {:>10.2} KiB  ({bits} bits)", kib(*bits))?;
     }
     if let Some(target) = target {
         // The tools' run times cannot be counted: a spinner names the one that runs.
@@ -200,6 +205,11 @@ fn implementation_target(args: &CompileArgs) -> Result<Option<Target>> {
         }
     }
     Ok(target)
+}
+
+/// Bits as KiB (1024 bytes).
+fn kib(bits: u64) -> f64 {
+    bits as f64 / (8.0 * 1024.0)
 }
 
 fn check_memory(hw: &Hardware, args: &CompileArgs) -> Result<()> {

@@ -21,7 +21,6 @@ use crate::train::{self, Evaluation};
 pub struct EvalArgs {
     /// Trained-model file (.qnn), QONNX file (.onnx) or IR file
     pub model: PathBuf,
-    /// Default for --test-limit: the number of test images the model was evaluated on when trained
     #[command(flatten)]
     pub data: DataArgs,
     /// Also run the integer golden model (the reference the RTL must equal) and report its accuracy
@@ -33,20 +32,57 @@ pub struct EvalArgs {
 
 #[derive(Serialize)]
 struct EvalReport {
+    /// The file evaluated, as given.
     model: String,
+    /// The network's name.
     network: String,
     dataset: String,
-    weights: String,
-    activations: String,
+    wbits: Bits,
+    abits: Bits,
+    /// Percent.
     accuracy: f64,
     correct: usize,
-    total: usize,
+    test_images: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     loss: Option<f32>,
+    /// The accuracy `qnnc train` measured, on `trained_test_images`.
     #[serde(skip_serializing_if = "Option::is_none")]
     trained_accuracy: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    trained_test_images: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     integer_accuracy: Option<f64>,
+}
+
+/// Bit widths of the layers: a number when every layer has the same, else the distinct ones in
+/// increasing order. A float precision counts as 32 bits, as in the energy report.
+struct Bits(Vec<u32>);
+
+impl Serialize for Bits {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => serializer.serialize_u32(*one),
+            many => many.serialize(serializer),
+        }
+    }
+}
+
+impl std::fmt::Display for Bits {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let text: Vec<String> = self.0.iter().map(u32::to_string).collect();
+        f.write_str(&text.join(","))
+    }
+}
+
+impl Bits {
+    fn of(precision: crate::spec::Precision) -> Bits {
+        Bits(vec![precision
+            .bits()
+            .unwrap_or(crate::energy::work::FLOAT_BITS)])
+    }
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
@@ -64,14 +100,14 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         Format::Json => super::print_json(&report)?,
         Format::Table => {
             outln!(
-                "{} ({}, weights {} bits, activations {} bits): test accuracy {:.2}% ({}/{})",
+                "{} ({}, weights {} bits, activations {} bits): test accuracy {:.2}% ({}/{} test images)",
                 report.model,
                 report.network,
-                report.weights,
-                report.activations,
+                report.wbits,
+                report.abits,
                 report.accuracy,
                 report.correct,
-                report.total
+                report.test_images
             )?;
             if let Some(integer) = report.integer_accuracy {
                 outln!(
@@ -86,8 +122,14 @@ pub fn run(args: &EvalArgs) -> Result<()> {
 
 fn eval_model(args: &EvalArgs, mut model: Model) -> Result<EvalReport> {
     let spec = &model.net.network.spec;
-    let limit = args.data.test_limit.or(Some(model.training.test_images));
-    let test = load_split(spec.dataset, args.data.data.as_deref(), Split::Test, limit)?;
+    // The whole test set unless --test-limit says otherwise, as for every other source: the
+    // limit the model was trained with is reported beside, not reused.
+    let test = load_split(
+        spec.dataset,
+        args.data.data.as_deref(),
+        Split::Test,
+        args.data.test_limit,
+    )?;
     let batch = model.training.options.batch;
     let result: Evaluation = train::evaluate(&mut model.net, &test, batch);
     let integer_accuracy = if args.integer {
@@ -107,13 +149,14 @@ fn eval_model(args: &EvalArgs, mut model: Model) -> Result<EvalReport> {
         model: args.model.display().to_string(),
         network: spec.name.clone(),
         dataset: spec.dataset.name().into(),
-        weights: spec.precision.weights.to_string(),
-        activations: spec.precision.activations.to_string(),
+        wbits: Bits::of(spec.precision.weights),
+        abits: Bits::of(spec.precision.activations),
         accuracy: result.accuracy,
         correct: result.correct,
-        total: result.total,
+        test_images: result.total,
         loss: Some(result.loss),
         trained_accuracy: Some(model.training.test_accuracy),
+        trained_test_images: Some(model.training.test_images),
         integer_accuracy,
     })
 }
@@ -169,19 +212,20 @@ fn eval_graph(args: &EvalArgs, source: &Source) -> Result<EvalReport> {
         model: origin,
         network: graph.name.clone(),
         dataset: dataset.name().into(),
-        weights,
-        activations,
+        wbits: weights,
+        abits: activations,
         accuracy,
         correct,
-        total: test.len(),
+        test_images: test.len(),
         loss: None,
         trained_accuracy: None,
+        trained_test_images: None,
         integer_accuracy,
     })
 }
 
-/// The bit widths of a graph's weights and activations, as "4" or "1,8" when layers differ.
-fn precisions(graph: &ir::Graph) -> (String, String) {
+/// The bit widths of a graph's weights and activations.
+fn precisions(graph: &ir::Graph) -> (Bits, Bits) {
     let mut weights = BTreeSet::new();
     let mut activations = BTreeSet::new();
     for node in graph.topological_order() {
@@ -202,11 +246,8 @@ fn precisions(graph: &ir::Graph) -> (String, String) {
             _ => {}
         }
     }
-    let join = |set: BTreeSet<u32>| {
-        set.iter()
-            .map(|b| b.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    (join(weights), join(activations))
+    (
+        Bits(weights.into_iter().collect()),
+        Bits(activations.into_iter().collect()),
+    )
 }

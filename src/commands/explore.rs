@@ -58,13 +58,75 @@ pub struct ExploreArgs {
     #[arg(long, value_name = "DIR", requires = "target", conflicts_with_all = ["shard", "collect"])]
     pub emit_best: Option<PathBuf>,
     /// Test accuracy (percent) for --emit-best
-    #[arg(long)]
+    #[arg(long, requires = "emit_best")]
     pub target: Option<f64>,
+    /// PE array of --emit-best: output channels computed in parallel [default: 8]
+    #[arg(long, requires = "emit_best")]
+    pub pe: Option<usize>,
+    /// PE array of --emit-best: multiply lanes of each PE [default: 16]
+    #[arg(long, requires = "emit_best")]
+    pub simd: Option<usize>,
+    #[command(flatten)]
+    pub overrides: SweepOverrides,
     /// Folder holding the data set's files (default: the Debian package's folder)
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     #[command(flatten)]
     pub cluster: SlurmArgs,
+}
+
+/// Command-line values that replace the sweep file's, to scale a sweep down or up without
+/// editing it. They change the sweep (and so its digest and the cache keys of its points):
+/// cached points of the unchanged sweep are never taken for points of the changed one.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SweepOverrides {
+    /// Epochs of every family (replaces the sweep file's `epochs`)
+    #[arg(long, value_name = "N", conflicts_with = "collect")]
+    pub epochs: Option<usize>,
+    /// Use only the first N training images (replaces `train_limit`)
+    #[arg(long, value_name = "N", conflicts_with = "collect")]
+    pub train_limit: Option<usize>,
+    /// Use only the first N test images (replaces `test_limit`)
+    #[arg(long, value_name = "N", conflicts_with = "collect")]
+    pub test_limit: Option<usize>,
+    /// Energy profile, a preset or a TOML file; repeat for several (replaces `profiles`; the
+    /// first ranks --emit-best)
+    #[arg(long, value_name = "NAME|FILE", conflicts_with = "collect")]
+    pub profile: Vec<String>,
+}
+
+impl SweepOverrides {
+    /// The sweep with these values in place, and the folder its profile files are relative
+    /// to: the sweep file's, or the working folder for profiles given here.
+    fn apply(&self, mut sweep: Sweep, sweep_file: &Path) -> Result<(Sweep, PathBuf)> {
+        use crate::limits::{at_most, MAX_EPOCHS, MAX_IMAGES};
+        for (flag, value, max) in [
+            ("--epochs", self.epochs, MAX_EPOCHS),
+            ("--train-limit", self.train_limit, MAX_IMAGES),
+            ("--test-limit", self.test_limit, MAX_IMAGES),
+        ] {
+            if let Some(value) = value {
+                if value == 0 {
+                    return Err(Error::usage(flag, "must be at least 1"));
+                }
+                at_most(value, max).map_err(|message| Error::usage(flag, message))?;
+            }
+        }
+        if let Some(epochs) = self.epochs {
+            for family in [&mut sweep.cnn, &mut sweep.mlp].into_iter().flatten() {
+                family.epochs = epochs;
+            }
+        }
+        sweep.train_limit = self.train_limit.or(sweep.train_limit);
+        sweep.test_limit = self.test_limit.or(sweep.test_limit);
+        let folder = if self.profile.is_empty() {
+            sweep_file.parent().unwrap_or(Path::new(".")).to_path_buf()
+        } else {
+            sweep.profiles = self.profile.clone();
+            PathBuf::from(".")
+        };
+        Ok((sweep, folder))
+    }
 }
 
 /// What a run (or a shard) computed.
@@ -125,6 +187,10 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
     }
     if let Some(dir) = &args.emit_best {
         super::check_build_path(dir)?;
+        let (pe, simd) = emit_array(args);
+        crate::schedule::ArrayConfig { pe, simd }
+            .check()
+            .map_err(|(flag, message)| Error::usage(flag, message))?;
     }
     slurm::check(&args.cluster)?;
     if !args.collect.is_empty() {
@@ -147,8 +213,11 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
         (path, out)
     };
     super::check_folder_path(&out)?;
-    let sweep = Sweep::load(&sweep_path)?;
-    let profiles = sweep.resolve_profiles(&sweep_path)?;
+    let (sweep, profile_folder) = args
+        .overrides
+        .apply(Sweep::load(&sweep_path)?, &sweep_path)?;
+    // Resolving the profiles first reports a bad one before any training starts.
+    let profiles = sweep.resolve_profiles(&profile_folder)?;
     if sweep.targets.is_empty() {
         return Err(Error::usage(
             &format!("{}: targets", sweep_path.display()),
@@ -300,7 +369,7 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
     if shard.is_none() {
         write_outputs(&out, &file, &command_line())?;
         if let (Some(dir), Some(target)) = (&args.emit_best, args.target) {
-            emit_best(&file, &grid, &cache, dir, target, args.data.clone())?;
+            emit_best(&file, &grid, &cache, dir, target, args)?;
         }
     }
     Ok(())
@@ -459,26 +528,53 @@ fn write_outputs(out: &Path, file: &PointsFile, command: &str) -> Result<()> {
     Ok(())
 }
 
+/// The PE array --emit-best compiles for.
+fn emit_array(args: &ExploreArgs) -> (usize, usize) {
+    (args.pe.unwrap_or(8), args.simd.unwrap_or(16))
+}
+
+/// Compiles and simulates the point of least energy on the first profile among those that
+/// reach `target`; none reaching it is an error (exit 1), so that a script sees it.
 fn emit_best(
     file: &PointsFile,
     grid: &[PointSpec],
     cache: &Cache,
     dir: &Path,
     target: f64,
-    data: Option<PathBuf>,
+    args: &ExploreArgs,
 ) -> Result<()> {
     let profile = file.sweep.profiles.first().cloned().unwrap_or_default();
     let Some(best) = pareto::min_energy_at(&file.points, &profile, target, None) else {
-        outln!("no point reaches {target} %: nothing to emit")?;
-        return Ok(());
+        let best_accuracy = file
+            .points
+            .iter()
+            .map(|p| p.integer_accuracy)
+            .fold(f64::NEG_INFINITY, f64::max);
+        return Err(Error::usage(
+            "--target",
+            format!(
+                "no point reaches {target} % (the best reaches {best_accuracy:.2} %): nothing emitted"
+            ),
+        ));
     };
     let point = &file.points[best];
     let spec = grid
         .iter()
         .find(|p| p.id == point.id)
         .expect("points come from the grid");
+    let (pe, simd) = emit_array(args);
+    let profile_origin = if args.overrides.profile.is_empty() {
+        "the sweep's first profile; --profile to choose"
+    } else {
+        "--profile"
+    };
+    let array_origin = if args.pe.is_some() || args.simd.is_some() {
+        "--pe/--simd"
+    } else {
+        "the default; --pe/--simd to choose"
+    };
     outln!(
-        "emitting {} ({:.2} %, {:.3e} on {profile}) into {}",
+        "emitting {} ({:.2} %, {:.3e} on {profile} ({profile_origin})) for a {pe}x{simd} PE array ({array_origin}) into {}",
         point.id,
         point.integer_accuracy,
         point.energy[&profile],
@@ -487,21 +583,21 @@ fn emit_best(
     super::compile::run(&super::compile::CompileArgs {
         model: cache.model(&spec.key),
         output: dir.to_path_buf(),
-        pe: 8,
-        simd: 16,
+        pe,
+        simd,
         weight_memory: 4096,
         activation_memory: 1024,
         target: None,
         clock_mhz: None,
         synth: false,
-        network: Default::default(),
     })?;
     super::sim::run(&super::sim::SimArgs {
         dir: dir.to_path_buf(),
         images: 100,
+        clock_mhz: 100.0,
         simulator: crate::sim::Simulator::Verilator,
         model: None,
-        data,
+        data: args.data.clone(),
         format: super::Format::Table,
         netlist: false,
         vcd: None,

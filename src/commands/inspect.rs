@@ -29,14 +29,15 @@ pub struct InspectArgs {
     pub passes: bool,
     #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
     pub format: GraphFormat,
-    /// Also show the schedule on a PE array of --pe x --simd (trained models and IR files)
+    /// Also show the schedule on a PE array of --pe x --simd (text, or a "schedule" field
+    /// beside the IR in JSON; not with --format dot)
     #[arg(long)]
     pub schedule: bool,
     /// Output channels computed in parallel, for --schedule
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, requires = "schedule")]
     pub pe: usize,
     /// Multiply lanes of each PE, for --schedule
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, requires = "schedule")]
     pub simd: usize,
     #[command(flatten)]
     pub network: NetworkArgs,
@@ -55,6 +56,14 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             "give a model, IR file or spec (or --passes)",
         ));
     };
+    if args.schedule && args.format == GraphFormat::Dot {
+        // A dot file is a drawing of the graph; a table in it would be a comment no viewer
+        // shows. The schedule is in the text and JSON formats.
+        return Err(Error::usage(
+            "--schedule",
+            "applies to --format text or json, not dot",
+        ));
+    }
     let origin = path.display().to_string();
     let source = Source::open(path, &args.network)?;
     let mut graph = source.graph(&origin)?;
@@ -78,14 +87,27 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     } else {
         None
     };
-    let text = match args.format {
-        GraphFormat::Text => dump::to_text(&graph),
-        GraphFormat::Dot => dump::to_dot(&graph),
-        GraphFormat::Json => dump::to_json(&graph),
-    };
-    out!("{text}")?;
-    if let Some(schedule) = schedule {
-        out!("{schedule}")?;
+    match (args.format, schedule) {
+        (GraphFormat::Json, Some(schedule)) => {
+            // One JSON document: the IR file as --format json writes it, and the schedule.
+            #[derive(serde::Serialize)]
+            struct WithSchedule<G> {
+                ir: G,
+                schedule: schedule::Schedule,
+            }
+            super::print_json(&WithSchedule {
+                ir: dump::to_serializable(&graph),
+                schedule,
+            })
+        }
+        (GraphFormat::Json, None) => out!("{}", dump::to_json(&graph)),
+        (GraphFormat::Dot, _) => out!("{}", dump::to_dot(&graph)),
+        (GraphFormat::Text, schedule) => {
+            out!("{}", dump::to_text(&graph))?;
+            match schedule {
+                Some(schedule) => out!("{schedule}"),
+                None => Ok(()),
+            }
+        }
     }
-    Ok(())
 }

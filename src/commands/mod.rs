@@ -30,6 +30,7 @@ pub mod sim;
 pub mod train;
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use clap::{Args, ValueEnum};
 use indicatif::{HumanDuration, ProgressBar, ProgressState, ProgressStyle};
@@ -50,7 +51,7 @@ pub struct DataArgs {
     /// Folder holding the data set's files (default: the Debian package's folder)
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Use only the first N test images
+    /// Use only the first N test images [default: all]
     #[arg(long, value_name = "N")]
     pub test_limit: Option<usize>,
 }
@@ -61,15 +62,43 @@ pub fn load_split(
     split: Split,
     limit: Option<usize>,
 ) -> Result<Dataset> {
-    let data = data::load(kind, dir, split, limit)?;
+    let mut data = data::load(kind, dir, split, None)?;
+    let (flag, set) = match split {
+        Split::Train => ("--train-limit", "training"),
+        Split::Test => ("--test-limit", "test"),
+    };
+    if let Some(limit) = limit {
+        // A test set clamped is said so: the count the report gives is not the one asked for.
+        // (A training set clamped shows in the report's count of training images.)
+        if split == Split::Test && limit > data.len() {
+            warn(format!(
+                "{flag} {limit} is more than the {} {set} images; using {}",
+                data.len(),
+                data.len()
+            ));
+        }
+        data.truncate(limit);
+    }
     if data.is_empty() {
-        let flag = match split {
-            Split::Train => "--train-limit",
-            Split::Test => "--test-limit",
-        };
         return Err(Error::usage(flag, "selects no images"));
     }
     Ok(data)
+}
+
+/// Warnings of this run, printed when it succeeds: a failed run's one line stays alone.
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Records a warning for standard error (see [`take_warnings`]).
+pub fn warn(text: String) {
+    WARNINGS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(text);
+}
+
+/// The warnings recorded so far, for the binary to print once the command succeeded.
+pub fn take_warnings() -> Vec<String> {
+    std::mem::take(&mut *WARNINGS.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// Writes `text` on standard output. A reader that went away (a closed pipe) is

@@ -22,9 +22,17 @@ use crate::sim::{self, Expectation, SimReport, Simulator};
 pub struct SimArgs {
     /// Build folder written by `qnnc compile`
     pub dir: PathBuf,
-    /// Test images to stream through the design
-    #[arg(long, default_value_t = 100)]
+    /// Use the first N test images (a simulation is slow: not the whole set by default)
+    #[arg(
+        long = "test-limit",
+        visible_alias = "images",
+        value_name = "N",
+        default_value_t = 100
+    )]
     pub images: usize,
+    /// Clock rate at which to report the hardware's inferences per second, in MHz
+    #[arg(long, value_name = "MHZ", default_value_t = 100.0)]
+    pub clock_mhz: f64,
     #[arg(long, value_enum, default_value_t = Simulator::Verilator)]
     pub simulator: Simulator,
     /// Check that the build was compiled from this trained-model or QONNX file
@@ -55,25 +63,36 @@ pub struct SimArgs {
 pub struct LayerResult {
     pub name: String,
     pub macs: u64,
-    pub cycles: f64,
+    /// Cycles of one inference (the same for every image).
+    pub cycles: u64,
     pub predicted_cycles: u64,
+    /// MACs over cycles x PE x SIMD, 0..=1.
     pub utilization: f64,
 }
 
 #[derive(Debug, Serialize)]
 pub struct SimSummary {
-    pub model: String,
+    /// The build folder, as given.
+    pub build: String,
+    /// The network's name.
+    pub network: String,
     pub simulator: String,
     /// The target whose gate-level netlist ran, or null for the RTL.
     pub netlist: Option<String>,
-    pub images: usize,
+    pub test_images: usize,
     pub mismatches: usize,
-    pub cycles_per_inference: f64,
+    pub cycles_per_inference: u64,
     pub predicted_cycles: u64,
     pub prediction_error_percent: f64,
     /// Null for a netlist, whose testbench sees no layers.
     pub utilization: Option<f64>,
-    pub inferences_per_second: f64,
+    /// The clock of `hardware_inferences_per_second`.
+    pub clock_mhz: f64,
+    /// Inferences per second of the design at `clock_mhz`: the clock over the cycles an
+    /// inference takes.
+    pub hardware_inferences_per_second: f64,
+    /// Inferences per second of the simulator on this machine (wall clock).
+    pub simulator_inferences_per_second: f64,
     pub layers: Vec<LayerResult>,
 }
 
@@ -147,7 +166,13 @@ pub fn run(args: &SimArgs) -> Result<()> {
     let dir = &args.dir;
     let folder = dir.display().to_string();
     if args.images == 0 {
-        return Err(Error::usage("--images", "must be at least 1"));
+        return Err(Error::usage("--test-limit", "must be at least 1"));
+    }
+    if !(args.clock_mhz.is_finite() && args.clock_mhz > 0.0 && args.clock_mhz <= 1000.0) {
+        return Err(Error::usage(
+            "--clock-mhz",
+            format!("{} is not a clock rate in MHz (0 to 1000)", args.clock_mhz),
+        ));
     }
     let (manifest, edited) = read_manifest(dir, args.allow_edited)?;
     if !edited.is_empty() {
@@ -240,7 +265,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
     });
     progress.finish_and_clear();
     let (executable, report) = built?;
-    let summary = summarize(&manifest, args.simulator, netlist, &report);
+    let summary = summarize(&folder, &manifest, args, netlist, &report);
     match args.format {
         Format::Json => super::print_json(&summary)?,
         Format::Table => print_summary(&summary)?,
@@ -441,12 +466,15 @@ fn locate_mismatch(
 }
 
 fn summarize(
+    folder: &str,
     manifest: &Manifest,
-    simulator: Simulator,
+    args: &SimArgs,
     netlist: Option<crate::implement::Target>,
     report: &SimReport,
 ) -> SimSummary {
-    let n = report.images.max(1) as f64;
+    let n = report.images.max(1) as u64;
+    // Every image takes the same cycles; the mean, rounded, is that count.
+    let per_image = |total: u64| (total + n / 2) / n;
     let lanes = (manifest.pe * manifest.simd) as f64;
     // A netlist's testbench counts no layers: totals only.
     let layers: Vec<LayerResult> = manifest
@@ -454,31 +482,33 @@ fn summarize(
         .iter()
         .filter(|_| netlist.is_none())
         .zip(&report.layer_cycles)
-        .map(|(l, &cycles)| {
-            let per_image = cycles as f64 / n;
-            LayerResult {
-                name: l.name.clone(),
-                macs: l.macs,
-                cycles: per_image,
-                predicted_cycles: l.predicted_cycles,
-                utilization: l.macs as f64 / (per_image * lanes),
-            }
+        .map(|(l, &cycles)| LayerResult {
+            name: l.name.clone(),
+            macs: l.macs,
+            cycles: per_image(cycles),
+            predicted_cycles: l.predicted_cycles,
+            utilization: l.macs as f64 * n as f64 / (cycles as f64 * lanes),
         })
         .collect();
-    let layer_cycles: f64 = layers.iter().map(|l| l.cycles).sum();
-    let cycles = report.cycles as f64 / n;
+    let layer_cycles: u64 = report.layer_cycles.iter().sum();
+    let cycles = per_image(report.cycles);
     SimSummary {
-        model: manifest.model.clone(),
-        simulator: format!("{simulator:?}").to_lowercase(),
+        build: folder.to_string(),
+        network: manifest.model.clone(),
+        simulator: format!("{:?}", args.simulator).to_lowercase(),
         netlist: netlist.map(|t| t.name().to_string()),
-        images: report.images,
+        test_images: report.images,
         mismatches: report.mismatches,
         cycles_per_inference: cycles,
         predicted_cycles: manifest.predicted_cycles,
-        prediction_error_percent: 100.0 * (cycles - manifest.predicted_cycles as f64)
+        prediction_error_percent: 100.0
+            * (report.cycles as f64 / n as f64 - manifest.predicted_cycles as f64)
             / manifest.predicted_cycles as f64,
-        utilization: (netlist.is_none()).then(|| manifest.macs as f64 / (layer_cycles * lanes)),
-        inferences_per_second: report.images as f64 / report.seconds,
+        utilization: (netlist.is_none())
+            .then(|| manifest.macs as f64 * n as f64 / (layer_cycles as f64 * lanes)),
+        clock_mhz: args.clock_mhz,
+        hardware_inferences_per_second: args.clock_mhz * 1e6 / cycles.max(1) as f64,
+        simulator_inferences_per_second: report.images as f64 / report.seconds,
         layers,
     }
 }
@@ -494,48 +524,49 @@ fn print_summary(s: &SimSummary) -> Result<()> {
         String::new()
     };
     outln!(
-        "{} in {what}{how}: {} images, mismatches: {}",
-        s.model,
-        s.images,
+        "{} ({}) in {what}{how}: {} test images, mismatches: {}",
+        s.network,
+        s.build,
+        s.test_images,
         s.mismatches
     )?;
     outln!(
-        "cycles per inference: {:.1} (predicted {}, {:+.2} %)",
+        "cycles per inference: {} (predicted {}, {:+.2} %)",
         s.cycles_per_inference,
         s.predicted_cycles,
         s.prediction_error_percent
     )?;
-    if s.layers.is_empty() {
+    if !s.layers.is_empty() {
         outln!(
-            "simulated inferences per second: {:.1}",
-            s.inferences_per_second
+            "  {:<10} {:>10} {:>10} {:>10} {:>6}",
+            "layer",
+            "macs",
+            "cycles",
+            "predicted",
+            "utilization"
         )?;
-        return Ok(());
-    }
-    outln!(
-        "  {:<10} {:>10} {:>10} {:>10} {:>6}",
-        "layer",
-        "MACs",
-        "cycles",
-        "predicted",
-        "util"
-    )?;
-    for l in &s.layers {
-        outln!(
-            "  {:<10} {:>10} {:>10.1} {:>10} {:>6.3}",
-            l.name,
-            l.macs,
-            l.cycles,
-            l.predicted_cycles,
-            l.utilization
-        )?;
+        for l in &s.layers {
+            outln!(
+                "  {:<10} {:>10} {:>10} {:>10} {:>11.3}",
+                l.name,
+                l.macs,
+                l.cycles,
+                l.predicted_cycles,
+                l.utilization
+            )?;
+        }
     }
     if let Some(utilization) = s.utilization {
         outln!("PE utilization over the layers: {utilization:.3}")?;
     }
     outln!(
-        "simulated inferences per second: {:.1}",
-        s.inferences_per_second
+        "hardware inferences per second at {} MHz: {:.0} (--clock-mhz to change)",
+        s.clock_mhz,
+        s.hardware_inferences_per_second
+    )?;
+    outln!(
+        "simulator inferences per second on this machine: {:.1}",
+        s.simulator_inferences_per_second
     )
 }
 

@@ -107,13 +107,16 @@ impl NetworkArgs {
 struct TrainReport<'a> {
     model: String,
     network: &'a str,
-    weights: String,
-    activations: String,
+    /// Bits of a weight and of an activation (float counts as 32, as in the energy report).
+    wbits: u32,
+    abits: u32,
     parameters: u64,
     macs: u64,
     epochs: &'a [EpochStats],
     train_img_per_s: f64,
     train_seconds: f64,
+    train_images: usize,
+    test_images: usize,
     accuracy: f64,
     test: Evaluation,
     /// The peak resident memory estimated before training (what the memory check compares).
@@ -220,13 +223,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let report = TrainReport {
         model: args.output.display().to_string(),
         network: &network.spec.name,
-        weights,
-        activations,
+        wbits: bits_of(network.spec.precision.weights),
+        abits: bits_of(network.spec.precision.activations),
         parameters,
         macs,
         epochs: &history,
         train_img_per_s: (train_data.len() * args.epochs) as f64 / seconds,
         train_seconds: seconds,
+        train_images: train_data.len(),
+        test_images: test_data.len(),
         accuracy: test.accuracy,
         test,
         memory_estimate_bytes,
@@ -241,7 +246,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 report.train_img_per_s
             )?;
             outln!(
-                "test accuracy: {:.2}% ({}/{})",
+                "test accuracy: {:.2}% ({}/{} test images)",
                 test.accuracy,
                 test.correct,
                 test.total
@@ -268,6 +273,10 @@ fn epoch_row(e: &EpochStats) -> String {
         "{:>5}  {:<7.4}  {:>8.2}%  {:>8}  {:>6.0}",
         e.epoch, e.loss, e.train_accuracy, test, e.img_per_s
     )
+}
+
+fn bits_of(precision: Precision) -> u32 {
+    precision.bits().unwrap_or(crate::energy::work::FLOAT_BITS)
 }
 
 /// The estimated peak memory of the training, if this machine has that much.

@@ -4,9 +4,10 @@
 
 use serde::Serialize;
 
-/// Significant digits of the energies when serialized (JSON): far beyond the model's accuracy,
-/// and stable across platforms whose `powf` differ in the last bit.
-const JSON_SIGNIFICANT_DIGITS: usize = 6;
+/// Significant digits of the energies in JSON and CSV: all a reader can use (a sum of the
+/// layers equals the total to 1e-12), yet stable across platforms whose `powf` differ in the
+/// last bit of a double (16 to 17 digits).
+const JSON_SIGNIFICANT_DIGITS: usize = 12;
 
 /// The energy of one inference on one profile.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -92,16 +93,29 @@ impl EnergyReport {
     /// An aligned table: a header line naming the profile and units, one row per layer, and a
     /// totals row.
     pub fn to_table(&self) -> String {
+        // The names of the JSON and CSV fields; the share in percent, as its title says.
         let titles = [
-            "layer", "op", "N_c", "N_s", "A_s", "A_out", "Qw", "Qa_in", "Qa", "E_C", "E_W", "E_A",
-            "E_layer", "share",
+            "layer",
+            "op",
+            "macs",
+            "weights",
+            "outputs_computed",
+            "outputs_stored",
+            "wbits",
+            "abits_in",
+            "abits",
+            "e_c",
+            "e_w",
+            "e_a",
+            "e_layer",
+            "share_%",
         ];
         let mut rows = vec![titles.map(String::from).to_vec()];
         for line in self.lines() {
             let mut row = vec![line.name, line.op];
             row.extend(line.counts);
             row.extend(line.energies.map(|e| format!("{e:.3e}")));
-            row.push(format!("{:.1}%", 100.0 * line.share));
+            row.push(format!("{:.1}", 100.0 * line.share));
             rows.push(row);
         }
         let mut text = format!(
@@ -114,8 +128,8 @@ impl EnergyReport {
         text
     }
 
-    /// Pretty JSON, the fields in the order of the report; numbers rounded to a fixed number of
-    /// significant digits.
+    /// Pretty JSON, the fields in the order of the report; energies and shares rounded to
+    /// [`JSON_SIGNIFICANT_DIGITS`].
     pub fn to_json(&self) -> String {
         let mut text = serde_json::to_string_pretty(self).expect("report serialises");
         text.push('\n');
@@ -132,9 +146,11 @@ impl EnergyReport {
         for line in self.lines() {
             let mut fields = vec![line.name, line.op];
             fields.extend(line.counts);
-            fields.push(line.e_mac.map(|e| format!("{e:.6e}")).unwrap_or_default());
-            fields.extend(line.energies.map(|e| format!("{e:.6e}")));
-            fields.push(format!("{:.6}", line.share));
+            // The same numbers, as the same text, as in the JSON.
+            let number = |value: f64| round_significant(value).to_string();
+            fields.push(line.e_mac.map(number).unwrap_or_default());
+            fields.extend(line.energies.map(number));
+            fields.push(number(line.share));
             text.push_str(&fields.join(","));
             text.push('\n');
         }
@@ -233,9 +249,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rounds_to_six_significant_digits() {
-        assert_eq!(round_significant(1234567.0), 1234570.0);
-        assert_eq!(round_significant(0.000123456789), 0.000123457);
+    fn rounds_to_twelve_significant_digits() {
+        assert_eq!(round_significant(1234567.891234567), 1234567.89123);
+        assert_eq!(round_significant(0.000123456789012345), 0.000123456789012);
         assert_eq!(round_significant(0.0), 0.0);
     }
 

@@ -127,14 +127,21 @@ impl Sweep {
                 "give at least one energy profile",
             ));
         }
-        // Resolving the profiles here reports a bad one before any training starts.
-        self.resolve_profiles(sweep_file)?;
         let folder = sweep_file.parent().unwrap_or(Path::new("."));
         let mut points = Vec::new();
         for (family_name, family) in [("cnn", &self.cnn), ("mlp", &self.mlp)] {
             let Some(family) = family else { continue };
             let spec_path = folder.join(&family.spec);
             let spec_origin = spec_path.display().to_string();
+            if !spec_path.is_file() {
+                return Err(Error::usage(
+                    &format!("{file}: {family_name}.spec"),
+                    format!(
+                        "{} is not a file (spec paths are relative to the sweep file)",
+                        spec_path.display()
+                    ),
+                ));
+            }
             let base = Spec::from_file(&spec_path)?;
             if family.epochs == 0 {
                 return Err(Error::usage(
@@ -251,9 +258,9 @@ impl Sweep {
         Ok(points)
     }
 
-    /// The profiles, resolved relative to the sweep file.
-    pub fn resolve_profiles(&self, sweep_file: &Path) -> Result<Vec<Profile>> {
-        let folder = sweep_file.parent().unwrap_or(Path::new("."));
+    /// The profiles: presets, or files relative to `folder` (the sweep file's folder, or the
+    /// working folder for profiles given on the command line).
+    pub fn resolve_profiles(&self, folder: &Path) -> Result<Vec<Profile>> {
         self.profiles
             .iter()
             .map(|name| {

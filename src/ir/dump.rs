@@ -231,6 +231,11 @@ struct NodeEntry {
 
 /// The graph as JSON.
 pub fn to_json(graph: &Graph) -> String {
+    serde_json::to_string_pretty(&to_serializable(graph)).expect("graph serialises") + "\n"
+}
+
+/// The graph as the value [`to_json`] writes, to embed in a larger JSON document.
+pub fn to_serializable(graph: &Graph) -> impl Serialize {
     let nodes = graph
         .topological_order()
         .into_iter()
@@ -245,14 +250,13 @@ pub fn to_json(graph: &Graph) -> String {
             output: graph.output_type(i).expect("verified nodes are typed"),
         })
         .collect();
-    let file = GraphFile {
+    GraphFile {
         format: FORMAT.into(),
         version: VERSION,
         name: graph.name.clone(),
         passes: graph.passes.clone(),
         nodes,
-    };
-    serde_json::to_string_pretty(&file).expect("graph serialises") + "\n"
+    }
 }
 
 /// Reads a graph written by [`to_json`], and verifies it.

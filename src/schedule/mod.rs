@@ -23,6 +23,48 @@ pub struct ArrayConfig {
     pub simd: usize,
 }
 
+impl ArrayConfig {
+    /// Checks the array's size: each bound, and the shape the datapath needs. The error names
+    /// the flag (`--pe` or `--simd`) and says what is wrong.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let config = self;
+        // Bounded first: every memory word and count below grows with PE x SIMD.
+        for (flag, value, max) in [
+            ("--pe", config.pe, crate::limits::MAX_PE),
+            ("--simd", config.simd, crate::limits::MAX_SIMD),
+        ] {
+            crate::limits::at_most(value, max).map_err(|message| (flag, message))?;
+        }
+        if config.pe * config.simd > crate::limits::MAX_LANES {
+            return Err((
+                "--pe",
+                format!(
+                    "--pe {} x --simd {} is more than the limit of {} lanes (see docs/limits.md)",
+                    config.pe,
+                    config.simd,
+                    crate::limits::MAX_LANES
+                ),
+            ));
+        }
+        if config.pe == 0 {
+            return Err(("--pe", "must be at least 1".into()));
+        }
+        if config.simd == 0 || !config.simd.is_power_of_two() {
+            return Err(("--simd", format!("{} must be a power of two", config.simd)));
+        }
+        if config.pe > config.simd {
+            return Err((
+                "--pe",
+                format!(
+                    "{} must not exceed --simd {} (one write per bank a cycle)",
+                    config.pe, config.simd
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What turns a layer's accumulators into its outputs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -168,42 +210,9 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
         node: node.to_string(),
         message,
     };
-    // Bounded first: every memory word and count below grows with PE x SIMD.
-    for (flag, value, max) in [
-        ("--pe", config.pe, crate::limits::MAX_PE),
-        ("--simd", config.simd, crate::limits::MAX_SIMD),
-    ] {
-        crate::limits::at_most(value, max).map_err(|message| fail(flag, message))?;
-    }
-    if config.pe * config.simd > crate::limits::MAX_LANES {
-        return Err(fail(
-            "--pe",
-            format!(
-                "--pe {} x --simd {} is more than the limit of {} lanes (see docs/limits.md)",
-                config.pe,
-                config.simd,
-                crate::limits::MAX_LANES
-            ),
-        ));
-    }
-    if config.pe == 0 {
-        return Err(fail("--pe", "must be at least 1".into()));
-    }
-    if config.simd == 0 || !config.simd.is_power_of_two() {
-        return Err(fail(
-            "--simd",
-            format!("{} must be a power of two", config.simd),
-        ));
-    }
-    if config.pe > config.simd {
-        return Err(fail(
-            "--pe",
-            format!(
-                "{} must not exceed --simd {} (one write per bank a cycle)",
-                config.pe, config.simd
-            ),
-        ));
-    }
+    config
+        .check()
+        .map_err(|(flag, message)| fail(flag, message))?;
     crate::ir::verify::verify_lowered(graph, file)?;
     let chain = graph.topological_order();
     let input = graph.output_type(chain[0]).expect("typed").shape;
