@@ -881,6 +881,37 @@ fn the_input_scale_comes_from_an_input_quantizer_a_constant_scaling_or_the_user(
         given,
         &["input_prepare", "--input-scale does not apply"],
     );
+    // The same through the command line.
+    let quantized = dir.path().join("quantized.onnx");
+    std::fs::write(
+        &quantized,
+        with_input_node(&proto, "Quant", &[1.0 / 256.0], false),
+    )
+    .unwrap();
+    let quantized = quantized.to_str().unwrap();
+    for command in ["eval", "energy", "inspect"] {
+        assert_user_error(
+            &qnnc(&[command, quantized, "--input-scale", "1/256"]),
+            &["input_prepare", "--input-scale does not apply"],
+        );
+    }
+    let plain_file = dir.path().join("plain.onnx");
+    std::fs::write(&plain_file, &plain).unwrap();
+    let plain_file = plain_file.to_str().unwrap();
+    let by_flag_text = ok(qnnc(&["inspect", plain_file, "--input-scale", "1/256"]));
+    let by_quant_text = ok(qnnc(&["inspect", quantized]));
+    assert_eq!(
+        by_flag_text.lines().skip(1).collect::<Vec<_>>(),
+        by_quant_text.lines().skip(1).collect::<Vec<_>>()
+    );
+    assert_user_error(
+        &qnnc(&["eval", plain_file, "--input-scale", "0"]),
+        &["--input-scale", "positive and finite"],
+    );
+    assert_user_error(
+        &qnnc(&["energy", "examples/fmnist_mlp.toml", "--input-scale", "1/256"]),
+        &["--input-scale", "applies to a QONNX file"],
+    );
     for scale in [0.0, -1.0, f64::NAN] {
         refused(
             &plain,

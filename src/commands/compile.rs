@@ -23,6 +23,8 @@ pub const BUILD_VERSION: u32 = 1;
 pub struct CompileArgs {
     /// Trained-model file (.qnn), QONNX file (.onnx) or IR file (.json)
     pub model: PathBuf,
+    #[command(flatten)]
+    pub scale: super::InputScaleArgs,
     /// Output folder
     #[arg(short, long, value_name = "DIR")]
     pub output: PathBuf,
@@ -91,7 +93,7 @@ pub fn run(args: &CompileArgs) -> Result<()> {
     let origin = args.model.display().to_string();
     // The network flags (--bits, --nl, ...) change a spec, and compile takes trained weights
     // only: it has none of them.
-    let source = Source::open(&args.model, &Default::default())?;
+    let source = Source::open_scaled(&args.model, &Default::default(), &args.scale)?;
     if matches!(source, Source::Spec(_)) {
         return Err(Error::usage(
             &origin,

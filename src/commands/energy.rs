@@ -21,6 +21,8 @@ pub struct EnergyArgs {
     pub profile: String,
     #[command(flatten)]
     pub network: NetworkArgs,
+    #[command(flatten)]
+    pub scale: super::InputScaleArgs,
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
 }
@@ -35,7 +37,7 @@ pub enum ReportFormat {
 
 pub fn run(args: &EnergyArgs) -> Result<()> {
     let origin = args.input.display().to_string();
-    let source = Source::open(&args.input, &args.network)?;
+    let source = Source::open_scaled(&args.input, &args.network, &args.scale)?;
     let profile = Profile::resolve(&args.profile)?;
     // A spec may have float layers, which the integer IR cannot hold; everything else is
     // priced on its graph.

@@ -23,6 +23,8 @@ pub struct EvalArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub data: DataArgs,
+    #[command(flatten)]
+    pub scale: super::InputScaleArgs,
     /// Also run the integer golden model (the reference the RTL must equal) and report its accuracy
     #[arg(long)]
     pub integer: bool,
@@ -88,7 +90,7 @@ impl Bits {
 pub fn run(args: &EvalArgs) -> Result<()> {
     let origin = args.model.display().to_string();
     let report =
-        match Source::open(&args.model, &NetworkArgs::default())? {
+        match Source::open_scaled(&args.model, &NetworkArgs::default(), &args.scale)? {
             Source::Model(model) => eval_model(args, *model)?,
             Source::Spec(_) => return Err(Error::usage(
                 &origin,

@@ -590,6 +590,7 @@ fn emit_best(
         target: None,
         clock_mhz: None,
         synth: false,
+        scale: Default::default(),
     })?;
     super::sim::run(&super::sim::SimArgs {
         dir: dir.to_path_buf(),
@@ -602,6 +603,7 @@ fn emit_best(
         netlist: false,
         vcd: None,
         allow_edited: false,
+        scale: Default::default(),
     })?;
     Ok(())
 }

@@ -41,6 +41,8 @@ pub struct InspectArgs {
     pub simd: usize,
     #[command(flatten)]
     pub network: NetworkArgs,
+    #[command(flatten)]
+    pub scale: super::InputScaleArgs,
 }
 
 pub fn run(args: &InspectArgs) -> Result<()> {
@@ -65,7 +67,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         ));
     }
     let origin = path.display().to_string();
-    let source = Source::open(path, &args.network)?;
+    let source = Source::open_scaled(path, &args.network, &args.scale)?;
     let mut graph = source.graph(&origin)?;
     crate::ir::verify::verify(&graph, &origin)?;
     if !source.needs_passes() && args.after.is_some() {

@@ -209,8 +209,42 @@ struct FileFormat {
     format: Option<String>,
 }
 
+/// `--input-scale`: what one step of a pixel is worth in a QONNX graph that does not say so.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct InputScaleArgs {
+    /// Value of one pixel step for a QONNX file (.onnx) with no input quantizer: a number or a
+    /// fraction such as 1/256 [default: 1/255]
+    #[arg(long, value_name = "S", value_parser = parse_scale)]
+    pub input_scale: Option<f64>,
+}
+
+/// A positive, finite scale written as a number (0.00390625) or a fraction (1/256).
+fn parse_scale(text: &str) -> std::result::Result<f64, String> {
+    let value = match text.split_once('/') {
+        Some((numerator, denominator)) => {
+            let parse = |t: &str| t.trim().parse::<f64>().map_err(|e| format!("{text}: {e}"));
+            parse(numerator)? / parse(denominator)?
+        }
+        None => text.trim().parse::<f64>().map_err(|e| format!("{text}: {e}"))?,
+    };
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("{text} must be positive and finite"))
+    }
+}
+
 impl Source {
     pub fn open(path: &Path, flags: &train::NetworkArgs) -> Result<Source> {
+        Source::open_scaled(path, flags, &InputScaleArgs::default())
+    }
+
+    /// [`Source::open`], with the pixel's scale of a QONNX file.
+    pub fn open_scaled(
+        path: &Path,
+        flags: &train::NetworkArgs,
+        scale: &InputScaleArgs,
+    ) -> Result<Source> {
         let origin = path.display().to_string();
         let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         let format = match extension {
@@ -232,8 +266,19 @@ impl Source {
                 format!("applies to a spec, not to {origin}"),
             ));
         }
+        if scale.input_scale.is_some() && extension != "onnx" {
+            return Err(Error::usage(
+                "--input-scale",
+                format!("applies to a QONNX file (.onnx), not to {origin}"),
+            ));
+        }
         if extension == "onnx" {
-            Ok(Source::Imported(crate::qonnx::import::load(path)?))
+            let options = crate::qonnx::import::ImportOptions {
+                input_scale: scale.input_scale,
+            };
+            Ok(Source::Imported(crate::qonnx::import::load_with(
+                path, options,
+            )?))
         } else if is_model {
             Ok(Source::Model(Box::new(crate::model::Model::load(path)?)))
         } else if is_ir {

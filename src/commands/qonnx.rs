@@ -14,6 +14,8 @@ use crate::qonnx;
 pub struct ImportArgs {
     /// QONNX file (.onnx), as Brevitas's export_qonnx writes it
     pub model: PathBuf,
+    #[command(flatten)]
+    pub scale: super::InputScaleArgs,
     /// Where to write the imported network (a qnnc IR file that every command reads)
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
@@ -34,7 +36,10 @@ pub fn import(args: &ImportArgs) -> Result<()> {
     if !qonnx::is_onnx_path(&args.model) {
         return Err(Error::usage(&origin, "import reads QONNX files (.onnx)"));
     }
-    let graph = qonnx::import::load(&args.model)?;
+    let options = qonnx::import::ImportOptions {
+        input_scale: args.scale.input_scale,
+    };
+    let graph = qonnx::import::load_with(&args.model, options)?;
     // Refuse now what could not be lowered later.
     passes::run(&mut graph.clone(), &origin, None)?;
     crate::output::write_atomic(&args.output, dump::to_json(&graph).as_bytes()).map_err(|e| {

@@ -38,6 +38,8 @@ pub struct SimArgs {
     /// Check that the build was compiled from this trained-model or QONNX file
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub scale: super::InputScaleArgs,
     /// Folder holding the data set's files (default: the Debian package's folder)
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
@@ -190,7 +192,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
     let graph = dump::from_json(&ir_text, &format!("{folder}/ir.json"))?;
     if let Some(model) = &args.model {
         let origin = model.display().to_string();
-        let mut expected = Source::open(model, &NetworkArgs::default())?.graph(&origin)?;
+        let mut expected = Source::open_scaled(model, &NetworkArgs::default(), &args.scale)?.graph(&origin)?;
         passes::run(&mut expected, &origin, None)?;
         if digest(dump::to_json(&expected)) != manifest.ir_sha256 {
             return Err(Error::Output {
