@@ -249,7 +249,31 @@ fn a_closed_pipe_ends_quietly() {
     );
     let out = |name: &str| dir.path().join(name).display().to_string();
     let (compiled, exported, imported) = (out("compiled"), out("x.onnx"), out("x.json"));
+    let (trained, swept, calibrated) = (out("t.qnn"), out("swept"), out("calibrated"));
     for args in [
+        vec![
+            "train",
+            &spec,
+            "-o",
+            &trained,
+            "--epochs",
+            "1",
+            "--train-limit",
+            "100",
+            "--test-limit",
+            "50",
+        ],
+        vec!["explore", "--quick", "-o", &swept],
+        vec!["bench", "golden", "--test-limit", "20", "--repeat", "1"],
+        vec![
+            "calibrate",
+            "-o",
+            &calibrated,
+            "--bits",
+            "1,2",
+            "--simd",
+            "2",
+        ],
         vec!["inspect", &spec, "--format", "json"],
         vec!["inspect", "--passes"],
         vec!["energy", &spec],

@@ -909,7 +909,12 @@ fn the_input_scale_comes_from_an_input_quantizer_a_constant_scaling_or_the_user(
         &["--input-scale", "positive and finite"],
     );
     assert_user_error(
-        &qnnc(&["energy", "examples/fmnist_mlp.toml", "--input-scale", "1/256"]),
+        &qnnc(&[
+            "energy",
+            "examples/fmnist_mlp.toml",
+            "--input-scale",
+            "1/256",
+        ]),
         &["--input-scale", "applies to a QONNX file"],
     );
     for scale in [0.0, -1.0, f64::NAN] {

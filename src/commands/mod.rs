@@ -225,7 +225,10 @@ fn parse_scale(text: &str) -> std::result::Result<f64, String> {
             let parse = |t: &str| t.trim().parse::<f64>().map_err(|e| format!("{text}: {e}"));
             parse(numerator)? / parse(denominator)?
         }
-        None => text.trim().parse::<f64>().map_err(|e| format!("{text}: {e}"))?,
+        None => text
+            .trim()
+            .parse::<f64>()
+            .map_err(|e| format!("{text}: {e}"))?,
     };
     if value.is_finite() && value > 0.0 {
         Ok(value)

@@ -192,7 +192,8 @@ pub fn run(args: &SimArgs) -> Result<()> {
     let graph = dump::from_json(&ir_text, &format!("{folder}/ir.json"))?;
     if let Some(model) = &args.model {
         let origin = model.display().to_string();
-        let mut expected = Source::open_scaled(model, &NetworkArgs::default(), &args.scale)?.graph(&origin)?;
+        let mut expected =
+            Source::open_scaled(model, &NetworkArgs::default(), &args.scale)?.graph(&origin)?;
         passes::run(&mut expected, &origin, None)?;
         if digest(dump::to_json(&expected)) != manifest.ir_sha256 {
             return Err(Error::Output {
