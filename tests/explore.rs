@@ -248,3 +248,67 @@ fn sweep_settings_that_cannot_train_are_refused() {
         assert!(err.contains("bad.toml") && err.contains(field), "{err}");
     }
 }
+
+/// The words of every `<text>` element of an SVG file.
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|part| {
+            let body = part.split_once('>')?.1;
+            Some(body.split("</text>").next()?.trim().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_plots_render_to_png_and_name_families_precisions_targets_and_winners() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("quick");
+    ok(qnnc(&["explore", "--quick", "-o", out.to_str().unwrap()]));
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for profile in ["moons-dram", "moons-sram", "horowitz45-pj"] {
+        for plot in ["error_vs_energy", "energy_breakdown"] {
+            let svg = out.join(format!("plots/{plot}_{profile}.svg"));
+            // Rendered by librsvg (Debian's librsvg2-bin, which `make setup` installs), as
+            // a viewer would: a valid picture, not only valid text.
+            let png = dir.path().join(format!("{plot}_{profile}.png"));
+            let status = std::process::Command::new("rsvg-convert")
+                .arg("-o")
+                .arg(&png)
+                .arg(&svg)
+                .status()
+                .expect("rsvg-convert runs (apt-get install librsvg2-bin)");
+            assert!(status.success(), "{}", svg.display());
+            let bytes = std::fs::read(&png).unwrap();
+            assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{}", png.display());
+            let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+            assert!(width >= 600, "{width}");
+            let texts = svg_texts(&std::fs::read_to_string(&svg).unwrap());
+            assert!(
+                texts.iter().all(|t| !t.is_empty()),
+                "an empty label: {texts:?}"
+            );
+            let has = |needle: &str| texts.iter().any(|t| t.contains(needle));
+            assert!(has("chosen at 50.0 %"), "{plot} {profile}: {texts:?}");
+            if plot == "error_vs_energy" {
+                for label in [
+                    "MLP",
+                    "CNN",
+                    "1 bit",
+                    "4 bits",
+                    "target 50.0 % (error 50.0 %)",
+                    "target 65.0 %",
+                    "Pareto front",
+                ] {
+                    assert!(has(label), "{label:?} not in {plot} {profile}: {texts:?}");
+                }
+                // The winner named in the plot is the one the report names.
+                let winner = texts
+                    .iter()
+                    .find_map(|t| t.split_once(": chosen at").map(|(name, _)| name))
+                    .unwrap();
+                assert!(report.contains(winner), "{winner} not in the report");
+            }
+        }
+    }
+}
