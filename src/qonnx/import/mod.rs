@@ -94,7 +94,8 @@ pub fn import_with(
         })?;
         constants.insert(t.name.clone(), c);
     }
-    let onnx = Onnx { constants, ..onnx };
+    let mut onnx = Onnx { constants, ..onnx };
+    onnx.fold_constants()?;
     let graph_error = |message: String| IrError {
         file: origin.to_string(),
         node: "graph".into(),
@@ -248,6 +249,66 @@ impl<'a> Onnx<'a> {
             }
         }
         Ok(onnx)
+    }
+
+    /// Evaluates the arithmetic whose inputs are all constants (TensorNorm's
+    /// `(var + eps) ^ 0.5`, for example), so that its result is a constant operand.
+    fn fold_constants(&mut self) -> Result<(), IrError> {
+        for node in self.nodes {
+            let op = node.op_type.as_str();
+            let arity = match op {
+                "Add" | "Sub" | "Mul" | "Div" | "Pow" => 2,
+                "Sqrt" | "Reciprocal" | "Neg" | "Identity" => 1,
+                _ => continue,
+            };
+            if !is_standard(node) || node.input.len() != arity || node.output.len() != 1 {
+                continue;
+            }
+            let Some(inputs) = node
+                .input
+                .iter()
+                .map(|name| self.constants.get(name))
+                .collect::<Option<Vec<&Constant>>>()
+            else {
+                continue;
+            };
+            let (a, b) = (inputs[0], inputs[inputs.len() - 1]);
+            let dims = if a.values.len() >= b.values.len() {
+                a.dims.clone()
+            } else {
+                b.dims.clone()
+            };
+            let len = a.values.len().max(b.values.len());
+            let value = |c: &Constant, i: usize| c.values[if c.values.len() == 1 { 0 } else { i }];
+            if [a, b]
+                .iter()
+                .any(|c| c.values.len() != 1 && c.values.len() != len)
+            {
+                return Err(self.error(
+                    node,
+                    "constant operands must be scalars or of the same size",
+                ));
+            }
+            let values = (0..len)
+                .map(|i| {
+                    let (x, y) = (value(a, i), value(b, i));
+                    match op {
+                        "Add" => x + y,
+                        "Sub" => x - y,
+                        "Mul" => x * y,
+                        "Div" => x / y,
+                        "Pow" => x.powf(y),
+                        "Sqrt" => x.sqrt(),
+                        "Reciprocal" => 1.0 / x,
+                        "Neg" => -x,
+                        _ => x,
+                    }
+                })
+                .collect();
+            self.constants
+                .insert(node.output[0].clone(), Constant { dims, values });
+        }
+        Ok(())
     }
 
     fn label(node: &NodeProto) -> String {
