@@ -173,6 +173,7 @@ impl Builder {
                 node.op_type.as_str(),
                 "Quant"
                     | "IntQuant"
+                    | "BipolarQuant"
                     | "Add"
                     | "Sub"
                     | "Mul"
@@ -315,8 +316,8 @@ impl Builder {
         scale: f64,
     ) -> Result<(), IrError> {
         let fail = |m: &str| Err(onnx.error(node, m));
-        if q.bipolar || q.bits < 2 {
-            return fail("a quantizer after arithmetic on the input must have 2 bits or more");
+        if !q.bipolar && q.bits < 2 {
+            return fail("1-bit integer activations are not supported; use BipolarQuant");
         }
         let mut flattened = false;
         while self.graph.graph[self.last].op == Op::Flatten {
@@ -382,7 +383,7 @@ impl Builder {
             Op::Quantize {
                 bits: q.bits,
                 truncation: None,
-                narrow: q.narrow,
+                narrow: q.narrow && !q.bipolar,
             },
             quantizer_type(shape, q.bits, scale),
         );
