@@ -163,7 +163,8 @@ qonnx-check: setup build
 
 # Brevitas's FINN examples (bnn_pynq) through qnnc (tens of minutes): TFC, SFC and LFC at w1a1,
 # w1a2 and w2a2 evaluated on all 10,000 test images (float and integer) and simulated on 200
-# in Verilator; CNV (untrained, 32x32x3) imported and compiled for an 8x16 array. LFC (12 MB a
+# in Verilator; CNV (untrained, 32x32x3) imported, compiled for an 8x16 array and simulated on
+# 50 synthetic CIFAR-format images. LFC (12 MB a
 # file) and CNV are exported into build/finn-fixtures/ first if missing (the venv of
 # qonnx-fixtures).
 FINN_DIR := build/finn-check
@@ -174,12 +175,15 @@ qonnx-finn-check: setup build
 	@mkdir -p $(FINN_DIR)
 	@set -e; for f in tests/fixtures/qonnx/finn_*.onnx build/finn-fixtures/finn_lfc_*.onnx; do \
 		n=$$(basename $$f .onnx); \
-		$(QNNC) eval $$f --integer | tail -2; \
+		$(QNNC) eval $$f --integer; \
 		$(QNNC) compile $$f --pe 8 --simd 16 -o $(FINN_DIR)/$$n > /dev/null; \
-		$(QNNC) sim $(FINN_DIR)/$$n --images 200 --model $$f | head -2; \
+		$(QNNC) sim $(FINN_DIR)/$$n --images 200 --model $$f; \
 	done
+	@mkdir -p $(FINN_DIR)/cifar
+	python3 -c "import random; r = random.Random(1); open('$(FINN_DIR)/cifar/test_batch.bin', 'wb').write(bytes(b for i in range(50) for b in [i % 10] + [r.randrange(256) for _ in range(3072)]))"
 	@set -e; for f in build/finn-fixtures/finn_cnv_*.onnx; do \
-		$(QNNC) compile $$f --pe 8 --simd 16 -o $(FINN_DIR)/$$(basename $$f .onnx) | head -1; \
+		$(QNNC) compile $$f --pe 8 --simd 16 -o $(FINN_DIR)/$$(basename $$f .onnx) > /dev/null; \
+		$(QNNC) sim $(FINN_DIR)/$$(basename $$f .onnx) --images 50 --data $(FINN_DIR)/cifar; \
 	done
 
 # The fuzz campaign of tests/fuzz.rs: specs, models, IR, ONNX, profiles, sweeps, command-line
