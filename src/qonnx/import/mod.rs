@@ -8,7 +8,11 @@
 //! The image's 8-bit pixels are the graph input's codes: its value is `pixel * scale`. The
 //! scale is 1/255 unless the graph says otherwise (an 8-bit unsigned `Quant` on the input, or
 //! a constant `Mul` or `Div` of the input, composed into the scale) or the user does
-//! ([`ImportOptions::input_scale`]).
+//! ([`ImportOptions::input_scale`]). A quantizer after arithmetic on the input (Brevitas's FINN
+//! examples: `2x - 1`, then a 1- or 2-bit or an 8-bit signed quantizer) becomes an input layer
+//! of its own that computes its codes exactly from the pixels. Signed activation codes are
+//! kept as unsigned codes shifted by the negated smallest code, which the next MAC's bias
+//! takes back. Arithmetic on constants alone (TensorNorm's) is evaluated first.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -28,7 +32,7 @@ use builder::Builder;
 /// The ops import reads, for the message that refuses the others.
 const SUPPORTED: &str =
     "Quant, IntQuant, BipolarQuant, Trunc, Conv, Gemm, MatMul, Add, Sub, Mul, Div, \
-     BatchNormalization, Relu, Clip, MaxPool, Flatten, Reshape, Transpose, Identity, Dropout";
+     (Pow, Sqrt, Reciprocal, Neg of constants), BatchNormalization, Relu, Clip, MaxPool, Flatten, Reshape, Transpose, Identity, Dropout";
 
 /// Largest image side (or feature count) an input may have.
 const MAX_INPUT_SIDE: usize = 1 << 16;
