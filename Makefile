@@ -9,7 +9,7 @@ DEMO_DIR := build/demo
 BNN_ARRAY := --pe 2 --simd 8
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup build demo test bench lint rtl-check synth-check fpga-tools fpga-check explore slurm-check qonnx-fixtures qonnx-check fuzz clean
+.PHONY: all setup build demo test bench lint rtl-check synth-check fpga-tools fpga-check explore slurm-check qonnx-fixtures qonnx-check qonnx-finn-check fuzz clean
 
 all: build
 
@@ -152,9 +152,11 @@ slurm-check: setup build
 
 # The Brevitas-trained QONNX test fixtures, made again: installs the pinned Brevitas and PyTorch
 # from PyPI into build/brevitas-venv (a few GB), trains eight small networks and exports them
-# into tests/fixtures/qonnx/ with the accuracies Brevitas reported. The tests need no Python.
+# into tests/fixtures/qonnx/ with the accuracies Brevitas reported, then exports Brevitas's FINN
+# examples (bnn_pynq TFC/SFC there, LFC/CNV into build/finn-fixtures/). The tests need no Python.
 qonnx-fixtures:
 	bash examples/qonnx/make_fixtures.sh
+	bash examples/qonnx/make_fixtures.sh --finn
 
 # QONNX's own executor reads what qnnc exports as qnnc does: every fixture, imported and
 # exported again by qnnc, classifies the first 300 test images as the original does and as
@@ -169,6 +171,31 @@ qonnx-check: setup build
 	done
 	build/brevitas-venv/bin/python examples/qonnx/check_export.py --images 300 \
 		tests/fixtures/qonnx/*.onnx $(QONNX_CHECK_DIR)/*.onnx
+
+# Brevitas's FINN examples (bnn_pynq) through qnnc (tens of minutes): TFC, SFC and LFC at w1a1,
+# w1a2 and w2a2 evaluated on all 10,000 test images (float and integer) and simulated on 200
+# in Verilator; CNV (untrained, 32x32x3) imported, compiled for an 8x16 array and simulated on
+# 50 synthetic CIFAR-format images. LFC (12 MB a
+# file) and CNV are exported into build/finn-fixtures/ first if missing (the venv of
+# qonnx-fixtures).
+FINN_DIR := build/finn-check
+FINN_BUILT := $(foreach n,lfc cnv,$(foreach p,w1a1 w1a2 w2a2,build/finn-fixtures/finn_$(n)_$(p).onnx))
+qonnx-finn-check: setup build
+	@for f in $(FINN_BUILT); do [ -f $$f ] || { bash examples/qonnx/make_fixtures.sh --finn \
+		--only lfc_w1a1,lfc_w1a2,lfc_w2a2,cnv_w1a1,cnv_w1a2,cnv_w2a2; break; }; done
+	@mkdir -p $(FINN_DIR)
+	@set -e; for f in tests/fixtures/qonnx/finn_*.onnx build/finn-fixtures/finn_lfc_*.onnx; do \
+		n=$$(basename $$f .onnx); \
+		$(QNNC) eval $$f --integer; \
+		$(QNNC) compile $$f --pe 8 --simd 16 -o $(FINN_DIR)/$$n > /dev/null; \
+		$(QNNC) sim $(FINN_DIR)/$$n --images 200 --model $$f; \
+	done
+	@mkdir -p $(FINN_DIR)/cifar
+	python3 -c "import random; r = random.Random(1); open('$(FINN_DIR)/cifar/test_batch.bin', 'wb').write(bytes(b for i in range(50) for b in [i % 10] + [r.randrange(256) for _ in range(3072)]))"
+	@set -e; for f in build/finn-fixtures/finn_cnv_*.onnx; do \
+		$(QNNC) compile $$f --pe 8 --simd 16 -o $(FINN_DIR)/$$(basename $$f .onnx) > /dev/null; \
+		$(QNNC) sim $(FINN_DIR)/$$(basename $$f .onnx) --images 50 --data $(FINN_DIR)/cifar; \
+	done
 
 # The fuzz campaign of tests/fuzz.rs: specs, models, IR, ONNX, profiles, sweeps, command-line
 # values and build folders, mutated from tests/fuzz_corpus/ and run through qnnc until the time

@@ -286,6 +286,103 @@ fn brevitas_fixtures_compile_to_rtl_with_no_mismatches() {
     }
 }
 
+/// The FINN example fixtures (Brevitas's bnn_pynq TFC and SFC at w1a1, w1a2, w2a2) and
+/// Brevitas's accuracy on the first test images (the `finn` list of fixtures.json).
+fn finn_fixtures() -> Vec<(String, f64, u64)> {
+    let text = std::fs::read_to_string(fixtures().join("fixtures.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let list: Vec<(String, f64, u64)> = json["finn"]["fixtures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let file = f["file"].as_str().unwrap().to_string();
+            let bytes = std::fs::read(fixtures().join(&file)).unwrap();
+            assert_eq!(
+                f["sha256"].as_str().unwrap(),
+                qnnc::codegen::digest(&bytes),
+                "{file} changed"
+            );
+            let accuracy = f["slice_accuracy"].as_f64().unwrap();
+            (file, accuracy, f["slice_images"].as_u64().unwrap())
+        })
+        .collect();
+    for network in ["tfc", "sfc"] {
+        for precision in ["w1a1", "w1a2", "w2a2"] {
+            let name = format!("finn_{network}_{precision}.onnx");
+            assert!(list.iter().any(|(f, _, _)| *f == name), "{name} missing");
+        }
+    }
+    list
+}
+
+#[test]
+fn finn_example_networks_import_and_evaluate_to_brevitas_accuracy() {
+    for (file, brevitas, images) in finn_fixtures() {
+        let path = fixtures().join(&file).display().to_string();
+        let limit = images.to_string();
+        let report: serde_json::Value = serde_json::from_str(&ok(qnnc(&[
+            "eval",
+            &path,
+            "--integer",
+            "--test-limit",
+            &limit,
+            "--format",
+            "json",
+        ])))
+        .unwrap();
+        assert_eq!(report["total"].as_u64(), Some(images), "{file}");
+        let float = report["accuracy"].as_f64().unwrap();
+        let integer = report["integer_accuracy"].as_f64().unwrap();
+        assert!(
+            (float - brevitas).abs() <= 0.1,
+            "{file}: qnnc's float model {float} % but Brevitas reported {brevitas} %"
+        );
+        assert!(
+            (integer - brevitas).abs() <= 0.3,
+            "{file}: integer golden model {integer} % but Brevitas reported {brevitas} %"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Without its input quantizer, FINN's `2x - 1` of the input cannot be kept exact on pixels.
+    let bytes = std::fs::read(fixtures().join("finn_tfc_w1a2.onnx")).unwrap();
+    let proto = ModelProto::parse_from_bytes(&bytes).unwrap();
+    let bypass = |m: &mut ModelProto, index: usize| {
+        let graph = m.graph.as_mut().unwrap();
+        let node = graph.node.remove(index);
+        for n in &mut graph.node {
+            for x in &mut n.input {
+                if *x == node.output[0] {
+                    *x = node.input[0].clone();
+                }
+            }
+        }
+    };
+    let input_quant = proto.graph.node.iter().position(|n| n.op_type == "Quant");
+    let no_input_quant = with(&proto, |m| bypass(m, input_quant.unwrap()));
+    refused(
+        dir.path(),
+        "no_input_quant.onnx",
+        &no_input_quant,
+        &["/Sub", "Sub:", "unless an input quantizer follows"],
+    );
+    // TFC at w1a1 (a bipolar input quantizer) and w2a2 (2-bit signed codes throughout) in
+    // Verilator.
+    for file in ["finn_tfc_w1a1.onnx", "finn_tfc_w2a2.onnx"] {
+        let path = fixtures().join(file).display().to_string();
+        let build = dir.path().join(file).display().to_string();
+        ok(qnnc(&[
+            "compile", &path, "--pe", "8", "--simd", "16", "-o", &build,
+        ]));
+        let report: serde_json::Value = serde_json::from_str(&ok(qnnc(&[
+            "sim", &build, "--images", "200", "--model", &path, "--format", "json",
+        ])))
+        .unwrap();
+        assert_eq!(report["mismatches"], 0, "{file}: {report}");
+        assert_eq!(report["images"], 200, "{file}: {report}");
+    }
+}
+
 /// `model` with a Trunc of act1's `input_bits`-bit codes by 2 bits (`rounding`) inserted
 /// after act1.
 fn with_truncation(proto: &ModelProto, rounding: &str, input_bits: f32) -> Vec<u8> {

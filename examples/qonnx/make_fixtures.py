@@ -210,6 +210,15 @@ Training is seeded and deterministic on the CPU, but the weights, accuracies
 and exported bytes depend on the versions pinned in
 `examples/qonnx/requirements.txt` (torch {torch}, brevitas {brevitas},
 onnx {onnx}); other versions will give different fixtures.
+
+`finn_{{tfc,sfc}}_w{{1a1,1a2,2a2}}.onnx` are Brevitas's FINN examples
+(`brevitas_examples.bnn_pynq`, built with its `model_with_cfg` and configurations: input
+`2x - 1` and a `QuantIdentity` of 1 or 2 bits, QuantLinear without bias, BatchNorm1d, signed
+narrow `QuantIdentity` activations, TensorNorm), trained once over 20000 Fashion-MNIST images
+and exported with `export_qonnx` by `make_finn_fixtures.py` (`make_fixtures.sh --finn`), which
+also writes LFC (12 MB a file) and untrained CNV into `build/finn-fixtures/`. Their records are
+the `finn` list of `fixtures.json`, with Brevitas's accuracy on all test images and on the
+first 300 (`slice_accuracy`), which the tests compare.
 """
 
 
@@ -297,6 +306,10 @@ def main() -> int:
         "fixtures": fixtures,
         "qonnx_execution_check": checks,
     }
+    # The FINN examples' records (make_finn_fixtures.py) stay as they are.
+    previous = out_dir / "fixtures.json"
+    if previous.exists() and "finn" in json.loads(previous.read_text()):
+        manifest["finn"] = json.loads(previous.read_text())["finn"]
     (out_dir / "fixtures.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     (out_dir / "README.md").write_text(README.format(
         test_images=int(x_test.shape[0]), **{k: versions[k] for k in ("torch", "brevitas", "onnx")}))

@@ -5,6 +5,8 @@
 # Usage (from anywhere; paths are relative to the repository root):
 #   bash examples/qonnx/make_fixtures.sh [extra args for make_fixtures.py]
 #   bash examples/qonnx/make_fixtures.sh --venv-only   # only set up the venv
+#   bash examples/qonnx/make_fixtures.sh --finn [--only tfc_w1a1,...]
+#       # Brevitas's FINN examples (bnn_pynq TFC/SFC/LFC/CNV): make_finn_fixtures.py
 #
 # Creates (or reuses) a venv at build/brevitas-venv with the versions pinned in
 # examples/qonnx/requirements.txt. Needs PyPI and the Fashion-MNIST IDX files
@@ -58,4 +60,8 @@ if [[ "${1:-}" == "--venv-only" ]]; then
 fi
 
 export FMNIST_DIR="$data_dir"
+if [[ "${1:-}" == "--finn" ]]; then
+    shift
+    exec "$venv/bin/python" "$here/make_finn_fixtures.py" "$@"
+fi
 exec "$venv/bin/python" "$here/make_fixtures.py" "$@"

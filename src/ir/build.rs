@@ -172,6 +172,7 @@ fn build(
                     Op::Quantize {
                         bits,
                         truncation: None,
+                        narrow: false,
                     },
                     activation_type(plan.output, bits),
                 )

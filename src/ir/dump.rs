@@ -83,10 +83,15 @@ pub fn describe(op: &Op) -> String {
         Op::Quantize {
             bits,
             truncation: None,
-        } => format!("quantize bits={bits}"),
+            narrow,
+        } => format!(
+            "quantize bits={bits}{}",
+            if *narrow { " narrow" } else { "" }
+        ),
         Op::Quantize {
             bits,
             truncation: Some(t),
+            ..
         } => format!(
             "quantize bits={bits} truncating u{} >> {} ({:?})",
             t.input_bits, t.shift, t.rounding

@@ -168,11 +168,13 @@ fn step(graph: &Graph, node: NodeIndex, file: &str) -> Result<Option<Step>, IrEr
             code_value: output.scale as f32,
             max_code: output.precision.code_range().expect("integer codes").1,
         },
-        Op::Quantize { .. } => Step::Quantize {
+        Op::Quantize { narrow, .. } => Step::Quantize {
             code_value: output.scale as f32,
             max_code: match output.precision {
                 Precision::Bipolar => None,
-                other => Some(other.code_range().expect("integer codes").1 as f32),
+                other => {
+                    Some((other.code_range().expect("integer codes").1 - *narrow as i64) as f32)
+                }
             },
         },
         Op::MaxPool { size, stride } => Step::MaxPool {

@@ -215,6 +215,10 @@ pub enum Op {
         /// A truncation of the codes (QONNX's Trunc) that follows the quantizer.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         truncation: Option<Truncation>,
+        /// Narrow range: the largest code is `2^bits - 2` (QONNX's unsigned narrow `Quant`;
+        /// a signed narrow quantizer is imported as these codes shifted by `2^(bits-1) - 1`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        narrow: bool,
     },
     MultiThreshold(ThresholdTable),
     Requantize(Requantization),

@@ -305,7 +305,17 @@ fn verify_node(graph: &Graph, node: NodeIndex, file: &str) -> Result<(), IrError
                 return fail("batch-norm epsilon must be finite and not negative, and every variance plus epsilon positive".into());
             }
         }
-        Op::Quantize { bits, truncation } => {
+        Op::Quantize {
+            bits,
+            truncation,
+            narrow,
+        } => {
+            if *narrow && (*bits < 2 || truncation.is_some()) {
+                return fail(format!(
+                    "a narrow-range quantizer needs 2 bits or more and no truncation, not {bits} bits{}",
+                    if truncation.is_some() { " with a truncation" } else { "" }
+                ));
+            }
             if !(1..=16).contains(bits) {
                 return fail(format!(
                     "activation bit width {bits} is out of range 1..=16"

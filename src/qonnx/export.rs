@@ -162,14 +162,17 @@ pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, IrError> {
                 onnx.node.push(n);
             }
             Op::Quantize {
-                truncation: None, ..
+                truncation: None,
+                narrow,
+                ..
             } => {
                 let scale = out_type.scale as f32;
-                quantizer(&mut onnx, &name, (&x, &name), out_type.precision, scale, false);
+                quantizer(&mut onnx, &name, (&x, &name), out_type.precision, scale, *narrow);
             }
             Op::Quantize {
                 bits,
                 truncation: Some(t),
+                ..
             } => {
                 // The quantizer keeps the node's name, so that import finds the same graph.
                 let codes = format!("{name}_codes");

@@ -118,20 +118,26 @@ fn fold_tail(graph: &mut Graph, mac: NodeIndex, file: &str) -> Result<bool, IrEr
         .collect();
     let name_of = |graph: &Graph, node: NodeIndex| graph.graph[node].name.clone();
     let (op, out, replaced) = match graph.graph[next].op {
-        Op::Quantize { bits, truncation } => {
+        Op::Quantize {
+            bits,
+            truncation,
+            narrow,
+        } => {
             let out = TensorType {
                 shape: acc_type.shape,
                 ..graph.output_type(next).expect("a quantizer has an output")
             };
-            let max_code = act_max_code(bits) as i64;
+            let full_max = act_max_code(bits) as i64;
+            // A narrow range never reaches the top code.
+            let max_code = full_max - narrow as i64;
             let op = if bits <= MAX_THRESHOLD_BITS {
                 let levels = match truncation {
                     None if bits == 1 => vec![Level {
                         z: 0.0,
                         strict: false,
                     }],
-                    None => (1..=max_code)
-                        .map(|k| Level::rounded(Some(k), out.scale))
+                    None => (1..=full_max)
+                        .map(|k| Level::rounded((k <= max_code).then_some(k), out.scale))
                         .collect(),
                     Some(t) => t
                         .first_inputs(max_code)

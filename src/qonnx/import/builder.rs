@@ -42,6 +42,14 @@ pub(super) struct Builder {
     given_input_scale: Option<f64>,
     /// Whether an input quantizer set the input's scale: the graph then says what a pixel is.
     input_quantized: bool,
+    /// The data's value is its codes times the scale minus this (a shift of the input, or the
+    /// offset of signed codes kept as unsigned ones); the next MAC takes it into its bias.
+    pending_offset: f64,
+    /// The input's shape when it is an image (`[N, C, H, W]`).
+    image: Option<Shape>,
+    /// The first node that shifted the input (its label and op), while no input quantizer
+    /// has taken the shift.
+    input_shift: Option<(String, String)>,
 }
 
 impl Builder {
@@ -66,6 +74,9 @@ impl Builder {
             names: BTreeSet::from(["input".to_string(), "logits".to_string()]),
             given_input_scale: input_scale,
             input_quantized: false,
+            pending_offset: 0.0,
+            image: (rank == 4).then_some(shape),
+            input_shift: None,
         }
     }
 
@@ -115,6 +126,13 @@ impl Builder {
             let next = onnx.consumer(node.output.first().map_or("", String::as_str))?;
             tensor = self.node(onnx, node, &tensor, next)?;
         }
+        if self.pending_offset != 0.0 {
+            return Err(IrError {
+                file: onnx.origin.to_string(),
+                node: format!("tensor {output}"),
+                message: "signed activation codes must be read by a conv or dense layer".into(),
+            });
+        }
         let shape = self.ty.shape;
         if !shape.is_flat() && shape.height * shape.width != 1 {
             return Err(IrError {
@@ -150,6 +168,31 @@ impl Builder {
                 node.domain
             ));
         }
+        if let Some((label, op)) = &self.input_shift {
+            let passes = matches!(
+                node.op_type.as_str(),
+                "Quant"
+                    | "IntQuant"
+                    | "BipolarQuant"
+                    | "Add"
+                    | "Sub"
+                    | "Mul"
+                    | "Div"
+                    | "Flatten"
+                    | "Reshape"
+                    | "Identity"
+                    | "Dropout"
+            );
+            if !passes {
+                return Err(IrError {
+                    file: onnx.origin.to_string(),
+                    node: label.clone(),
+                    message: format!(
+                        "{op}: shifts the input (Add or Sub), which cannot be kept exact on 8-bit pixels unless an input quantizer follows"
+                    ),
+                });
+            }
+        }
         match op {
             "Quant" | "IntQuant" | "BipolarQuant" if custom => self.activation(onnx, node)?,
             "Trunc" if custom => self.truncate(onnx, node)?,
@@ -183,9 +226,16 @@ impl Builder {
         self.ty.shape.channels
     }
 
-    /// Whether the data path is still the image, before any layer.
+    /// Whether the data path is still the image, before any layer (flattened or not).
     fn at_input(&self) -> bool {
-        self.graph.graph[self.last].op == Op::Input
+        let mut node = self.last;
+        while self.graph.graph[node].op == Op::Flatten {
+            node = self
+                .graph
+                .predecessor(node)
+                .expect("a flatten reads a node");
+        }
+        self.graph.graph[node].op == Op::Input
     }
 
     fn activation(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), IrError> {
@@ -195,24 +245,35 @@ impl Builder {
             return fail("per-channel activation scales are not supported (one scale a tensor)");
         };
         if self.at_input() {
+            if self.input_shift.is_some() || self.ty.scale != self.input_type_scale() {
+                return self.requantize_input(onnx, node, &q, scale);
+            }
             return self.input_quantizer(onnx, node, &q, scale);
         }
-        if !q.bipolar {
-            if q.signed {
-                return fail(
-                    "signed activations are not supported: qnnc's activations are unsigned codes \
-                     (a quantized ReLU) or bipolar (BipolarQuant)",
-                );
-            }
-            if q.narrow {
-                return fail("narrow range on unsigned activations is not supported");
-            }
-            if q.bits == 1 {
-                return fail("1-bit unsigned activations are not supported; use BipolarQuant");
-            }
+        if !q.bipolar && q.bits == 1 {
+            return fail("1-bit integer activations are not supported; use BipolarQuant");
         }
         if matches!(self.layout, Layout::Nhwc) {
             return fail("follows a Transpose to NHWC; only a flatten may follow that");
+        }
+        if self.pending_offset != 0.0 {
+            return fail("follows signed codes that no conv or dense layer has read");
+        }
+        let offset = self.signed_offset(&q);
+        if offset != 0 {
+            // Signed codes c are kept as the unsigned codes c + offset: the quantizer's input
+            // moves up by offset steps, and the next MAC subtracts offset steps in its bias.
+            let shift = offset as f64 * scale;
+            let channels = self.channels();
+            self.affine(
+                onnx,
+                node,
+                Affine {
+                    a: vec![1.0; channels],
+                    b: vec![shift; channels],
+                },
+            )?;
+            self.pending_offset = shift;
         }
         let name = self.name_for(node, "act");
         let out = quantizer_type(self.ty.shape, q.bits, scale);
@@ -221,9 +282,123 @@ impl Builder {
             Op::Quantize {
                 bits: q.bits,
                 truncation: None,
+                narrow: q.narrow && !q.bipolar,
             },
             out,
         );
+        Ok(())
+    }
+
+    /// The offset that makes a quantizer's signed codes unsigned: the negated smallest code.
+    fn signed_offset(&self, q: &Quantizer) -> i64 {
+        if q.bipolar || !q.signed {
+            0
+        } else {
+            (1i64 << (q.bits - 1)) - q.narrow as i64
+        }
+    }
+
+    /// The input scale before any arithmetic on the input.
+    fn input_type_scale(&self) -> f64 {
+        self.given_input_scale
+            .unwrap_or(input_type(self.ty.shape).scale)
+    }
+
+    /// A quantizer after arithmetic on the input (FINN's `2x - 1` and an 8-bit signed
+    /// quantizer): its codes are not the pixels, so a layer of its own computes them exactly
+    /// from the pixels, a 1x1 convolution by 1 whose requantization is the preprocessing and
+    /// the quantizer.
+    fn requantize_input(
+        &mut self,
+        onnx: &Onnx,
+        node: &NodeProto,
+        q: &Quantizer,
+        scale: f64,
+    ) -> Result<(), IrError> {
+        let fail = |m: &str| Err(onnx.error(node, m));
+        if !q.bipolar && q.bits < 2 {
+            return fail("1-bit integer activations are not supported; use BipolarQuant");
+        }
+        let mut flattened = false;
+        while self.graph.graph[self.last].op == Op::Flatten {
+            let before = self
+                .graph
+                .predecessor(self.last)
+                .expect("a flatten reads a node");
+            self.graph.graph.remove_node(self.last);
+            self.last = before;
+            flattened = true;
+        }
+        let Some(shape) = self.image else {
+            return fail(
+                "a quantizer after arithmetic on the input needs an image input [N, C, H, W]",
+            );
+        };
+        let channels = shape.channels;
+        self.layout = Layout::Nchw;
+        self.ty.shape = shape;
+        let offset = self.signed_offset(q);
+        let mut codes = vec![0i32; channels * channels];
+        for c in 0..channels {
+            codes[c * channels + c] = 1;
+        }
+        let name = self.name_for(node, "input_quant");
+        let value = TensorType {
+            shape,
+            precision: Precision::Float,
+            scale: self.ty.scale,
+        };
+        self.push(
+            format!("{name}_pixels"),
+            Op::Mac {
+                dense: false,
+                kernel: 1,
+                stride: 1,
+                padding: 0,
+                outputs: channels,
+                weight_precision: Precision::Int {
+                    bits: 2,
+                    signed: true,
+                },
+                weights: Some(Weights {
+                    step: 1.0,
+                    fan_in: channels,
+                    outputs: channels,
+                    codes,
+                }),
+                bias: None,
+            },
+            value,
+        );
+        let shift = offset as f64 * scale - self.pending_offset;
+        self.push_affine(
+            format!("{name}_prepare"),
+            Affine {
+                a: vec![1.0; channels],
+                b: vec![shift; channels],
+            },
+        );
+        self.push(
+            name,
+            Op::Quantize {
+                bits: q.bits,
+                truncation: None,
+                narrow: q.narrow && !q.bipolar,
+            },
+            quantizer_type(shape, q.bits, scale),
+        );
+        self.pending_offset = offset as f64 * scale;
+        self.input_shift = None;
+        self.input_quantized = true;
+        if flattened {
+            let name = self.fresh_name("input_flatten");
+            let out = TensorType {
+                shape: Shape::flat(shape.len()),
+                ..self.ty
+            };
+            self.push(name, Op::Flatten, out);
+            self.layout = Layout::Flat { chw: Some(shape) };
+        }
         Ok(())
     }
 
@@ -267,12 +442,12 @@ impl Builder {
         affine: &Affine,
     ) -> Result<(), IrError> {
         let fail = |m: &str| Err(onnx.error(node, m));
-        if affine.b.iter().any(|&b| b != 0.0) {
+        let (factor, shift) = (affine.a[0], affine.b[0]);
+        if affine.b.iter().any(|&b| b != shift) {
             return fail(
-                "shifts the input (Add or Sub), which cannot be kept exact on 8-bit pixels",
+                "shifts the input per channel, which cannot be kept exact on 8-bit pixels",
             );
         }
-        let factor = affine.a[0];
         if affine.a.iter().any(|&a| a != factor) {
             return fail(
                 "scales the input per channel, which cannot be kept exact on 8-bit pixels",
@@ -282,7 +457,15 @@ impl Builder {
         if !(scale.is_finite() && scale > 0.0) {
             return fail("makes the input's scale zero, negative or infinite");
         }
+        if self.input_quantized && shift != 0.0 {
+            return fail("shifts the quantized input, which cannot be kept exact on its codes");
+        }
         self.ty.scale = scale;
+        // value = pixel * scale - offset, so a shift by b lowers the offset by b.
+        self.pending_offset = self.pending_offset * factor - shift;
+        if shift != 0.0 && self.input_shift.is_none() {
+            self.input_shift = Some((Onnx::label(node), node.op_type.clone()));
+        }
         Ok(())
     }
 
@@ -303,6 +486,7 @@ impl Builder {
         let Op::Quantize {
             bits,
             truncation: None,
+            narrow: false,
         } = self.graph.graph[quantizer].op
         else {
             return fail("must follow an activation Quant (or the max-pool after it)");
@@ -378,6 +562,7 @@ impl Builder {
                 shift: shift as u32,
                 rounding,
             }),
+            narrow: false,
         };
         let retype = |t: TensorType| TensorType {
             precision: Precision::unsigned(out_bits),
@@ -563,6 +748,24 @@ impl Builder {
             }
             None => None,
         };
+        // Codes read with an offset (signed codes kept unsigned, or a shifted input): the layer
+        // subtracts the offset times the sum of each output's weights.
+        let bias = if self.pending_offset != 0.0 {
+            if padding > 0 {
+                return fail("pads signed or shifted codes, whose zero is not the code 0");
+            }
+            let offset = self.pending_offset;
+            let mut b = bias.unwrap_or_else(|| vec![0.0; outputs]);
+            for (o, b) in b.iter_mut().enumerate() {
+                let scale = scales[if scales.len() > 1 { o } else { 0 }];
+                let sum: i64 = (0..fan_in).map(|i| ir_codes[i * outputs + o] as i64).sum();
+                *b -= offset * scale * sum as f64;
+            }
+            self.pending_offset = 0.0;
+            Some(b)
+        } else {
+            bias
+        };
         // With per-channel weight scales the bias joins the batch norm that applies them.
         let (mac_bias, scale_shift) = match bias {
             Some(b) if scales.len() > 1 => (None, b),
@@ -732,14 +935,14 @@ impl Builder {
         if affine.a.iter().all(|&a| a == 1.0) && affine.b.iter().all(|&b| b == 0.0) {
             return Ok(());
         }
+        if self.at_input() {
+            return self.scale_input(onnx, node, &affine);
+        }
         if let Layout::Flat { chw: Some(_) } = self.layout {
             return Err(onnx.error(
                 node,
                 "per-feature arithmetic on a flattened feature map is not supported",
             ));
-        }
-        if self.at_input() {
-            return self.scale_input(onnx, node, &affine);
         }
         let only_shift = affine.a.iter().all(|&a| a == 1.0);
         match self.last_op() {

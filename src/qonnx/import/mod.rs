@@ -8,7 +8,11 @@
 //! The image's 8-bit pixels are the graph input's codes: its value is `pixel * scale`. The
 //! scale is 1/255 unless the graph says otherwise (an 8-bit unsigned `Quant` on the input, or
 //! a constant `Mul` or `Div` of the input, composed into the scale) or the user does
-//! ([`ImportOptions::input_scale`]).
+//! ([`ImportOptions::input_scale`]). A quantizer after arithmetic on the input (Brevitas's FINN
+//! examples: `2x - 1`, then a 1- or 2-bit or an 8-bit signed quantizer) becomes an input layer
+//! of its own that computes its codes exactly from the pixels. Signed activation codes are
+//! kept as unsigned codes shifted by the negated smallest code, which the next MAC's bias
+//! takes back. Arithmetic on constants alone (TensorNorm's) is evaluated first.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -28,7 +32,7 @@ use builder::Builder;
 /// The ops import reads, for the message that refuses the others.
 const SUPPORTED: &str =
     "Quant, IntQuant, BipolarQuant, Trunc, Conv, Gemm, MatMul, Add, Sub, Mul, Div, \
-     BatchNormalization, Relu, Clip, MaxPool, Flatten, Reshape, Transpose, Identity, Dropout";
+     (Pow, Sqrt, Reciprocal, Neg of constants), BatchNormalization, Relu, Clip, MaxPool, Flatten, Reshape, Transpose, Identity, Dropout";
 
 /// Largest image side (or feature count) an input may have.
 const MAX_INPUT_SIDE: usize = 1 << 16;
@@ -94,7 +98,8 @@ pub fn import_with(
         })?;
         constants.insert(t.name.clone(), c);
     }
-    let onnx = Onnx { constants, ..onnx };
+    let mut onnx = Onnx { constants, ..onnx };
+    onnx.fold_constants()?;
     let graph_error = |message: String| IrError {
         file: origin.to_string(),
         node: "graph".into(),
@@ -248,6 +253,66 @@ impl<'a> Onnx<'a> {
             }
         }
         Ok(onnx)
+    }
+
+    /// Evaluates the arithmetic whose inputs are all constants (TensorNorm's
+    /// `(var + eps) ^ 0.5`, for example), so that its result is a constant operand.
+    fn fold_constants(&mut self) -> Result<(), IrError> {
+        for node in self.nodes {
+            let op = node.op_type.as_str();
+            let arity = match op {
+                "Add" | "Sub" | "Mul" | "Div" | "Pow" => 2,
+                "Sqrt" | "Reciprocal" | "Neg" | "Identity" => 1,
+                _ => continue,
+            };
+            if !is_standard(node) || node.input.len() != arity || node.output.len() != 1 {
+                continue;
+            }
+            let Some(inputs) = node
+                .input
+                .iter()
+                .map(|name| self.constants.get(name))
+                .collect::<Option<Vec<&Constant>>>()
+            else {
+                continue;
+            };
+            let (a, b) = (inputs[0], inputs[inputs.len() - 1]);
+            let dims = if a.values.len() >= b.values.len() {
+                a.dims.clone()
+            } else {
+                b.dims.clone()
+            };
+            let len = a.values.len().max(b.values.len());
+            let value = |c: &Constant, i: usize| c.values[if c.values.len() == 1 { 0 } else { i }];
+            if [a, b]
+                .iter()
+                .any(|c| c.values.len() != 1 && c.values.len() != len)
+            {
+                return Err(self.error(
+                    node,
+                    "constant operands must be scalars or of the same size",
+                ));
+            }
+            let values = (0..len)
+                .map(|i| {
+                    let (x, y) = (value(a, i), value(b, i));
+                    match op {
+                        "Add" => x + y,
+                        "Sub" => x - y,
+                        "Mul" => x * y,
+                        "Div" => x / y,
+                        "Pow" => x.powf(y),
+                        "Sqrt" => x.sqrt(),
+                        "Reciprocal" => 1.0 / x,
+                        "Neg" => -x,
+                        _ => x,
+                    }
+                })
+                .collect();
+            self.constants
+                .insert(node.output[0].clone(), Constant { dims, values });
+        }
+        Ok(())
     }
 
     fn label(node: &NodeProto) -> String {
