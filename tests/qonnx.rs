@@ -331,7 +331,7 @@ fn finn_example_networks_import_and_evaluate_to_brevitas_accuracy() {
             "json",
         ])))
         .unwrap();
-        assert_eq!(report["total"].as_u64(), Some(images), "{file}");
+        assert_eq!(report["test_images"].as_u64(), Some(images), "{file}");
         let float = report["accuracy"].as_f64().unwrap();
         let integer = report["integer_accuracy"].as_f64().unwrap();
         assert!(
@@ -379,7 +379,7 @@ fn finn_example_networks_import_and_evaluate_to_brevitas_accuracy() {
         ])))
         .unwrap();
         assert_eq!(report["mismatches"], 0, "{file}: {report}");
-        assert_eq!(report["images"], 200, "{file}: {report}");
+        assert_eq!(report["test_images"], 200, "{file}: {report}");
     }
 }
 
