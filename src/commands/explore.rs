@@ -263,7 +263,9 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
         };
         (empty.clone(), empty)
     };
-    cache.claim(&sweep)?;
+    // Refused now if another sweep owns the cache; claimed with the first point stored, so
+    // that a sweep failing before then leaves nothing behind.
+    cache.check_owner(&sweep)?;
 
     let progress = progress_bar(mine.len() as u64);
     // A point trains for minutes: the clock keeps moving, and the message names the points
@@ -323,6 +325,7 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
                             .expect("no panics while holding it")
                             .retain(|id| id != &point.id);
                         let (result, mut model) = computed_point?;
+                        cache.claim(&sweep)?;
                         cache.write(point, &result, &mut model)?;
                         computed.fetch_add(1, Ordering::Relaxed);
                         result
