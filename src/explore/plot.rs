@@ -759,51 +759,6 @@ mod tests {
         assert!(empty.starts_with("<svg") && empty.contains("no network to show"));
     }
 
-    /// Writes the figures of the test sweep to QNNC_PLOT_DIR, to look at them.
-    #[test]
-    #[ignore]
-    fn write_the_test_figures() {
-        let dir = std::env::var("QNNC_PLOT_DIR").unwrap_or_else(|_| "/tmp".into());
-        let points = sweep();
-        std::fs::write(
-            format!("{dir}/error_vs_energy.svg"),
-            error_vs_energy_svg(&points, "p", &TARGETS),
-        )
-        .unwrap();
-        std::fs::write(
-            format!("{dir}/energy_breakdown.svg"),
-            energy_breakdown_svg(&winners(&points, "p", &TARGETS), "p"),
-        )
-        .unwrap();
-    }
-
-    /// Draws the figures of `docs/results/` again from its results.json and the sweep file of
-    /// `make explore` (which writes the same figures after a full sweep).
-    #[test]
-    #[ignore]
-    fn redraw_the_documented_figures() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let docs = root.join("docs/results");
-        let points: Vec<PointResult> =
-            serde_json::from_str(&std::fs::read_to_string(docs.join("results.json")).unwrap())
-                .unwrap();
-        let sweep =
-            crate::explore::sweep::Sweep::load(&root.join("examples/explore_fmnist.toml")).unwrap();
-        for profile in &sweep.profiles {
-            let chosen = winners(&points, profile, &sweep.targets);
-            std::fs::write(
-                docs.join(format!("plots/error_vs_energy_{profile}.svg")),
-                error_vs_energy_svg(&points, profile, &sweep.targets),
-            )
-            .unwrap();
-            std::fs::write(
-                docs.join(format!("plots/energy_breakdown_{profile}.svg")),
-                energy_breakdown_svg(&chosen, profile),
-            )
-            .unwrap();
-        }
-    }
-
     #[test]
     fn the_same_points_give_the_same_bytes() {
         let points = sweep();
