@@ -734,6 +734,23 @@ fn a_hand_edited_design_is_refused_unless_allowed_and_then_checked() {
     let report = String::from_utf8_lossy(&testbench.stdout);
     assert_eq!(testbench.status.code(), Some(1), "{report}");
     assert!(report.contains("mismatches 2"), "{report}");
+    // A testbench stuck in zero simulated time, where no cycle budget can stop it, falls silent
+    // and is stopped.
+    let bench = build.join("tb/testbench.v");
+    let text = std::fs::read_to_string(&bench).unwrap();
+    let step = "c = 0; c < CLASSES; c = c + 1";
+    assert!(text.contains(step));
+    std::fs::write(&bench, text.replace(step, "c = 0; c < CLASSES; c = c + 0")).unwrap();
+    let started = std::time::Instant::now();
+    let stuck = qnnc(&["sim", out, "--images", "2", "--allow-edited"]);
+    let stderr = String::from_utf8_lossy(&stuck.stderr);
+    assert_eq!(stuck.status.code(), Some(1), "{stderr}");
+    let error = stderr.lines().last().unwrap_or_default();
+    assert!(
+        error.starts_with("error:") && error.contains("printed nothing for 30 s"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(120));
     // ir.json, which the golden model is built from, is never allowed to differ.
     let ir = build.join("ir.json");
     let text = std::fs::read_to_string(&ir).unwrap();

@@ -184,9 +184,18 @@ pub fn rtl_sources(dir: &Path) -> Result<Vec<String>, SimError> {
 /// The line the testbench prints after each image under `+progress` (then the count).
 const PROGRESS_LINE: &str = "progress ";
 
-/// Runs a simulation process: stopped after `limit` of wall-clock time, its output kept up to
-/// [`MAX_SIMULATION_OUTPUT`]. Returns its standard output, without the progress lines, whose
-/// counts move `progress` while it runs.
+/// The line the testbench prints every 2048 cycles (then the cycle).
+const HEARTBEAT_LINE: &str = "heartbeat ";
+
+/// How long a simulation may print nothing before it is taken to be stuck in zero simulated
+/// time: its heartbeat every 2048 cycles comes within about 10 s even at
+/// [`SLOWEST_CYCLES_PER_SECOND`], and start-up (loading the memory images) is shorter.
+const SILENCE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs a simulation process: stopped after `limit` of wall-clock time or [`SILENCE_LIMIT`]
+/// without output, its output kept up to [`MAX_SIMULATION_OUTPUT`]. Returns its standard
+/// output, without the progress and heartbeat lines; the progress counts move `progress`
+/// while it runs.
 fn run_simulation(
     dir: &Path,
     tool: &'static str,
@@ -209,9 +218,13 @@ fn run_simulation(
     // Each pipe is read on its own thread, line by line; past the limit the process is stopped.
     let overflow = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let images_done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    // Milliseconds from `start` to the last line either pipe delivered.
+    let last_line = Arc::new(AtomicU64::new(0));
     let capture = |pipe: Option<Box<dyn Read + Send>>| {
         let overflow = overflow.clone();
         let images_done = images_done.clone();
+        let last_line = last_line.clone();
         std::thread::spawn(move || {
             let mut kept = Vec::new();
             if let Some(pipe) = pipe {
@@ -222,11 +235,15 @@ fn run_simulation(
                         Ok(0) | Err(_) => break,
                         Ok(_) => {}
                     }
-                    let count = std::str::from_utf8(&kept[line_start..])
-                        .ok()
-                        .and_then(|line| line.trim_end().strip_prefix(PROGRESS_LINE))
-                        .and_then(|n| n.parse::<u64>().ok());
-                    if let Some(count) = count {
+                    last_line.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    let line = std::str::from_utf8(&kept[line_start..]).unwrap_or_default();
+                    let line = line.trim_end();
+                    if line.starts_with(HEARTBEAT_LINE) {
+                        kept.truncate(line_start);
+                    } else if let Some(count) = line
+                        .strip_prefix(PROGRESS_LINE)
+                        .and_then(|n| n.parse::<u64>().ok())
+                    {
                         images_done.store(count, Ordering::Relaxed);
                         kept.truncate(line_start);
                     }
@@ -250,7 +267,6 @@ fn run_simulation(
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    let start = Instant::now();
     let stop = |child: &mut std::process::Child, message: String| {
         let _ = child.kill();
         let _ = child.wait();
@@ -269,8 +285,7 @@ fn run_simulation(
         progress.set_position(images_done.load(Ordering::Relaxed));
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
+            Ok(None) if start.elapsed() >= limit => {
                 return stop(
                     &mut child,
                     format!(
@@ -279,6 +294,19 @@ fn run_simulation(
                     ),
                 )
             }
+            Ok(None)
+                if start.elapsed()
+                    > Duration::from_millis(last_line.load(Ordering::Relaxed)) + SILENCE_LIMIT =>
+            {
+                return stop(
+                    &mut child,
+                    format!(
+                        "printed nothing for {} s, so its simulated time stopped advancing, and was stopped",
+                        SILENCE_LIMIT.as_secs()
+                    ),
+                )
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => return stop(&mut child, e.to_string()),
         }
     };
