@@ -153,10 +153,12 @@ slurm-check: setup build
 # The Brevitas-trained QONNX test fixtures, made again: installs the pinned Brevitas and PyTorch
 # from PyPI into build/brevitas-venv (a few GB), trains eight small networks and exports them
 # into tests/fixtures/qonnx/ with the accuracies Brevitas reported, then exports Brevitas's FINN
-# examples (bnn_pynq TFC/SFC there, LFC/CNV into build/finn-fixtures/). The tests need no Python.
+# examples (bnn_pynq TFC/SFC there, LFC/CNV into build/finn-fixtures/) and an MLP trained on
+# pixel / 256 (with and without a Mul on its input). The tests need no Python.
 qonnx-fixtures:
 	bash examples/qonnx/make_fixtures.sh
 	bash examples/qonnx/make_fixtures.sh --finn
+	bash examples/qonnx/make_fixtures.sh --scale
 
 # QONNX's own executor reads what qnnc exports as qnnc does: every fixture, imported and
 # exported again by qnnc, classifies the first 300 test images as the original does and as
@@ -175,26 +177,34 @@ qonnx-check: setup build
 # Brevitas's FINN examples (bnn_pynq) through qnnc (tens of minutes): TFC, SFC and LFC at w1a1,
 # w1a2 and w2a2 evaluated on all 10,000 test images (float and integer) and simulated on 200
 # in Verilator; CNV (untrained, 32x32x3) imported, compiled for an 8x16 array and simulated on
-# 50 synthetic CIFAR-format images. LFC (12 MB a
+# 50 synthetic CIFAR-format images. Every network's integer outputs are compared with QONNX's
+# executor on 100 images (check_logits.py: same class, logits within one step). LFC (12 MB a
 # file) and CNV are exported into build/finn-fixtures/ first if missing (the venv of
 # qonnx-fixtures).
 FINN_DIR := build/finn-check
 FINN_BUILT := $(foreach n,lfc cnv,$(foreach p,w1a1 w1a2 w2a2,build/finn-fixtures/finn_$(n)_$(p).onnx))
 qonnx-finn-check: setup build
+	bash examples/qonnx/make_fixtures.sh --venv-only
 	@for f in $(FINN_BUILT); do [ -f $$f ] || { bash examples/qonnx/make_fixtures.sh --finn \
 		--only lfc_w1a1,lfc_w1a2,lfc_w2a2,cnv_w1a1,cnv_w1a2,cnv_w2a2; break; }; done
 	@mkdir -p $(FINN_DIR)
 	@set -e; for f in tests/fixtures/qonnx/finn_*.onnx build/finn-fixtures/finn_lfc_*.onnx; do \
 		n=$$(basename $$f .onnx); \
 		$(QNNC) eval $$f --integer; \
+		$(QNNC) eval $$f --test-limit 100 --logits $(FINN_DIR)/$$n.logits.json > /dev/null; \
+		build/brevitas-venv/bin/python examples/qonnx/check_logits.py $$f $(FINN_DIR)/$$n.logits.json; \
 		$(QNNC) compile $$f --pe 8 --simd 16 -o $(FINN_DIR)/$$n > /dev/null; \
 		$(QNNC) sim $(FINN_DIR)/$$n --images 200 --model $$f; \
 	done
 	@mkdir -p $(FINN_DIR)/cifar
-	python3 -c "import random; r = random.Random(1); open('$(FINN_DIR)/cifar/test_batch.bin', 'wb').write(bytes(b for i in range(50) for b in [i % 10] + [r.randrange(256) for _ in range(3072)]))"
+	python3 -c "import random; r = random.Random(1); open('$(FINN_DIR)/cifar/test_batch.bin', 'wb').write(bytes(b for i in range(100) for b in [i % 10] + [r.randrange(256) for _ in range(3072)]))"
 	@set -e; for f in build/finn-fixtures/finn_cnv_*.onnx; do \
-		$(QNNC) compile $$f --pe 8 --simd 16 -o $(FINN_DIR)/$$(basename $$f .onnx) > /dev/null; \
-		$(QNNC) sim $(FINN_DIR)/$$(basename $$f .onnx) --images 50 --data $(FINN_DIR)/cifar; \
+		n=$$(basename $$f .onnx); \
+		$(QNNC) eval $$f --data $(FINN_DIR)/cifar --logits $(FINN_DIR)/$$n.logits.json > /dev/null; \
+		build/brevitas-venv/bin/python examples/qonnx/check_logits.py $$f $(FINN_DIR)/$$n.logits.json \
+			--cifar $(FINN_DIR)/cifar; \
+		$(QNNC) compile $$f --pe 8 --simd 16 -o $(FINN_DIR)/$$n > /dev/null; \
+		$(QNNC) sim $(FINN_DIR)/$$n --images 50 --data $(FINN_DIR)/cifar; \
 	done
 
 # The fuzz campaign of tests/fuzz.rs: specs, models, IR, ONNX, profiles, sweeps, command-line

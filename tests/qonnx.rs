@@ -383,6 +383,54 @@ fn finn_example_networks_import_and_evaluate_to_brevitas_accuracy() {
     }
 }
 
+#[test]
+fn eval_writes_the_integer_models_logits_image_by_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixtures().join("finn_tfc_w2a2.onnx").display().to_string();
+    let logits = dir.path().join("logits.json");
+    let file = logits.display().to_string();
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", &path, "--test-limit", "30", "--format", "json"];
+        args.extend_from_slice(extra);
+        let report: serde_json::Value = serde_json::from_str(&ok(qnnc(&args))).unwrap();
+        report
+    };
+    // --logits implies --integer, and its classes give the integer model's accuracy.
+    let report = eval(&["--logits", &file]);
+    let integer = report["integer_accuracy"].as_f64().unwrap();
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&logits).unwrap()).unwrap();
+    assert_eq!(written["logit_scale"].as_f64(), Some(1.0 / 256.0));
+    let images = written["images"].as_array().unwrap();
+    assert_eq!(images.len(), 30);
+    let mut correct = 0;
+    for image in images {
+        let codes: Vec<i64> = image["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_i64().unwrap())
+            .collect();
+        assert_eq!(codes.len(), 10);
+        let best = codes.iter().max().unwrap();
+        let class = image["class"].as_u64().unwrap() as usize;
+        assert_eq!(codes.iter().position(|c| c == best), Some(class), "{image}");
+        correct += usize::from(image["label"].as_u64() == Some(class as u64));
+    }
+    assert!((100.0 * correct as f64 / 30.0 - integer).abs() < 1e-9);
+    // The same run writes the same bytes; a folder in the way is refused, and left alone.
+    let first = std::fs::read(&logits).unwrap();
+    eval(&["--logits", &file]);
+    assert_eq!(std::fs::read(&logits).unwrap(), first);
+    let folder = dir.path().join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    assert_user_error(
+        &qnnc(&["eval", &path, "--logits", folder.to_str().unwrap()]),
+        &["folder", "not a regular file"],
+    );
+    assert!(folder.is_dir());
+}
+
 /// `model` with a Trunc of act1's `input_bits`-bit codes by 2 bits (`rounding`) inserted
 /// after act1.
 fn with_truncation(proto: &ModelProto, rounding: &str, input_bits: f32) -> Vec<u8> {

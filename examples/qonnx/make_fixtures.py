@@ -306,10 +306,12 @@ def main() -> int:
         "fixtures": fixtures,
         "qonnx_execution_check": checks,
     }
-    # The FINN examples' records (make_finn_fixtures.py) stay as they are.
+    # The records of the FINN examples (make_finn_fixtures.py) and of the input-scale fixtures
+    # (make_scale_fixtures.py) stay as they are.
     previous = out_dir / "fixtures.json"
-    if previous.exists() and "finn" in json.loads(previous.read_text()):
-        manifest["finn"] = json.loads(previous.read_text())["finn"]
+    if previous.exists():
+        kept = json.loads(previous.read_text())
+        manifest.update({k: kept[k] for k in ("finn", "input_scale") if k in kept})
     (out_dir / "fixtures.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     (out_dir / "README.md").write_text(README.format(
         test_images=int(x_test.shape[0]), **{k: versions[k] for k in ("torch", "brevitas", "onnx")}))

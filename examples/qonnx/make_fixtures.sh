@@ -7,6 +7,9 @@
 #   bash examples/qonnx/make_fixtures.sh --venv-only   # only set up the venv
 #   bash examples/qonnx/make_fixtures.sh --finn [--only tfc_w1a1,...]
 #       # Brevitas's FINN examples (bnn_pynq TFC/SFC/LFC/CNV): make_finn_fixtures.py
+#   bash examples/qonnx/make_fixtures.sh --scale
+#       # an MLP trained on pixel / 256, with and without a Mul on its input:
+#       # make_scale_fixtures.py
 #
 # Creates (or reuses) a venv at build/brevitas-venv with the versions pinned in
 # examples/qonnx/requirements.txt. Needs PyPI and the Fashion-MNIST IDX files
@@ -63,5 +66,9 @@ export FMNIST_DIR="$data_dir"
 if [[ "${1:-}" == "--finn" ]]; then
     shift
     exec "$venv/bin/python" "$here/make_finn_fixtures.py" "$@"
+fi
+if [[ "${1:-}" == "--scale" ]]; then
+    shift
+    exec "$venv/bin/python" "$here/make_scale_fixtures.py" "$@"
 fi
 exec "$venv/bin/python" "$here/make_fixtures.py" "$@"

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use super::train::NetworkArgs;
 use super::{load_split, DataArgs, Format, Source};
-use crate::data::Split;
+use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
 use crate::golden::Golden;
 use crate::ir;
@@ -28,6 +28,11 @@ pub struct EvalArgs {
     /// Also run the integer golden model (the reference the RTL must equal) and report its accuracy
     #[arg(long)]
     pub integer: bool,
+    /// Write the integer golden model's label, class and logit codes for every test image to
+    /// FILE (JSON; a logit's value is its code times `logit_scale`), to compare with another
+    /// tool image by image. Implies --integer
+    #[arg(long, value_name = "FILE")]
+    pub logits: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -87,8 +92,27 @@ impl Bits {
     }
 }
 
+/// The file of `--logits`.
+#[derive(Serialize)]
+struct LogitsFile<'a> {
+    model: String,
+    /// The value of one logit code.
+    logit_scale: f64,
+    images: Vec<ImageLogits<'a>>,
+}
+
+#[derive(Serialize)]
+struct ImageLogits<'a> {
+    label: u8,
+    class: usize,
+    logits: &'a [i64],
+}
+
 pub fn run(args: &EvalArgs) -> Result<()> {
     let origin = args.model.display().to_string();
+    if let Some(path) = &args.logits {
+        super::check_output_path(path)?;
+    }
     let report =
         match Source::open_scaled(&args.model, &NetworkArgs::default(), &args.scale)? {
             Source::Model(model) => eval_model(args, *model)?,
@@ -134,15 +158,11 @@ fn eval_model(args: &EvalArgs, mut model: Model) -> Result<EvalReport> {
     )?;
     let batch = model.training.options.batch;
     let result: Evaluation = train::evaluate(&mut model.net, &test, batch);
-    let integer_accuracy = if args.integer {
+    let integer_accuracy = if args.integer || args.logits.is_some() {
         let origin = args.model.display().to_string();
         let mut graph = model.net.to_graph(&origin)?;
         ir::passes::run(&mut graph, &origin, None)?;
-        Some(
-            Golden::new(&graph, &origin)?
-                .accuracy(&test.images, &test.labels)
-                .0,
-        )
+        Some(run_integer(args, &graph, &test)?.0)
     } else {
         None
     };
@@ -194,12 +214,12 @@ fn eval_graph(args: &EvalArgs, source: &Source) -> Result<EvalReport> {
         if source.needs_passes() {
             ir::passes::run(&mut lowered, &origin, None)?;
         }
-        Ok(Golden::new(&lowered, &origin)?.accuracy(&test.images, &test.labels))
+        run_integer(args, &lowered, &test)
     };
     let (accuracy, correct, integer_accuracy) = if source.needs_passes() {
         let (accuracy, correct) =
             FloatModel::new(&graph, &origin)?.accuracy(&test.images, &test.labels);
-        let integer_accuracy = if args.integer {
+        let integer_accuracy = if args.integer || args.logits.is_some() {
             Some(integer()?.0)
         } else {
             None
@@ -224,6 +244,46 @@ fn eval_graph(args: &EvalArgs, source: &Source) -> Result<EvalReport> {
         trained_test_images: None,
         integer_accuracy,
     })
+}
+
+/// The integer golden model of the lowered graph on `test`: its accuracy in percent and the
+/// number of images it classifies correctly. Writes the file of `--logits` when asked.
+fn run_integer(args: &EvalArgs, lowered: &ir::Graph, test: &Dataset) -> Result<(f64, usize)> {
+    let origin = args.model.display().to_string();
+    let golden = Golden::new(lowered, &origin)?;
+    let predictions = golden.run(&test.images);
+    let correct = Golden::correct(&predictions, &test.labels);
+    if let Some(path) = &args.logits {
+        let output = lowered.topological_order().last().copied();
+        let logit_scale = output
+            .and_then(|node| lowered.output_type(node))
+            .map_or(1.0, |t| t.scale);
+        let file = LogitsFile {
+            model: origin,
+            logit_scale,
+            images: predictions
+                .iter()
+                .zip(&test.labels)
+                .map(|(p, &label)| ImageLogits {
+                    label,
+                    class: p.class,
+                    logits: &p.logits,
+                })
+                .collect(),
+        };
+        let text = serde_json::to_string(&file).map_err(|e| Error::Output {
+            file: path.display().to_string(),
+            message: e.to_string(),
+        })? + "\n";
+        crate::output::write_atomic(path, text.as_bytes()).map_err(|e| Error::Output {
+            file: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok((
+        100.0 * correct as f64 / test.len().max(1) as f64,
+        correct,
+    ))
 }
 
 /// The bit widths of a graph's weights and activations.

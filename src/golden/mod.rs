@@ -131,13 +131,17 @@ impl Golden {
     /// Test accuracy in percent of `images` (one after another) against `labels`, and the
     /// number of images classified correctly.
     pub fn accuracy(&self, images: &[u8], labels: &[u8]) -> (f64, usize) {
-        let predictions = self.run(images);
-        let correct = predictions
+        let correct = Golden::correct(&self.run(images), labels);
+        (100.0 * correct as f64 / labels.len().max(1) as f64, correct)
+    }
+
+    /// How many of `predictions` name the class of their label.
+    pub fn correct(predictions: &[Prediction], labels: &[u8]) -> usize {
+        predictions
             .iter()
             .zip(labels)
             .filter(|(p, &label)| p.class == label as usize)
-            .count();
-        (100.0 * correct as f64 / labels.len().max(1) as f64, correct)
+            .count()
     }
 
     fn run_chunk(
