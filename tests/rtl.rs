@@ -5,7 +5,7 @@
 //! installs them); fails without them.
 
 mod common;
-use common::{assert_user_error, example, ok, qnnc, train};
+use common::{assert_edited_run_error, assert_user_error, example, ok, qnnc, train};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -313,6 +313,29 @@ fn stale_foreign_and_missing_builds_are_refused() {
         &qnnc(&["sim", out]),
         &["stale build", "rtl/fmnist_mlp_top.v"],
     );
+    // A manifest whose digests were recomputed after the edit does not hide it: sim compares
+    // the build with what compile writes for its ir.json.
+    let manifest_path = build.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let edited = std::fs::read_to_string(&top).unwrap();
+    manifest["files"]["rtl/fmnist_mlp_top.v"] = qnnc::codegen::digest(&edited).into();
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    assert_user_error(
+        &qnnc(&["sim", out]),
+        &[
+            "stale build",
+            "rtl/fmnist_mlp_top.v",
+            "is not what qnnc compile writes",
+        ],
+    );
+    // So does a manifest field changed by hand.
+    manifest["predicted_cycles"] = 1.into();
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    assert_user_error(
+        &qnnc(&["sim", out]),
+        &["stale build", "manifest.json does not describe ir.json"],
+    );
     let nothing = dir.path().join("nothing");
     std::fs::create_dir(&nothing).unwrap();
     assert_user_error(
@@ -350,7 +373,8 @@ fn a_missing_verilator_names_its_package() {
 #[test]
 fn a_mismatch_names_the_image_layer_and_element() {
     // A build whose threshold memory was altered after compiling (with its digest updated, as
-    // a faulty generator would leave it): the simulation must fail and say where it diverges.
+    // a faulty generator would leave it): sim finds the edit, and with --allow-edited the
+    // simulation fails and says where it diverges.
     let dir = tempfile::tempdir().unwrap();
     let model = train(dir.path(), "tiny_cnn.toml", "4");
     let build = dir.path().join("build");
@@ -367,9 +391,14 @@ fn a_mismatch_names_the_image_layer_and_element() {
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
     manifest["files"]["mem/thresholds_0.hex"] = serde_json::json!(qnnc::codegen::digest(&altered));
     std::fs::write(&manifest_path, manifest.to_string()).unwrap();
-    let output = qnnc(&["sim", build.to_str().unwrap(), "--images", "5"]);
+    let out = build.to_str().unwrap();
     assert_user_error(
-        &output,
+        &qnnc(&["sim", out, "--images", "5"]),
+        &["stale build", "mem/thresholds_0.hex", "--allow-edited"],
+    );
+    assert_edited_run_error(
+        &qnnc(&["sim", out, "--images", "5", "--allow-edited"]),
+        "mem/thresholds_0.hex",
         &[
             "mismatch the golden model",
             "first: image 0",
@@ -742,13 +771,10 @@ fn a_hand_edited_design_is_refused_unless_allowed_and_then_checked() {
     assert!(text.contains(step));
     std::fs::write(&bench, text.replace(step, "c = 0; c < CLASSES; c = c + 0")).unwrap();
     let started = std::time::Instant::now();
-    let stuck = qnnc(&["sim", out, "--images", "2", "--allow-edited"]);
-    let stderr = String::from_utf8_lossy(&stuck.stderr);
-    assert_eq!(stuck.status.code(), Some(1), "{stderr}");
-    let error = stderr.lines().last().unwrap_or_default();
-    assert!(
-        error.starts_with("error:") && error.contains("printed nothing for 30 s"),
-        "{stderr}"
+    assert_edited_run_error(
+        &qnnc(&["sim", out, "--images", "2", "--allow-edited"]),
+        "tb/testbench.v",
+        &["error:", "printed nothing for 30 s"],
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(120));
     // ir.json, which the golden model is built from, is never allowed to differ.

@@ -54,7 +54,7 @@ pub struct CompileArgs {
 
 /// The record of a build: what it was made from and the digest of every file, so that `qnnc
 /// sim` can refuse a folder that changed since or that belongs to another model.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub format: String,
@@ -73,7 +73,7 @@ pub struct Manifest {
     pub files: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LayerRecord {
     pub name: String,
@@ -244,7 +244,7 @@ fn check_memory(hw: &Hardware, args: &CompileArgs) -> Result<()> {
     Ok(())
 }
 
-fn manifest(
+pub(crate) fn manifest(
     model: &str,
     dataset: &str,
     ir_json: &str,

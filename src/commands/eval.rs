@@ -280,10 +280,7 @@ fn run_integer(args: &EvalArgs, lowered: &ir::Graph, test: &Dataset) -> Result<(
             message: e.to_string(),
         })?;
     }
-    Ok((
-        100.0 * correct as f64 / test.len().max(1) as f64,
-        correct,
-    ))
+    Ok((100.0 * correct as f64 / test.len().max(1) as f64, correct))
 }
 
 /// The bit widths of a graph's weights and activations.

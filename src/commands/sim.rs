@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::compile::{Manifest, BUILD_FORMAT, BUILD_VERSION};
 use super::train::NetworkArgs;
 use super::{load_split, Format, Source};
-use crate::codegen::digest;
+use crate::codegen::{self, digest};
 use crate::data::{DatasetKind, Split};
 use crate::error::{Error, Result};
 use crate::golden::Golden;
@@ -176,13 +176,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
             format!("{} is not a clock rate in MHz (0 to 1000)", args.clock_mhz),
         ));
     }
-    let (manifest, edited) = read_manifest(dir, args.allow_edited)?;
-    if !edited.is_empty() {
-        eprintln!(
-            "warning: {folder}: simulating an edited design; these files differ from what qnnc compile wrote: {}",
-            edited.join(", ")
-        );
-    }
+    let (manifest, mut edited) = read_manifest(dir, args.allow_edited)?;
     let vcd = args.vcd.as_deref().map(absolute_output).transpose()?;
     let ir_text =
         crate::input::read_text_inside(dir, "ir.json", BUILD_FILE).map_err(|e| Error::Output {
@@ -190,6 +184,20 @@ pub fn run(args: &SimArgs) -> Result<()> {
             message: format!("ir.json: {e}"),
         })?;
     let graph = dump::from_json(&ir_text, &format!("{folder}/ir.json"))?;
+    let predicted = check_against_compile(
+        &folder,
+        &manifest,
+        &graph,
+        &ir_text,
+        args.allow_edited,
+        &mut edited,
+    )?;
+    if !edited.is_empty() {
+        eprintln!(
+            "warning: {folder}: simulating an edited design; these files differ from what qnnc compile wrote: {}",
+            edited.join(", ")
+        );
+    }
     if let Some(model) = &args.model {
         let origin = model.display().to_string();
         let mut expected =
@@ -225,7 +233,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
     let expect = Expectation {
         layers: manifest.layers.len(),
         images: data.len(),
-        max_cycles: sim::cycle_budget(predicted_cycles(&graph, &manifest, &folder)?, data.len()),
+        max_cycles: sim::cycle_budget(predicted, data.len()),
     };
     let expected = golden.run(&data.images);
     sim::write_vectors(dir, &data.images, data.pixels_per_image(), &expected)?;
@@ -384,21 +392,62 @@ fn absolute_output(file: &Path) -> Result<PathBuf> {
 
 /// The cycles an inference takes as the schedule of the build's IR on its array predicts; the
 /// manifest must say the same, so that an edited manifest cannot lift the cycle budget.
-fn predicted_cycles(graph: &crate::ir::Graph, manifest: &Manifest, folder: &str) -> Result<u64> {
+/// Compares the build with what `qnnc compile` writes for its ir.json on its array, so that a
+/// manifest whose digests were recomputed after an edit does not hide the edit: a file that
+/// differs is edited (refused unless `allow_edited`, else added to `edited`), and a manifest
+/// field that differs makes the build stale. Returns the predicted cycles of an inference.
+fn check_against_compile(
+    folder: &str,
+    manifest: &Manifest,
+    graph: &crate::ir::Graph,
+    ir_json: &str,
+    allow_edited: bool,
+    edited: &mut Vec<String>,
+) -> Result<u64> {
     let config = ArrayConfig {
         pe: manifest.pe,
         simd: manifest.simd,
     };
-    let schedule = schedule::schedule(graph, config, &format!("{folder}/ir.json"))?;
-    if schedule.total_cycles != manifest.predicted_cycles {
-        return Err(Error::Output {
-            file: folder.to_string(),
-            message: format!(
-                "manifest.json: predicted_cycles {} is not the schedule's {} for a {}x{} array; compile again",
-                manifest.predicted_cycles, schedule.total_cycles, manifest.pe, manifest.simd
-            ),
-        });
+    let origin = format!("{folder}/ir.json");
+    let schedule = schedule::schedule(graph, config, &origin)?;
+    let (_, mut files) = codegen::generate(graph, &schedule, None, &origin)?;
+    files.push(codegen::BuildFile {
+        path: "ir.json".into(),
+        text: ir_json.into(),
+    });
+    let expected =
+        super::compile::manifest(&graph.name, &manifest.dataset, ir_json, &schedule, &files);
+    let stale = |message: String| Error::Output {
+        file: folder.to_string(),
+        message: format!("stale build: {message}"),
+    };
+    let same_fields = Manifest {
+        files: manifest.files.clone(),
+        ..expected.clone()
+    };
+    if &same_fields != manifest {
+        return Err(stale(format!(
+            "manifest.json does not describe ir.json on a {}x{} array; compile again",
+            manifest.pe, manifest.simd
+        )));
     }
+    // The README states the clock a target was implemented for, which the manifest does not
+    // record; it is documentation, never read by a tool.
+    let listed = expected.files.keys().chain(manifest.files.keys());
+    for file in listed.filter(|f| f.as_str() != "README.md") {
+        if expected.files.get(file) == manifest.files.get(file) || edited.contains(file) {
+            continue;
+        }
+        if !allow_edited {
+            return Err(stale(format!(
+                "{file} is not what qnnc compile writes for ir.json on a {}x{} array; compile again, or check the edited design against the golden model with --allow-edited",
+                manifest.pe, manifest.simd
+            )));
+        }
+        edited.push(file.clone());
+    }
+    edited.sort();
+    edited.dedup();
     Ok(schedule.total_cycles)
 }
 

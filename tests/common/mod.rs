@@ -44,6 +44,23 @@ pub fn assert_user_error(output: &Output, needles: &[&str]) {
     }
 }
 
+/// A run of `qnnc sim --allow-edited` that fails: exit code 1, a warning naming `edited` and
+/// then one error line holding every needle.
+pub fn assert_edited_run_error(output: &Output, edited: &str, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "not a warning and one error: {stderr}");
+    assert!(
+        lines[0].starts_with("warning:") && lines[0].contains(edited),
+        "{stderr}"
+    );
+    for needle in needles {
+        assert!(lines[1].contains(needle), "{needle:?} not in: {stderr}");
+    }
+}
+
 /// A briefly trained model of `examples/{spec}` at `bits`, in `dir`: enough for activations
 /// that vary, which is all bit-exactness and import need.
 pub fn train(dir: &std::path::Path, spec: &str, bits: &str) -> String {
