@@ -48,7 +48,11 @@ fn compile(dir: &Path, graph: &Graph, name: &str, config: ArrayConfig) -> String
 /// tap by tap over the pixels the array computes.
 fn macs_inside(layer: &LayerSchedule) -> u64 {
     let (h, w) = (layer.input.height as i64, layer.input.width as i64);
-    let (k, stride, pad) = (layer.kernel as i64, layer.stride as i64, layer.padding as i64);
+    let (k, stride, pad) = (
+        layer.kernel as i64,
+        layer.stride as i64,
+        layer.padding as i64,
+    );
     let mut taps = 0u64;
     for (oy, ox) in layer.pixels() {
         for ky in 0..k {
@@ -62,17 +66,24 @@ fn macs_inside(layer: &LayerSchedule) -> u64 {
 }
 
 fn words(layer: &serde_json::Value, field: &str) -> u64 {
-    layer[field]["words"].as_u64().unwrap_or_else(|| panic!("{field}: {layer}"))
+    layer[field]["words"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field}: {layer}"))
 }
 
 fn count(layer: &serde_json::Value, field: &str) -> u64 {
-    layer[field].as_u64().unwrap_or_else(|| panic!("{field}: {layer}"))
+    layer[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field}: {layer}"))
 }
 
 #[test]
 fn counted_reads_and_writes_equal_the_schedules_prediction() {
     let dir = tempfile::tempdir().unwrap();
-    let shapes = [ArrayConfig { pe: 8, simd: 16 }, ArrayConfig { pe: 3, simd: 4 }];
+    let shapes = [
+        ArrayConfig { pe: 8, simd: 16 },
+        ArrayConfig { pe: 3, simd: 4 },
+    ];
     for (example, bits) in [(TINY, 4), (TINY, 1), (MLP, 4), (MLP, 2)] {
         let graph = graph(example, bits);
         // One precision on each array shape, the other precision on the other.
@@ -117,14 +128,16 @@ fn counted_reads_and_writes_equal_the_schedules_prediction() {
             assert_eq!(counted["as_predicted"], true, "{at}");
             // Independent of the loader's pieces: the taps inside the image.
             assert_eq!(measured.lane_macs, macs_inside(layer), "{at}");
-            // One weight word a chunk, each weight used once: N_c / sqrt(p) undercounts the
-            // weight reads by at least sqrt(p), and the ratio says so.
+            // One weight word a chunk, each weight read used once: N_c / sqrt(p) undercounts
+            // the weight reads by at least sqrt(p) (less the outputs a max-pool drops, which
+            // the model counts and the array does not compute), and the ratio says so.
+            let model_macs = counted["model"]["macs"].as_u64().unwrap();
             let ratio = counted["ratios"]["weight_reads"].as_f64().unwrap();
+            let reuse = ((config.pe * config.simd) as f64).sqrt();
             assert!(
-                ratio >= ((config.pe * config.simd) as f64).sqrt() * 0.999,
+                ratio >= reuse * layer.macs as f64 / model_macs as f64 * 0.999,
                 "{at}: {ratio}"
             );
-            assert_eq!(counted["model"]["macs"].as_u64(), Some(layer.macs), "{at}");
             toggles += counted["accumulator_toggles"].as_f64().unwrap()
                 + counted["weight_toggles"].as_f64().unwrap()
                 + counted["activation_toggles"].as_f64().unwrap();
@@ -142,8 +155,9 @@ fn the_text_report_sets_the_models_counts_beside_the_counted_ones() {
     assert!(text.contains("at p = PE x SIMD = 128"), "{text}");
     for layer in ["conv1", "conv2", "fc1"] {
         assert!(
-            text.lines().any(|l| l.starts_with(&format!("  {layer}: N_c "))
-                && l.ends_with("as the schedule predicts")),
+            text.lines()
+                .any(|l| l.starts_with(&format!("  {layer}: N_c "))
+                    && l.ends_with("as the schedule predicts")),
             "{layer}: {text}"
         );
     }
@@ -165,12 +179,7 @@ fn the_text_report_sets_the_models_counts_beside_the_counted_ones() {
 fn activity_of_a_netlist_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let build = dir.path().join("never");
-    let output = qnnc(&[
-        "sim",
-        build.to_str().unwrap(),
-        "--netlist",
-        "--activity",
-    ]);
+    let output = qnnc(&["sim", build.to_str().unwrap(), "--netlist", "--activity"]);
     assert_user_error(&output, &["--activity", "netlist"]);
     assert!(!build.exists());
 }

@@ -668,7 +668,13 @@ fn print_activity(a: &ActivityReport) -> Result<()> {
         } else {
             "  of the activation buffer"
         };
-        row(source, l.source_reads.words, Some(l.source_reads.bits), String::new(), None)?;
+        row(
+            source,
+            l.source_reads.words,
+            Some(l.source_reads.bits),
+            String::new(),
+            None,
+        )?;
         row(
             "  of the window memory",
             l.window_reads.words,

@@ -635,7 +635,11 @@ pub fn predicted_traffic(layer: &LayerSchedule, config: ArrayConfig) -> LayerTra
     let stored = layer.stored().len() as u64;
     LayerTraffic {
         weight_reads: issues,
-        source_reads: if layer.direct { issues } else { loaded.run_pieces },
+        source_reads: if layer.direct {
+            issues
+        } else {
+            loaded.run_pieces
+        },
         // The loader writes a window row when it is full, and the last, partial one.
         window_writes: if layer.direct { 0 } else { chunks * pixels },
         window_reads: if layer.direct { 0 } else { issues },

@@ -76,7 +76,9 @@ pub fn parse_activity(stdout: &str, expect: &Expectation) -> Result<Vec<LayerAct
     for line in stdout.lines().filter(|l| l.starts_with(ACTIVITY_LINE)) {
         lines += 1;
         let words: Vec<&str> = line.split_whitespace().collect();
-        let refuse = || format!("the simulator reported '{line}', which is not a count of one of the design's {} layers", expect.layers);
+        let refuse = || {
+            format!("the simulator reported '{line}', which is not a count of one of the design's {} layers", expect.layers)
+        };
         let ["activity", layer, name, value] = words.as_slice() else {
             return Err(refuse());
         };
@@ -253,7 +255,11 @@ pub fn report(
             };
             let c = &counted.traffic;
             let predicted = crate::schedule::predicted_traffic(layer, schedule.config);
-            let source_word = if index == 0 { bits.pixel } else { bits.activation };
+            let source_word = if index == 0 {
+                bits.pixel
+            } else {
+                bits.activation
+            };
             let parameter_word = match layer.post {
                 Post::Threshold { .. } => bits.thresholds,
                 Post::Requantize { .. } => bits.requantization,
@@ -336,7 +342,11 @@ mod tests {
 
     fn lines(layers: usize, value: u64) -> String {
         (0..layers)
-            .flat_map(|l| COUNTERS.iter().map(move |c| format!("activity {l} {c} {value}\n")))
+            .flat_map(|l| {
+                COUNTERS
+                    .iter()
+                    .map(move |c| format!("activity {l} {c} {value}\n"))
+            })
             .collect()
     }
 
@@ -353,9 +363,18 @@ mod tests {
         for (text, needle) in [
             (String::new(), "no activity counts"),
             (lines(1, 7), "no weight_reads for layer 1"),
-            (lines(2, 7) + "activity 2 lane_macs 1\n", "activity 2 lane_macs 1"),
-            (lines(2, 7) + "activity 0 lane_macs 1\n", "activity 0 lane_macs 1"),
-            (lines(2, 7).replace("0 lane_macs 7", "0 lane_macs -7"), "lane_macs -7"),
+            (
+                lines(2, 7) + "activity 2 lane_macs 1\n",
+                "activity 2 lane_macs 1",
+            ),
+            (
+                lines(2, 7) + "activity 0 lane_macs 1\n",
+                "activity 0 lane_macs 1",
+            ),
+            (
+                lines(2, 7).replace("0 lane_macs 7", "0 lane_macs -7"),
+                "lane_macs -7",
+            ),
             (lines(2, 7).replace("0 lane_macs", "0 bogus"), "0 bogus 7"),
             (lines(2, 1001), "weight_reads 1001 in layer 0"),
         ] {
@@ -365,6 +384,9 @@ mod tests {
         // Toggles are not bounded by the cycles.
         let mut text = lines(2, 7);
         text = text.replace("0 weight_toggles 7", "0 weight_toggles 5000");
-        assert_eq!(parse_activity(&text, &EXPECT).unwrap()[0].weight_toggles, 5000);
+        assert_eq!(
+            parse_activity(&text, &EXPECT).unwrap()[0].weight_toggles,
+            5000
+        );
     }
 }
