@@ -239,6 +239,7 @@ pub fn report(
     let per_image = |total: u64| (total + n / 2) / n;
     let mean = |total: u64| total as f64 / n as f64;
     let p = schedule.config.pe * schedule.config.simd;
+    // The schedule and the model's work both list the MAC layers in topological order.
     let layers = schedule
         .layers
         .iter()
