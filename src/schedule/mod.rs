@@ -744,3 +744,58 @@ impl fmt::Display for Schedule {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::examples::example_network;
+    use crate::train::Net;
+
+    /// MACs of a layer whose input element lies inside the image, counted tap by tap.
+    fn macs_inside(layer: &LayerSchedule) -> u64 {
+        let (h, w) = (layer.input.height as i64, layer.input.width as i64);
+        let (k, stride, pad) = (
+            layer.kernel as i64,
+            layer.stride as i64,
+            layer.padding as i64,
+        );
+        let mut taps = 0u64;
+        for (oy, ox) in layer.pixels() {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let (y, x) = (oy as i64 * stride + ky - pad, ox as i64 * stride + kx - pad);
+                    taps += ((0..h).contains(&y) && (0..w).contains(&x)) as u64;
+                }
+            }
+        }
+        taps * (layer.input.channels * layer.output.channels) as u64
+    }
+
+    #[test]
+    fn predicted_traffic_agrees_with_the_taps_and_the_ideal_cycles() {
+        for example in [
+            ("cnn", include_str!("../../examples/fmnist_cnn.toml")),
+            ("tiny_cnn", include_str!("../../examples/tiny_cnn.toml")),
+        ] {
+            let network = example_network(example, crate::spec::Precision::Bits(2));
+            let mut graph = Net::new(&network, 1).to_graph(example.0).unwrap();
+            crate::ir::passes::run(&mut graph, example.0, None).unwrap();
+            for (pe, simd) in [(1, 1), (3, 4), (8, 16), (4, 32)] {
+                let config = ArrayConfig { pe, simd };
+                let schedule = schedule(&graph, config, example.0).unwrap();
+                for layer in &schedule.layers {
+                    let at = format!("{} {} on {pe}x{simd}", example.0, layer.name);
+                    let traffic = predicted_traffic(layer, config);
+                    assert_eq!(traffic.lane_macs, macs_inside(layer), "{at}");
+                    assert_eq!(traffic.weight_reads, layer.ideal_cycles, "{at}");
+                    // A convolution's source rows are read by its runs, a subset of its pieces.
+                    let pieces: u64 = layer
+                        .pixels()
+                        .map(|(oy, ox)| load_pieces(layer, simd, oy, ox))
+                        .sum();
+                    assert!(layer.direct || traffic.source_reads <= pieces, "{at}");
+                }
+            }
+        }
+    }
+}
