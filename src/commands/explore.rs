@@ -606,6 +606,7 @@ fn emit_best(
         netlist: false,
         vcd: None,
         allow_edited: false,
+        activity: false,
         scale: Default::default(),
     })?;
     Ok(())

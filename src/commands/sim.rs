@@ -16,6 +16,7 @@ use crate::golden::Golden;
 use crate::input::BUILD_FILE;
 use crate::ir::{dump, passes};
 use crate::schedule::{self, ArrayConfig};
+use crate::sim::activity::ActivityReport;
 use crate::sim::{self, Expectation, SimReport, Simulator};
 
 #[derive(Debug, Clone, Args)]
@@ -59,6 +60,12 @@ pub struct SimArgs {
     /// ir.json, which the golden model is built from, must stay as compiled
     #[arg(long)]
     pub allow_edited: bool,
+    /// Count, per layer, the memory words read and written, the outputs computed and stored,
+    /// the MAC lane operations on real operands and the toggles of the datapath's registers,
+    /// and print them beside the schedule's prediction and the energy model's counts (RTL only,
+    /// not with --netlist)
+    #[arg(long)]
+    pub activity: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,6 +103,8 @@ pub struct SimSummary {
     /// Inferences per second of the simulator on this machine (wall clock).
     pub simulator_inferences_per_second: f64,
     pub layers: Vec<LayerResult>,
+    /// What each layer read, wrote, computed and toggled per inference (`--activity`), or null.
+    pub activity: Option<ActivityReport>,
 }
 
 /// Reads and checks a build folder's manifest: the format, the version, and that no file
@@ -170,6 +179,12 @@ pub fn run(args: &SimArgs) -> Result<()> {
     if args.images == 0 {
         return Err(Error::usage("--test-limit", "must be at least 1"));
     }
+    if args.activity && args.netlist {
+        return Err(Error::usage(
+            "--activity",
+            "counts signals of the RTL, which a gate-level netlist does not have; drop --netlist",
+        ));
+    }
     if !(args.clock_mhz.is_finite() && args.clock_mhz > 0.0 && args.clock_mhz <= 1000.0) {
         return Err(Error::usage(
             "--clock-mhz",
@@ -184,7 +199,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
             message: format!("ir.json: {e}"),
         })?;
     let graph = dump::from_json(&ir_text, &format!("{folder}/ir.json"))?;
-    let predicted = check_against_compile(
+    let schedule = check_against_compile(
         &folder,
         &manifest,
         &graph,
@@ -233,7 +248,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
     let expect = Expectation {
         layers: manifest.layers.len(),
         images: data.len(),
-        max_cycles: sim::cycle_budget(predicted, data.len()),
+        max_cycles: sim::cycle_budget(schedule.total_cycles, data.len()),
     };
     let expected = golden.run(&data.images);
     sim::write_vectors(dir, &data.images, data.pixels_per_image(), &expected)?;
@@ -270,13 +285,22 @@ pub fn run(args: &SimArgs) -> Result<()> {
             &executable,
             &expect,
             vcd.as_deref(),
+            args.activity,
             &progress,
         )?;
         Ok((executable, report))
     });
     progress.finish_and_clear();
     let (executable, report) = built?;
-    let summary = summarize(&folder, &manifest, args, netlist, &report);
+    let mut summary = summarize(&folder, &manifest, args, netlist, &report);
+    summary.activity = report.activity.as_deref().map(|counted| {
+        sim::activity::report(
+            &schedule,
+            &crate::energy::work_of_graph(&graph),
+            counted,
+            report.images,
+        )
+    });
     match args.format {
         Format::Json => super::print_json(&summary)?,
         Format::Table => print_summary(&summary)?,
@@ -390,12 +414,11 @@ fn absolute_output(file: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The cycles an inference takes as the schedule of the build's IR on its array predicts; the
-/// manifest must say the same, so that an edited manifest cannot lift the cycle budget.
 /// Compares the build with what `qnnc compile` writes for its ir.json on its array, so that a
 /// manifest whose digests were recomputed after an edit does not hide the edit: a file that
 /// differs is edited (refused unless `allow_edited`, else added to `edited`), and a manifest
-/// field that differs makes the build stale. Returns the predicted cycles of an inference.
+/// field that differs (the predicted cycles, which set the cycle budget, among them) makes the
+/// build stale. Returns the schedule.
 fn check_against_compile(
     folder: &str,
     manifest: &Manifest,
@@ -403,7 +426,7 @@ fn check_against_compile(
     ir_json: &str,
     allow_edited: bool,
     edited: &mut Vec<String>,
-) -> Result<u64> {
+) -> Result<schedule::Schedule> {
     let config = ArrayConfig {
         pe: manifest.pe,
         simd: manifest.simd,
@@ -448,7 +471,7 @@ fn check_against_compile(
     }
     edited.sort();
     edited.dedup();
-    Ok(schedule.total_cycles)
+    Ok(schedule)
 }
 
 /// A built simulation and what its runs must stay within.
@@ -562,6 +585,7 @@ fn summarize(
         hardware_inferences_per_second: args.clock_mhz * 1e6 / cycles.max(1) as f64,
         simulator_inferences_per_second: report.images as f64 / report.seconds,
         layers,
+        activity: None,
     }
 }
 
@@ -619,7 +643,138 @@ fn print_summary(s: &SimSummary) -> Result<()> {
     outln!(
         "simulator inferences per second on this machine: {:.1}",
         s.simulator_inferences_per_second
-    )
+    )?;
+    match &s.activity {
+        Some(activity) => print_activity(activity),
+        None => Ok(()),
+    }
+}
+
+/// The activity of each layer: the counts beside the model's, and their ratio.
+fn print_activity(a: &ActivityReport) -> Result<()> {
+    outln!(
+        "activity per inference, counted in the simulation, beside the energy model's counts at p = PE x SIMD = {} (ratio: measured over model):",
+        a.parallel_macs
+    )?;
+    for (index, l) in a.layers.iter().enumerate() {
+        let m = &l.model;
+        outln!(
+            "  {}: N_c {}, N_s {}, A_s {}, A_out {}, N_c/sqrt(p) {:.1}; {}",
+            l.name,
+            m.macs,
+            m.weights,
+            m.outputs_computed,
+            m.outputs_stored,
+            m.local_reads,
+            if l.as_predicted {
+                "reads, writes and outputs as the schedule predicts"
+            } else {
+                "NOT as the schedule predicts (--format json gives both)"
+            }
+        )?;
+        outln!(
+            "    {:<26} {:>10} {:>12}  {:<34} {:>6}",
+            "counted",
+            "measured",
+            "bits",
+            "model",
+            "ratio"
+        )?;
+        let row = |what: &str, count: u64, bits: Option<u64>, model: String, ratio: Option<f64>| {
+            let line = format!(
+                "    {:<26} {:>10} {:>12}  {:<34} {:>6}",
+                what,
+                count,
+                bits.map(|b| b.to_string()).unwrap_or_default(),
+                model,
+                ratio.map(|r| format!("{r:.2}")).unwrap_or_default()
+            );
+            outln!("{}", line.trim_end())
+        };
+        let r = &l.ratios;
+        row(
+            "weight reads (words)",
+            l.weight_reads.words,
+            Some(l.weight_reads.bits),
+            format!("{:.0} bits (N_c/sqrt(p) x Qw)", m.weight_read_bits),
+            Some(r.weight_reads),
+        )?;
+        row(
+            "activation reads (words)",
+            l.source_reads.words + l.window_reads.words,
+            Some(l.source_reads.bits + l.window_reads.bits),
+            format!("{:.0} bits (N_c/sqrt(p) x Qa_in)", m.activation_read_bits),
+            Some(r.activation_reads),
+        )?;
+        let source = if index == 0 {
+            "  of the pixel buffer"
+        } else {
+            "  of the activation buffer"
+        };
+        row(
+            source,
+            l.source_reads.words,
+            Some(l.source_reads.bits),
+            String::new(),
+            None,
+        )?;
+        row(
+            "  of the window memory",
+            l.window_reads.words,
+            Some(l.window_reads.bits),
+            String::new(),
+            None,
+        )?;
+        row(
+            "window writes (words)",
+            l.window_writes.words,
+            Some(l.window_writes.bits),
+            String::new(),
+            None,
+        )?;
+        row(
+            "activation writes (words)",
+            l.activation_writes.words,
+            Some(l.activation_writes.bits),
+            format!("{} bits (A_out x Qa_out)", m.activation_write_bits),
+            Some(r.activation_writes),
+        )?;
+        row(
+            "parameter reads (groups)",
+            l.parameter_reads.words,
+            Some(l.parameter_reads.bits),
+            String::new(),
+            None,
+        )?;
+        row(
+            "outputs computed",
+            l.outputs_computed,
+            None,
+            format!("{} (A_s)", m.outputs_computed),
+            Some(r.outputs_computed),
+        )?;
+        row(
+            "outputs stored",
+            l.outputs_stored,
+            None,
+            format!("{} (A_out)", m.outputs_stored),
+            Some(r.outputs_stored),
+        )?;
+        row(
+            "MAC lane operations",
+            l.lane_macs,
+            None,
+            format!("{} (N_c)", m.macs),
+            Some(r.lane_macs),
+        )?;
+        outln!(
+            "    toggles: weight word {:.1}, activation word {:.1}, accumulators {:.1}",
+            l.weight_toggles,
+            l.activation_toggles,
+            l.accumulator_toggles
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

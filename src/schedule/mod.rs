@@ -501,11 +501,27 @@ fn check_rtl_contract(
     Ok(())
 }
 
+/// What the window loader does for one output pixel: its pieces (one a cycle), and of them the
+/// pieces of runs inside the image, each of which reads a row of the source buffer, and the
+/// elements those runs copy (the window's elements that are not padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WindowPieces {
+    pub pieces: u64,
+    pub run_pieces: u64,
+    pub run_elements: u64,
+}
+
 /// Pieces (cycles) the window loader takes for output pixel (oy, ox): per row of the receptive
 /// field, its zeros left of the image, its run inside, its zeros right of it (or all zeros when
 /// the row lies outside), each cut into pieces that cross neither a row of the source buffer
 /// (runs only) nor a row of the window.
 pub fn load_pieces(layer: &LayerSchedule, simd: usize, oy: usize, ox: usize) -> u64 {
+    window_pieces(layer, simd, oy, ox).pieces
+}
+
+/// The loader's pieces for output pixel (oy, ox), as [`load_pieces`] cuts them, with the runs
+/// among them.
+pub fn window_pieces(layer: &LayerSchedule, simd: usize, oy: usize, ox: usize) -> WindowPieces {
     let c = layer.input.channels as i64;
     let kc = layer.kernel as i64 * c;
     let wc = layer.input.width as i64 * c;
@@ -516,7 +532,8 @@ pub fn load_pieces(layer: &LayerSchedule, simd: usize, oy: usize, ox: usize) -> 
     let left = (-ex).clamp(0, kc);
     let right = (wc - ex).clamp(0, kc);
     let simd = simd as i64;
-    let (mut wp, mut pieces) = (0i64, 0u64);
+    let mut wp = 0i64;
+    let mut counted = WindowPieces::default();
     let mut take = |length: i64, run_start: Option<i64>| {
         let (mut rem, mut cur) = (length, run_start.unwrap_or(0));
         while rem > 0 {
@@ -528,7 +545,11 @@ pub fn load_pieces(layer: &LayerSchedule, simd: usize, oy: usize, ox: usize) -> 
             rem -= count;
             cur += count;
             wp += count;
-            pieces += 1;
+            counted.pieces += 1;
+            if run_start.is_some() {
+                counted.run_pieces += 1;
+                counted.run_elements += count as u64;
+            }
         }
     };
     for ky in 0..layer.kernel as i64 {
@@ -545,7 +566,101 @@ pub fn load_pieces(layer: &LayerSchedule, simd: usize, oy: usize, ox: usize) -> 
             take(kc - right, None);
         }
     }
-    pieces
+    counted
+}
+
+/// The memory accesses and the work of one layer in one inference, as the controller and the
+/// window loader perform them: what `qnnc sim --activity` counts in the simulation. Words are
+/// the memories' words (a weight word holds PE x SIMD weights; a buffer row, SIMD elements).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct LayerTraffic {
+    /// Weight words read: one for each chunk the array issues.
+    pub weight_reads: u64,
+    /// Rows read from the source buffer (the pixel buffer for the first layer, else the
+    /// activation buffer the layer before wrote): by the array for a dense layer, one per chunk;
+    /// by the window loader for a convolution, one per piece of a run inside the image.
+    pub source_reads: u64,
+    /// Rows the window loader writes into the window memory, and the array reads from it.
+    pub window_writes: u64,
+    pub window_reads: u64,
+    /// Rows written into the output activation buffer (none for the last layer, whose outputs
+    /// go to the logit register).
+    pub activation_writes: u64,
+    /// Outputs post-processed (before a max-pool), and stored (after it; the logits of the
+    /// last layer).
+    pub outputs_computed: u64,
+    pub outputs_stored: u64,
+    /// Reads of an output group's parameters (PE channels' thresholds, or multipliers and
+    /// offsets): one for each group of each pixel computed, none for raw logits.
+    pub parameter_reads: u64,
+    /// Lane operations on real operands: a MAC of a weight of an output channel (not a PE past
+    /// the last one) with an input element (neither a lane past the fan-in nor the zero padding
+    /// of a convolution's window).
+    pub lane_macs: u64,
+}
+
+impl LayerTraffic {
+    /// The traffic of `n` inferences.
+    pub fn times(&self, n: u64) -> LayerTraffic {
+        LayerTraffic {
+            weight_reads: self.weight_reads * n,
+            source_reads: self.source_reads * n,
+            window_writes: self.window_writes * n,
+            window_reads: self.window_reads * n,
+            activation_writes: self.activation_writes * n,
+            outputs_computed: self.outputs_computed * n,
+            outputs_stored: self.outputs_stored * n,
+            parameter_reads: self.parameter_reads * n,
+            lane_macs: self.lane_macs * n,
+        }
+    }
+}
+
+/// The traffic of a layer in one inference, from the loops of the controller (groups, chunks
+/// and pixels) and of the window loader (its pieces), as [`predicted_cycles`] walks them.
+pub fn predicted_traffic(layer: &LayerSchedule, config: ArrayConfig) -> LayerTraffic {
+    let (groups, chunks) = (layer.groups as u64, layer.chunks as u64);
+    let channels = layer.output.channels as u64;
+    let mut pixels = 0u64;
+    let mut loaded = WindowPieces::default();
+    for (oy, ox) in layer.pixels() {
+        pixels += 1;
+        if !layer.direct {
+            let w = window_pieces(layer, config.simd, oy, ox);
+            loaded.run_pieces += w.run_pieces;
+            loaded.run_elements += w.run_elements;
+        }
+    }
+    let issues = groups * chunks * pixels;
+    let stored = layer.stored().len() as u64;
+    LayerTraffic {
+        weight_reads: issues,
+        source_reads: if layer.direct {
+            issues
+        } else {
+            loaded.run_pieces
+        },
+        // The loader writes a window row when it is full, and the last, partial one.
+        window_writes: if layer.direct { 0 } else { chunks * pixels },
+        window_reads: if layer.direct { 0 } else { issues },
+        activation_writes: if layer.last {
+            0
+        } else {
+            stored.div_ceil(config.simd as u64)
+        },
+        outputs_computed: channels * pixels,
+        outputs_stored: stored,
+        parameter_reads: match layer.post {
+            Post::Raw => 0,
+            _ => groups * pixels,
+        },
+        lane_macs: channels
+            * if layer.direct {
+                layer.fan_in as u64
+            } else {
+                loaded.run_elements
+            },
+    }
 }
 
 /// The controller's cycles for a layer. A dense layer issues its G*T chunks back to back. For
@@ -627,5 +742,60 @@ impl fmt::Display for Schedule {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::examples::example_network;
+    use crate::train::Net;
+
+    /// MACs of a layer whose input element lies inside the image, counted tap by tap.
+    fn macs_inside(layer: &LayerSchedule) -> u64 {
+        let (h, w) = (layer.input.height as i64, layer.input.width as i64);
+        let (k, stride, pad) = (
+            layer.kernel as i64,
+            layer.stride as i64,
+            layer.padding as i64,
+        );
+        let mut taps = 0u64;
+        for (oy, ox) in layer.pixels() {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let (y, x) = (oy as i64 * stride + ky - pad, ox as i64 * stride + kx - pad);
+                    taps += ((0..h).contains(&y) && (0..w).contains(&x)) as u64;
+                }
+            }
+        }
+        taps * (layer.input.channels * layer.output.channels) as u64
+    }
+
+    #[test]
+    fn predicted_traffic_agrees_with_the_taps_and_the_ideal_cycles() {
+        for example in [
+            ("cnn", include_str!("../../examples/fmnist_cnn.toml")),
+            ("tiny_cnn", include_str!("../../examples/tiny_cnn.toml")),
+        ] {
+            let network = example_network(example, crate::spec::Precision::Bits(2));
+            let mut graph = Net::new(&network, 1).to_graph(example.0).unwrap();
+            crate::ir::passes::run(&mut graph, example.0, None).unwrap();
+            for (pe, simd) in [(1, 1), (3, 4), (8, 16), (4, 32)] {
+                let config = ArrayConfig { pe, simd };
+                let schedule = schedule(&graph, config, example.0).unwrap();
+                for layer in &schedule.layers {
+                    let at = format!("{} {} on {pe}x{simd}", example.0, layer.name);
+                    let traffic = predicted_traffic(layer, config);
+                    assert_eq!(traffic.lane_macs, macs_inside(layer), "{at}");
+                    assert_eq!(traffic.weight_reads, layer.ideal_cycles, "{at}");
+                    // A convolution's source rows are read by its runs, a subset of its pieces.
+                    let pieces: u64 = layer
+                        .pixels()
+                        .map(|(oy, ox)| load_pieces(layer, simd, oy, ox))
+                        .sum();
+                    assert!(layer.direct || traffic.source_reads <= pieces, "{at}");
+                }
+            }
+        }
     }
 }

@@ -14,6 +14,7 @@ use indicatif::ProgressBar;
 
 use crate::golden::Prediction;
 
+pub mod activity;
 pub mod netlist;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,6 +53,9 @@ pub struct SimReport {
     pub cycles: u64,
     /// Cycles of each layer, summed over the images.
     pub layer_cycles: Vec<u64>,
+    /// What each layer read, wrote, computed and toggled, summed over the images, when the run
+    /// counted it (`+activity`).
+    pub activity: Option<Vec<activity::LayerActivity>>,
     /// Wall-clock time of the simulation run (not of the build).
     pub seconds: f64,
 }
@@ -539,24 +543,31 @@ pub fn run(
         executable,
         expect,
         vcd,
+        false,
         &ProgressBar::hidden(),
     )
 }
 
 /// Runs a built simulation as [`run`] does, with `progress` at the number of images done as
-/// the testbench reports them.
+/// the testbench reports them. With `activity` (an RTL simulation only: a netlist has none of
+/// the signals counted), the testbench counts what each layer reads, writes, computes and
+/// toggles.
 pub fn run_counting(
     dir: &Path,
     simulator: Simulator,
     executable: &Path,
     expect: &Expectation,
     vcd: Option<&Path>,
+    activity: bool,
     progress: &ProgressBar,
 ) -> Result<SimReport, SimError> {
     let start = Instant::now();
     let mut flags = vec![budget_flag(expect.max_cycles), "+progress".to_string()];
     if let Some(vcd) = vcd {
         flags.push(format!("+vcd={}", vcd.display()));
+    }
+    if activity {
+        flags.push("+activity".to_string());
     }
     let limit = wall_clock_limit(expect.max_cycles);
     let stdout = match simulator {
@@ -579,7 +590,15 @@ pub fn run_counting(
         }
     };
     let seconds = start.elapsed().as_secs_f64();
-    parse_report(&stdout, expect, seconds).map_err(|message| SimError::Files {
+    let parsed = parse_report(&stdout, expect, seconds).and_then(|report| {
+        Ok(SimReport {
+            activity: activity
+                .then(|| activity::parse_activity(&stdout, expect))
+                .transpose()?,
+            ..report
+        })
+    });
+    parsed.map_err(|message| SimError::Files {
         dir: dir.display().to_string(),
         message,
     })
@@ -740,6 +759,7 @@ pub fn parse_report(stdout: &str, expect: &Expectation, seconds: f64) -> Result<
             .collect(),
         cycles,
         layer_cycles,
+        activity: None,
         seconds,
     })
 }
