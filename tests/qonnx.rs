@@ -383,6 +383,71 @@ fn finn_example_networks_import_and_evaluate_to_brevitas_accuracy() {
     }
 }
 
+/// The MLP trained on `pixel / 256` (the `input_scale` list of fixtures.json): qnnc gives
+/// Brevitas's accuracy when told the pixel's value by `--input-scale`, or by a `Mul` on the
+/// input, and not without.
+#[test]
+fn a_network_trained_on_another_pixel_scale_evaluates_to_brevitas_accuracy() {
+    let text = std::fs::read_to_string(fixtures().join("fixtures.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let list = json["input_scale"]["fixtures"].as_array().unwrap();
+    let accuracy = |file: &str, flags: &[&str]| -> (f64, f64) {
+        let path = fixtures().join(file).display().to_string();
+        let mut args = vec!["eval", &path, "--integer", "--format", "json"];
+        args.extend_from_slice(flags);
+        let report: serde_json::Value = serde_json::from_str(&ok(qnnc(&args))).unwrap();
+        assert_eq!(report["test_images"], 10_000, "{file}");
+        (
+            report["accuracy"].as_f64().unwrap(),
+            report["integer_accuracy"].as_f64().unwrap(),
+        )
+    };
+    for (file, flags) in [
+        ("scale256_mlp_q4.onnx", &["--input-scale", "1/256"][..]),
+        ("scale256_mul_mlp_q4.onnx", &[][..]),
+    ] {
+        let record = list
+            .iter()
+            .find(|f| f["file"] == file)
+            .unwrap_or_else(|| panic!("{file} missing from fixtures.json"));
+        let bytes = std::fs::read(fixtures().join(file)).unwrap();
+        assert_eq!(
+            record["sha256"].as_str().unwrap(),
+            qnnc::codegen::digest(&bytes),
+            "{file} changed"
+        );
+        let brevitas = record["brevitas_accuracy"].as_f64().unwrap();
+        let (float, integer) = accuracy(file, flags);
+        assert!(
+            (float - brevitas).abs() <= 0.1,
+            "{file}: qnnc's float model {float} % but Brevitas reported {brevitas} %"
+        );
+        assert!(
+            (integer - brevitas).abs() <= 0.3,
+            "{file}: integer golden model {integer} % but Brevitas reported {brevitas} %"
+        );
+    }
+    // The scale is what decides: read as pixel / 255, the network computes other logits.
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixtures().join("scale256_mlp_q4.onnx").display().to_string();
+    let logits = |flags: &[&str]| -> Vec<serde_json::Value> {
+        let file = dir.path().join("logits.json").display().to_string();
+        let mut args = vec!["eval", &path, "--test-limit", "200", "--logits", &file];
+        args.extend_from_slice(flags);
+        ok(qnnc(&args));
+        let text = std::fs::read_to_string(&file).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        json["images"].as_array().unwrap().clone()
+    };
+    let (by_255, by_256) = (logits(&[]), logits(&["--input-scale", "1/256"]));
+    let differ = by_255
+        .iter()
+        .zip(&by_256)
+        .filter(|(a, b)| a["logits"] != b["logits"])
+        .count();
+    assert!(differ >= 40, "only {differ} of 200 images change their logits");
+}
+
 #[test]
 fn eval_writes_the_integer_models_logits_image_by_image() {
     let dir = tempfile::tempdir().unwrap();

@@ -219,6 +219,11 @@ and exported with `export_qonnx` by `make_finn_fixtures.py` (`make_fixtures.sh -
 also writes LFC (12 MB a file) and untrained CNV into `build/finn-fixtures/`. Their records are
 the `finn` list of `fixtures.json`, with Brevitas's accuracy on all test images and on the
 first 300 (`slice_accuracy`), which the tests compare.
+
+`scale256_mlp_q4.onnx` and `scale256_mul_mlp_q4.onnx` are one MLP (784-64-64-10 at 4 bits)
+trained on `pixel / 256` by `make_scale_fixtures.py` (`make_fixtures.sh --scale`): the first as
+trained, with no input node (qnnc needs `--input-scale 1/256`), the second behind a `Mul` by
+255/256 that takes `pixel / 255`. Their records are the `input_scale` list of `fixtures.json`.
 """
 
 
