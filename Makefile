@@ -14,7 +14,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 all: build
 
 # Installs only what is missing: the data set, the simulators, synthesis and iCE40 place and
-# route tools that the hardware stages use, and librsvg to render the plots in a test.
+# route tools that the hardware stages use, ccache (which `qnnc sim` gives Verilator's C++
+# builds), and librsvg to render the plots in a test.
 setup:
 	@missing=""; \
 	[ -f $(FMNIST_DIR)/t10k-images-idx3-ubyte.gz ] || missing="$$missing dataset-fashion-mnist"; \
@@ -24,6 +25,7 @@ setup:
 	command -v nextpnr-ice40 >/dev/null 2>&1 || missing="$$missing nextpnr-ice40"; \
 	command -v icepack >/dev/null 2>&1 || missing="$$missing fpga-icestorm"; \
 	command -v rsvg-convert >/dev/null 2>&1 || missing="$$missing librsvg2-bin"; \
+	command -v ccache >/dev/null 2>&1 || missing="$$missing ccache"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update && \
