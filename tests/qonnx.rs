@@ -429,7 +429,10 @@ fn a_network_trained_on_another_pixel_scale_evaluates_to_brevitas_accuracy() {
     }
     // The scale is what decides: read as pixel / 255, the network computes other logits.
     let dir = tempfile::tempdir().unwrap();
-    let path = fixtures().join("scale256_mlp_q4.onnx").display().to_string();
+    let path = fixtures()
+        .join("scale256_mlp_q4.onnx")
+        .display()
+        .to_string();
     let logits = |flags: &[&str]| -> Vec<serde_json::Value> {
         let file = dir.path().join("logits.json").display().to_string();
         let mut args = vec!["eval", &path, "--test-limit", "200", "--logits", &file];
@@ -445,7 +448,10 @@ fn a_network_trained_on_another_pixel_scale_evaluates_to_brevitas_accuracy() {
         .zip(&by_256)
         .filter(|(a, b)| a["logits"] != b["logits"])
         .count();
-    assert!(differ >= 40, "only {differ} of 200 images change their logits");
+    assert!(
+        differ >= 40,
+        "only {differ} of 200 images change their logits"
+    );
 }
 
 #[test]
