@@ -27,7 +27,7 @@
 //! 2 A_out activations; the difference is the platform's, not the count's, and the report
 //! shows both.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::activity::ActivityReport;
 use crate::calibrate::Calibration;
@@ -41,7 +41,7 @@ use crate::energy::{LayerWork, Profile};
 const POST_MACS_PER_OUTPUT: f64 = 3.0;
 
 /// The figures an estimate under one profile uses.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pricing {
     /// The profile as given (preset name or file).
     pub profile: String,
@@ -62,7 +62,7 @@ pub struct Pricing {
 }
 
 /// The model's terms for a layer (`energy::model`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelTerms {
     pub e_c: f64,
     pub e_w: f64,
@@ -71,7 +71,7 @@ pub struct ModelTerms {
 }
 
 /// One layer: what was counted, its price, and the model's estimate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerEstimate {
     pub name: String,
     pub lane_macs: u64,
@@ -93,7 +93,7 @@ pub struct LayerEstimate {
 }
 
 /// Every layer under one profile, with the totals.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProfileEstimate {
     pub pricing: Pricing,
     pub layers: Vec<LayerEstimate>,
@@ -103,7 +103,7 @@ pub struct ProfileEstimate {
 }
 
 /// The measured energy of one inference under each profile.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MeasuredEnergy {
     /// The calibration file as given, its target and Yosys.
     pub calibration: String,
@@ -277,4 +277,127 @@ impl MeasuredEnergy {
         }
         text
     }
+}
+
+/// A report of `qnnc sim --activity --calibration --format json`, read back to compare
+/// several networks (`qnnc calibrate --compare`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SimRun {
+    pub network: String,
+    pub build: String,
+    pub test_images: usize,
+    pub activity: ActivityReport,
+    pub measured_energy: MeasuredEnergy,
+}
+
+impl SimRun {
+    /// The build folder's last component: "mlp4".
+    pub fn label(&self) -> String {
+        std::path::Path::new(&self.build)
+            .file_name()
+            .map_or(self.build.clone(), |n| n.to_string_lossy().to_string())
+    }
+}
+
+/// The comparison of several runs as Markdown (counts, energies, totals; `plot` is the path
+/// of the figure relative to the Markdown) and the points of the figure.
+pub fn comparison(
+    runs: &[SimRun],
+    plot: &str,
+) -> (String, Vec<crate::explore::plot::ModelAndMeasured>) {
+    use crate::explore::plot::ModelAndMeasured;
+    let mut text = String::new();
+    let mut points = Vec::new();
+    text += "### Access counts per inference: counted in the simulation against the model\n\n";
+    text += "Bits of each memory access the array made, over the model's: weights N_c/sqrt(p) x Qw and input activations N_c/sqrt(p) x Qa_in from local memory (p = PE x SIMD), outputs A_out x Qa_out written; lane operations over N_c.\n\n";
+    text += "| network | layer | weight bits read | model | ratio | activation bits read | model | ratio | activation bits written | model | ratio | lane operations / N_c |\n";
+    text += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    for run in runs {
+        for l in &run.activity.layers {
+            let m = &l.model;
+            text += &format!(
+                "| {} | {} | {} | {:.0} | {:.2} | {} | {:.0} | {:.2} | {} | {} | {:.2} | {:.2} |\n",
+                run.label(),
+                l.name,
+                l.weight_reads.bits,
+                m.weight_read_bits,
+                l.ratios.weight_reads,
+                l.source_reads.bits + l.window_reads.bits,
+                m.activation_read_bits,
+                l.ratios.activation_reads,
+                l.activation_writes.bits,
+                m.activation_write_bits,
+                l.ratios.activation_writes,
+                l.ratios.lane_macs
+            );
+        }
+    }
+    text += "\n### Energy per inference: counted activity priced with the calibration against the model\n\n";
+    text += "| network | lanes (Qw x operand) | combinational cells a lane | cells a MAC | test images |\n|---|---|---:|---:|---:|\n";
+    for run in runs {
+        let e = &run.measured_energy;
+        if let Some(p) = e.profiles.first() {
+            text += &format!(
+                "| {} | {} x {} bits | {:.2} | {:.2} | {} |\n",
+                run.label(),
+                e.lane_wbits,
+                e.lane_ebits,
+                p.pricing.lane_cells,
+                p.pricing.mac_cells,
+                run.test_images
+            );
+        }
+    }
+    text += "\n| network | layer | profile | compute | memory | measured | model E_C | model E_W | model E_A | model | measured / model |\n";
+    text += "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    for run in runs {
+        for p in &run.measured_energy.profiles {
+            for l in &p.layers {
+                text += &format!(
+                    "| {} | {} | `{}` | {:.3e} | {:.3e} | {:.3e} | {:.3e} | {:.3e} | {:.3e} | {:.3e} | {:.3} |\n",
+                    run.label(),
+                    l.name,
+                    p.pricing.profile,
+                    l.e_compute,
+                    l.e_memory,
+                    l.measured,
+                    l.model.e_c,
+                    l.model.e_w,
+                    l.model.e_a,
+                    l.model.e_layer,
+                    l.ratio
+                );
+                points.push(ModelAndMeasured {
+                    series: p.pricing.profile.clone(),
+                    label: format!("{} {}", run.label(), l.name),
+                    total: false,
+                    model: l.model.e_layer,
+                    measured: l.measured,
+                });
+            }
+            points.push(ModelAndMeasured {
+                series: p.pricing.profile.clone(),
+                label: run.label(),
+                total: true,
+                model: p.model,
+                measured: p.measured,
+            });
+        }
+    }
+    text +=
+        "\n| network | profile | measured | model | measured / model |\n|---|---|---:|---:|---:|\n";
+    for run in runs {
+        for p in &run.measured_energy.profiles {
+            text += &format!(
+                "| {} | `{}` | {:.3e} | {:.3e} | {:.3} |\n",
+                run.label(),
+                p.pricing.profile,
+                p.measured,
+                p.model,
+                p.ratio
+            );
+        }
+    }
+    text += &format!("\n![measured against modelled energy]({plot})\n");
+    (text, points)
 }
