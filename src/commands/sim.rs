@@ -228,6 +228,10 @@ pub fn run(args: &SimArgs) -> Result<()> {
         args.allow_edited,
         &mut edited,
     )?;
+    if let Some((calibration, file, _)) = &pricing {
+        measured_energy::lane_point(calibration, &codegen::Hardware::new(&schedule), file)
+            .map_err(|message| Error::usage("--calibration", message))?;
+    }
     if !edited.is_empty() {
         eprintln!(
             "warning: {folder}: simulating an edited design; these files differ from what qnnc compile wrote: {}",

@@ -127,12 +127,7 @@ pub fn estimate(
     profiles: &[(String, Profile)],
 ) -> Result<MeasuredEnergy, String> {
     let (wbits, ebits) = (hw.wbits, hw.ebits);
-    let point = calibration.point(wbits, ebits).ok_or_else(|| {
-        format!(
-            "{calibration_file}: points: no processing element of {wbits}-bit weights and {ebits}-bit operands, the lanes of this build; run qnnc calibrate with --bits including {}",
-            if wbits == ebits { wbits.to_string() } else { format!("{wbits} and {ebits}") }
-        )
-    })?;
+    let point = lane_point(calibration, hw, calibration_file)?;
     let lanes = calibration.simd as f64;
     let lane_cells = (point.luts + point.carries + point.dsps) as f64 / lanes;
     let mac_cells = point.cells as f64 / lanes;
@@ -179,6 +174,26 @@ pub fn estimate(
         lane_wbits: wbits,
         lane_ebits: ebits,
         profiles,
+    })
+}
+
+/// The calibrated processing element at the lane widths of the build `hw` describes, or why
+/// there is none.
+pub fn lane_point<'a>(
+    calibration: &'a Calibration,
+    hw: &Hardware,
+    calibration_file: &str,
+) -> Result<&'a crate::calibrate::Point, String> {
+    let (wbits, ebits) = (hw.wbits, hw.ebits);
+    calibration.point(wbits, ebits).ok_or_else(|| {
+        let bits = if wbits == ebits {
+            wbits.to_string()
+        } else {
+            format!("{wbits} and {ebits}")
+        };
+        format!(
+            "{calibration_file}: points: no processing element of {wbits}-bit weights and {ebits}-bit operands, the lanes of this build; run qnnc calibrate with --bits including {bits}"
+        )
     })
 }
 
