@@ -228,8 +228,8 @@ pub fn run(args: &SimArgs) -> Result<()> {
         args.allow_edited,
         &mut edited,
     )?;
-    if let Some((calibration, file, _)) = &pricing {
-        measured_energy::lane_point(calibration, &codegen::Hardware::new(&schedule), file)
+    if let Some(p) = &pricing {
+        measured_energy::lane_point(&p.calibration, &codegen::Hardware::new(&schedule), &p.file)
             .map_err(|message| Error::usage("--calibration", message))?;
     }
     if !edited.is_empty() {
@@ -323,10 +323,10 @@ pub fn run(args: &SimArgs) -> Result<()> {
         .activity
         .as_deref()
         .map(|counted| sim::activity::report(&schedule, &work, counted, report.images));
-    if let (Some(activity), Some((calibration, file, profiles))) = (&summary.activity, &pricing) {
+    if let (Some(activity), Some(p)) = (&summary.activity, &pricing) {
         let hw = codegen::Hardware::new(&schedule);
         summary.measured_energy = Some(
-            measured_energy::estimate(activity, &hw, &work, calibration, file, profiles)
+            measured_energy::estimate(activity, &hw, &work, &p.calibration, &p.file, &p.profiles)
                 .map_err(|message| Error::usage("--calibration", message))?,
         );
     }
@@ -619,12 +619,17 @@ fn summarize(
     }
 }
 
-/// The calibration file and the profiles its estimate is priced under, each with the name
-/// it was given by.
-fn calibration_and_profiles(
-    file: &Path,
-    given: &[String],
-) -> Result<(Calibration, String, Vec<(String, Profile)>)> {
+/// What `--calibration` prices the counted activity with.
+struct Pricing {
+    calibration: Calibration,
+    /// The calibration file, as given.
+    file: String,
+    /// Each profile with the name it was given by.
+    profiles: Vec<(String, Profile)>,
+}
+
+/// The calibration file and the profiles its estimate is priced under.
+fn calibration_and_profiles(file: &Path, given: &[String]) -> Result<Pricing> {
     let calibration = Calibration::from_file(file)?;
     let names: Vec<String> = if given.is_empty() {
         let beside = file.with_file_name("profile.toml");
@@ -640,7 +645,11 @@ fn calibration_and_profiles(
         .into_iter()
         .map(|name| Ok((name.clone(), Profile::resolve(&name)?)))
         .collect::<Result<Vec<_>>>()?;
-    Ok((calibration, file.display().to_string(), profiles))
+    Ok(Pricing {
+        calibration,
+        file: file.display().to_string(),
+        profiles,
+    })
 }
 
 fn print_summary(s: &SimSummary) -> Result<()> {
