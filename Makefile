@@ -143,8 +143,8 @@ explore: setup build
 	cp $(EXPLORE_DIR)/report.md $(EXPLORE_DIR)/results.csv $(EXPLORE_DIR)/results.json docs/results/
 	cp $(EXPLORE_DIR)/plots/*.svg docs/results/plots/
 
-# The energy model calibrated on the hardware qnnc builds (12 minutes here, most of it the 100
-# Yosys syntheses of the four calibrations; the simulations a minute), written to
+# The energy model calibrated on the hardware qnnc builds (12 minutes here: about 9 for the 100
+# Yosys syntheses of the four calibrations, 3 to train, simulate and re-price), written to
 # docs/results/calibration.md and its plots: beta fitted to the processing element synthesized
 # for generic gates, the iCE40 UP5K and the ECP5 (on moons-dram; the generic one also on
 # moons-sram); the example MLP and CNN at Q = 1, 4, 8 trained briefly, compiled for an 8x16
