@@ -123,7 +123,8 @@ The model is `energy::model` at p = PE x SIMD = 128 (not the profiles' 64), so t
 N_c/sqrt(p) describes the simulated array. It charges main memory for the N_s weights and the
 2 A_out activations of each layer; the build has no main memory, so under `moons-dram` most of
 the gap between the two is the DRAM the model assumes and the build does not have. Where the
-counts differ (the ratio columns below) is where the model's reuse assumption is wrong.
+counts differ (the ratio columns below) is where the model's reuse assumption is wrong; the
+README's section "Measured against modelled energy, and re-pricing a sweep" reads them.
 """
 
 REPRICED = """Energy depends on the network, not its weights, so the 70 points of the committed sweep

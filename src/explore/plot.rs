@@ -882,6 +882,37 @@ mod tests {
     }
 
     #[test]
+    fn measured_against_model_draws_every_positive_point_with_one_label_a_total() {
+        let point =
+            |series: &str, label: &str, total: bool, model: f64, measured: f64| ModelAndMeasured {
+                series: series.into(),
+                label: label.into(),
+                total,
+                model,
+                measured,
+            };
+        let points = vec![
+            point("a", "net fc1", false, 1e3, 2e2),
+            point("a", "net fc2", false, 5e4, 9e4),
+            point("a", "net", true, 5.1e4, 9.02e4),
+            point("b", "net fc1", false, 3e3, 2e2),
+            // Not drawable on a log axis: left out, not a panic.
+            point("b", "net fc2", false, 0.0, 1.0),
+        ];
+        let svg = model_against_measured_svg(&points, "u");
+        assert_eq!(svg, model_against_measured_svg(&points, "u"));
+        // Three layer points; the total is a labelled square.
+        assert_eq!(svg.matches("<circle").count(), 3 + 2, "{svg}");
+        assert_eq!(text_elements(&svg, "net"), 1, "{svg}");
+        assert!(svg.contains("measured = model") && svg.contains("energy model (u, log scale)"));
+        let empty = model_against_measured_svg(&[], "u");
+        assert!(
+            empty.starts_with("<svg") && !empty.contains("could not be drawn"),
+            "{empty}"
+        );
+    }
+
+    #[test]
     fn axes_are_padded_to_whole_decades_and_margins() {
         assert_eq!(log_axis_range([5.0].into_iter()), 2.0..10.0);
         assert_eq!(log_axis_range([1.0e5, 9.0e5].into_iter()), 5.0e4..2.0e6);
