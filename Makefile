@@ -9,7 +9,7 @@ DEMO_DIR := build/demo
 BNN_ARRAY := --pe 2 --simd 8
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup build demo test bench lint rtl-check synth-check fpga-tools fpga-check explore slurm-check qonnx-fixtures qonnx-check qonnx-finn-check fuzz clean
+.PHONY: all setup build demo test bench lint rtl-check synth-check fpga-tools fpga-check explore calibrate slurm-check qonnx-fixtures qonnx-check qonnx-finn-check fuzz clean
 
 all: build
 
@@ -144,6 +144,42 @@ explore: setup build
 	@mkdir -p docs/results/plots
 	cp $(EXPLORE_DIR)/report.md $(EXPLORE_DIR)/results.csv $(EXPLORE_DIR)/results.json docs/results/
 	cp $(EXPLORE_DIR)/plots/*.svg docs/results/plots/
+
+# The energy model calibrated on the hardware qnnc builds (12 minutes here: about 9 for the 100
+# Yosys syntheses of the four calibrations, 3 to train, simulate and re-price), written to
+# docs/results/calibration.md and its plots: beta fitted to the processing element synthesized
+# for generic gates, the iCE40 UP5K and the ECP5 (on moons-dram; the generic one also on
+# moons-sram); the example MLP and CNN at Q = 1, 4, 8 trained briefly, compiled for an 8x16
+# array and simulated with --activity, priced by the generic calibration beside the model;
+# and the sweep of docs/results/results.json re-priced under the calibrated profiles.
+CAL_DIR := build/calibrate
+CAL_RUNS := generic:generic:moons-dram up5k:up5k:moons-dram ecp5-85k:ecp5-85k:moons-dram generic-sram:generic:moons-sram
+CAL_NAMES := generic up5k ecp5-85k generic-sram
+calibrate: setup build
+	@mkdir -p $(CAL_DIR) docs/results/plots
+	@set -e; for run in $(CAL_RUNS); do \
+		name=$${run%%:*}; rest=$${run#*:}; target=$${rest%%:*}; base=$${rest#*:}; \
+		$(QNNC) calibrate -o $(CAL_DIR)/$$name --target $$target --profile $$base | tail -2; \
+		cp $(CAL_DIR)/$$name/profile.toml $(CAL_DIR)/calibrated-$$name.toml; \
+	done
+	@set -e; for net in mlp cnn; do for q in 1 4 8; do \
+		images=20; [ $$net = cnn ] && images=4; \
+		$(QNNC) train examples/fmnist_$$net.toml --bits $$q --epochs 1 --train-limit 2000 --seed 1 \
+			-o $(CAL_DIR)/$$net$$q.qnn | tail -1; \
+		$(QNNC) compile $(CAL_DIR)/$$net$$q.qnn --pe 8 --simd 16 -o $(CAL_DIR)/$$net$$q > /dev/null; \
+		$(QNNC) sim $(CAL_DIR)/$$net$$q --images $$images --activity \
+			--calibration $(CAL_DIR)/generic/calibration.json --profile moons-dram \
+			--profile moons-sram --profile $(CAL_DIR)/calibrated-generic.toml \
+			--format json > $(CAL_DIR)/$$net$$q.sim.json; \
+	done; done
+	$(QNNC) calibrate -o $(CAL_DIR)/compare --compare \
+		$(foreach n,mlp cnn,$(foreach q,1 4 8,$(CAL_DIR)/$(n)$(q).sim.json))
+	cd $(CAL_DIR) && $(CURDIR)/$(QNNC) explore ../../examples/explore_fmnist.toml \
+		--reprice ../../docs/results/results.json -o reprice --profile moons-dram --profile moons-sram \
+		$(foreach n,$(CAL_NAMES),--profile calibrated-$(n).toml)
+	python3 scripts/calibration-doc.py $(CAL_DIR) $(CAL_NAMES) -o docs/results/calibration.md
+	cp $(CAL_DIR)/compare/plots/model_vs_measured.svg docs/results/plots/
+	cp $(CAL_DIR)/reprice/plots/error_vs_energy_calibrated-*.svg docs/results/plots/
 
 # A one-node Slurm cluster on this machine (Debian's munge, slurmctld and slurmd, installed if
 # missing; configured under build/slurm/, started as root and stopped by their pids): the quick

@@ -10,9 +10,9 @@
 use std::path::Path;
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::energy::Profile;
+use crate::energy::{EnergyError, Profile};
 use crate::implement::device::Target;
 use crate::implement::tools::Tool;
 use crate::implement::yosys::{parse_stat, Stat};
@@ -36,7 +36,8 @@ const WRAPPER: &str = include_str!("../templates/calibrate/qnnc_calibration_pe.v
 const WRAPPER_TOP: &str = "qnnc_calibration_pe";
 
 /// One precision pair's processing element after synthesis.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Point {
     pub wbits: u32,
     pub abits: u32,
@@ -54,7 +55,8 @@ pub struct Point {
 }
 
 /// E_MAC ~ scale * (Qw * Qa)^(beta / 2), fitted by least squares on the logarithms.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Fit {
     pub beta: f64,
     /// Cells per MAC the fit gives at 16 x 16 bits.
@@ -65,7 +67,8 @@ pub struct Fit {
     pub max_relative_error: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Calibration {
     pub format: String,
     pub version: u32,
@@ -233,6 +236,96 @@ fn fit(samples: &[(f64, f64)], beta: Option<f64>) -> Fit {
 }
 
 impl Calibration {
+    /// Reads a `calibration.json` that `qnnc calibrate` wrote with this version of the format,
+    /// and checks what an estimate divides by or looks up: a point at every pair, positive
+    /// cells, a positive fit.
+    pub fn from_file(path: &Path) -> Result<Calibration, EnergyError> {
+        let file = path.display().to_string();
+        let error = |field: &str, message: String| EnergyError {
+            file: file.clone(),
+            field: field.into(),
+            message,
+        };
+        let text = crate::input::read_config(path).map_err(|e| error("(file)", e.to_string()))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| error("(top level)", format!("not JSON: {e}")))?;
+        // The format and version are checked first, so that a file of another version is
+        // named as such rather than by the first field that changed.
+        if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(error(
+                "format",
+                format!("not a {FORMAT} file (write one with qnnc calibrate)"),
+            ));
+        }
+        match value.get("version").and_then(|v| v.as_u64()) {
+            Some(v) if v == u64::from(VERSION) => {}
+            other => {
+                return Err(error(
+                    "version",
+                    format!(
+                        "{} is not version {VERSION}; run qnnc calibrate again",
+                        other.map_or("missing".to_string(), |v| v.to_string())
+                    ),
+                ))
+            }
+        }
+        let calibration: Calibration = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            error(
+                if path.is_empty() || path == "." {
+                    "(top level)"
+                } else {
+                    &path
+                },
+                e.inner().to_string(),
+            )
+        })?;
+        if calibration.simd == 0 {
+            return Err(error("simd", "must be at least 1".into()));
+        }
+        if calibration.points.is_empty() {
+            return Err(error("points", "holds no point".into()));
+        }
+        for (i, p) in calibration.points.iter().enumerate() {
+            if !(1..=16).contains(&p.wbits) || !(1..=16).contains(&p.abits) {
+                return Err(error(
+                    &format!("points[{i}]"),
+                    format!("{}x{} bits is outside 1..=16", p.wbits, p.abits),
+                ));
+            }
+            if p.cells == 0 || p.luts + p.carries + p.flip_flops + p.dsps != p.cells {
+                return Err(error(
+                    &format!("points[{i}].cells"),
+                    format!(
+                        "{} is not the sum of its luts, carries, flip_flops and dsps, or is 0",
+                        p.cells
+                    ),
+                ));
+            }
+        }
+        let fit = &calibration.fit;
+        if !(fit.cells_per_mac16.is_finite() && fit.cells_per_mac16 > 0.0 && fit.beta.is_finite()) {
+            return Err(error(
+                "fit",
+                "cells_per_mac16 must be a positive number and beta finite".into(),
+            ));
+        }
+        Ok(calibration)
+    }
+
+    /// The synthesized point at `wbits` x `abits`, if it was calibrated.
+    pub fn point(&self, wbits: u32, abits: u32) -> Option<&Point> {
+        self.points
+            .iter()
+            .find(|p| p.wbits == wbits && p.abits == abits)
+    }
+
+    /// Cells of one 16x16-bit MAC: the synthesized point if there is one, else the fit's.
+    pub fn cells_per_mac16(&self) -> f64 {
+        self.point(16, 16)
+            .map_or(self.fit.cells_per_mac16, |p| p.cells_per_mac)
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("calibration serialises") + "\n"
     }

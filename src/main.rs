@@ -17,6 +17,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once a run: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Train a network from a spec and write the trained-model file

@@ -29,9 +29,17 @@ pub struct CalibrateArgs {
     /// Profile whose energies the calibrated profile keeps: a preset or a TOML file
     #[arg(long, value_name = "NAME|FILE", default_value = DEFAULT_PROFILE)]
     pub profile: String,
+    /// Synthesize nothing: set the energy model beside the measured energy of these reports of
+    /// `qnnc sim DIR --activity --calibration CAL --format json`, in DIR/model_vs_measured.md
+    /// and DIR/plots/model_vs_measured.svg
+    #[arg(long, value_name = "SIM_JSON", num_args = 1.., conflicts_with_all = ["target", "simd", "bits", "profile"])]
+    pub compare: Vec<PathBuf>,
 }
 
 pub fn run(args: &CalibrateArgs) -> Result<()> {
+    if !args.compare.is_empty() {
+        return compare(args);
+    }
     if !args.simd.is_power_of_two() || args.simd > 1024 {
         return Err(Error::usage(
             "--simd",
@@ -89,4 +97,61 @@ pub fn run(args: &CalibrateArgs) -> Result<()> {
         })?;
     }
     super::print(calibration.to_table())
+}
+
+/// The model against the measurement for every report of `--compare`.
+fn compare(args: &CalibrateArgs) -> Result<()> {
+    use crate::sim::measured_energy::{comparison, SimRun};
+    check_folder_path(&args.output)?;
+    let runs = args
+        .compare
+        .iter()
+        .map(|path| {
+            let file = path.display().to_string();
+            let refuse = |message: String| Error::Output {
+                file: file.clone(),
+                message,
+            };
+            let text = crate::input::read_text(path, crate::input::BUILD_FILE)
+                .map_err(|e| refuse(e.to_string()))?;
+            let mut deserializer = serde_json::Deserializer::from_str(&text);
+            serde_path_to_error::deserialize::<_, SimRun>(&mut deserializer).map_err(|e| {
+                refuse(format!(
+                    "{}: {} (not a report of qnnc sim --activity --calibration --format json)",
+                    e.path(),
+                    e.inner()
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let units = runs
+        .iter()
+        .flat_map(|r| r.measured_energy.profiles.first())
+        .map(|p| p.pricing.units.clone())
+        .next()
+        .unwrap_or_default();
+    let (markdown, points) = comparison(&runs, "plots/model_vs_measured.svg");
+    let svg = crate::explore::plot::model_against_measured_svg(&points, &units);
+    for (name, text) in [
+        ("model_vs_measured.md", markdown),
+        ("plots/model_vs_measured.svg", svg),
+    ] {
+        let path = args.output.join(name);
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).map_err(|e| Error::Output {
+                file: folder.display().to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        crate::output::write_atomic(&path, text.as_bytes()).map_err(|e| Error::Output {
+            file: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+    }
+    outln!(
+        "compared {} networks; wrote {}",
+        runs.len(),
+        args.output.join("model_vs_measured.md").display()
+    )?;
+    Ok(())
 }

@@ -66,6 +66,11 @@ pub struct ExploreArgs {
     /// PE array of --emit-best: multiply lanes of each PE [default: 16]
     #[arg(long, requires = "emit_best")]
     pub simd: Option<usize>,
+    /// Price the points of a finished sweep's results.json again, without training: each
+    /// point's network is rebuilt from SWEEP, its accuracies kept and its energy recomputed
+    /// under --profile (or the sweep's profiles); writes the results, report and plots to -o
+    #[arg(long, value_name = "RESULTS_JSON", conflicts_with_all = ["shard", "collect", "emit_best", "epochs", "train_limit", "test_limit"])]
+    pub reprice: Option<PathBuf>,
     #[command(flatten)]
     pub overrides: SweepOverrides,
     /// Folder holding the data set's files (default: the Debian package's folder)
@@ -225,6 +230,15 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
         ));
     }
     let grid = sweep.points(&sweep_path)?;
+    if let Some(results) = &args.reprice {
+        if args.cluster.slurm.is_some() {
+            return Err(Error::usage(
+                "--reprice",
+                "trains nothing, so there is nothing to submit; drop --slurm",
+            ));
+        }
+        return reprice(results, &sweep, &grid, &profiles, &out);
+    }
     let mine: Vec<&PointSpec> = grid
         .iter()
         .enumerate()
@@ -376,6 +390,71 @@ pub fn run(args: &ExploreArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The points of a finished sweep's `results` under `profiles`: energy depends on the network
+/// alone, so the accuracies stay and only the prices change. Every point of the grid must be
+/// there, and nothing else.
+fn reprice(
+    results: &Path,
+    sweep: &Sweep,
+    grid: &[PointSpec],
+    profiles: &[crate::energy::Profile],
+    out: &Path,
+) -> Result<()> {
+    let refuse = |message: String| io_error(results, message);
+    let text = crate::input::read_text(results, crate::input::BUILD_FILE)
+        .map_err(|e| refuse(e.to_string()))?;
+    let measured: Vec<PointResult> = serde_json::from_str(&text)
+        .map_err(|e| refuse(format!("not the results.json of qnnc explore: {e}")))?;
+    if let Some(stranger) = measured.iter().find(|p| !grid.iter().any(|g| g.id == p.id)) {
+        return Err(refuse(format!(
+            "point {} is not in the grid of sweep {}: re-price a sweep's results with its own sweep file",
+            stranger.id, sweep.name
+        )));
+    }
+    let mut points = Vec::with_capacity(grid.len());
+    for spec in grid {
+        let mut found = measured.iter().filter(|p| p.id == spec.id);
+        let (Some(result), None) = (found.next(), found.next()) else {
+            return Err(refuse(format!(
+                "holds point {} of the grid {} times, not once",
+                spec.id,
+                measured.iter().filter(|p| p.id == spec.id).count()
+            )));
+        };
+        if (
+            result.family.as_str(),
+            result.bits,
+            result.width,
+            result.depth,
+        ) != (spec.family.as_str(), spec.bits, spec.width, spec.depth)
+        {
+            return Err(refuse(format!(
+                "point {}: family, bits, width or depth differ from the sweep's",
+                spec.id
+            )));
+        }
+        let mut result = result.clone();
+        (result.energy, result.units, result.layers) = price(spec, sweep, profiles);
+        points.push(result);
+    }
+    sort_points(&mut points);
+    let file = PointsFile {
+        format: POINTS_FORMAT.into(),
+        sweep_sha256: sweep.digest(),
+        sweep: sweep.clone(),
+        shard: None,
+        grid: grid.iter().map(|p| p.id.clone()).collect(),
+        points,
+    };
+    outln!(
+        "re-priced {} points of {} under {}",
+        file.points.len(),
+        results.display(),
+        sweep.profiles.join(", ")
+    )?;
+    write_outputs(out, &file, &command_line())
 }
 
 fn sort_points(points: &mut [PointResult]) {
@@ -607,6 +686,8 @@ fn emit_best(
         vcd: None,
         allow_edited: false,
         activity: false,
+        calibration: None,
+        profiles: Vec::new(),
         scale: Default::default(),
     })?;
     Ok(())

@@ -9,14 +9,17 @@ use serde::Serialize;
 use super::compile::{Manifest, BUILD_FORMAT, BUILD_VERSION};
 use super::train::NetworkArgs;
 use super::{load_split, Format, Source};
+use crate::calibrate::Calibration;
 use crate::codegen::{self, digest};
 use crate::data::{DatasetKind, Split};
+use crate::energy::Profile;
 use crate::error::{Error, Result};
 use crate::golden::Golden;
 use crate::input::BUILD_FILE;
 use crate::ir::{dump, passes};
 use crate::schedule::{self, ArrayConfig};
 use crate::sim::activity::ActivityReport;
+use crate::sim::measured_energy::{self, MeasuredEnergy};
 use crate::sim::{self, Expectation, SimReport, Simulator};
 
 #[derive(Debug, Clone, Args)]
@@ -66,6 +69,15 @@ pub struct SimArgs {
     /// not with --netlist)
     #[arg(long)]
     pub activity: bool,
+    /// Price the counted activity with the calibration.json of `qnnc calibrate` and set the
+    /// measured energy of each layer beside the energy model's (needs --activity)
+    #[arg(long, value_name = "FILE", requires = "activity")]
+    pub calibration: Option<PathBuf>,
+    /// Profile of the measured and modelled energies, a preset or a TOML file; repeat for
+    /// several [default: moons-dram, moons-sram and the profile.toml beside the calibration
+    /// file, if there is one]
+    #[arg(long = "profile", value_name = "NAME|FILE", requires = "calibration")]
+    pub profiles: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,6 +117,9 @@ pub struct SimSummary {
     pub layers: Vec<LayerResult>,
     /// What each layer read, wrote, computed and toggled per inference (`--activity`), or null.
     pub activity: Option<ActivityReport>,
+    /// The counted activity priced with a calibration beside the model (`--calibration`), or
+    /// null.
+    pub measured_energy: Option<MeasuredEnergy>,
 }
 
 /// Reads and checks a build folder's manifest: the format, the version, and that no file
@@ -191,6 +206,12 @@ pub fn run(args: &SimArgs) -> Result<()> {
             format!("{} is not a clock rate in MHz (0 to 1000)", args.clock_mhz),
         ));
     }
+    // Read before the simulation, so that a bad file costs no build.
+    let pricing = args
+        .calibration
+        .as_deref()
+        .map(|file| calibration_and_profiles(file, &args.profiles))
+        .transpose()?;
     let (manifest, mut edited) = read_manifest(dir, args.allow_edited)?;
     let vcd = args.vcd.as_deref().map(absolute_output).transpose()?;
     let ir_text =
@@ -207,6 +228,10 @@ pub fn run(args: &SimArgs) -> Result<()> {
         args.allow_edited,
         &mut edited,
     )?;
+    if let Some(p) = &pricing {
+        measured_energy::lane_point(&p.calibration, &codegen::Hardware::new(&schedule), &p.file)
+            .map_err(|message| Error::usage("--calibration", message))?;
+    }
     if !edited.is_empty() {
         eprintln!(
             "warning: {folder}: simulating an edited design; these files differ from what qnnc compile wrote: {}",
@@ -293,14 +318,18 @@ pub fn run(args: &SimArgs) -> Result<()> {
     progress.finish_and_clear();
     let (executable, report) = built?;
     let mut summary = summarize(&folder, &manifest, args, netlist, &report);
-    summary.activity = report.activity.as_deref().map(|counted| {
-        sim::activity::report(
-            &schedule,
-            &crate::energy::work_of_graph(&graph),
-            counted,
-            report.images,
-        )
-    });
+    let work = crate::energy::work_of_graph(&graph);
+    summary.activity = report
+        .activity
+        .as_deref()
+        .map(|counted| sim::activity::report(&schedule, &work, counted, report.images));
+    if let (Some(activity), Some(p)) = (&summary.activity, &pricing) {
+        let hw = codegen::Hardware::new(&schedule);
+        summary.measured_energy = Some(
+            measured_energy::estimate(activity, &hw, &work, &p.calibration, &p.file, &p.profiles)
+                .map_err(|message| Error::usage("--calibration", message))?,
+        );
+    }
     match args.format {
         Format::Json => super::print_json(&summary)?,
         Format::Table => print_summary(&summary)?,
@@ -586,7 +615,41 @@ fn summarize(
         simulator_inferences_per_second: report.images as f64 / report.seconds,
         layers,
         activity: None,
+        measured_energy: None,
     }
+}
+
+/// What `--calibration` prices the counted activity with.
+struct Pricing {
+    calibration: Calibration,
+    /// The calibration file, as given.
+    file: String,
+    /// Each profile with the name it was given by.
+    profiles: Vec<(String, Profile)>,
+}
+
+/// The calibration file and the profiles its estimate is priced under.
+fn calibration_and_profiles(file: &Path, given: &[String]) -> Result<Pricing> {
+    let calibration = Calibration::from_file(file)?;
+    let names: Vec<String> = if given.is_empty() {
+        let beside = file.with_file_name("profile.toml");
+        let mut names = vec!["moons-dram".to_string(), "moons-sram".to_string()];
+        if beside.is_file() {
+            names.push(beside.display().to_string());
+        }
+        names
+    } else {
+        given.to_vec()
+    };
+    let profiles = names
+        .into_iter()
+        .map(|name| Ok((name.clone(), Profile::resolve(&name)?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Pricing {
+        calibration,
+        file: file.display().to_string(),
+        profiles,
+    })
 }
 
 fn print_summary(s: &SimSummary) -> Result<()> {
@@ -644,8 +707,11 @@ fn print_summary(s: &SimSummary) -> Result<()> {
         "simulator inferences per second on this machine: {:.1}",
         s.simulator_inferences_per_second
     )?;
-    match &s.activity {
-        Some(activity) => print_activity(activity),
+    if let Some(activity) = &s.activity {
+        print_activity(activity)?;
+    }
+    match &s.measured_energy {
+        Some(measured) => out!("{}", measured.to_table()),
         None => Ok(()),
     }
 }

@@ -480,6 +480,114 @@ fn draw_legend<'a, CT: CoordTranslate>(
 
 /// Draws on a white canvas of `size` pixels and returns the SVG; should plotters report an
 /// error, a small SVG that states it instead.
+/// One layer or network, estimated two ways: by the energy model and from measured activity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelAndMeasured {
+    /// The profile both are priced under: points of one series share a colour.
+    pub series: String,
+    /// "mlp4 fc1"; a whole network's total is drawn larger and labelled.
+    pub label: String,
+    pub total: bool,
+    pub model: f64,
+    pub measured: f64,
+}
+
+/// Series colours of [`model_against_measured_svg`], in the order the series first appear.
+const SERIES_COLOURS: [RGBColor; 5] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+];
+
+/// Measured against modelled energy, log-log: a point per layer (small) and per network total
+/// (large, labelled), a colour per profile, and the diagonal where the two agree.
+pub fn model_against_measured_svg(points: &[ModelAndMeasured], units: &str) -> String {
+    let plotted: Vec<&ModelAndMeasured> = points
+        .iter()
+        .filter(|p| {
+            p.model > 0.0 && p.measured > 0.0 && p.model.is_finite() && p.measured.is_finite()
+        })
+        .collect();
+    let mut series: Vec<&str> = Vec::new();
+    for p in &plotted {
+        if !series.contains(&p.series.as_str()) {
+            series.push(&p.series);
+        }
+    }
+    // One range for both axes, so that the diagonal is the diagonal.
+    let axis = log_axis_range(plotted.iter().flat_map(|p| [p.model, p.measured]));
+    render_svg(SCATTER_SIZE, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "Measured against modelled energy, per layer and network",
+                (FONT, 22),
+            )
+            .margin(15)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(
+                axis.clone().log_scale().with_key_points(log_ticks(&axis)),
+                axis.clone().log_scale().with_key_points(log_ticks(&axis)),
+            )?;
+        chart
+            .configure_mesh()
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 16))
+            .x_desc(format!("energy model ({units}, log scale)"))
+            .y_desc(format!("counted activity, calibrated ({units}, log scale)"))
+            .x_label_formatter(&|e| short_scientific(*e))
+            .y_label_formatter(&|e| short_scientific(*e))
+            .draw()?;
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(axis.start, axis.start), (axis.end, axis.end)],
+                8,
+                5,
+                NEUTRAL.stroke_width(1),
+            ))?
+            .label("measured = model")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], NEUTRAL.stroke_width(1)));
+        for (index, name) in series.iter().enumerate() {
+            let colour = SERIES_COLOURS[index % SERIES_COLOURS.len()];
+            let of_series = plotted.iter().filter(|p| p.series == *name);
+            chart
+                .draw_series(
+                    of_series.clone().filter(|p| !p.total).map(|p| {
+                        Circle::new((p.model, p.measured), MARKER_SIZE - 1, colour.filled())
+                    }),
+                )?
+                .label(name.to_string())
+                .legend(move |(x, y)| Circle::new((x + 10, y), MARKER_SIZE, colour.filled()));
+            chart.draw_series(of_series.filter(|p| p.total).map(|p| {
+                EmptyElement::at((p.model, p.measured))
+                    + Rectangle::new(SQUARE, colour.filled())
+                    + Text::new(
+                        p.label.clone(),
+                        (MARKER_SIZE + 4, 0),
+                        centred_text(12, HPos::Left),
+                    )
+            }))?;
+        }
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
+            .label("network total (square)")
+            .legend(|(x, y)| {
+                EmptyElement::at((x + 10, y)) + Rectangle::new(SQUARE, NEUTRAL.filled())
+            });
+        // Measurements mostly fall below the diagonal: the legend goes above it.
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FONT, 14))
+            .draw()?;
+        Ok(())
+    })
+}
+
 fn render_svg(size: (u32, u32), draw: impl FnOnce(&Drawing) -> DrawOutcome) -> String {
     let mut svg = String::new();
     let outcome = {
@@ -770,6 +878,37 @@ mod tests {
         assert_eq!(
             energy_breakdown_svg(&chosen, "p"),
             energy_breakdown_svg(&chosen, "p")
+        );
+    }
+
+    #[test]
+    fn measured_against_model_draws_every_positive_point_with_one_label_a_total() {
+        let point =
+            |series: &str, label: &str, total: bool, model: f64, measured: f64| ModelAndMeasured {
+                series: series.into(),
+                label: label.into(),
+                total,
+                model,
+                measured,
+            };
+        let points = vec![
+            point("a", "net fc1", false, 1e3, 2e2),
+            point("a", "net fc2", false, 5e4, 9e4),
+            point("a", "net", true, 5.1e4, 9.02e4),
+            point("b", "net fc1", false, 3e3, 2e2),
+            // Not drawable on a log axis: left out, not a panic.
+            point("b", "net fc2", false, 0.0, 1.0),
+        ];
+        let svg = model_against_measured_svg(&points, "u");
+        assert_eq!(svg, model_against_measured_svg(&points, "u"));
+        // Three layer points; the total is a labelled square.
+        assert_eq!(svg.matches("<circle").count(), 3 + 2, "{svg}");
+        assert_eq!(text_elements(&svg, "net"), 1, "{svg}");
+        assert!(svg.contains("measured = model") && svg.contains("energy model (u, log scale)"));
+        let empty = model_against_measured_svg(&[], "u");
+        assert!(
+            empty.starts_with("<svg") && !empty.contains("could not be drawn"),
+            "{empty}"
         );
     }
 

@@ -572,7 +572,7 @@ pub fn window_pieces(layer: &LayerSchedule, simd: usize, oy: usize, ox: usize) -
 /// The memory accesses and the work of one layer in one inference, as the controller and the
 /// window loader perform them: what `qnnc sim --activity` counts in the simulation. Words are
 /// the memories' words (a weight word holds PE x SIMD weights; a buffer row, SIMD elements).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 pub struct LayerTraffic {
     /// Weight words read: one for each chunk the array issues.
     pub weight_reads: u64,

@@ -6,7 +6,7 @@
 //! The testbench counts under `+activity` and prints `activity LAYER NAME COUNT` lines, summed
 //! over the images ([`parse_activity`]); [`report`] turns them into counts per inference.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Expectation;
 use crate::codegen::Hardware;
@@ -120,14 +120,14 @@ pub fn parse_activity(stdout: &str, expect: &Expectation) -> Result<Vec<LayerAct
 }
 
 /// Words of a memory and the bits they hold, per inference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Access {
     pub words: u64,
     pub bits: u64,
 }
 
 /// The energy model's counts for a layer (see `energy::model`), at p = the array's lanes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelCounts {
     /// N_c.
     pub macs: u64,
@@ -151,7 +151,7 @@ pub struct ModelCounts {
 }
 
 /// What the simulation counted over what the model assumes: bits for memory accesses.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ratios {
     /// Weight bits read over N_c/sqrt(p) x Qw.
     pub weight_reads: f64,
@@ -166,7 +166,7 @@ pub struct Ratios {
 }
 
 /// One layer's activity per inference.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerActivityReport {
     pub name: String,
     pub weight_reads: Access,
@@ -191,7 +191,7 @@ pub struct LayerActivityReport {
 }
 
 /// The activity of every layer, per inference.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActivityReport {
     /// p of the model's N_c / sqrt(p): the array's lanes, PE x SIMD.
     pub parallel_macs: usize,

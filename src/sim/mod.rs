@@ -15,6 +15,7 @@ use indicatif::ProgressBar;
 use crate::golden::Prediction;
 
 pub mod activity;
+pub mod measured_energy;
 pub mod netlist;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
