@@ -33,10 +33,18 @@ fi
 # A process that has exited but is not yet reaped (a zombie) no longer runs.
 alive() { [ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* (.*) Z ' "/proc/$1/stat" 2>/dev/null; }
 stop_daemons() {
+    # A job step's slurmstepd outlives its job briefly (it reports the end to slurmd); give it
+    # time to finish before slurmd goes, and stop what is left of this cluster's steps after.
+    for _ in $(seq 100); do pgrep -x slurmstepd >/dev/null || break; sleep 0.1; done
     for name in slurmd slurmctld munged; do
         pidfile=$BASE/run/$name.pid
         [ -s "$pidfile" ] || continue
         pid=$(cat "$pidfile")
+        kill "$pid" 2>/dev/null || continue
+        for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
+        alive "$pid" && kill -9 "$pid" 2>/dev/null
+    done
+    for pid in $(pgrep -x slurmstepd || true); do
         kill "$pid" 2>/dev/null || continue
         for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
         alive "$pid" && kill -9 "$pid" 2>/dev/null
