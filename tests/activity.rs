@@ -9,7 +9,7 @@ use common::{assert_user_error, ok, qnnc};
 use std::path::Path;
 
 use qnnc::ir::{dump, passes, Graph};
-use qnnc::schedule::{self, ArrayConfig, LayerSchedule, LayerTraffic};
+use qnnc::schedule::{self, ArrayConfig, LayerTraffic};
 use qnnc::spec::examples::example_network;
 use qnnc::spec::Precision;
 use qnnc::train::Net;
@@ -42,27 +42,6 @@ fn compile(dir: &Path, graph: &Graph, name: &str, config: ArrayConfig) -> String
         &build,
     ]));
     build
-}
-
-/// MACs of a layer whose input element lies inside the image (not the zero padding), counted
-/// tap by tap over the pixels the array computes.
-fn macs_inside(layer: &LayerSchedule) -> u64 {
-    let (h, w) = (layer.input.height as i64, layer.input.width as i64);
-    let (k, stride, pad) = (
-        layer.kernel as i64,
-        layer.stride as i64,
-        layer.padding as i64,
-    );
-    let mut taps = 0u64;
-    for (oy, ox) in layer.pixels() {
-        for ky in 0..k {
-            for kx in 0..k {
-                let (y, x) = (oy as i64 * stride + ky - pad, ox as i64 * stride + kx - pad);
-                taps += ((0..h).contains(&y) && (0..w).contains(&x)) as u64;
-            }
-        }
-    }
-    taps * (layer.input.channels * layer.output.channels) as u64
 }
 
 fn words(layer: &serde_json::Value, field: &str) -> u64 {
@@ -127,7 +106,7 @@ fn counted_reads_and_writes_equal_the_schedules_prediction() {
             assert_eq!(measured, p, "{at}: {counted}");
             assert_eq!(counted["as_predicted"], true, "{at}");
             // Independent of the loader's pieces: the taps inside the image.
-            assert_eq!(measured.lane_macs, macs_inside(layer), "{at}");
+            assert_eq!(measured.lane_macs, layer.macs_inside_image(), "{at}");
             // One weight word a chunk, each weight read used once: N_c / sqrt(p) undercounts
             // the weight reads by at least sqrt(p) (less the outputs a max-pool drops, which
             // the model counts and the array does not compute), and the ratio says so.

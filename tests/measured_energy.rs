@@ -415,41 +415,30 @@ fn a_finished_sweep_is_repriced_as_qnnc_energy_prices_its_networks() {
     let cut = one_point.find(", {\"id\": \"mlp-q4").unwrap();
     std::fs::write(&results, format!("{}]", &one_point[..cut])).unwrap();
     let out2 = dir.path().join("out2");
-    let output = qnnc(&[
-        "explore",
-        &sweep,
-        "-o",
-        out2.to_str().unwrap(),
-        "--reprice",
-        &results,
-    ]);
+    let reprice = || {
+        qnnc(&[
+            "explore",
+            &sweep,
+            "-o",
+            out2.to_str().unwrap(),
+            "--reprice",
+            &results,
+        ])
+    };
+    let output = reprice();
     assert_user_error(&output, &["results.json", "mlp-q4-d1-w64", "0 times"]);
     std::fs::write(
         &results,
         one_point.replace("mlp-q4-d1-w64", "mlp-q8-d1-w64"),
     )
     .unwrap();
-    let output = qnnc(&[
-        "explore",
-        &sweep,
-        "-o",
-        out2.to_str().unwrap(),
-        "--reprice",
-        &results,
-    ]);
+    let output = reprice();
     assert_user_error(
         &output,
         &["results.json", "mlp-q8-d1-w64", "not in the grid"],
     );
     std::fs::write(&results, "[{").unwrap();
-    let output = qnnc(&[
-        "explore",
-        &sweep,
-        "-o",
-        out2.to_str().unwrap(),
-        "--reprice",
-        &results,
-    ]);
+    let output = reprice();
     assert_user_error(
         &output,
         &["results.json", "not the results.json of qnnc explore"],

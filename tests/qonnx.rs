@@ -316,6 +316,19 @@ fn finn_fixtures() -> Vec<(String, f64, u64)> {
     list
 }
 
+/// qnnc's float model within 0.1 point of the accuracy Brevitas reported for `file`, and its
+/// integer golden model within 0.3 point.
+fn assert_brevitas_accuracy(file: &str, float: f64, integer: f64, brevitas: f64) {
+    assert!(
+        (float - brevitas).abs() <= 0.1,
+        "{file}: qnnc's float model {float} % but Brevitas reported {brevitas} %"
+    );
+    assert!(
+        (integer - brevitas).abs() <= 0.3,
+        "{file}: integer golden model {integer} % but Brevitas reported {brevitas} %"
+    );
+}
+
 #[test]
 fn finn_example_networks_import_and_evaluate_to_brevitas_accuracy() {
     for (file, brevitas, images) in finn_fixtures() {
@@ -334,14 +347,7 @@ fn finn_example_networks_import_and_evaluate_to_brevitas_accuracy() {
         assert_eq!(report["test_images"].as_u64(), Some(images), "{file}");
         let float = report["accuracy"].as_f64().unwrap();
         let integer = report["integer_accuracy"].as_f64().unwrap();
-        assert!(
-            (float - brevitas).abs() <= 0.1,
-            "{file}: qnnc's float model {float} % but Brevitas reported {brevitas} %"
-        );
-        assert!(
-            (integer - brevitas).abs() <= 0.3,
-            "{file}: integer golden model {integer} % but Brevitas reported {brevitas} %"
-        );
+        assert_brevitas_accuracy(&file, float, integer, brevitas);
     }
     let dir = tempfile::tempdir().unwrap();
     // Without its input quantizer, FINN's `2x - 1` of the input cannot be kept exact on pixels.
@@ -418,14 +424,7 @@ fn a_network_trained_on_another_pixel_scale_evaluates_to_brevitas_accuracy() {
         );
         let brevitas = record["brevitas_accuracy"].as_f64().unwrap();
         let (float, integer) = accuracy(file, flags);
-        assert!(
-            (float - brevitas).abs() <= 0.1,
-            "{file}: qnnc's float model {float} % but Brevitas reported {brevitas} %"
-        );
-        assert!(
-            (integer - brevitas).abs() <= 0.3,
-            "{file}: integer golden model {integer} % but Brevitas reported {brevitas} %"
-        );
+        assert_brevitas_accuracy(&file, float, integer, brevitas);
     }
     // The scale is what decides: read as pixel / 255, the network computes other logits.
     let dir = tempfile::tempdir().unwrap();

@@ -133,6 +133,24 @@ impl LayerSchedule {
         self.pool.map_or(1, |(size, _)| size)
     }
 
+    /// MACs whose input element lies inside the image (not the zero padding), counted tap by
+    /// tap over the pixels the array computes: a check, independent of the loops, of the lane
+    /// operations that [`predicted_traffic`] and the simulation count.
+    pub fn macs_inside_image(&self) -> u64 {
+        let (h, w) = (self.input.height as i64, self.input.width as i64);
+        let (k, stride, pad) = (self.kernel as i64, self.stride as i64, self.padding as i64);
+        let mut taps = 0u64;
+        for (oy, ox) in self.pixels() {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let (y, x) = (oy as i64 * stride + ky - pad, ox as i64 * stride + kx - pad);
+                    taps += ((0..h).contains(&y) && (0..w).contains(&x)) as u64;
+                }
+            }
+        }
+        taps * (self.input.channels * self.output.channels) as u64
+    }
+
     /// The output pixels the array computes, in the order it computes them: the P x P pixels
     /// of each pooling window after each other, windows in row-major order.
     pub fn pixels(&self) -> impl Iterator<Item = (usize, usize)> {
@@ -751,26 +769,6 @@ mod tests {
     use crate::spec::examples::example_network;
     use crate::train::Net;
 
-    /// MACs of a layer whose input element lies inside the image, counted tap by tap.
-    fn macs_inside(layer: &LayerSchedule) -> u64 {
-        let (h, w) = (layer.input.height as i64, layer.input.width as i64);
-        let (k, stride, pad) = (
-            layer.kernel as i64,
-            layer.stride as i64,
-            layer.padding as i64,
-        );
-        let mut taps = 0u64;
-        for (oy, ox) in layer.pixels() {
-            for ky in 0..k {
-                for kx in 0..k {
-                    let (y, x) = (oy as i64 * stride + ky - pad, ox as i64 * stride + kx - pad);
-                    taps += ((0..h).contains(&y) && (0..w).contains(&x)) as u64;
-                }
-            }
-        }
-        taps * (layer.input.channels * layer.output.channels) as u64
-    }
-
     #[test]
     fn predicted_traffic_agrees_with_the_taps_and_the_ideal_cycles() {
         for example in [
@@ -786,7 +784,7 @@ mod tests {
                 for layer in &schedule.layers {
                     let at = format!("{} {} on {pe}x{simd}", example.0, layer.name);
                     let traffic = predicted_traffic(layer, config);
-                    assert_eq!(traffic.lane_macs, macs_inside(layer), "{at}");
+                    assert_eq!(traffic.lane_macs, layer.macs_inside_image(), "{at}");
                     assert_eq!(traffic.weight_reads, layer.ideal_cycles, "{at}");
                     // A convolution's source rows are read by its runs, a subset of its pieces.
                     let pieces: u64 = layer
