@@ -424,7 +424,7 @@ fn a_network_trained_on_another_pixel_scale_evaluates_to_brevitas_accuracy() {
         );
         let brevitas = record["brevitas_accuracy"].as_f64().unwrap();
         let (float, integer) = accuracy(file, flags);
-        assert_brevitas_accuracy(&file, float, integer, brevitas);
+        assert_brevitas_accuracy(file, float, integer, brevitas);
     }
     // The scale is what decides: read as pixel / 255, the network computes other logits.
     let dir = tempfile::tempdir().unwrap();
