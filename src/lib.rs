@@ -2,6 +2,24 @@
 //! precision from 1 to 16 bits, stores it in a versioned model file, and (in later stages)
 //! lowers it to an integer IR, estimates its energy and emits verified RTL.
 
+/// Prints a line on standard output like `println!`, but returns the error (a closed pipe or
+/// a full disk) as a `Result` for `?` instead of panicking.
+macro_rules! outln {
+    () => {
+        $crate::output::print("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::output::print(format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Prints text on standard output like `print!`, returning the error as `outln!` does.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::print(format!($($arg)*))
+    };
+}
+
 pub mod calibrate;
 pub mod codegen;
 pub mod commands;

@@ -132,6 +132,22 @@ fn refused(message: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, message.to_string())
 }
 
+/// Writes `text` on standard output. A reader that went away (a closed pipe) is
+/// [`crate::Error::StdoutClosed`], which exits quietly; any other failure is an error naming
+/// standard output.
+pub fn print(text: impl AsRef<str>) -> crate::Result<()> {
+    write_stdout(text.as_ref().as_bytes()).map_err(|e| {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            crate::Error::StdoutClosed
+        } else {
+            crate::Error::Output {
+                file: "standard output".into(),
+                message: plain(e).to_string(),
+            }
+        }
+    })
+}
+
 /// Writes `bytes` to standard output and flushes, returning any error: a closed pipe is
 /// [`io::ErrorKind::BrokenPipe`] (Rust ignores SIGPIPE), a full disk its own error.
 pub fn write_stdout(bytes: &[u8]) -> io::Result<()> {

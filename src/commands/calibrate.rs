@@ -96,7 +96,7 @@ pub fn run(args: &CalibrateArgs) -> Result<()> {
             message: e.to_string(),
         })?;
     }
-    super::print(calibration.to_table())
+    crate::output::print(calibration.to_table())
 }
 
 /// The model against the measurement for every report of `--compare`.

@@ -51,5 +51,5 @@ pub fn run(args: &EnergyArgs) -> Result<()> {
         ReportFormat::Json => report.to_json(),
         ReportFormat::Csv => report.to_csv(),
     };
-    super::print(text)
+    crate::output::print(text)
 }

@@ -1,23 +1,5 @@
 //! The subcommands of the `qnnc` binary: argument types (clap) and what each one does.
 
-/// Prints a line on standard output like `println!`, but returns the error (a closed pipe or
-/// a full disk) as a `Result` for `?` instead of panicking.
-macro_rules! outln {
-    () => {
-        $crate::commands::print("\n")
-    };
-    ($($arg:tt)*) => {
-        $crate::commands::print(format!("{}\n", format_args!($($arg)*)))
-    };
-}
-
-/// Prints text on standard output like `print!`, returning the error as `outln!` does.
-macro_rules! out {
-    ($($arg:tt)*) => {
-        $crate::commands::print(format!($($arg)*))
-    };
-}
-
 pub mod bench;
 pub mod calibrate;
 pub mod compile;
@@ -101,25 +83,9 @@ pub fn take_warnings() -> Vec<String> {
     std::mem::take(&mut *WARNINGS.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
-/// Writes `text` on standard output. A reader that went away (a closed pipe) is
-/// [`Error::StdoutClosed`], which exits quietly; any other failure is an error naming
-/// standard output.
-pub fn print(text: impl AsRef<str>) -> Result<()> {
-    crate::output::write_stdout(text.as_ref().as_bytes()).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            Error::StdoutClosed
-        } else {
-            Error::Output {
-                file: "standard output".into(),
-                message: crate::input::plain(e).to_string(),
-            }
-        }
-    })
-}
-
 /// Prints a report as indented JSON on standard output.
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    print(serde_json::to_string_pretty(value).expect("reports serialise") + "\n")
+    crate::output::print(serde_json::to_string_pretty(value).expect("reports serialise") + "\n")
 }
 
 /// A bar counting `length` steps on standard error, with the elapsed time and the ETA;

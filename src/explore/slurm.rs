@@ -71,13 +71,6 @@ const FAILED: [&str; 9] = [
     "REVOKED",
 ];
 
-/// A line on standard output, as `outln!` prints it.
-macro_rules! say {
-    ($($arg:tt)*) => {
-        crate::commands::print(format!("{}\n", format_args!($($arg)*)))
-    };
-}
-
 const POLL: Duration = Duration::from_secs(2);
 /// Polls in a row in which nobody knows the collect job before `--wait` gives up on it: a
 /// minute, longer than a busy controller keeps squeue waiting.
@@ -328,11 +321,11 @@ pub fn submit(args: &SlurmArgs, sweep: &Sweep, out: &Path, cache: &Cache) -> Res
             return Err(e);
         }
     };
-    say!(
+    outln!(
         "submitted {shards} shards of sweep {} as job array {array}, and job {collect} that collects them into {out_text}",
         sweep.name
     )?;
-    say!(
+    outln!(
         "logs in {}; follow with: squeue --jobs={array},{collect}",
         slurm_dir.display()
     )?;
@@ -414,7 +407,7 @@ fn wait(array: &str, shards: usize, collect: &str, slurm_dir: &Path) -> Result<(
                 Some(state) if finished(state) => {
                     if !reported[i] {
                         reported[i] = true;
-                        say!("shard {i} (job {task}): {state}")?;
+                        outln!("shard {i} (job {task}): {state}")?;
                     }
                 }
                 _ => all_ended = false,
@@ -440,9 +433,9 @@ fn wait(array: &str, shards: usize, collect: &str, slurm_dir: &Path) -> Result<(
             Some("COMPLETED") => {
                 let log = crate::input::read_text(&collect_log, crate::input::BUILD_FILE)
                     .map_err(|e| io_error(&collect_log, e))?;
-                say!("collect job {collect}: COMPLETED")?;
+                outln!("collect job {collect}: COMPLETED")?;
                 for line in log.lines() {
-                    say!("{line}")?;
+                    outln!("{line}")?;
                 }
                 return Ok(());
             }
