@@ -27,6 +27,7 @@ impl Act {
     pub fn forward(&mut self, mut x: Array4<f32>, training: bool) -> Array4<f32> {
         let data = x.as_slice_mut().expect("standard layout");
         let bits = self.bits;
+        let code_values = code_values(bits);
         if training {
             let mut passes = std::mem::take(&mut self.passes);
             passes.resize(data.len(), false);
@@ -35,14 +36,14 @@ impl Act {
                 .for_each(|(values, passes)| {
                     for (v, pass) in values.iter_mut().zip(passes) {
                         *pass = passes_gradient(bits, *v);
-                        *v = activate(bits, *v);
+                        *v = activate(bits, &code_values, *v);
                     }
                 });
             self.passes = passes;
         } else {
             data.par_chunks_mut(CHUNK).for_each(|values| {
                 for v in values {
-                    *v = activate(bits, *v);
+                    *v = activate(bits, &code_values, *v);
                 }
             });
         }
@@ -69,11 +70,24 @@ impl Act {
     }
 }
 
+/// The quantized activation of `x`: the value of its code, looked up in `values` (the value of
+/// each code, `act_value`, for two or more bits) rather than divided out for every element.
 #[inline]
-fn activate(bits: Option<u32>, x: f32) -> f32 {
+fn activate(bits: Option<u32>, values: &[f32], x: f32) -> f32 {
     match bits {
         None => x.max(0.0),
-        Some(bits) => quant::act_value(bits, quant::act_code(bits, x)),
+        Some(1) => quant::act_code(1, x) as f32,
+        Some(bits) => values[quant::act_code(bits, x) as usize],
+    }
+}
+
+/// The value of every code of a quantizer of two or more bits (empty for one bit and float).
+fn code_values(bits: Option<u32>) -> Vec<f32> {
+    match bits {
+        Some(bits) if bits >= 2 => (0..=quant::act_max_code(bits))
+            .map(|code| quant::act_value(bits, code))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
