@@ -9,7 +9,7 @@ DEMO_DIR := build/demo
 BNN_ARRAY := --pe 2 --simd 8
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup build demo test bench lint rtl-check synth-check fpga-tools fpga-check explore calibrate slurm-check qonnx-fixtures qonnx-check qonnx-finn-check fuzz clean
+.PHONY: all setup build demo test bench bench-peers lint rtl-check synth-check fpga-tools fpga-check explore calibrate slurm-check qonnx-fixtures qonnx-check qonnx-finn-check fuzz clean
 
 all: build
 
@@ -60,6 +60,16 @@ test: setup fpga-tools
 bench: setup build
 	$(QNNC) bench train
 	$(QNNC) bench golden
+
+# qnnc's training img/s beside plain PyTorch straight-through estimators and Brevitas on the
+# same networks, images, batch (100) and threads (2), in one run (a few minutes; the venv of
+# qonnx-fixtures, set up if missing). BENCH_IMAGES sets the images timed (6000).
+BENCH_IMAGES ?= 6000
+bench-peers: setup build
+	bash examples/qonnx/make_fixtures.sh --venv-only
+	@mkdir -p build/bench-peers
+	$(QNNC) bench train --images $(BENCH_IMAGES) --format json > build/bench-peers/qnnc.json
+	build/brevitas-venv/bin/python examples/bench/peers.py build/bench-peers/qnnc.json --images $(BENCH_IMAGES)
 
 # Full-size checks of the RTL (minutes): train the example networks on all of Fashion-MNIST,
 # compile them for an 8x16 PE array and simulate 1,000 test images each in Verilator.
