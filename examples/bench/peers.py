@@ -98,21 +98,11 @@ class Conv(nn.Conv2d):
 
 
 def ste_mlp(bits: int) -> nn.Module:
-    return nn.Sequential(
-        nn.Flatten(),
-        Linear(784, 256, bits), nn.BatchNorm1d(256), Act(bits),
-        Linear(256, 256, bits), nn.BatchNorm1d(256), Act(bits),
-        Linear(256, 10, bits), nn.BatchNorm1d(10),
-    )
+    return make_mlp(bits, linear=Linear, act=Act)
 
 
 def ste_cnn(bits: int) -> nn.Module:
-    layers, cin = [], 1
-    for _ in range(3):
-        layers += [Conv(cin, 32, bits), nn.BatchNorm2d(32), Act(bits), nn.MaxPool2d(2)]
-        cin = 32
-    layers += [nn.Flatten(), Linear(32 * 3 * 3, 10, bits), nn.BatchNorm1d(10)]
-    return nn.Sequential(*layers)
+    return make_cnn(bits, conv=Conv, linear=Linear, act=Act)
 
 
 def images_per_second(model: nn.Module, x: torch.Tensor, y: torch.Tensor, images: int) -> float:

@@ -99,7 +99,8 @@ def conv(cin: int, cout: int, q: int) -> nn.Module:
                            weight_quant=Int8WeightPerChannelFloat, weight_bit_width=q)
 
 
-def make_mlp(q: int) -> nn.Module:
+def make_mlp(q: int, linear=linear, act=act) -> nn.Module:
+    """The example MLP; `linear` and `act` make its layers (Brevitas's by default)."""
     return nn.Sequential(
         nn.Flatten(),
         linear(784, 256, q), nn.BatchNorm1d(256), act(q),
@@ -108,7 +109,8 @@ def make_mlp(q: int) -> nn.Module:
     )
 
 
-def make_cnn(q: int) -> nn.Module:
+def make_cnn(q: int, conv=conv, linear=linear, act=act) -> nn.Module:
+    """The example CNN; `conv`, `linear` and `act` make its layers (Brevitas's by default)."""
     layers = []
     cin = 1
     for _ in range(3):  # spatial 28 -> 14 -> 7 -> 3
