@@ -137,17 +137,10 @@ fn the_estimate_is_the_counts_priced_as_stated_and_the_model_is_qnnc_energys() {
     {
         let at = layer["name"].as_str().unwrap();
         assert_eq!(layer["name"], counted["name"]);
-        let bits: u64 = [
-            "weight_reads",
-            "source_reads",
-            "window_writes",
-            "window_reads",
-            "activation_writes",
-            "parameter_reads",
-        ]
-        .iter()
-        .map(|m| counted[m]["bits"].as_u64().unwrap())
-        .sum();
+        let bits: u64 = qnnc::sim::activity::COUNTERS[..qnnc::sim::activity::ACCESS_COUNTERS]
+            .iter()
+            .map(|m| counted[m]["bits"].as_u64().unwrap())
+            .sum();
         assert!(bits > 0, "{at}");
         assert_eq!(layer["memory_bits"].as_u64(), Some(bits), "{at}");
         let toggles = number(&counted["weight_toggles"])

@@ -26,8 +26,8 @@ pub struct LayerActivity {
 }
 
 /// The counters the testbench prints, by name; the memory accesses come first.
-const ACCESS_COUNTERS: usize = 6;
-const COUNTERS: [&str; 12] = [
+pub const ACCESS_COUNTERS: usize = 6;
+pub const COUNTERS: [&str; 12] = [
     "weight_reads",
     "source_reads",
     "window_writes",
