@@ -178,6 +178,7 @@ fn compile(graph: &Graph, node: NodeIndex, file: &str) -> Result<Option<Step>, I
     let input = graph.input_type(node).expect("typed");
     let output = graph.output_type(node).expect("typed");
     Ok(Some(match &graph.graph[node].op {
+        Op::AvgPool { .. } | Op::Add { .. } => unimplemented!("avgpool and add"), // PENDING-RESNET
         Op::Output => return Ok(None),
         Op::Flatten => Step::Identity,
         Op::MaxPool { size, stride } => Step::MaxPool(mac::Pool {

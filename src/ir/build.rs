@@ -134,6 +134,7 @@ fn build(
             Ok((op, out))
         };
         let (op, out) = match plan.op {
+            spec::Op::AvgPool { .. } | spec::Op::Add { .. } => unimplemented!("avgpool and add"), // PENDING-RESNET
             spec::Op::Conv2d {
                 kernel,
                 stride,
@@ -223,6 +224,7 @@ pub fn to_spec(graph: &Graph, dataset: DatasetKind, origin: &str) -> Result<Spec
     for &node in &chain[1..] {
         let name = Some(graph.graph[node].name.clone());
         let layer = match &graph.graph[node].op {
+            Op::AvgPool { .. } | Op::Add { .. } => unimplemented!("avgpool and add"), // PENDING-RESNET
             Op::Mac {
                 dense,
                 kernel,

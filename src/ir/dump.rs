@@ -50,6 +50,7 @@ impl fmt::Display for Node {
 /// One line about an operation and its attributes.
 pub fn describe(op: &Op) -> String {
     match op {
+        Op::AvgPool { .. } | Op::Add { .. } => unimplemented!("avgpool and add"), // PENDING-RESNET
         Op::Input => "input pixels".into(),
         Op::Output => "output argmax".into(),
         Op::Flatten => "flatten".into(),
@@ -186,6 +187,7 @@ pub fn to_dot(graph: &Graph) -> String {
 /// The fill of a node in DOT, by the kind of its operation (light, so that labels stay legible).
 fn op_colour(op: &Op) -> &'static str {
     match op {
+        Op::AvgPool { .. } | Op::Add { .. } => "#ddffdd", // PENDING-RESNET
         Op::Input | Op::Output => "#dddddd",
         Op::Mac { dense: false, .. } => "#bbddff",
         Op::Mac { dense: true, .. } => "#99bbee",

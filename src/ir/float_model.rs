@@ -117,6 +117,7 @@ fn step(graph: &Graph, node: NodeIndex, file: &str) -> Result<Option<Step>, IrEr
     let input = graph.input_type(node).expect("typed");
     let output = graph.output_type(node).expect("typed");
     Ok(Some(match &graph.graph[node].op {
+        Op::AvgPool { .. } | Op::Add { .. } => unimplemented!("avgpool and add"), // PENDING-RESNET
         Op::Mac {
             kernel,
             stride,

@@ -226,6 +226,19 @@ pub enum Op {
         size: usize,
         stride: usize,
     },
+    /// Average pooling as a window sum: each output is the sum of the codes in its
+    /// `size` x `size` window, with the scale `s / size^2` on its output edge (`s` the input's),
+    /// so that its value is the average. The quantizer that follows folds the division in.
+    AvgPool {
+        size: usize,
+        stride: usize,
+    },
+    /// The element-wise sum of two code tensors of one shape (input 0 the main path, input 1
+    /// the skip connection), each shifted left by its `shifts` entry to the common scale on the
+    /// output edge. The quantizer that follows requantizes the sums.
+    Add {
+        shifts: [u32; 2],
+    },
     Flatten,
     /// Integer logits; the class is their argmax (the first on ties).
     Output,
@@ -236,6 +249,7 @@ impl Op {
     pub fn arity(&self) -> usize {
         match self {
             Op::Input => 0,
+            Op::Add { .. } => 2,
             _ => 1,
         }
     }
@@ -250,6 +264,8 @@ impl Op {
             Op::MultiThreshold(_) => "multithreshold",
             Op::Requantize(_) => "requantize",
             Op::MaxPool { .. } => "maxpool",
+            Op::AvgPool { .. } => "avgpool",
+            Op::Add { .. } => "add",
             Op::Flatten => "flatten",
             Op::Output => "output",
         }

@@ -48,6 +48,7 @@ pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, IrError> {
         let in_type = graph.input_type(node).expect("typed");
         let out_type = graph.output_type(node).expect("typed");
         match &graph.graph[node].op {
+            Op::AvgPool { .. } | Op::Add { .. } => unimplemented!("avgpool and add"), // PENDING-RESNET
             Op::Mac {
                 dense,
                 kernel,

@@ -76,6 +76,11 @@ pub enum LayerSpec {
     Act(ActSpec),
     #[serde(rename = "maxpool")]
     MaxPool(MaxPoolSpec),
+    /// Average pooling; without a size, global (the window is the whole input).
+    #[serde(rename = "avgpool")]
+    AvgPool(AvgPoolSpec),
+    /// A skip connection: the previous layer's output plus the output of the layer `from`.
+    Add(AddSpec),
     Flatten(NamedSpec),
 }
 
@@ -133,6 +138,28 @@ pub struct MaxPoolSpec {
     /// Defaults to `size` (non-overlapping windows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stride: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AvgPoolSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `None`: global average pooling over the whole (square) input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+    /// Defaults to `size` (non-overlapping windows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stride: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The name of an earlier layer whose output is added.
+    pub from: String,
 }
 
 fn one() -> usize {
@@ -209,6 +236,17 @@ pub enum Op {
         size: usize,
         stride: usize,
     },
+    /// Average of each channel over non-overlapping-or-strided windows of `size` x `size`.
+    #[serde(rename = "avgpool")]
+    AvgPool {
+        size: usize,
+        stride: usize,
+    },
+    /// The previous layer's output plus the output of layer `from` (an index into the
+    /// network's layers, always earlier), of the same shape and precision.
+    Add {
+        from: usize,
+    },
     Flatten,
 }
 
@@ -220,6 +258,8 @@ impl Op {
             Op::BatchNorm => "batchnorm",
             Op::Act { .. } => "act",
             Op::MaxPool { .. } => "maxpool",
+            Op::AvgPool { .. } => "avgpool",
+            Op::Add { .. } => "add",
             Op::Flatten => "flatten",
         }
     }
@@ -318,7 +358,9 @@ impl Network {
                     output.checked_mul(4)?
                 }
                 Op::Act { .. } => output,
-                Op::MaxPool { .. } => output.checked_mul(4)?,
+                Op::MaxPool { .. } | Op::AvgPool { .. } => output.checked_mul(4)?,
+                // The skip tensor is kept until the add.
+                Op::Add { .. } => output.checked_mul(4)?,
                 Op::Flatten => 0,
             };
             kept_per_image = kept_per_image.checked_add(kept)?;
@@ -557,7 +599,9 @@ impl Spec {
         let mut shape = self.input;
         let mut plans = Vec::with_capacity(layers.len());
         for (field, layer) in &layers {
-            let (name, op) = self.resolve(layer);
+            let (name, op) = self
+                .resolve(layer, shape, &plans)
+                .map_err(|(suffix, message)| error(format!("{field}{suffix}"), message))?;
             let kind = op.kind();
             let name = match name {
                 Some(name) => {
@@ -618,6 +662,7 @@ impl Spec {
             plans.push(plan);
             shape = output;
         }
+        check_skips_and_averages(&plans, &layers, origin)?;
         if shape != Shape::flat(self.classes) {
             return Err(error(
                 "layers".into(),
@@ -642,9 +687,16 @@ impl Spec {
         })
     }
 
-    fn resolve(&self, layer: &LayerSpec) -> (Option<String>, Op) {
+    /// The op a layer spec stands for, given the shape it reads and the layers before it; an
+    /// error names the field (a suffix of the layer's) and what is wrong.
+    fn resolve(
+        &self,
+        layer: &LayerSpec,
+        input: Shape,
+        before: &[LayerPlan],
+    ) -> Result<(Option<String>, Op), (&'static str, String)> {
         let weights = |w: &Option<Precision>| w.unwrap_or(self.precision.weights);
-        match layer {
+        Ok(match layer {
             LayerSpec::Conv2d(c) => (
                 c.name.clone(),
                 Op::Conv2d {
@@ -678,8 +730,42 @@ impl Spec {
                     stride: p.stride.unwrap_or(p.size),
                 },
             ),
+            LayerSpec::AvgPool(p) => {
+                let size = match p.size {
+                    Some(size) => size,
+                    None if input.height == input.width => input.height,
+                    None => {
+                        return Err((
+                            ".size",
+                            format!("global average pooling needs a square input, not {input}"),
+                        ))
+                    }
+                };
+                (
+                    p.name.clone(),
+                    Op::AvgPool {
+                        size,
+                        stride: p.stride.unwrap_or(size),
+                    },
+                )
+            }
+            LayerSpec::Add(a) => {
+                let from = before
+                    .iter()
+                    .position(|l| l.name == a.from)
+                    .ok_or_else(|| {
+                        (
+                            ".from",
+                            format!(
+                                "'{}' is not the name of an earlier layer",
+                                escape_controls(&a.from)
+                            ),
+                        )
+                    })?;
+                (a.name.clone(), Op::Add { from })
+            }
             LayerSpec::Flatten(n) => (n.name.clone(), Op::Flatten),
-        }
+        })
     }
 
     fn expand(
@@ -801,6 +887,72 @@ impl Spec {
 
 /// Infers the output shape of one layer, or says why the input does not fit; the shape is
 /// within the limits.
+/// What adds and average pools need of their neighbours: both inputs of an add are activation
+/// codes of one shape and precision (so one scale), and an act follows every add and average
+/// pool to requantize its sums.
+fn check_skips_and_averages(
+    plans: &[LayerPlan],
+    fields: &[(String, LayerSpec)],
+    origin: &str,
+) -> Result<(), SpecError> {
+    let act_bits = |i: usize| match plans[i].op {
+        Op::Act { bits } => Some(bits),
+        _ => None,
+    };
+    for (i, plan) in plans.iter().enumerate() {
+        let error = |message: String| SpecError {
+            file: origin.to_string(),
+            field: format!("{} ({})", fields[i].0, plan.name),
+            message,
+        };
+        let kind = plan.op.kind();
+        match plan.op {
+            Op::Add { from } => {
+                let source = &plans[from];
+                if source.output != plan.input {
+                    return Err(error(format!(
+                        "adds {} ({}) to {}, which has another shape",
+                        source.name, source.output, plan.input
+                    )));
+                }
+                let main = i.checked_sub(1).and_then(act_bits);
+                match (main, act_bits(from)) {
+                    (Some(a), Some(b)) if a == b => {}
+                    (Some(a), Some(b)) => {
+                        return Err(error(format!(
+                            "adds activations of {b} to activations of {a}: both inputs need one precision"
+                        )))
+                    }
+                    _ => {
+                        return Err(error(format!(
+                            "both inputs must be outputs of act layers ({} and {})",
+                            i.checked_sub(1).map_or("the image", |p| plans[p].name.as_str()),
+                            source.name
+                        )))
+                    }
+                }
+            }
+            Op::AvgPool { .. } => {
+                let reads_codes = i
+                    .checked_sub(1)
+                    .is_some_and(|p| matches!(plans[p].op, Op::Act { .. } | Op::MaxPool { .. }));
+                if !reads_codes {
+                    return Err(error(
+                        "must read the output of an act (or max-pool) layer".into(),
+                    ));
+                }
+            }
+            _ => continue,
+        }
+        if plans.get(i + 1).and_then(|_| act_bits(i + 1)).is_none() {
+            return Err(error(format!(
+                "{kind} must be followed by an act layer, which requantizes its sums"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn infer_shape(op: &Op, input: Shape) -> Result<Shape, String> {
     let output = infer_shape_unchecked(op, input)?;
     if let Op::Conv2d { filters: width, .. } | Op::Dense { units: width, .. } = *op {
@@ -888,8 +1040,23 @@ fn infer_shape_unchecked(op: &Op, input: Shape) -> Result<Shape, String> {
                 channels: input.channels,
             })
         }
+        Op::AvgPool { size, stride } => {
+            at_least_one("size", size)?;
+            at_least_one("stride", stride)?;
+            if size > MAX_WINDOW || stride > MAX_WINDOW {
+                return Err(format!(
+                    "pool size {size} and stride {stride} must be at most {MAX_WINDOW}"
+                ));
+            }
+            let (height, width) = window("pool window", size, stride, 0)?;
+            Ok(Shape {
+                height,
+                width,
+                channels: input.channels,
+            })
+        }
         Op::Flatten => Ok(Shape::flat(input.len())),
-        Op::BatchNorm | Op::Act { .. } => Ok(input),
+        Op::BatchNorm | Op::Act { .. } | Op::Add { .. } => Ok(input),
     }
 }
 
@@ -900,6 +1067,8 @@ fn short_name(kind: &str) -> &'static str {
         "batchnorm" => "bn",
         "act" => "act",
         "maxpool" => "pool",
+        "avgpool" => "avgpool",
+        "add" => "add",
         _ => "flatten",
     }
 }

@@ -24,6 +24,7 @@ pub fn output_shape(op: &Op, input: Shape) -> Result<Shape, String> {
         Ok(((h - size) / stride + 1, (w - size) / stride + 1))
     };
     Ok(match *op {
+        Op::AvgPool { .. } | Op::Add { .. } => unimplemented!("avgpool and add"), // PENDING-RESNET
         Op::Mac { outputs: 0, .. } => return Err("a MAC needs at least one output".into()),
         Op::Mac {
             dense: true,
