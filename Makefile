@@ -207,6 +207,7 @@ qonnx-fixtures:
 	bash examples/qonnx/make_fixtures.sh
 	bash examples/qonnx/make_fixtures.sh --finn
 	bash examples/qonnx/make_fixtures.sh --scale
+	bash examples/qonnx/make_fixtures.sh --residual
 
 # QONNX's own executor reads what qnnc exports as qnnc does: every fixture, imported and
 # exported again by qnnc, classifies the first 300 test images as the original does and as

@@ -10,6 +10,8 @@
 #   bash examples/qonnx/make_fixtures.sh --scale
 #       # an MLP trained on pixel / 256, with and without a Mul on its input:
 #       # make_scale_fixtures.py
+#   bash examples/qonnx/make_fixtures.sh --residual
+#       # a residual network (Add, GlobalAveragePool): make_residual_fixtures.py
 #
 # Creates (or reuses) a venv at build/brevitas-venv with the versions pinned in
 # examples/qonnx/requirements.txt. Needs PyPI and the Fashion-MNIST IDX files
@@ -70,5 +72,9 @@ fi
 if [[ "${1:-}" == "--scale" ]]; then
     shift
     exec "$venv/bin/python" "$here/make_scale_fixtures.py" "$@"
+fi
+if [[ "${1:-}" == "--residual" ]]; then
+    shift
+    exec "$venv/bin/python" "$here/make_residual_fixtures.py" "$@"
 fi
 exec "$venv/bin/python" "$here/make_fixtures.py" "$@"
