@@ -333,7 +333,8 @@ impl Network {
     ///   parameters, moments and statistics.
     /// - Each image of the batch: what the layers keep for the backward pass (im2col rows of
     ///   convolutions and dense layers, normalised batch-norm inputs, activation masks, pool
-    ///   winners) plus the input and three tensors of the largest layer in flight.
+    ///   winners, skip tensors and their gradients) plus the input and three tensors of the
+    ///   largest layer in flight.
     pub fn training_bytes(&self, batch: usize) -> Option<u64> {
         const WEIGHT_BYTES: u64 = 5 * 4 + 1;
         const CHANNEL_BYTES: u64 = 12 * 4;
@@ -358,9 +359,12 @@ impl Network {
                     output.checked_mul(4)?
                 }
                 Op::Act { .. } => output,
-                Op::MaxPool { .. } | Op::AvgPool { .. } => output.checked_mul(4)?,
-                // The skip tensor is kept until the add.
-                Op::Add { .. } => output.checked_mul(4)?,
+                Op::MaxPool { .. } => output.checked_mul(4)?,
+                // The backward pass needs nothing of an average pool's input.
+                Op::AvgPool { .. } => 0,
+                // The skip tensor, kept from its layer until the add in the forward pass, and
+                // its gradient, kept from the add back to that layer in the backward pass.
+                Op::Add { .. } => output.checked_mul(8)?,
                 Op::Flatten => 0,
             };
             kept_per_image = kept_per_image.checked_add(kept)?;

@@ -21,6 +21,8 @@ fn the_examples_build() {
         ("examples/fmnist_cnn.toml", 3 * 4 + 1 + 2),
         ("examples/cifar10_vgg.toml", 3 * 7 + 1 + 3 + 2),
         ("examples/fmnist_layers.json", 10),
+        // Stem and pool, two stages (conv and block, 3 + 8), pool between, head of 5.
+        ("examples/fmnist_resnet.toml", 4 + 11 + 1 + 11 + 5),
     ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         let network = Spec::from_file(&path).unwrap().build(file).unwrap();
@@ -245,4 +247,202 @@ fn training_memory_is_estimated_without_overflow() {
     let bytes = network.training_bytes(100).unwrap();
     assert!(bytes > 4 * 4 * 784 * 256 && bytes < 64 << 20, "{bytes}");
     assert_eq!(network.training_bytes(usize::MAX), None);
+}
+
+/// A residual block between an act named `in` and a global average pool, with `{main}` the
+/// layers between `in` and the add, `{from}` the add's source and `{after}` what follows it.
+fn residual(main: &str, from: &str, after: &str) -> String {
+    format!(
+        "[[layers]]\nkind = \"conv2d\"\nname = \"c1\"\nfilters = 4\nkernel = 3\npadding = 1\n\
+         [[layers]]\nkind = \"batchnorm\"\n\
+         [[layers]]\nkind = \"act\"\nname = \"in\"\n\
+         {main}\
+         [[layers]]\nkind = \"add\"\nname = \"skip\"\nfrom = \"{from}\"\n\
+         {after}\
+         [[layers]]\nkind = \"flatten\"\n[[layers]]\nkind = \"dense\"\nunits = 10\n"
+    )
+}
+
+const BLOCK: &str = "[[layers]]\nkind = \"conv2d\"\nfilters = 4\nkernel = 3\npadding = 1\n\
+                     [[layers]]\nkind = \"batchnorm\"\n[[layers]]\nkind = \"act\"\n";
+const ACT_AND_GLOBAL_POOL: &str = "[[layers]]\nkind = \"act\"\nname = \"after\"\n\
+                                   [[layers]]\nkind = \"avgpool\"\n[[layers]]\nkind = \"act\"\n";
+
+/// The error names the file and the field, on one line.
+fn assert_refused(e: &SpecError, field: &str, needle: &str) {
+    assert_eq!(e.file, "net.toml", "{e}");
+    assert_eq!(e.field, field, "{e}");
+    assert!(e.message.contains(needle), "{e}");
+    assert!(!e.to_string().contains('\n'), "{e}");
+}
+
+#[test]
+fn a_residual_block_and_global_average_pooling_build() {
+    let network = build(&residual(BLOCK, "in", ACT_AND_GLOBAL_POOL)).unwrap();
+    let add = &network.layers[6];
+    assert_eq!(add.name, "skip");
+    assert_eq!(add.op, Op::Add { from: 2 });
+    assert_eq!(add.output, add.input);
+    let pool = &network.layers[8];
+    assert_eq!(
+        pool.op,
+        Op::AvgPool {
+            size: 28,
+            stride: 28
+        }
+    );
+    assert_eq!(pool.output, Shape::flat(4));
+    // A sized pool strides by its size unless told.
+    let network = build(&residual(
+        BLOCK,
+        "in",
+        "[[layers]]\nkind = \"act\"\n[[layers]]\nkind = \"avgpool\"\nsize = 2\n[[layers]]\nkind = \"act\"\n",
+    ))
+    .unwrap();
+    assert_eq!(network.layers[8].op, Op::AvgPool { size: 2, stride: 2 });
+    assert_eq!(
+        network.layers[8].output,
+        Shape {
+            height: 14,
+            width: 14,
+            channels: 4
+        }
+    );
+}
+
+#[test]
+fn an_add_from_an_unknown_layer_is_refused() {
+    let e = error_of(&residual(BLOCK, "nowhere", ACT_AND_GLOBAL_POOL));
+    assert_refused(
+        &e,
+        "layers[6].from",
+        "'nowhere' is not the name of an earlier layer",
+    );
+}
+
+#[test]
+fn an_add_from_a_later_layer_or_itself_is_refused() {
+    let e = error_of(&residual(BLOCK, "after", ACT_AND_GLOBAL_POOL));
+    assert_refused(
+        &e,
+        "layers[6].from",
+        "'after' is not the name of an earlier layer",
+    );
+    let e = error_of(&residual(BLOCK, "skip", ACT_AND_GLOBAL_POOL));
+    assert_refused(
+        &e,
+        "layers[6].from",
+        "'skip' is not the name of an earlier layer",
+    );
+}
+
+#[test]
+fn an_add_of_two_shapes_is_refused() {
+    let narrower = BLOCK.replace("filters = 4", "filters = 3");
+    let e = error_of(&residual(&narrower, "in", ACT_AND_GLOBAL_POOL));
+    assert_refused(&e, "layers[6] (skip)", "which has another shape");
+    let pooled = format!("[[layers]]\nkind = \"maxpool\"\nsize = 2\n{BLOCK}");
+    let e = error_of(&residual(&pooled, "in", ACT_AND_GLOBAL_POOL));
+    assert_refused(&e, "layers[7] (skip)", "adds in (28x28x4)");
+}
+
+#[test]
+fn an_add_of_what_is_not_an_act_output_is_refused() {
+    // The main path ends in a batch norm.
+    let no_act = BLOCK.replace("[[layers]]\nkind = \"act\"\n", "");
+    let e = error_of(&residual(&no_act, "in", ACT_AND_GLOBAL_POOL));
+    assert_refused(
+        &e,
+        "layers[5] (skip)",
+        "both inputs must be outputs of act layers",
+    );
+    // The skip is a convolution's output.
+    let e = error_of(&residual(BLOCK, "c1", ACT_AND_GLOBAL_POOL));
+    assert_refused(
+        &e,
+        "layers[6] (skip)",
+        "both inputs must be outputs of act layers",
+    );
+}
+
+#[test]
+fn an_add_of_two_precisions_is_refused() {
+    let two_bits = BLOCK.replace("kind = \"act\"\n", "kind = \"act\"\nbits = 2\n");
+    let e = error_of(&residual(&two_bits, "in", ACT_AND_GLOBAL_POOL));
+    assert_refused(&e, "layers[6] (skip)", "both inputs need one precision");
+}
+
+#[test]
+fn an_add_or_average_pool_without_an_act_after_it_is_refused() {
+    let e = error_of(&residual(BLOCK, "in", ""));
+    assert_refused(
+        &e,
+        "layers[6] (skip)",
+        "add must be followed by an act layer",
+    );
+    let e = error_of(&residual(
+        BLOCK,
+        "in",
+        "[[layers]]\nkind = \"act\"\n[[layers]]\nkind = \"avgpool\"\nname = \"gap\"\n",
+    ));
+    assert_refused(
+        &e,
+        "layers[8] (gap)",
+        "avgpool must be followed by an act layer",
+    );
+    // An add that ends the network has nothing after it either.
+    let e = error_of(
+        "[[layers]]\nkind = \"flatten\"\n[[layers]]\nkind = \"dense\"\nunits = 10\n\
+         [[layers]]\nkind = \"act\"\nname = \"a\"\n\
+         [[layers]]\nkind = \"add\"\nname = \"last\"\nfrom = \"a\"\n",
+    );
+    assert_refused(
+        &e,
+        "layers[3] (last)",
+        "add must be followed by an act layer",
+    );
+}
+
+#[test]
+fn an_average_pool_of_what_is_not_an_act_output_is_refused() {
+    let e = error_of(&residual(
+        BLOCK,
+        "in",
+        "[[layers]]\nkind = \"batchnorm\"\n[[layers]]\nkind = \"avgpool\"\nname = \"gap\"\n[[layers]]\nkind = \"act\"\n",
+    ));
+    // The add is refused first: a batch norm follows it.
+    assert_refused(&e, "layers[6] (skip)", "must be followed by an act layer");
+    let e = error_of(
+        "[[layers]]\nkind = \"conv2d\"\nfilters = 10\nkernel = 3\n\
+         [[layers]]\nkind = \"avgpool\"\nname = \"gap\"\n[[layers]]\nkind = \"act\"\n\
+         [[layers]]\nkind = \"flatten\"\n",
+    );
+    assert_refused(
+        &e,
+        "layers[1] (gap)",
+        "must read the output of an act (or max-pool) layer",
+    );
+}
+
+#[test]
+fn global_average_pooling_of_a_non_square_input_is_refused() {
+    // Every data set qnnc reads has square images and every window is square, so a spec cannot
+    // reach a non-square tensor today: the layer is resolved directly.
+    let spec = toml_spec(&format!("{HEADER}[[layers]]\nkind = \"avgpool\"\n")).unwrap();
+    let (suffix, message) = spec
+        .resolve(
+            &spec.layers[0],
+            Shape {
+                height: 28,
+                width: 14,
+                channels: 1,
+            },
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(suffix, ".size");
+    assert_eq!(
+        message,
+        "global average pooling needs a square input, not 28x14x1"
+    );
 }

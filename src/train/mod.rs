@@ -2,6 +2,7 @@
 //! the training and evaluation loops.
 
 pub mod act;
+pub mod avgpool;
 pub mod batchnorm;
 pub mod conv;
 pub mod loss;

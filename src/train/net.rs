@@ -7,6 +7,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::act::Act;
+use super::avgpool::AvgPool;
 use super::batchnorm::BatchNorm;
 use super::conv::{Conv2d, Window};
 use super::maxpool::MaxPool;
@@ -21,6 +22,11 @@ pub enum Layer {
     BatchNorm(BatchNorm),
     Act(Act),
     MaxPool(MaxPool),
+    AvgPool(AvgPool),
+    /// The previous layer's output plus the output of layer `from` (an earlier index).
+    Add {
+        from: usize,
+    },
     Flatten,
 }
 
@@ -46,7 +52,6 @@ impl Net {
             .layers
             .iter()
             .map(|plan| match plan.op {
-                Op::AvgPool { .. } | Op::Add { .. } => unimplemented!("avgpool and add"), // PENDING-RESNET
                 Op::Conv2d {
                     filters,
                     kernel,
@@ -91,6 +96,10 @@ impl Net {
                 Op::MaxPool { size, stride } => {
                     Layer::MaxPool(MaxPool::new(plan.input, plan.output, size, stride))
                 }
+                Op::AvgPool { size, stride } => {
+                    Layer::AvgPool(AvgPool::new(plan.input, plan.output, size, stride))
+                }
+                Op::Add { from } => Layer::Add { from },
                 Op::Flatten => Layer::Flatten,
             })
             .collect();
@@ -102,25 +111,55 @@ impl Net {
 
     /// Logits `[batch, 1, 1, classes]` of a batch of inputs `[batch, h, w, c]` (pixel values).
     pub fn forward(&mut self, mut x: Array4<f32>, training: bool) -> Array4<f32> {
-        for (layer, plan) in self.layers.iter_mut().zip(&self.network.layers) {
+        let last_reader = self.last_skip_readers();
+        // The outputs that adds read later, each kept until its last reader has added it.
+        let mut skips: BTreeMap<usize, Array4<f32>> = BTreeMap::new();
+        for (i, (layer, plan)) in self.layers.iter_mut().zip(&self.network.layers).enumerate() {
             x = match layer {
                 Layer::Mac(conv) => conv.forward(&x, training),
                 Layer::BatchNorm(bn) => bn.forward(x, training),
                 Layer::Act(act) => act.forward(x, training),
                 Layer::MaxPool(pool) => pool.forward(&x, training),
+                Layer::AvgPool(pool) => pool.forward(&x),
+                Layer::Add { from } => {
+                    let from = *from;
+                    if last_reader[from] == Some(i) {
+                        let skip = skips.remove(&from).expect("kept for its adds");
+                        x + skip
+                    } else {
+                        x + &skips[&from]
+                    }
+                }
                 Layer::Flatten => {
                     let batch = x.dim().0;
                     x.into_shape_with_order((batch, 1, 1, plan.output.channels))
                         .expect("contiguous")
                 }
             };
+            if last_reader[i].is_some() {
+                skips.insert(i, x.clone());
+            }
         }
         x
+    }
+
+    /// For every layer, the last add that reads its output, if any.
+    fn last_skip_readers(&self) -> Vec<Option<usize>> {
+        let mut last = vec![None; self.layers.len()];
+        for (i, layer) in self.layers.iter().enumerate() {
+            if let Layer::Add { from } = *layer {
+                last[from] = Some(i);
+            }
+        }
+        last
     }
 
     /// Back-propagates the gradient of the loss with respect to the logits of the last
     /// training forward pass, leaving every parameter's gradient in place.
     pub fn backward(&mut self, mut dy: Array4<f32>) {
+        // The gradients that adds send along their skips, summed per source layer until the
+        // backward pass reaches it.
+        let mut skip_grads: BTreeMap<usize, Array4<f32>> = BTreeMap::new();
         for (i, (layer, plan)) in self
             .layers
             .iter_mut()
@@ -128,6 +167,9 @@ impl Net {
             .enumerate()
             .rev()
         {
+            if let Some(skip) = skip_grads.remove(&i) {
+                dy += &skip;
+            }
             let batch = dy.dim().0;
             let input_shape = (
                 batch,
@@ -146,6 +188,17 @@ impl Net {
                 Layer::BatchNorm(bn) => bn.backward(dy),
                 Layer::Act(act) => act.backward(dy),
                 Layer::MaxPool(pool) => pool.backward(&dy),
+                Layer::AvgPool(pool) => pool.backward(&dy),
+                Layer::Add { from } => {
+                    // Both inputs receive the whole gradient.
+                    match skip_grads.get_mut(from) {
+                        Some(sum) => *sum += &dy,
+                        None => {
+                            skip_grads.insert(*from, dy.clone());
+                        }
+                    }
+                    dy
+                }
                 Layer::Flatten => dy.into_shape_with_order(input_shape).expect("contiguous"),
             };
         }
@@ -161,7 +214,8 @@ impl Net {
                 Layer::BatchNorm(bn) => bn.release_training_state(),
                 Layer::Act(act) => act.release_training_state(),
                 Layer::MaxPool(pool) => pool.release_training_state(),
-                Layer::Flatten => {}
+                // Average pools and adds keep nothing between passes.
+                Layer::AvgPool(_) | Layer::Add { .. } | Layer::Flatten => {}
             }
         }
     }

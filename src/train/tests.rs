@@ -6,13 +6,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::act::Act;
+use super::avgpool::AvgPool;
 use super::batchnorm::BatchNorm;
 use super::conv::{Conv2d, Window};
 use super::loss::softmax_cross_entropy;
 use super::maxpool::MaxPool;
+use super::net::Net;
 use super::param::Param;
 use super::weights::QuantWeights;
-use crate::spec::Shape;
+use crate::spec::{Network, Shape, Spec};
 
 fn random(shape: (usize, usize, usize, usize), seed: u64) -> Array4<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -292,4 +294,177 @@ fn softmax_cross_entropy_gradient_matches_finite_differences() {
             "softmax-ce",
         );
     }
+}
+
+fn check_avgpool(input: Shape, size: usize, stride: usize) {
+    let out = |n: usize| (n - size) / stride + 1;
+    let output = Shape {
+        height: out(input.height),
+        width: out(input.width),
+        channels: input.channels,
+    };
+    let layer = AvgPool::new(input, output, size, stride);
+    let x = random((2, input.height, input.width, input.channels), 20);
+    let y = layer.forward(&x);
+    // Each output is the mean of its window.
+    let (c, w) = (input.channels, input.width);
+    let first: f32 = (0..size)
+        .flat_map(|ky| (0..size).map(move |kx| (ky * w + kx) * c + 1))
+        .map(|i| x.as_slice().unwrap()[i])
+        .sum::<f32>()
+        / (size * size) as f32;
+    assert!(
+        (y[[0, 0, 0, 1]] - first).abs() < 1e-6,
+        "{} vs {first}",
+        y[[0, 0, 0, 1]]
+    );
+    let r = random(y.dim(), 21);
+    let dx = layer.backward(&r);
+    for index in 0..x.len() {
+        let numeric = numeric_grad(&mut |x| layer.forward(x), &x, &r, index);
+        assert_close(dx.as_slice().unwrap()[index] as f64, numeric, "avgpool dx");
+    }
+}
+
+#[test]
+fn avgpool_gradients_match_finite_differences() {
+    let shape = |height, width| Shape {
+        height,
+        width,
+        channels: 3,
+    };
+    // Non-overlapping windows with an uncovered last column, overlapping windows, global.
+    check_avgpool(shape(4, 5), 2, 2);
+    check_avgpool(shape(5, 5), 3, 2);
+    check_avgpool(shape(4, 4), 4, 4);
+}
+
+/// A small network with a residual block (at 7x7x3) and global average pooling, without batch
+/// norm (whose training and inference modes differ), so that finite differences of inference
+/// passes check the training gradients.
+fn residual_net(precision: &str) -> Network {
+    let text = format!(
+        r#"
+name = "r"
+input = {{ height = 28, width = 28, channels = 1 }}
+classes = 10
+[precision]
+weights = {precision}
+activations = {precision}
+[[layers]]
+kind = "conv2d"
+filters = 3
+kernel = 4
+stride = 4
+[[layers]]
+kind = "act"
+name = "in"
+[[layers]]
+kind = "conv2d"
+filters = 3
+kernel = 3
+padding = 1
+[[layers]]
+kind = "act"
+[[layers]]
+kind = "add"
+from = "in"
+[[layers]]
+kind = "act"
+[[layers]]
+kind = "avgpool"
+[[layers]]
+kind = "act"
+[[layers]]
+kind = "flatten"
+[[layers]]
+kind = "dense"
+units = 10
+"#
+    );
+    Spec::parse(&text, false, "r.toml")
+        .and_then(|spec| spec.build("r.toml"))
+        .unwrap()
+}
+
+#[test]
+fn a_net_with_a_skip_has_the_gradients_of_finite_differences() {
+    let network = residual_net("\"float\"");
+    let mut net = Net::new(&network, 3);
+    // Biases away from zero keep the ReLUs' inputs off their kink.
+    for (_, p) in net.params_mut() {
+        if p.name == "bias" {
+            p.value.iter_mut().for_each(|b| *b = 0.2);
+        }
+    }
+    let x = random((2, 28, 28, 1), 22);
+    let y = net.forward(x.clone(), true);
+    let r = random(y.dim(), 23);
+    net.backward(r.clone());
+    let loss = |net: &mut Net| -> f64 {
+        (net.forward(x.clone(), false) * &r)
+            .iter()
+            .map(|&v| v as f64)
+            .sum()
+    };
+    let template = net.clone();
+    let count = template.clone().params_mut().len();
+    let mut checked = 0;
+    for p in 0..count {
+        let (layer, analytic) = {
+            let mut copy = template.clone();
+            let (layer, param) = copy.params_mut().swap_remove(p);
+            (layer.to_string(), param.grad.clone())
+        };
+        for index in (0..analytic.len()).step_by(3) {
+            let eps = 1e-2f32;
+            let shifted = |delta: f32| {
+                let mut probe = template.clone();
+                probe.params_mut()[p].1.value[index] += delta;
+                loss(&mut probe)
+            };
+            let numeric = (shifted(eps) - shifted(-eps)) / (2.0 * eps as f64);
+            assert_close(
+                analytic[index] as f64,
+                numeric,
+                &format!("{layer} [{index}]"),
+            );
+            checked += 1;
+        }
+    }
+    // The first convolution's weights reach the logits along the skip as well as through the
+    // block: their gradients match only if the skip's gradient is added on the way back.
+    assert!(checked > 50, "{checked}");
+}
+
+#[test]
+fn a_net_with_a_skip_trains_the_same_on_every_run() {
+    let network = residual_net("4");
+    let data = crate::data::Dataset {
+        height: 28,
+        width: 28,
+        channels: 1,
+        classes: 10,
+        images: (0..40 * 784).map(|i| (i * 37 % 251) as u8).collect(),
+        labels: (0..40).map(|i| (i % 10) as u8).collect(),
+    };
+    let options = super::TrainOptions {
+        epochs: 2,
+        batch: 8,
+        ..super::TrainOptions::default()
+    };
+    let run = || {
+        let mut net = Net::new(&network, 5);
+        let history = super::train(&mut net, &data, &options, &indicatif::ProgressBar::hidden());
+        (net.tensors(), history)
+    };
+    let (first, first_history) = run();
+    let (second, second_history) = run();
+    assert_eq!(first, second);
+    let figures = |history: &[super::EpochStats]| -> Vec<(f32, f64)> {
+        history.iter().map(|e| (e.loss, e.train_accuracy)).collect()
+    };
+    assert_eq!(figures(&first_history), figures(&second_history));
+    // The training moved the weights.
+    assert_ne!(first, Net::new(&network, 5).tensors());
 }
