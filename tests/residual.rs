@@ -587,6 +587,16 @@ fn verify_refuses_adds_of_other_shapes_wrong_arity_and_cycles() {
     let error = verify(&other_shape, "t.toml").unwrap_err();
     one_line_naming(&error, "add1", "one shape");
 
+    // The skip read from a batch norm: float values, not codes.
+    let mut float = graph.clone();
+    let edge = skip_edge(&float);
+    float.graph.remove_edge(edge);
+    let bn = node(&float, "bn1");
+    let ty = float.output_type(bn).unwrap();
+    float.connect(bn, add1, 1, ty);
+    let error = verify(&float, "t.toml").unwrap_err();
+    one_line_naming(&error, "add1", "reads float values");
+
     // One input only.
     let mut one_input = graph.clone();
     let edge = skip_edge(&one_input);

@@ -70,8 +70,8 @@ pub fn add_type(a: TensorType, b: TensorType) -> Result<(TensorType, [u32; 2]), 
             b.shape, a.shape
         ));
     }
-    let shifts = add_shifts(a.scale, b.scale)?;
     let (range_a, range_b) = (codes(a)?, codes(b)?);
+    let shifts = add_shifts(a.scale, b.scale)?;
     let shifted = |v: i64, s: u32| v << s;
     Ok((
         TensorType {
