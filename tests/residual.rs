@@ -835,3 +835,75 @@ fn qonnx_import_refuses_adds_of_other_shapes_and_cycles() {
     assert!(error.to_string().contains("feeds 3 nodes"), "{error}");
     assert!(!error.to_string().contains('\n'), "{error}");
 }
+
+/// The quantizer after a 2x2 average pool, folded into the window sum: code = the average
+/// rounded, exact ties (sums of 2 mod 4) half to even by thresholds (up to 4 bits) and up by
+/// multiply-shift (wider codes), as after a MAC.
+#[test]
+fn the_quantizer_after_an_average_pool_rounds_the_window_sum_by_hand() {
+    let shape = spec::Shape {
+        height: 2,
+        width: 2,
+        channels: 1,
+    };
+    for bits in [2u32, 8] {
+        let codes = qnnc::ir::TensorType {
+            shape,
+            ..build::input_type(shape)
+        };
+        let mut graph = Graph::new("pool");
+        let add = |graph: &mut Graph, name: &str, op| {
+            graph.graph.add_node(Node {
+                name: name.into(),
+                op,
+            })
+        };
+        let input = add(&mut graph, "input", Op::Input);
+        let pool = add(&mut graph, "pool", Op::AvgPool { size: 2, stride: 2 });
+        let act = add(
+            &mut graph,
+            "act",
+            Op::Quantize {
+                bits,
+                truncation: None,
+                narrow: false,
+            },
+        );
+        let output = add(&mut graph, "logits", Op::Output);
+        let flat = spec::Shape::flat(1);
+        let sums = passes::infer_accumulators::window_sum_type(codes, 2, flat).unwrap();
+        graph.connect(input, pool, 0, codes);
+        graph.connect(pool, act, 0, sums);
+        graph.connect(
+            act,
+            output,
+            0,
+            build::quantizer_type(flat, bits, codes.scale),
+        );
+        passes::run(&mut graph, "pool.json", None).unwrap();
+        let folded = graph.successor(node(&graph, "pool")).unwrap();
+        let expected_op = if bits <= 4 {
+            "multithreshold"
+        } else {
+            "requantize"
+        };
+        assert_eq!(graph.graph[folded].op.name(), expected_op);
+        let golden = Golden::new(&graph, "pool.json").unwrap();
+        let max = (1i64 << bits) - 1;
+        for (pixels, even, up) in [
+            ([0u8, 0, 1, 1], 0, 1),   // 0.5
+            ([1, 1, 1, 0], 1, 1),     // 0.75
+            ([1, 1, 2, 2], 2, 2),     // 1.5
+            ([2, 2, 3, 3], 2, 3),     // 2.5
+            ([3, 3, 3, 4], 3, 3),     // 3.25
+            ([9, 9, 10, 10], 10, 10), // 9.5
+        ] {
+            let expected = if bits <= 4 { even } else { up };
+            assert_eq!(
+                golden.run(&pixels)[0].logits,
+                vec![expected.min(max)],
+                "{pixels:?} at {bits} bits"
+            );
+        }
+    }
+}
