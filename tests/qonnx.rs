@@ -1206,3 +1206,98 @@ fn a_per_channel_affine_after_the_last_layer_folds_into_the_logits() {
         qnnc::ir::dump::to_text(&plain)
     );
 }
+
+/// The Brevitas-trained residual network (`make_fixtures.sh --residual`) and its record.
+fn residual_fixture() -> (String, f64, u64) {
+    let text = std::fs::read_to_string(fixtures().join("fixtures.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let record = &json["residual"]["fixtures"][0];
+    let file = record["file"].as_str().unwrap().to_string();
+    let bytes = std::fs::read(fixtures().join(&file)).unwrap();
+    assert_eq!(
+        record["sha256"].as_str().unwrap(),
+        qnnc::codegen::digest(&bytes),
+        "{file} changed"
+    );
+    (
+        fixtures().join(&file).display().to_string(),
+        record["brevitas_accuracy"].as_f64().unwrap(),
+        record["test_images"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn a_brevitas_residual_network_imports_to_its_accuracy_and_runs_bit_exactly() {
+    let (path, brevitas, images) = residual_fixture();
+    let (graph_json, _, lowered) = dumps(&path);
+    // Two adds, each reading the block's input through a skip connection, and a global pool.
+    let graph: serde_json::Value = serde_json::from_str(&graph_json).unwrap();
+    let nodes = graph["nodes"].as_array().unwrap();
+    let kinds = |kind: &str| nodes.iter().filter(|n| n["op"]["kind"] == kind).count();
+    assert_eq!((kinds("add"), kinds("avg-pool")), (2, 1), "{graph_json}");
+    assert!(lowered
+        .topological_order()
+        .iter()
+        .all(|&n| !matches!(lowered.graph[n].op, qnnc::ir::Op::Quantize { .. })));
+
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(qnnc(&["eval", &path, "--integer", "--format", "json"])))
+            .unwrap();
+    assert_eq!(report["test_images"].as_u64(), Some(images));
+    let float = report["accuracy"].as_f64().unwrap();
+    let integer = report["integer_accuracy"].as_f64().unwrap();
+    assert!(
+        (float - brevitas).abs() <= 0.1,
+        "qnnc's float model {float} % but Brevitas reported {brevitas} %"
+    );
+    assert!(
+        (integer - float).abs() <= 0.1,
+        "integer golden model {integer} % but float {float} %"
+    );
+
+    // Export then import gives the same graph.
+    let dir = tempfile::tempdir().unwrap();
+    let exported = dir.path().join("resnet.onnx").display().to_string();
+    ok(qnnc(&["export", &path, "-o", &exported]));
+    let again = dumps(&exported);
+    let (_, lowered_json, _) = dumps(&path);
+    assert_eq!(again.1, lowered_json);
+}
+
+#[test]
+fn bad_skip_connections_in_qonnx_files_get_one_line_errors() {
+    let (path, _, _) = residual_fixture();
+    let proto = ModelProto::parse_from_bytes(&std::fs::read(&path).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tensor_of = |op: &str, index: usize| {
+        let graph = proto.graph.as_ref().unwrap();
+        let nodes: Vec<&NodeProto> = graph.node.iter().filter(|n| n.op_type == op).collect();
+        nodes[index].output[0].clone()
+    };
+    let skip_from = |add: usize, tensor: String| {
+        with(&proto, |m| {
+            let graph = m.graph.as_mut().unwrap();
+            let adds: Vec<&mut NodeProto> =
+                graph.node.iter_mut().filter(|n| n.op_type == "Add").collect();
+            adds.into_iter().nth(add).unwrap().input[1] = tensor;
+        })
+    };
+    // A skip from a later layer: the second max-pool's output into the first block's add.
+    let later = skip_from(0, tensor_of("MaxPool", 1));
+    refused(d, "later.onnx", &later, &["later.onnx", "/Add", "not computed before it"]);
+    // A skip from the add's own output: a cycle.
+    let cycle = skip_from(0, tensor_of("Add", 0));
+    refused(d, "cycle.onnx", &cycle, &["cycle.onnx", "/Add", "not computed before it"]);
+    // A skip of another shape: 28x28 into the second block's 14x14 add.
+    let shapes = skip_from(1, tensor_of("Quant", 3));
+    refused(d, "shapes.onnx", &shapes, &["shapes.onnx", "/Add_1", "one shape"]);
+    // A tensor that feeds two layers besides an add is no residual block.
+    let forked = with(&proto, |m| {
+        let graph = m.graph.as_mut().unwrap();
+        let stem_act = graph.node.iter().find(|n| n.op_type == "Conv").unwrap().output[0].clone();
+        let flatten = graph.node.iter_mut().find(|n| n.op_type == "GlobalAveragePool").unwrap();
+        flatten.input[0] = stem_act;
+    });
+    refused(d, "forked.onnx", &forked, &["forked.onnx", "feeds 2 nodes", "skip connections"]);
+}
