@@ -629,6 +629,18 @@ fn the_descriptor_image_decodes_with_the_layout_include() {
             "{}",
             layer.name
         );
+        assert_eq!(
+            decode(word, "SRC_REGION"),
+            layer.source_region as u64,
+            "{}",
+            layer.name
+        );
+        assert_eq!(
+            decode(word, "DST_REGION"),
+            layer.dest_region as u64,
+            "{}",
+            layer.name
+        );
     }
 
     let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/verilog");

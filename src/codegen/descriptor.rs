@@ -202,6 +202,11 @@ impl Layout {
             .unwrap_or(2);
         fields.push(("LO", Some(clamp_bits), clamps.iter().map(|c| c.0).collect()));
         fields.push(("HI", Some(clamp_bits), clamps.iter().map(|c| c.1).collect()));
+        // Regions of the activation memory (the address is {region, row}).
+        let region = Some(hw.act_region_bits);
+        fields.push(("SRC_REGION", region, per_layer(&|l| l.source_region as i64)));
+        fields.push(("DST_REGION", region, per_layer(&|l| l.dest_region as i64)));
+        fields.push(("SKIP_REGION", region, per_layer(&|l| l.skip_region as i64)));
 
         let mut lsb = 0;
         let fields = fields

@@ -109,6 +109,15 @@ pub struct LayerSchedule {
     pub out_bits: u32,
     pub post: Post,
     pub last: bool,
+    /// Regions of the activation memory, allocated by liveness ([`allocate_regions`]): the
+    /// one this layer reads (the first layer reads the pixel buffer instead), the one it writes
+    /// (the last layer writes the logits instead), and the second source's (an add's skip).
+    pub source_region: usize,
+    pub dest_region: usize,
+    pub skip_region: usize,
+    /// The layers whose stored outputs this layer reads (`None`: the image), main path first.
+    #[serde(skip)]
+    pub sources: Vec<Option<usize>>,
     /// First word of this layer in the weight memory and in its parameter memory.
     pub weight_base: usize,
     pub param_base: usize,
@@ -179,6 +188,8 @@ pub struct Schedule {
     pub input_cycles: u64,
     pub total_cycles: u64,
     pub macs: u64,
+    /// Regions of the activation memory: the most tensors stored at one time.
+    pub regions: usize,
 }
 
 impl Schedule {
@@ -235,6 +246,9 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
     let chain = graph.topological_order();
     let input = graph.output_type(chain[0]).expect("typed").shape;
     let mut layers: Vec<LayerSchedule> = Vec::new();
+    // The layer that stores each node's output.
+    let mut stored_by: std::collections::HashMap<NodeIndex, usize> =
+        std::collections::HashMap::new();
     let (mut weight_base, mut threshold_base, mut requant_base) = (0, 0, 0);
     let mut k = 1;
     while k < chain.len() {
@@ -335,6 +349,7 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                     }
                     Post::Raw => 0,
                 };
+                let source = stored_input(graph, node, 0, &stored_by, file)?;
                 let mut layer = LayerSchedule {
                     name,
                     output_node,
@@ -355,6 +370,10 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                     out_bits,
                     post,
                     last,
+                    source_region: 0,
+                    dest_region: 0,
+                    skip_region: 0,
+                    sources: vec![source],
                     weight_base,
                     param_base,
                     macs,
@@ -364,6 +383,7 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                 };
                 layer.cycles = predicted_cycles(&layer, config);
                 weight_base += groups * chunks;
+                stored_by.insert(chain[next - 1], layers.len());
                 layers.push(layer);
                 k = next;
             }
@@ -393,6 +413,7 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
             ))
         }
     }
+    let regions = allocate_regions(&mut layers);
     let classes = layers.last().map_or(0, |l| l.output.channels);
     let input_cycles = input.len() as u64;
     // The argmax reads one logit a cycle.
@@ -406,7 +427,69 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
         input_cycles,
         total_cycles,
         macs,
+        regions,
     })
+}
+
+/// The stored tensor a layer's node reads at input `slot` (through flattens): the layer that
+/// stores it, or `None` for the image.
+fn stored_input(
+    graph: &Graph,
+    node: NodeIndex,
+    slot: usize,
+    stored_by: &std::collections::HashMap<NodeIndex, usize>,
+    file: &str,
+) -> Result<Option<usize>, IrError> {
+    let mut from = graph.inputs(node)[slot];
+    while graph.graph[from].op == Op::Flatten {
+        from = graph.predecessor(from).expect("a flatten reads a tensor");
+    }
+    if graph.graph[from].op == Op::Input {
+        return Ok(None);
+    }
+    stored_by.get(&from).map(|&l| Some(l)).ok_or_else(|| {
+        graph.error(
+            file,
+            node,
+            format!(
+                "reads {}, which no hardware layer stores (the RTL keeps each layer's output only after its activation or max-pool)",
+                graph.graph[from].name
+            ),
+        )
+    })
+}
+
+/// Gives each stored tensor a region of the activation memory by liveness: a layer writes the
+/// lowest region that holds no tensor still to be read (its own sources are still being read),
+/// and a tensor's region is free again once its last reader has run. A chain alternates
+/// regions 0 and 1; a skip connection keeps its tensor in a third. Returns the regions used.
+pub fn allocate_regions(layers: &mut [LayerSchedule]) -> usize {
+    let mut last_reader = vec![0; layers.len()];
+    for (l, layer) in layers.iter().enumerate() {
+        for &s in layer.sources.iter().flatten() {
+            last_reader[s] = l;
+        }
+    }
+    let mut holds: Vec<Option<usize>> = Vec::new();
+    for l in 0..layers.len() {
+        let region_of = |s: Option<usize>, layers: &[LayerSchedule]| s.map_or(0, |s| layers[s].dest_region);
+        layers[l].source_region = region_of(layers[l].sources[0], layers);
+        layers[l].skip_region = layers[l].sources.get(1).map_or(0, |&s| region_of(s, layers));
+        if !layers[l].last {
+            let free = holds.iter().position(Option::is_none).unwrap_or_else(|| {
+                holds.push(None);
+                holds.len() - 1
+            });
+            holds[free] = Some(l);
+            layers[l].dest_region = free;
+        }
+        for s in layers[l].sources.clone().into_iter().flatten() {
+            if last_reader[s] == l {
+                holds[layers[s].dest_region] = None;
+            }
+        }
+    }
+    holds.len().max(1)
 }
 
 /// What the generated RTL assumes of a MAC and what follows it, beyond what `verify` checks
@@ -768,6 +851,73 @@ mod tests {
     use super::*;
     use crate::spec::examples::example_network;
     use crate::train::Net;
+
+    #[test]
+    fn a_chain_alternates_two_regions_of_the_activation_memory() {
+        for example in [
+            ("mlp", include_str!("../../examples/fmnist_mlp.toml")),
+            ("cnn", include_str!("../../examples/fmnist_cnn.toml")),
+        ] {
+            let network = example_network(example, crate::spec::Precision::Bits(2));
+            let mut graph = Net::new(&network, 1).to_graph(example.0).unwrap();
+            crate::ir::passes::run(&mut graph, example.0, None).unwrap();
+            let schedule = schedule(&graph, ArrayConfig { pe: 4, simd: 8 }, example.0).unwrap();
+            assert_eq!(schedule.regions, 2, "{}", example.0);
+            for (l, layer) in schedule.layers.iter().enumerate() {
+                assert_eq!(layer.sources, vec![l.checked_sub(1)], "{}", layer.name);
+                if l > 0 {
+                    assert_eq!(layer.source_region, (l - 1) % 2, "{}", layer.name);
+                }
+                if !layer.last {
+                    assert_eq!(layer.dest_region, l % 2, "{}", layer.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_skip_connection_keeps_its_tensor_in_a_third_region() {
+        // stem -> a -> b -> add(b, stem) -> c -> add(c, add) -> logits, as source lists.
+        let sources: [Vec<Option<usize>>; 6] = [
+            vec![None],
+            vec![Some(0)],
+            vec![Some(1)],
+            vec![Some(2), Some(0)],
+            vec![Some(3)],
+            vec![Some(4), Some(3)],
+        ];
+        let graph = {
+            let network = example_network(
+                ("mlp", include_str!("../../examples/fmnist_mlp.toml")),
+                crate::spec::Precision::Bits(2),
+            );
+            let mut graph = Net::new(&network, 1).to_graph("mlp").unwrap();
+            crate::ir::passes::run(&mut graph, "mlp", None).unwrap();
+            graph
+        };
+        let template = schedule(&graph, ArrayConfig { pe: 1, simd: 1 }, "mlp").unwrap().layers[0].clone();
+        let mut layers: Vec<LayerSchedule> = sources
+            .iter()
+            .enumerate()
+            .map(|(l, s)| LayerSchedule {
+                sources: s.clone(),
+                last: l == sources.len() - 1,
+                ..template.clone()
+            })
+            .collect();
+        let regions = allocate_regions(&mut layers);
+        let placed: Vec<(usize, usize, usize)> = layers
+            .iter()
+            .map(|l| (l.source_region, l.skip_region, l.dest_region))
+            .collect();
+        // The stem's tensor (region 0) lives until the first add; the first add's (region 1)
+        // until the second; the logits are written nowhere.
+        assert_eq!(
+            placed,
+            [(0, 0, 0), (0, 0, 1), (1, 0, 2), (2, 0, 1), (1, 0, 0), (0, 1, 0)]
+        );
+        assert_eq!(regions, 3);
+    }
 
     #[test]
     fn predicted_traffic_agrees_with_the_taps_and_the_ideal_cycles() {

@@ -2,15 +2,16 @@
 // reads a table of layer descriptors (its layout in qnnc_layout.vh, written by the compiler).
 //
 // Pixels stream into the pixel buffer, SIMD to a row. Each layer reads its source (the pixel
-// buffer for the first layer, else the activation buffer the previous layer wrote) and writes
-// the other activation buffer. A convolution's windows are built by qnnc_loader into one of
+// buffer for the first layer, else a region of the activation memory) and writes its output
+// into another region; the compiler allocates the regions by liveness and names them in the
+// descriptor (a chain alternates two regions). A convolution's windows are built by qnnc_loader into one of
 // the BANKS banks of the window memory while the PE array computes earlier pixels from the
 // others; a dense layer (its window is its whole input) reads its source rows directly. Every
 // memory has one write port and a registered read port.
 //
 // The datapath is a pipeline: issue (addresses) -> operands read -> operands registered ->
 // lane products -> adder tree (ADDER_STAGES registers) -> accumulator -> thresholds or
-// multiply-shift (POST stages) -> max-pool -> packing into rows -> activation buffer write. The last layer's results are the logits;
+// multiply-shift (POST stages) -> max-pool -> packing into rows -> activation memory write. The last layer's results are the logits;
 // their argmax is a running maximum, one logit a cycle. Control uses counters and additions
 // of strides the compiler precomputed; there are no run-time multiplies.
 //
@@ -38,8 +39,9 @@ module qnnc_core #(
     parameter INW          = 10,
     parameter PIX_ROWS     = 49,
     parameter PIX_AW       = 6,
-    parameter ACT_ROWS     = 64,
     parameter ACT_AW       = 6,
+    parameter ACT_RW       = 1,
+    parameter ACT_DEPTH    = 64,
     parameter TMAX         = 18,
     parameter WIN_AW       = 6,
     parameter WPW          = 10,
@@ -115,6 +117,11 @@ module qnnc_core #(
     wire [`QNNC_SHIFT_W-1:0]     shift     = desc[`QNNC_SHIFT];
     wire [`QNNC_LO_W-1:0]        clamp_lo  = desc[`QNNC_LO];
     wire [`QNNC_HI_W-1:0]        clamp_hi  = desc[`QNNC_HI];
+    wire [ACT_RW-1:0]            src_region = desc[`QNNC_SRC_REGION];
+    wire [ACT_RW-1:0]            dst_region = desc[`QNNC_DST_REGION];
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [ACT_RW-1:0]            skip_region = desc[`QNNC_SKIP_REGION];
+    /* verilator lint_on UNUSEDSIGNAL */
 
     // ---- Pixel buffer: pixels are packed SIMD to a row as they arrive.
     reg [INW-1:0] input_count;
@@ -135,11 +142,11 @@ module qnnc_core #(
     wire last_input = input_count == INPUTS - 1;
     wire pixel_write = accept && (input_lane == INPUT_LANE_MASK || last_input);
 
-    // ---- Sources: the pixel buffer (layer 0) and the activation buffers (layer l reads
-    // buffer (l - 1) % 2 and writes buffer l % 2).
+    // ---- Sources: the pixel buffer (layer 0) and the activation memory, addressed as
+    // {region, row}: a concatenation, so that the read address path is no longer than a row's.
     wire first_layer = layer == 0;
     wire [SIMD*8-1:0] pixel_word;
-    wire [SIMD*ABITS-1:0] act_word0, act_word1;
+    wire [SIMD*ABITS-1:0] act_word;
     wire [ACT_AW-1:0] src_row_act;
     wire [PIX_AW-1:0] src_row_pixel;
     wire [SRC_AW-1:0] loader_row;
@@ -156,19 +163,16 @@ module qnnc_core #(
     wire act_write;
     wire [ACT_AW-1:0] act_write_row;
     wire [SIMD*ABITS-1:0] act_write_data;
-    qnnc_ram #(.WIDTH(SIMD*ABITS), .DEPTH(ACT_ROWS), .AW(ACT_AW)) act_buffer0 (
-        .clk(clk), .write(act_write && !layer[0]), .write_addr(act_write_row),
-        .write_data(act_write_data), .read_addr(src_row_act), .read_data(act_word0));
-    qnnc_ram #(.WIDTH(SIMD*ABITS), .DEPTH(ACT_ROWS), .AW(ACT_AW)) act_buffer1 (
-        .clk(clk), .write(act_write && layer[0]), .write_addr(act_write_row),
-        .write_data(act_write_data), .read_addr(src_row_act), .read_data(act_word1));
+    qnnc_ram #(.WIDTH(SIMD*ABITS), .DEPTH(ACT_DEPTH), .AW(ACT_RW+ACT_AW)) act_memory (
+        .clk(clk), .write(act_write), .write_addr({dst_region, act_write_row}),
+        .write_data(act_write_data), .read_addr({src_region, src_row_act}),
+        .read_data(act_word));
     // The source word, each element widened to EBITS bits.
     wire [SIMD*EBITS-1:0] src_word;
     generate
         for (j = 0; j < SIMD; j = j + 1) begin : g_source_lane
             wire [7:0] pixel = pixel_word[j*8 +: 8];
-            wire [ABITS-1:0] code = layer[0] ? act_word0[j*ABITS +: ABITS]
-                                             : act_word1[j*ABITS +: ABITS];
+            wire [ABITS-1:0] code = act_word[j*ABITS +: ABITS];
             wire [EBITS-1:0] pixel_wide, code_wide;
             if (EBITS > 8) begin : g_pixel_extend
                 assign pixel_wide = {{(EBITS-8){1'b0}}, pixel};
@@ -356,7 +360,7 @@ module qnnc_core #(
 
     // ---- Results: logits are shifted into the logit register; activation codes are
     // max-pooled over the pooling window (one running maximum per channel) and, at the
-    // window's last pixel, packed into rows of the output activation buffer.
+    // window's last pixel, packed into rows of the layer's destination region.
     wire result_valid = sb_result[0] && sb_result[2];
     reg [LOGIT_SLOTS*LW-1:0] logits;
     wire [LOGIT_SLOTS*LW-1:0] logits_shifted;
