@@ -1,6 +1,9 @@
 //! What each layer of a network does, in the terms of the energy model: MACs, weights, outputs
 //! computed and stored, and the bits of weights, input and output activations. Layers without
 //! weights (batch norm, activation, max-pool, flatten) are fused into the MAC layer before them.
+//! Average pools and adds are layers of their own, without weights: each input code is
+//! accumulated once (`size^2` an output for a pool, one beyond the first input for an add), the
+//! activation after them setting the bits they store.
 //!
 //! The work is read from the IR ([`work_of_graph`]), so that a trained model, an imported QONNX
 //! graph and an IR file, lowered or not, are priced alike; a spec, which may have float layers
@@ -18,12 +21,34 @@ pub const PIXEL_BITS: u32 = 8;
 pub const UNQUANTIZED_OUTPUT_BITS: u32 = 16;
 /// Bits a float weight or activation counts as.
 pub const FLOAT_BITS: u32 = 32;
+/// The weight bits of an average pool or an add: an accumulation is a product by a one-bit
+/// mask (as the hardware computes it), and no weight is stored.
+pub const SUM_WEIGHT_BITS: u32 = 1;
 
-/// The work of one MAC layer (conv2d or dense) and the layers fused into it.
+/// The work of an average pool of `taps` inputs an output or an add (`taps` 1: one
+/// accumulation beyond the first input) producing `outputs` values, after `work`.
+fn sum_work(work: &[LayerWork], name: &str, op: &str, taps: u64, outputs: u64) -> LayerWork {
+    LayerWork {
+        name: name.to_string(),
+        op: op.to_string(),
+        macs: taps * outputs,
+        weights: 0,
+        outputs_computed: outputs,
+        outputs_stored: outputs,
+        wbits: SUM_WEIGHT_BITS,
+        abits_in: work
+            .last()
+            .map_or(PIXEL_BITS, |previous| previous.abits_out),
+        abits_out: UNQUANTIZED_OUTPUT_BITS,
+    }
+}
+
+/// The work of one MAC layer (conv2d or dense) and the layers fused into it, or of an average
+/// pool or an add.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LayerWork {
     pub name: String,
-    /// "conv2d" or "dense".
+    /// "conv2d", "dense", "avgpool" or "add".
     pub op: String,
     /// N_c: multiply-accumulates of one inference.
     pub macs: u64,
@@ -41,15 +66,28 @@ pub struct LayerWork {
     pub abits_out: u32,
 }
 
-/// The work of every MAC layer of `network`, in order. Layers before the first MAC layer
-/// belong to none and cost nothing in the model.
+/// The work of every MAC layer, average pool and add of `network`, in order. Other layers before
+/// the first of them belong to none and cost nothing in the model.
 pub fn work_of(network: &Network) -> Vec<LayerWork> {
     let mut work: Vec<LayerWork> = Vec::new();
     // Only the first activation after a MAC layer sets the precision of what it stores.
     let mut output_quantized = false;
     for layer in &network.layers {
         match layer.op {
-            Op::AvgPool { .. } | Op::Add { .. } => unimplemented!("avgpool and add"), // PENDING-RESNET
+            Op::AvgPool { .. } | Op::Add { .. } => {
+                let taps = match layer.op {
+                    Op::AvgPool { size, .. } => (size * size) as u64,
+                    _ => 1,
+                };
+                work.push(sum_work(
+                    &work,
+                    &layer.name,
+                    layer.op.kind(),
+                    taps,
+                    layer.output.len() as u64,
+                ));
+                output_quantized = false;
+            }
             Op::Conv2d { weights, .. } | Op::Dense { weights, .. } => {
                 let outputs = layer.output.len() as u64;
                 work.push(LayerWork {
@@ -88,7 +126,8 @@ pub fn work_of(network: &Network) -> Vec<LayerWork> {
     work
 }
 
-/// The work of every MAC node of `graph`, in topological order, by the rules of [`work_of`]:
+/// The work of every MAC, average-pool and add node of `graph`, in topological order, by the
+/// rules of [`work_of`]:
 /// the first quantizer (or threshold or clamped requantization, once lowered) after a MAC sets
 /// the bits it stores, a max-pool the number of outputs it stores.
 pub fn work_of_graph(graph: &Graph) -> Vec<LayerWork> {
@@ -131,6 +170,24 @@ pub fn work_of_graph(graph: &Graph) -> Vec<LayerWork> {
                 if let Some(current) = work.last_mut() {
                     current.outputs_stored = output.shape.len() as u64;
                 }
+            }
+            ir::Op::AvgPool { size, .. } => {
+                let outputs = output.shape.len() as u64;
+                let name = &graph.graph[node].name;
+                work.push(sum_work(
+                    &work,
+                    name,
+                    op.name(),
+                    (size * size) as u64,
+                    outputs,
+                ));
+                output_quantized = false;
+            }
+            ir::Op::Add { .. } => {
+                let outputs = output.shape.len() as u64;
+                let name = &graph.graph[node].name;
+                work.push(sum_work(&work, name, op.name(), 1, outputs));
+                output_quantized = false;
             }
             ir::Op::Quantize { .. }
             | ir::Op::MultiThreshold(_)

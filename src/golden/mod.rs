@@ -1,7 +1,8 @@
 //! The golden model: the integer reference that defines a network's outputs. The RTL must equal
 //! it bit for bit (class index and every logit, on every image).
 //!
-//! It runs a lowered graph (after all passes) with integer semantics only. Every tensor between
+//! It runs a lowered graph (after all passes), a DAG in topological order that keeps each node's
+//! output while a later node still reads it, with integer semantics only. Every tensor between
 //! operations holds integer codes; MACs are exact integer dot products, computed on the fastest
 //! exact path: XNOR-popcount on bit-packed operands when weights and inputs are both bipolar,
 //! otherwise a float matrix product whose every partial sum is an integer below 2^24 (f32) or
@@ -9,6 +10,9 @@
 //! Zero padding contributes 0 to a convolution (also for bipolar inputs).
 
 mod mac;
+mod sum;
+
+use std::collections::HashMap;
 
 use petgraph::stable_graph::NodeIndex;
 use rayon::prelude::*;
@@ -45,13 +49,26 @@ enum Step {
     PoolThenThreshold(mac::Pool, Thresholds),
     Requantize(Requantization),
     MaxPool(mac::Pool),
+    AvgPool(sum::WindowSum),
+    Add([u32; 2]),
     /// Flatten: HWC data is already in flat order.
     Identity,
 }
 
+/// One step of the run: the node (or fused nodes) it computes, the values it reads (0 the
+/// image, `k` the output of step `k - 1`), and the values nothing reads after it.
+struct Planned {
+    name: String,
+    step: Step,
+    reads: Vec<usize>,
+    last_reads: Vec<usize>,
+}
+
 /// A lowered graph compiled for execution.
 pub struct Golden {
-    steps: Vec<(String, Step)>,
+    steps: Vec<Planned>,
+    /// The value the output node reads.
+    logits: usize,
     pixels_per_image: usize,
     classes: usize,
 }
@@ -70,36 +87,62 @@ impl Golden {
 
     fn compile(graph: &Graph, file: &str, keep_every_node: bool) -> Result<Golden, IrError> {
         verify_lowered(graph, file)?;
-        let chain = graph.topological_order();
-        let input = graph.output_type(chain[0]).expect("typed input");
-        let mut steps = Vec::new();
-        let mut logits = 0;
-        for &node in &chain[1..] {
-            let step = compile(graph, node, file)?;
+        let order = graph.topological_order();
+        let input = graph.output_type(order[0]).expect("typed input");
+        let mut steps: Vec<Planned> = Vec::new();
+        // The value each node's output is: 0 for the image, k for step k - 1's.
+        let mut value_of: HashMap<NodeIndex, usize> = HashMap::from([(order[0], 0)]);
+        let mut logits = (0, 0);
+        for &node in &order[1..] {
             let name = graph.graph[node].name.clone();
-            match (step, steps.pop()) {
-                (None, last) => {
-                    steps.extend(last);
-                    logits = graph.input_type(node).expect("typed").shape.len();
+            let inputs = graph.inputs(node);
+            let reads: Vec<usize> = inputs.iter().map(|i| value_of[i]).collect();
+            let Some(step) = compile(graph, node, file)? else {
+                logits = (reads[0], graph.input_type(node).expect("typed").shape.len());
+                continue;
+            };
+            // A max-pool that alone reads a threshold's output pools the accumulators first.
+            let fusable = !keep_every_node
+                && graph.consumers(inputs[0]) == [node]
+                && steps.last().is_some_and(|last| {
+                    matches!(last.step, Step::Threshold(_)) && reads[0] == steps.len()
+                });
+            match step {
+                Step::MaxPool(pool) if fusable => {
+                    let last = steps.last_mut().expect("fusable");
+                    let Step::Threshold(table) = std::mem::replace(&mut last.step, Step::Identity)
+                    else {
+                        unreachable!("fusable")
+                    };
+                    last.step = Step::PoolThenThreshold(pool, table);
+                    last.name = format!("{}+{name}", last.name);
                 }
-                (Some(Step::MaxPool(pool)), Some((threshold, Step::Threshold(table))))
-                    if !keep_every_node =>
-                {
-                    steps.push((
-                        format!("{threshold}+{name}"),
-                        Step::PoolThenThreshold(pool, table),
-                    ));
-                }
-                (Some(step), last) => {
-                    steps.extend(last);
-                    steps.push((name, step));
-                }
+                step => steps.push(Planned {
+                    name,
+                    step,
+                    reads,
+                    last_reads: Vec::new(),
+                }),
+            }
+            value_of.insert(node, steps.len());
+        }
+        // Each value is dropped after the last step that reads it (the logits are kept).
+        let mut last_reader: HashMap<usize, usize> = HashMap::new();
+        for (k, planned) in steps.iter().enumerate() {
+            for &v in &planned.reads {
+                last_reader.insert(v, k);
+            }
+        }
+        for (v, k) in last_reader {
+            if v != logits.0 {
+                steps[k].last_reads.push(v);
             }
         }
         Ok(Golden {
             steps,
+            logits: logits.0,
             pixels_per_image: input.shape.len(),
-            classes: logits,
+            classes: logits.1,
         })
     }
 
@@ -151,26 +194,39 @@ impl Golden {
         mut traces: Option<&mut Vec<Trace>>,
     ) -> Vec<i64> {
         let images = pixels.len() / self.pixels_per_image;
-        let mut x: Vec<i64> = pixels.iter().map(|&p| p as i64).collect();
-        for (name, step) in &self.steps {
-            x = match step {
-                Step::Mac(plan) => plan.run(&x, images, scratch),
-                Step::Threshold(table) => table.count(&table.signed(&x)),
-                Step::PoolThenThreshold(pool, table) => {
-                    table.count(&pool.run(&table.signed(&x), images))
-                }
-                Step::Requantize(r) => requantize(&x, r),
-                Step::MaxPool(pool) => pool.run(&x, images),
-                Step::Identity => x,
+        let mut values: Vec<Option<Vec<i64>>> = vec![None; self.steps.len() + 1];
+        values[0] = Some(pixels.iter().map(|&p| p as i64).collect());
+        for (k, planned) in self.steps.iter().enumerate() {
+            let input = |slot: usize| {
+                values[planned.reads[slot]]
+                    .as_deref()
+                    .expect("a value lives until its last reader")
             };
+            let x = input(0);
+            let y = match &planned.step {
+                Step::Mac(plan) => plan.run(x, images, scratch),
+                Step::Threshold(table) => table.count(&table.signed(x)),
+                Step::PoolThenThreshold(pool, table) => {
+                    table.count(&pool.run(&table.signed(x), images))
+                }
+                Step::Requantize(r) => requantize(x, r),
+                Step::MaxPool(pool) => pool.run(x, images),
+                Step::AvgPool(pool) => pool.run(x, images),
+                Step::Add(shifts) => sum::add_shifted(x, input(1), *shifts),
+                Step::Identity => x.to_vec(),
+            };
+            for &v in &planned.last_reads {
+                values[v] = None;
+            }
             if let Some(traces) = traces.as_deref_mut() {
                 traces.push(Trace {
-                    node: name.clone(),
-                    values: x.clone(),
+                    node: planned.name.clone(),
+                    values: y.clone(),
                 });
             }
+            values[k + 1] = Some(y);
         }
-        x
+        values[self.logits].take().expect("the logits are kept")
     }
 }
 
@@ -178,7 +234,13 @@ fn compile(graph: &Graph, node: NodeIndex, file: &str) -> Result<Option<Step>, I
     let input = graph.input_type(node).expect("typed");
     let output = graph.output_type(node).expect("typed");
     Ok(Some(match &graph.graph[node].op {
-        Op::AvgPool { .. } | Op::Add { .. } => unimplemented!("avgpool and add"), // PENDING-RESNET
+        Op::AvgPool { size, stride } => Step::AvgPool(sum::WindowSum {
+            input: input.shape,
+            output: output.shape,
+            size: *size,
+            stride: *stride,
+        }),
+        Op::Add { shifts } => Step::Add(*shifts),
         Op::Output => return Ok(None),
         Op::Flatten => Step::Identity,
         Op::MaxPool { size, stride } => Step::MaxPool(mac::Pool {

@@ -7,11 +7,12 @@
 
 use petgraph::stable_graph::NodeIndex;
 
+use super::passes::infer_accumulators::{add_type, window_sum_type};
 use super::{BatchNormParams, Graph, IrError, Node, Op, Precision, TensorType, Weights};
 use crate::quant;
 use crate::spec::{
-    self, ActSpec, Conv2dSpec, DatasetKind, DenseSpec, LayerSpec, MaxPoolSpec, NamedSpec, Network,
-    Shape, Spec,
+    self, ActSpec, AddSpec, AvgPoolSpec, Conv2dSpec, DatasetKind, DenseSpec, LayerSpec,
+    MaxPoolSpec, NamedSpec, Network, Shape, Spec,
 };
 
 /// The type of the image: 8-bit pixels, value = pixel / 255.
@@ -94,7 +95,10 @@ fn build(
         op: Op::Input,
     });
     let mut ty = input_type(network.input());
+    // The node of each layer and the type it produces, for the adds that read them again.
+    let mut layers: Vec<(NodeIndex, TensorType)> = Vec::with_capacity(network.layers.len());
     for (i, plan) in network.layers.iter().enumerate() {
+        let mut skip = None;
         let error = |message: String| IrError {
             file: origin.to_string(),
             node: plan.name.clone(),
@@ -134,7 +138,18 @@ fn build(
             Ok((op, out))
         };
         let (op, out) = match plan.op {
-            spec::Op::AvgPool { .. } | spec::Op::Add { .. } => unimplemented!("avgpool and add"), // PENDING-RESNET
+            spec::Op::AvgPool { size, stride } => (
+                Op::AvgPool { size, stride },
+                window_sum_type(ty, size, plan.output).map_err(error)?,
+            ),
+            spec::Op::Add { from } => {
+                let &(source, source_type) = layers.get(from).ok_or_else(|| {
+                    error(format!("adds layer {from}, which is not an earlier layer"))
+                })?;
+                let (out, shifts) = add_type(ty, source_type).map_err(error)?;
+                skip = Some((source, source_type));
+                (Op::Add { shifts }, out)
+            }
             spec::Op::Conv2d {
                 kernel,
                 stride,
@@ -198,6 +213,10 @@ fn build(
             op,
         });
         graph.connect(previous, node, 0, ty);
+        if let Some((source, source_type)) = skip {
+            graph.connect(source, node, 1, source_type);
+        }
+        layers.push((node, out));
         previous = node;
         ty = out;
     }
@@ -209,10 +228,40 @@ fn build(
     Ok(graph)
 }
 
+/// The main path of a graph: from the input to the output, each node the first input of the
+/// next. A spec lists its layers along it, an add naming its second input.
+fn main_path(graph: &Graph, origin: &str) -> Result<Vec<NodeIndex>, IrError> {
+    let g = &graph.graph;
+    let mut node = g
+        .node_indices()
+        .find(|&i| g[i].op == Op::Output)
+        .expect("a verified graph has an output");
+    let mut path = vec![node];
+    while let Some(previous) = graph.predecessor(node) {
+        node = previous;
+        path.push(node);
+    }
+    path.reverse();
+    if path.len() != g.node_count() {
+        let on_path: std::collections::BTreeSet<NodeIndex> = path.iter().copied().collect();
+        let off = graph
+            .topological_order()
+            .into_iter()
+            .find(|n| !on_path.contains(n))
+            .expect("a node off the path");
+        return Err(graph.error(
+            origin,
+            off,
+            "is off the main path (the first input of each node from the output back): a spec describes a chain whose adds read earlier layers",
+        ));
+    }
+    Ok(path)
+}
+
 /// The spec of a graph before lowering (an imported one): its layers, shapes and precisions,
 /// for what works on specs, such as the energy model. Activation scales are not part of a spec.
 pub fn to_spec(graph: &Graph, dataset: DatasetKind, origin: &str) -> Result<Spec, IrError> {
-    let chain = graph.topological_order();
+    let chain = main_path(graph, origin)?;
     let input = graph.output_type(chain[0]).expect("typed input");
     let bits = |precision: Precision| match precision {
         Precision::Bipolar => Some(spec::Precision::Bits(1)),
@@ -224,7 +273,15 @@ pub fn to_spec(graph: &Graph, dataset: DatasetKind, origin: &str) -> Result<Spec
     for &node in &chain[1..] {
         let name = Some(graph.graph[node].name.clone());
         let layer = match &graph.graph[node].op {
-            Op::AvgPool { .. } | Op::Add { .. } => unimplemented!("avgpool and add"), // PENDING-RESNET
+            Op::AvgPool { size, stride } => LayerSpec::AvgPool(AvgPoolSpec {
+                name,
+                size: Some(*size),
+                stride: Some(*stride),
+            }),
+            Op::Add { .. } => LayerSpec::Add(AddSpec {
+                name,
+                from: graph.graph[graph.inputs(node)[1]].name.clone(),
+            }),
             Op::Mac {
                 dense,
                 kernel,

@@ -50,7 +50,6 @@ impl fmt::Display for Node {
 /// One line about an operation and its attributes.
 pub fn describe(op: &Op) -> String {
     match op {
-        Op::AvgPool { .. } | Op::Add { .. } => unimplemented!("avgpool and add"), // PENDING-RESNET
         Op::Input => "input pixels".into(),
         Op::Output => "output argmax".into(),
         Op::Flatten => "flatten".into(),
@@ -112,6 +111,10 @@ pub fn describe(op: &Op) -> String {
                 .unwrap_or_default()
         ),
         Op::MaxPool { size, stride } => format!("maxpool size={size} stride={stride}"),
+        Op::AvgPool { size, stride } => {
+            format!("avgpool size={size} stride={stride} (window sums)")
+        }
+        Op::Add { shifts } => format!("add shifts={}, {}", shifts[0], shifts[1]),
     }
 }
 
@@ -124,7 +127,17 @@ pub fn to_text(graph: &Graph) -> String {
             .output_type(node)
             .map(|t| t.to_string())
             .unwrap_or_default();
-        rows.push((n.name.clone(), describe(&n.op), ty));
+        let mut op = describe(&n.op);
+        // A chain reads the line above; a node of several inputs names them.
+        let inputs = graph.inputs(node);
+        if inputs.len() > 1 {
+            let names: Vec<&str> = inputs
+                .iter()
+                .map(|&i| graph.graph[i].name.as_str())
+                .collect();
+            op += &format!(" of {}", names.join(" + "));
+        }
+        rows.push((n.name.clone(), op, ty));
     }
     let name_width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     let op_width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
@@ -187,7 +200,8 @@ pub fn to_dot(graph: &Graph) -> String {
 /// The fill of a node in DOT, by the kind of its operation (light, so that labels stay legible).
 fn op_colour(op: &Op) -> &'static str {
     match op {
-        Op::AvgPool { .. } | Op::Add { .. } => "#ddffdd", // PENDING-RESNET
+        Op::AvgPool { .. } => "#ddffdd",
+        Op::Add { .. } => "#ccf0f0",
         Op::Input | Op::Output => "#dddddd",
         Op::Mac { dense: false, .. } => "#bbddff",
         Op::Mac { dense: true, .. } => "#99bbee",

@@ -4,6 +4,8 @@
 //! does), so that an import can be checked against the accuracy the framework reported; the
 //! integer golden model is then compared with it.
 
+use std::collections::HashMap;
+
 use ndarray::{ArrayView2, ArrayViewMut2};
 use petgraph::stable_graph::NodeIndex;
 use rayon::prelude::*;
@@ -50,12 +52,31 @@ enum Step {
         size: usize,
         stride: usize,
     },
+    /// The mean of each channel over its windows.
+    AvgPool {
+        input: Shape,
+        output: Shape,
+        size: usize,
+        stride: usize,
+    },
+    /// The element-wise sum of the two inputs' values.
+    Add,
     Identity,
+}
+
+/// A step, the values it reads (0 the image, `k` the output of step `k - 1`) and those nothing
+/// reads after it.
+struct Planned {
+    step: Step,
+    reads: Vec<usize>,
+    last_reads: Vec<usize>,
 }
 
 /// A graph before `fold-batch-norm`, compiled for float evaluation.
 pub struct FloatModel {
-    steps: Vec<Step>,
+    steps: Vec<Planned>,
+    /// The value the output node reads.
+    logits: usize,
     pixel_value: f32,
     pixels_per_image: usize,
     classes: usize,
@@ -65,18 +86,42 @@ impl FloatModel {
     /// Compiles a graph that still has its float batch norms and quantizers.
     pub fn new(graph: &Graph, file: &str) -> Result<FloatModel, IrError> {
         verify(graph, file)?;
-        let chain = graph.topological_order();
-        let input = graph.output_type(chain[0]).expect("typed input");
-        let mut steps = Vec::new();
-        let mut classes = 0;
-        for &node in &chain[1..] {
+        let order = graph.topological_order();
+        let input = graph.output_type(order[0]).expect("typed input");
+        let mut steps: Vec<Planned> = Vec::new();
+        let mut value_of: HashMap<NodeIndex, usize> = HashMap::from([(order[0], 0)]);
+        let (mut logits, mut classes) = (0, 0);
+        for &node in &order[1..] {
+            let reads: Vec<usize> = graph.inputs(node).iter().map(|i| value_of[i]).collect();
             match step(graph, node, file)? {
-                Some(step) => steps.push(step),
-                None => classes = graph.input_type(node).expect("typed").shape.len(),
+                Some(step) => {
+                    steps.push(Planned {
+                        step,
+                        reads,
+                        last_reads: Vec::new(),
+                    });
+                    value_of.insert(node, steps.len());
+                }
+                None => {
+                    logits = reads[0];
+                    classes = graph.input_type(node).expect("typed").shape.len();
+                }
+            }
+        }
+        let mut last_reader: HashMap<usize, usize> = HashMap::new();
+        for (k, planned) in steps.iter().enumerate() {
+            for &v in &planned.reads {
+                last_reader.insert(v, k);
+            }
+        }
+        for (v, k) in last_reader {
+            if v != logits {
+                steps[k].last_reads.push(v);
             }
         }
         Ok(FloatModel {
             steps,
+            logits,
             pixel_value: input.scale as f32,
             pixels_per_image: input.shape.len(),
             classes,
@@ -89,10 +134,32 @@ impl FloatModel {
             .par_chunks(IMAGES_PER_TASK * self.pixels_per_image)
             .map(|chunk| {
                 let images = chunk.len() / self.pixels_per_image;
-                let mut x: Vec<f32> = chunk.iter().map(|&p| p as f32 * self.pixel_value).collect();
-                for step in &self.steps {
-                    x = run(step, x, images);
+                let mut values: Vec<Option<Vec<f32>>> = vec![None; self.steps.len() + 1];
+                values[0] = Some(chunk.iter().map(|&p| p as f32 * self.pixel_value).collect());
+                for (k, planned) in self.steps.iter().enumerate() {
+                    // The first input is moved when this step is its last reader.
+                    let first = planned.reads[0];
+                    let x = if planned.last_reads.contains(&first)
+                        && !planned.reads[1..].contains(&first)
+                    {
+                        values[first].take()
+                    } else {
+                        values[first].clone()
+                    };
+                    let x = x.expect("a value lives until its last reader");
+                    let y = match planned.step {
+                        Step::Add => {
+                            let other = values[planned.reads[1]].as_deref().expect("computed");
+                            x.iter().zip(other).map(|(a, b)| a + b).collect()
+                        }
+                        ref step => run(step, x, images),
+                    };
+                    for &v in &planned.last_reads {
+                        values[v] = None;
+                    }
+                    values[k + 1] = Some(y);
                 }
+                let x = values[self.logits].take().expect("the logits are kept");
                 x.chunks_exact(self.classes)
                     .map(|l| l.to_vec())
                     .collect::<Vec<_>>()
@@ -117,7 +184,13 @@ fn step(graph: &Graph, node: NodeIndex, file: &str) -> Result<Option<Step>, IrEr
     let input = graph.input_type(node).expect("typed");
     let output = graph.output_type(node).expect("typed");
     Ok(Some(match &graph.graph[node].op {
-        Op::AvgPool { .. } | Op::Add { .. } => unimplemented!("avgpool and add"), // PENDING-RESNET
+        Op::AvgPool { size, stride } => Step::AvgPool {
+            input: input.shape,
+            output: output.shape,
+            size: *size,
+            stride: *stride,
+        },
+        Op::Add { .. } => Step::Add,
         Op::Mac {
             kernel,
             stride,
@@ -281,6 +354,40 @@ fn run(step: &Step, mut x: Vec<f32>, images: usize) -> Vec<f32> {
             }
             y
         }
+        Step::AvgPool {
+            input,
+            output,
+            size,
+            stride,
+        } => {
+            let c = input.channels;
+            let taps = (size * size) as f32;
+            let mut y = vec![0f32; images * output.len()];
+            for (image, pooled) in x
+                .chunks_exact(input.len())
+                .zip(y.chunks_exact_mut(output.len()))
+            {
+                for oy in 0..output.height {
+                    for ox in 0..output.width {
+                        let out = &mut pooled[(oy * output.width + ox) * c..][..c];
+                        for ky in 0..*size {
+                            for kx in 0..*size {
+                                let (iy, ix) = (oy * stride + ky, ox * stride + kx);
+                                let src = &image[(iy * input.width + ix) * c..][..c];
+                                for (o, &v) in out.iter_mut().zip(src) {
+                                    *o += v;
+                                }
+                            }
+                        }
+                        for o in out.iter_mut() {
+                            *o /= taps;
+                        }
+                    }
+                }
+            }
+            y
+        }
+        Step::Add => unreachable!("an add reads two inputs"),
         Step::Identity => x,
     }
 }

@@ -6,6 +6,7 @@ use petgraph::stable_graph::NodeIndex;
 use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction;
 
+use super::passes::infer_accumulators::{add_type, window_sum_type};
 use super::passes::shape_inference::output_shape;
 use super::{Graph, IrError, Op, Precision, TensorType};
 use crate::limits;
@@ -73,7 +74,7 @@ pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
                 ("padding", padding, limits::MAX_WINDOW),
                 ("outputs", outputs, limits::MAX_WIDTH),
             ],
-            Op::MaxPool { size, stride } => vec![
+            Op::MaxPool { size, stride } | Op::AvgPool { size, stride } => vec![
                 ("size", size, limits::MAX_WINDOW),
                 ("stride", stride, limits::MAX_WINDOW),
             ],
@@ -96,7 +97,12 @@ pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
     // call stack (petgraph's is_cyclic_directed recurses once a node).
     let order = graph.topological_order();
     if order.len() != g.node_count() {
-        return Err(whole("has a cycle".into()));
+        let node = on_a_cycle(graph, &order);
+        return Err(graph.error(
+            file,
+            node,
+            "is on a cycle: a node must not read, even through others, what it produces",
+        ));
     }
     for node in g.node_indices() {
         let mut slots: Vec<usize> = g
@@ -232,7 +238,23 @@ fn verify_node(graph: &Graph, node: NodeIndex, file: &str) -> Result<(), IrError
     }
     let channels = out.shape.channels;
     match &graph.graph[node].op {
-        Op::AvgPool { .. } | Op::Add { .. } => unimplemented!("avgpool and add"), // PENDING-RESNET
+        Op::AvgPool { size, .. } => {
+            let sums = window_sum_type(input, *size, out.shape)
+                .map_err(|message| graph.error(file, node, message))?;
+            check_sums(sums, out).or_else(fail)?;
+        }
+        Op::Add { shifts } => {
+            let inputs = graph.input_types(node);
+            let (sums, expected) = add_type(inputs[0], inputs[1])
+                .map_err(|message| graph.error(file, node, message))?;
+            if *shifts != expected {
+                return fail(format!(
+                    "shifts {shifts:?} do not bring scales {:e} and {:e} to the smaller; they must be {expected:?}",
+                    inputs[0].scale, inputs[1].scale
+                ));
+            }
+            check_sums(sums, out).or_else(fail)?;
+        }
         Op::Input => {}
         Op::Output => {
             if !out.shape.is_flat() {
@@ -420,6 +442,49 @@ fn verify_node(graph: &Graph, node: NodeIndex, file: &str) -> Result<(), IrError
         }
     }
     Ok(())
+}
+
+/// A sum's output edge has the scale of its sums and a precision that holds them all.
+fn check_sums(sums: TensorType, out: TensorType) -> Result<(), String> {
+    if out.scale != sums.scale {
+        return Err(format!(
+            "sums are worth {:e} a unit, not the {:e} on its output",
+            sums.scale, out.scale
+        ));
+    }
+    let range = sums.precision.code_range().expect("integer sums");
+    let holds = match (out.precision, out.precision.code_range()) {
+        (Precision::Int { .. }, Some((min, max))) => min <= range.0 && range.1 <= max,
+        _ => false,
+    };
+    if !holds {
+        return Err(format!(
+            "sums {}..={} do not fit {}; they need {}",
+            range.0, range.1, out.precision, sums.precision
+        ));
+    }
+    Ok(())
+}
+
+/// A node on a cycle of a graph whose topological `order` (which leaves out the nodes on
+/// cycles and those after them) is incomplete: every node left out reads one left out, so
+/// walking back through those must come round to a node seen before, which is on a cycle.
+fn on_a_cycle(graph: &Graph, order: &[NodeIndex]) -> NodeIndex {
+    let g = &graph.graph;
+    let mut left: std::collections::BTreeSet<NodeIndex> = g.node_indices().collect();
+    for node in order {
+        left.remove(node);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut node = *left.first().expect("a node is left out");
+    while seen.insert(node) {
+        node = g
+            .neighbors_directed(node, Direction::Incoming)
+            .filter(|n| left.contains(n))
+            .min()
+            .expect("a node left out reads one left out");
+    }
+    node
 }
 
 fn check_precision(precision: Precision) -> Result<(), String> {

@@ -43,12 +43,38 @@ pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, IrError> {
     }
     // The feature map the last flatten read, whose features ONNX orders C, H, W.
     let mut flattened: Option<Shape> = None;
+    // Each node's output tensor is named after the node; the image's is `x` as set above.
+    let input_tensor = x.clone();
+    let tensor_of = |node: petgraph::stable_graph::NodeIndex| match graph.graph[node].op {
+        Op::Input => input_tensor.clone(),
+        _ => graph.graph[node].name.clone(),
+    };
     for &node in &chain[1..] {
         let name = graph.graph[node].name.clone();
+        let inputs: Vec<String> = graph.inputs(node).into_iter().map(tensor_of).collect();
+        x = inputs[0].clone();
         let in_type = graph.input_type(node).expect("typed");
         let out_type = graph.output_type(node).expect("typed");
         match &graph.graph[node].op {
-            Op::AvgPool { .. } | Op::Add { .. } => unimplemented!("avgpool and add"), // PENDING-RESNET
+            Op::AvgPool { size, stride } => {
+                // Values, not sums: the Quant after it carries the scale of the average.
+                let global = in_type.shape.height == *size
+                    && in_type.shape.width == *size
+                    && out_type.shape.height == 1
+                    && out_type.shape.width == 1;
+                let n = if global {
+                    node_proto("GlobalAveragePool", "", &name, std::slice::from_ref(&x))
+                } else {
+                    let mut n = node_proto("AveragePool", "", &name, std::slice::from_ref(&x));
+                    let (k, s) = (*size as i64, *stride as i64);
+                    n.attribute.push(ints_attribute("kernel_shape", &[k, k]));
+                    n.attribute.push(ints_attribute("strides", &[s, s]));
+                    n
+                };
+                onnx.node.push(n);
+            }
+            // The sum of the two inputs' values; shifts only bring their codes to one scale.
+            Op::Add { .. } => onnx.node.push(node_proto("Add", "", &name, &inputs)),
             Op::Mac {
                 dense,
                 kernel,
@@ -232,7 +258,6 @@ pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, IrError> {
                 ))
             }
         }
-        x = name;
     }
     let mut model = ModelProto::new();
     model.ir_version = 8;

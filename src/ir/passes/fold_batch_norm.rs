@@ -1,5 +1,7 @@
 //! `fold-batch-norm`: replaces every MAC's float tail (bias, batch norm, activation quantizer)
-//! by integer arithmetic on its accumulator.
+//! by integer arithmetic on its accumulator, and the quantizer after every sum (average-pool
+//! window sums, adds) by the same arithmetic on the sum, as after a MAC with neither bias nor
+//! batch norm: `z = sum * s` (alpha = s, delta = 0), `s` the scale of the sum.
 //!
 //! For a MAC with accumulator `acc` (value `acc * s`), bias `b` and batch norm
 //! `g = gamma / sqrt(var + eps)`, the quantizer's input is `z = alpha * acc + delta` with
@@ -22,6 +24,8 @@
 //! requantize nodes.
 
 use petgraph::stable_graph::NodeIndex;
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
 
 use super::Pass;
 use crate::ir::{
@@ -61,8 +65,18 @@ impl Pass for FoldBatchNorm {
 
     fn run(&self, graph: &mut Graph, file: &str) -> Result<bool, IrError> {
         let mut changed = false;
-        for mac in graph.macs() {
-            changed |= fold_tail(graph, mac, file)?;
+        let sums: Vec<NodeIndex> = graph
+            .topological_order()
+            .into_iter()
+            .filter(|&i| {
+                matches!(
+                    graph.graph[i].op,
+                    Op::Mac { .. } | Op::AvgPool { .. } | Op::Add { .. }
+                )
+            })
+            .collect();
+        for node in sums {
+            changed |= fold_tail(graph, node, file)?;
         }
         for node in graph.topological_order() {
             if matches!(graph.graph[node].op, Op::BatchNorm(_) | Op::Quantize { .. }) {
@@ -70,7 +84,7 @@ impl Pass for FoldBatchNorm {
                     file,
                     node,
                     format!(
-                        "{} does not follow a conv2d or dense layer (or its batch norm), so it cannot be folded into integers",
+                        "{} does not follow a conv2d, dense, avgpool or add layer (or its batch norm) as its only reader, so it cannot be folded into integers",
                         graph.graph[node].op.name()
                     ),
                 ));
@@ -89,15 +103,22 @@ fn fold_tail(graph: &mut Graph, mac: NodeIndex, file: &str) -> Result<bool, IrEr
             "accumulator precision is not inferred (run infer-accumulators)",
         )
     })?;
-    let Op::Mac { bias, outputs, .. } = &graph.graph[mac].op else {
-        unreachable!("macs() returns MACs")
+    // Sums (average pools, adds) have no bias: z is the sum's value, sum * s.
+    let (bias, channels) = match &graph.graph[mac].op {
+        Op::Mac { bias, outputs, .. } => (bias.clone(), *outputs),
+        _ => (None, acc_type.shape.channels),
     };
-    let (bias, channels) = (bias.clone(), *outputs);
-    let mut next = graph.successor(mac).expect("a MAC has a consumer");
+    // A tail read by several nodes is not folded; the check after folding names what is left.
+    let Some(mut next) = graph.successor(mac) else {
+        return Ok(false);
+    };
     let mut batch_norm: Option<(NodeIndex, BatchNormParams)> = None;
     if let Op::BatchNorm(params) = &graph.graph[next].op {
+        let Some(after) = graph.successor(next) else {
+            return Ok(false);
+        };
         batch_norm = Some((next, params.clone()));
-        next = graph.successor(next).expect("a batch norm has a consumer");
+        next = after;
     }
     let affine: Vec<Affine> = (0..channels)
         .map(|c| {
@@ -210,44 +231,48 @@ fn fold_tail(graph: &mut Graph, mac: NodeIndex, file: &str) -> Result<bool, IrEr
         _ => return Ok(false),
     };
     // The new node takes the place of the batch norm and the quantizer (or sits before the
-    // output): MAC -> new node -> what followed them.
+    // output): MAC -> new node -> what read them, each at the input it read them.
     let label = match (&batch_norm, replaced.first()) {
         (_, Some(&quantizer)) => name_of(graph, quantizer),
         (Some((bn, _)), None) => name_of(graph, *bn),
         (None, None) => format!("{}_logits", name_of(graph, mac)),
     };
-    let consumer = match replaced.first() {
-        Some(&quantizer) => graph
-            .successor(quantizer)
-            .expect("a quantizer has a consumer"),
-        None => next,
-    };
-    let consumer_type = match replaced.first() {
-        Some(&quantizer) => graph.output_type(quantizer).expect("typed"),
-        None => out,
-    };
+    // The node whose output the new node takes over: the quantizer, or what the output read.
+    let last = replaced
+        .first()
+        .copied()
+        .or(batch_norm.as_ref().map(|(bn, _)| *bn))
+        .unwrap_or(mac);
+    let mut readers: Vec<(NodeIndex, usize, TensorType)> = graph
+        .graph
+        .edges_directed(last, Direction::Outgoing)
+        .filter(|e| !replaced.is_empty() || e.target() == next)
+        .map(|e| (e.target(), e.weight().slot, e.weight().ty))
+        .collect();
+    readers.sort_by_key(|&(target, slot, _)| (target, slot));
     if let Some((bn, _)) = batch_norm {
         graph.graph.remove_node(bn);
     }
-    for node in replaced {
+    for &node in &replaced {
         graph.graph.remove_node(node);
     }
-    let mut slot = 0;
-    if let Some(edge) = graph.graph.find_edge(mac, consumer) {
-        slot = graph.graph[edge].slot;
-        graph.graph.remove_edge(edge);
+    if replaced.is_empty() {
+        while let Some(edge) = graph.graph.find_edge(mac, next) {
+            graph.graph.remove_edge(edge);
+        }
     }
     let folded = graph.graph.add_node(crate::ir::Node { name: label, op });
     graph.connect(mac, folded, 0, acc_type);
-    graph.connect(
-        folded,
-        consumer,
-        slot,
-        TensorType {
-            shape: consumer_type.shape,
-            ..out
-        },
-    );
+    for (reader, slot, ty) in readers {
+        let ty = match replaced.first() {
+            Some(_) => TensorType {
+                shape: ty.shape,
+                ..out
+            },
+            None => out,
+        };
+        graph.connect(folded, reader, slot, ty);
+    }
     Ok(true)
 }
 

@@ -1,8 +1,10 @@
 //! `shape-inference`: sets the shape of every edge from the operations, input to output.
 //!
-//! Needs: a chain from one input. Changes: edge shapes; max-pool and flatten outputs take the
-//! precision and scale of their inputs. Invalidates nothing.
+//! Needs: a DAG from one input. Changes: edge shapes; max-pool and flatten outputs take the
+//! precision and scale of their inputs; average pools and adds get the scale of their sums
+//! (precisions are `infer-accumulators`'). Invalidates nothing.
 
+use super::infer_accumulators::{add_type, window_sum_type};
 use super::Pass;
 use crate::ir::{Graph, IrError, Op};
 use crate::spec::Shape;
@@ -24,7 +26,6 @@ pub fn output_shape(op: &Op, input: Shape) -> Result<Shape, String> {
         Ok(((h - size) / stride + 1, (w - size) / stride + 1))
     };
     Ok(match *op {
-        Op::AvgPool { .. } | Op::Add { .. } => unimplemented!("avgpool and add"), // PENDING-RESNET
         Op::Mac { outputs: 0, .. } => return Err("a MAC needs at least one output".into()),
         Op::Mac {
             dense: true,
@@ -58,7 +59,7 @@ pub fn output_shape(op: &Op, input: Shape) -> Result<Shape, String> {
                 channels: outputs,
             }
         }
-        Op::MaxPool { size, stride } => {
+        Op::MaxPool { size, stride } | Op::AvgPool { size, stride } => {
             let (height, width) = window(size, stride, 0)?;
             Shape {
                 height,
@@ -72,7 +73,8 @@ pub fn output_shape(op: &Op, input: Shape) -> Result<Shape, String> {
         | Op::BatchNorm(_)
         | Op::Quantize { .. }
         | Op::MultiThreshold(_)
-        | Op::Requantize(_) => input,
+        | Op::Requantize(_)
+        | Op::Add { .. } => input,
     })
 }
 
@@ -98,9 +100,24 @@ impl Pass for ShapeInference {
                 .map_err(|message| graph.error(file, node, message))?;
             let before = out;
             out.shape = shape;
-            if matches!(graph.graph[node].op, Op::MaxPool { .. } | Op::Flatten) {
-                out.precision = input.precision;
-                out.scale = input.scale;
+            match graph.graph[node].op {
+                Op::MaxPool { .. } | Op::Flatten => {
+                    out.precision = input.precision;
+                    out.scale = input.scale;
+                }
+                Op::AvgPool { size, .. } => {
+                    out.scale = window_sum_type(input, size, shape)
+                        .map_err(|message| graph.error(file, node, message))?
+                        .scale;
+                }
+                Op::Add { .. } => {
+                    let inputs = graph.input_types(node);
+                    out.scale = add_type(inputs[0], inputs[1])
+                        .map_err(|message| graph.error(file, node, message))?
+                        .0
+                        .scale;
+                }
+                _ => {}
             }
             if out != before {
                 graph.set_output_type(node, out);
