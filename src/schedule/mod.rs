@@ -82,10 +82,63 @@ pub enum Post {
     Raw,
 }
 
+/// What a hardware layer computes on the PE array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerKind {
+    /// A convolution or dense layer with its trained weights.
+    Mac,
+    /// An average pooling: a convolution (kernel = size, stride, no padding) with the identity
+    /// mask as weights, its lanes in MASK mode, so that it sums each channel over the window.
+    AvgPool,
+    /// An addition: a 1x1 convolution whose window at pixel (y, x) is the C channels of the main
+    /// tensor, then the C channels of the skip tensor, with the mask [I; I] as weights.
+    Add,
+}
+
+impl LayerKind {
+    /// Whether the lanes pass or drop each activation by bit 0 of the weight (MASK mode).
+    pub fn mask(self) -> bool {
+        self != LayerKind::Mac
+    }
+
+    /// Rows of the window (each `kernel` x C elements): an addition's two sources, else the
+    /// kernel's rows.
+    pub fn window_rows(self, kernel: usize) -> usize {
+        if self == LayerKind::Add {
+            2
+        } else {
+            kernel
+        }
+    }
+}
+
+/// The weights of a mask layer: codes 0 and 1 as unsigned one-bit values (MASK mode reads bit 0
+/// only, whatever the network's weight width), so that they never widen the weight memory.
+const MASK_PRECISION: Precision = Precision::Int {
+    bits: 1,
+    signed: false,
+};
+
+/// The identity mask of `taps` stacked C x C identities: W[(tap, c), o] = (c == o), rows in
+/// the window's order (tap, channel).
+fn mask_weights(taps: usize, channels: usize) -> Weights {
+    let fan_in = taps * channels;
+    Weights {
+        step: 1.0,
+        fan_in,
+        outputs: channels,
+        codes: (0..fan_in * channels)
+            .map(|i| ((i / channels) % channels == i % channels) as i32)
+            .collect(),
+    }
+}
+
 /// One hardware layer.
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerSchedule {
     pub name: String,
+    pub kind: LayerKind,
     /// The IR node whose output the layer stores: its activation, or the max-pool after it.
     pub output_node: String,
     pub input: Shape,
@@ -157,7 +210,23 @@ impl LayerSchedule {
                 }
             }
         }
-        taps * (self.input.channels * self.output.channels) as u64
+        // Elements of the window per tap: C, or an addition's 2C (two sources at one pixel).
+        let per_tap = self.fan_in / (self.kernel * self.kernel);
+        taps * (per_tap * self.output.channels) as u64
+    }
+
+    /// Rows of the window, each `kernel` x C elements: the kernel's, or an addition's two.
+    pub fn window_rows(&self) -> usize {
+        self.kind.window_rows(self.kernel)
+    }
+
+    /// Elements of the source between two rows of the window: a row of the input, or none for
+    /// an addition, whose second row is the skip tensor at the same place.
+    pub fn window_row_step(&self) -> usize {
+        match self.kind {
+            LayerKind::Add => 0,
+            _ => self.input.width * self.input.channels,
+        }
     }
 
     /// The output pixels the array computes, in the order it computes them: the P x P pixels
@@ -260,16 +329,52 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                 continue;
             }
             Op::Output => break,
-            Op::Mac {
-                kernel,
-                stride,
-                padding,
-                weight_precision,
-                weights: Some(weights),
-                ..
-            } => {
+            Op::Mac { weights: None, .. } => {
+                return Err(fail(
+                    &name,
+                    "has no trained weights (this graph comes from a spec)".into(),
+                ))
+            }
+            op @ (Op::Mac { .. } | Op::AvgPool { .. } | Op::Add { .. }) => {
                 let in_type = graph.input_type(node).expect("typed");
                 let acc = graph.output_type(node).expect("typed");
+                let channels = in_type.shape.channels;
+                // What the PE array computes: a MAC's own weights, or the identity masks of an
+                // average pooling (a convolution whose output o sums input channel o over the
+                // window) and of an addition (a 1x1 convolution over the main tensor's C
+                // channels then the skip tensor's: weights [I; I]).
+                let (kind, kernel, stride, padding, weights, weight_precision) = match op {
+                    Op::Mac {
+                        kernel,
+                        stride,
+                        padding,
+                        weight_precision,
+                        weights: Some(weights),
+                        ..
+                    } => (LayerKind::Mac, *kernel, *stride, *padding, weights.clone(), *weight_precision),
+                    Op::AvgPool { size, stride } => (
+                        LayerKind::AvgPool,
+                        *size,
+                        *stride,
+                        0,
+                        mask_weights(size * size, channels),
+                        MASK_PRECISION,
+                    ),
+                    Op::Add { shifts } => {
+                        if *shifts != [0, 0] {
+                            return Err(fail(
+                                &name,
+                                format!("the RTL adds tensors of one scale only, not shifted by {shifts:?}"),
+                            ));
+                        }
+                        if graph.input_types(node).iter().any(|t| t.precision != in_type.precision) {
+                            return Err(fail(&name, "the RTL adds tensors of one precision only".into()));
+                        }
+                        (LayerKind::Add, 1, 1, 0, mask_weights(2, channels), MASK_PRECISION)
+                    }
+                    _ => unreachable!("matched above"),
+                };
+                let (kernel, stride, padding) = (&kernel, &stride, &padding);
                 let mut next = k + 1;
                 let mut output_node = name.clone();
                 let (post, out_bits, last) = match &graph.graph[chain[next]].op {
@@ -321,11 +426,13 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                     next += 1;
                 }
                 let output = acc.shape;
-                let fan_in = kernel * kernel * in_type.shape.channels;
+                let fan_in = kind.window_rows(*kernel) * kernel * channels;
                 check_rtl_contract(graph, &chain[k..next], fan_in, file)?;
                 let chunks = fan_in.div_ceil(config.simd);
                 let groups = output.channels.div_ceil(config.pe);
-                let direct = *padding == 0
+                // An addition's window is two pieces of two tensors, never one run.
+                let direct = kind != LayerKind::Add
+                    && *padding == 0
                     && *kernel == in_type.shape.height
                     && *kernel == in_type.shape.width;
                 let computed = pool.map_or(output.height * output.width, |(size, pooled)| {
@@ -349,9 +456,13 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                     }
                     Post::Raw => 0,
                 };
-                let source = stored_input(graph, node, 0, &stored_by, file)?;
+                let mut sources = vec![stored_input(graph, node, 0, &stored_by, file)?];
+                if kind == LayerKind::Add {
+                    sources.push(stored_input(graph, node, 1, &stored_by, file)?);
+                }
                 let mut layer = LayerSchedule {
                     name,
+                    kind,
                     output_node,
                     input: in_type.shape,
                     output,
@@ -364,7 +475,7 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                     pool,
                     direct,
                     in_bipolar: in_type.precision == Precision::Bipolar,
-                    weight_bipolar: *weight_precision == Precision::Bipolar,
+                    weight_bipolar: weight_precision == Precision::Bipolar,
                     weight_bits: weight_precision.storage_bits(),
                     acc_bits: acc.precision.storage_bits(),
                     out_bits,
@@ -373,25 +484,19 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                     source_region: 0,
                     dest_region: 0,
                     skip_region: 0,
-                    sources: vec![source],
+                    sources,
                     weight_base,
                     param_base,
                     macs,
                     ideal_cycles,
                     cycles: 0,
-                    weights: weights.clone(),
+                    weights,
                 };
                 layer.cycles = predicted_cycles(&layer, config);
                 weight_base += groups * chunks;
                 stored_by.insert(chain[next - 1], layers.len());
                 layers.push(layer);
                 k = next;
-            }
-            Op::Mac { weights: None, .. } => {
-                return Err(fail(
-                    &name,
-                    "has no trained weights (this graph comes from a spec)".into(),
-                ))
             }
             other => {
                 return Err(fail(
@@ -505,22 +610,28 @@ fn check_rtl_contract(
     let fail = |node: NodeIndex, message: String| Err(graph.error(file, node, message));
     let input = graph.input_type(mac).expect("typed").precision;
     let acc = graph.output_type(mac).expect("typed").precision;
-    let Op::Mac {
-        weight_precision, ..
-    } = graph.graph[mac].op
-    else {
-        unreachable!("the group starts with its MAC")
-    };
-    match weight_precision {
-        Precision::Bipolar => {}
-        Precision::Int { bits, signed: true } if (2..=16).contains(&bits) => {}
-        other => {
-            return fail(
-                mac,
-                format!("the RTL takes bipolar or signed 2..=16-bit weights, not {other}"),
-            )
+    // The weights' codes, and the terms of each output's sum: a mask layer's weights are 0 or
+    // 1, and each of its outputs sums the taps of one channel only.
+    let (weight_range, terms) = match graph.graph[mac].op {
+        Op::Mac {
+            weight_precision, ..
+        } => {
+            match weight_precision {
+                Precision::Bipolar => {}
+                Precision::Int { bits, signed: true } if (2..=16).contains(&bits) => {}
+                other => {
+                    return fail(
+                        mac,
+                        format!("the RTL takes bipolar or signed 2..=16-bit weights, not {other}"),
+                    )
+                }
+            }
+            (weight_precision.code_range().expect("integer"), fan_in)
         }
-    }
+        Op::AvgPool { size, .. } => ((0, 1), size * size),
+        Op::Add { .. } => ((0, 1), 2),
+        _ => unreachable!("the group starts with its MAC, average pooling or addition"),
+    };
     let inputs = match input {
         Precision::Bipolar => (-1, 1),
         Precision::Int {
@@ -536,11 +647,7 @@ fn check_rtl_contract(
             )
         }
     };
-    let (lo, hi) = infer_accumulators::accumulator_bounds(
-        weight_precision.code_range().expect("integer"),
-        inputs,
-        fan_in,
-    );
+    let (lo, hi) = infer_accumulators::accumulator_bounds(weight_range, inputs, terms);
     let (acc_lo, acc_hi) = acc.code_range().expect("lowered");
     if lo < acc_lo || hi > acc_hi {
         return fail(
@@ -633,6 +740,7 @@ pub fn window_pieces(layer: &LayerSchedule, simd: usize, oy: usize, ox: usize) -
     let left = (-ex).clamp(0, kc);
     let right = (wc - ex).clamp(0, kc);
     let simd = simd as i64;
+    let row_step = layer.window_row_step() as i64;
     let mut wp = 0i64;
     let mut counted = WindowPieces::default();
     let mut take = |length: i64, run_start: Option<i64>| {
@@ -653,8 +761,8 @@ pub fn window_pieces(layer: &LayerSchedule, simd: usize, oy: usize, ox: usize) -
             }
         }
     };
-    for ky in 0..layer.kernel as i64 {
-        let eyk = ey + ky * wc;
+    for ky in 0..layer.window_rows() as i64 {
+        let eyk = ey + ky * row_step;
         if eyk < 0 || eyk >= hwc || right <= left {
             take(kc, None);
             continue;

@@ -105,6 +105,8 @@ module qnnc_core #(
     wire raw         = desc[`QNNC_RAW];
     wire last_layer  = desc[`QNNC_LAST];
     wire direct      = desc[`QNNC_DIRECT];
+    wire mask_mode   = desc[`QNNC_MASK];
+    wire add         = desc[`QNNC_ADD];
     wire [`QNNC_T_LAST_W-1:0]    t_last    = desc[`QNNC_T_LAST];
     wire [`QNNC_G_LAST_W-1:0]    g_last    = desc[`QNNC_G_LAST];
     wire [`QNNC_G_TAIL_W-1:0]    g_tail    = desc[`QNNC_G_TAIL];
@@ -119,9 +121,7 @@ module qnnc_core #(
     wire [`QNNC_HI_W-1:0]        clamp_hi  = desc[`QNNC_HI];
     wire [ACT_RW-1:0]            src_region = desc[`QNNC_SRC_REGION];
     wire [ACT_RW-1:0]            dst_region = desc[`QNNC_DST_REGION];
-    /* verilator lint_off UNUSEDSIGNAL */
     wire [ACT_RW-1:0]            skip_region = desc[`QNNC_SKIP_REGION];
-    /* verilator lint_on UNUSEDSIGNAL */
 
     // ---- Pixel buffer: pixels are packed SIMD to a row as they arrive.
     reg [INW-1:0] input_count;
@@ -150,6 +150,9 @@ module qnnc_core #(
     wire [ACT_AW-1:0] src_row_act;
     wire [PIX_AW-1:0] src_row_pixel;
     wire [SRC_AW-1:0] loader_row;
+    // An addition's window: its second row is the skip tensor's (the loader says which).
+    wire loader_second;
+    wire [ACT_RW-1:0] read_region = add && loader_second ? skip_region : src_region;
     reg  [`QNNC_T_LAST_W-1:0] i_t;
     wire [`QNNC_XW-1:0] direct_row = {{(`QNNC_XW-`QNNC_T_LAST_W){1'b0}}, i_t};
     /* verilator lint_off UNUSEDSIGNAL */
@@ -165,7 +168,7 @@ module qnnc_core #(
     wire [SIMD*ABITS-1:0] act_write_data;
     qnnc_ram #(.WIDTH(SIMD*ABITS), .DEPTH(ACT_DEPTH), .AW(ACT_RW+ACT_AW)) act_memory (
         .clk(clk), .write(act_write), .write_addr({dst_region, act_write_row}),
-        .write_data(act_write_data), .read_addr({src_region, src_row_act}),
+        .write_data(act_write_data), .read_addr({read_region, src_row_act}),
         .read_data(act_word));
     // The source word, each element widened to EBITS bits.
     wire [SIMD*EBITS-1:0] src_word;
@@ -210,9 +213,11 @@ module qnnc_core #(
                 .hwc(desc[`QNNC_HWC]), .ex0(desc[`QNNC_EX0]), .ey0(desc[`QNNC_EY0]),
                 .step_rx(desc[`QNNC_STEP_RX]), .step_ry(desc[`QNNC_STEP_RY]),
                 .step_px(desc[`QNNC_STEP_PX]), .step_py(desc[`QNNC_STEP_PY]),
+                .step_ky(desc[`QNNC_STEP_KY]),
                 .k_last(desc[`QNNC_K_LAST]), .p_last(p_last), .pw_last(pw_last),
                 .ph_last(ph_last), .busy(busy), .claim(claim), .claim_bank(claim_bank),
                 .filled(filled), .filled_bank(filled_bank), .src_row(loader_row),
+                .second(loader_second),
                 .src_word(src_word), .win_write(win_write), .win_addr(win_write_addr),
                 .win_data(win_write_data));
             qnnc_ram #(.WIDTH(SIMD*(EBITS+1)), .DEPTH(BANKS*TMAX), .AW(WIN_AW)) window (
@@ -228,6 +233,7 @@ module qnnc_core #(
             assign filled = 1'b0;
             assign filled_bank = 2'd0;
             assign loader_row = {SRC_AW{1'b0}};
+            assign loader_second = 1'b0;
             assign win_word = {SIMD*(EBITS+1){1'b0}};
         end
     endgenerate
@@ -308,7 +314,7 @@ module qnnc_core #(
             qnnc_pe #(.SIMD(SIMD), .SIMD_LOG2(SIMD_LOG2), .WBITS(WBITS), .EBITS(EBITS),
                       .ACCW(ACCW), .ADDER_STAGES(ADDER_STAGES)) pe (
                 .clk(clk), .w(operand_weights[i*SIMD*WBITS +: SIMD*WBITS]),
-                .w_bipolar(w_bipolar), .a(operand_codes), .a_valid(operand_valid),
+                .w_bipolar(w_bipolar), .mask(mask_mode), .a(operand_codes), .a_valid(operand_valid),
                 .a_bipolar(in_bipolar),
                 .accumulate(sb_sum[0]), .first(sb_sum[1]), .acc(accs[i*ACCW +: ACCW]));
         end
@@ -322,7 +328,9 @@ module qnnc_core #(
     wire [PE*RSLOT-1:0] requant_word;
     qnnc_rom #(.WIDTH(PE*RSLOT), .DEPTH(R_DEPTH), .AW(R_AW), .FILE(R_FILE)) requant_rom (
         .clk(clk), .addr(param_addr[R_AW-1:0]), .data(requant_word));
-    wire [PE*OUTW-1:0] results;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [PE*OUTW-1:0] results;  // codes use ABITS of a slot, logits LW: narrow logits leave bits
+    /* verilator lint_on UNUSEDSIGNAL */
     generate
         for (i = 0; i < PE; i = i + 1) begin : g_post
             wire signed [ACCW-1:0] acc = accs[i*ACCW +: ACCW];
