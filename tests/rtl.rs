@@ -943,8 +943,7 @@ impl qnnc::ir::build::LayerParameters for RandomParameters<'_> {
     fn batch_norm(&self, layer: usize) -> Option<qnnc::ir::BatchNormParams> {
         use rand::{Rng, SeedableRng};
         let channels = self.network.layers[layer].output.channels;
-        let mut rng =
-            rand_chacha::ChaCha8Rng::seed_from_u64(self.seed * 1000 + 500 + layer as u64);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed * 1000 + 500 + layer as u64);
         let mut values = |lo: f32, hi: f32| -> Vec<f32> {
             (0..channels).map(|_| rng.random_range(lo..hi)).collect()
         };
@@ -998,6 +997,14 @@ fn check_graph_bit_exact(dir: &Path, graph: &qnnc::ir::Graph, name: &str, images
         "{name}: the scheduler predicts every cycle: {report}"
     );
     assert!(lint(&build).trim().is_empty(), "{name}: {}", lint(&build));
+    // Shown with --nocapture: the figures the assertions compared.
+    println!(
+        "{name}: {} images, {} mismatches, {} cycles simulated, {} predicted",
+        report["test_images"],
+        report["mismatches"],
+        report["cycles_per_inference"],
+        report["predicted_cycles"]
+    );
 }
 
 /// Average pooling, 2x2 and global, each followed by its activation.
@@ -1187,7 +1194,12 @@ fn an_addition_of_shifted_codes_is_refused_in_one_line_naming_it() {
     let ir = dir.path().join("shifted.json");
     std::fs::write(&ir, dump::to_json(&graph)).unwrap();
     let build = dir.path().join("shifted");
-    let output = qnnc(&["compile", ir.to_str().unwrap(), "-o", build.to_str().unwrap()]);
+    let output = qnnc(&[
+        "compile",
+        ir.to_str().unwrap(),
+        "-o",
+        build.to_str().unwrap(),
+    ]);
     assert_user_error(&output, &["shifted.json", &name, "shifted by [1, 0]"]);
     assert!(!build.exists());
 }

@@ -351,7 +351,14 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                         weight_precision,
                         weights: Some(weights),
                         ..
-                    } => (LayerKind::Mac, *kernel, *stride, *padding, weights.clone(), *weight_precision),
+                    } => (
+                        LayerKind::Mac,
+                        *kernel,
+                        *stride,
+                        *padding,
+                        weights.clone(),
+                        *weight_precision,
+                    ),
                     Op::AvgPool { size, stride } => (
                         LayerKind::AvgPool,
                         *size,
@@ -367,10 +374,24 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                                 format!("the RTL adds tensors of one scale only, not shifted by {shifts:?}"),
                             ));
                         }
-                        if graph.input_types(node).iter().any(|t| t.precision != in_type.precision) {
-                            return Err(fail(&name, "the RTL adds tensors of one precision only".into()));
+                        if graph
+                            .input_types(node)
+                            .iter()
+                            .any(|t| t.precision != in_type.precision)
+                        {
+                            return Err(fail(
+                                &name,
+                                "the RTL adds tensors of one precision only".into(),
+                            ));
                         }
-                        (LayerKind::Add, 1, 1, 0, mask_weights(2, channels), MASK_PRECISION)
+                        (
+                            LayerKind::Add,
+                            1,
+                            1,
+                            0,
+                            mask_weights(2, channels),
+                            MASK_PRECISION,
+                        )
                     }
                     _ => unreachable!("matched above"),
                 };
@@ -577,9 +598,13 @@ pub fn allocate_regions(layers: &mut [LayerSchedule]) -> usize {
     }
     let mut holds: Vec<Option<usize>> = Vec::new();
     for l in 0..layers.len() {
-        let region_of = |s: Option<usize>, layers: &[LayerSchedule]| s.map_or(0, |s| layers[s].dest_region);
+        let region_of =
+            |s: Option<usize>, layers: &[LayerSchedule]| s.map_or(0, |s| layers[s].dest_region);
         layers[l].source_region = region_of(layers[l].sources[0], layers);
-        layers[l].skip_region = layers[l].sources.get(1).map_or(0, |&s| region_of(s, layers));
+        layers[l].skip_region = layers[l]
+            .sources
+            .get(1)
+            .map_or(0, |&s| region_of(s, layers));
         if !layers[l].last {
             let free = holds.iter().position(Option::is_none).unwrap_or_else(|| {
                 holds.push(None);
@@ -1003,7 +1028,10 @@ mod tests {
             crate::ir::passes::run(&mut graph, "mlp", None).unwrap();
             graph
         };
-        let template = schedule(&graph, ArrayConfig { pe: 1, simd: 1 }, "mlp").unwrap().layers[0].clone();
+        let template = schedule(&graph, ArrayConfig { pe: 1, simd: 1 }, "mlp")
+            .unwrap()
+            .layers[0]
+            .clone();
         let mut layers: Vec<LayerSchedule> = sources
             .iter()
             .enumerate()
@@ -1022,7 +1050,14 @@ mod tests {
         // until the second; the logits are written nowhere.
         assert_eq!(
             placed,
-            [(0, 0, 0), (0, 0, 1), (1, 0, 2), (2, 0, 1), (1, 0, 0), (0, 1, 0)]
+            [
+                (0, 0, 0),
+                (0, 0, 1),
+                (1, 0, 2),
+                (2, 0, 1),
+                (1, 0, 0),
+                (0, 1, 0)
+            ]
         );
         assert_eq!(regions, 3);
     }
