@@ -156,7 +156,8 @@ impl LayerParameters for RandomParameters<'_> {
             .map(|k| columns[k % outputs][k / outputs])
             .collect();
         let square = codes.iter().map(|&c| (c * c) as f64).sum::<f64>() / codes.len() as f64;
-        let step = 1.0 / (fan_in as f64 * square.max(1e-3) * 0.3).sqrt();
+        // An f32, as trained steps are, so that a QONNX file keeps it exactly.
+        let step = (1.0 / (fan_in as f64 * square.max(1e-3) * 0.3).sqrt()) as f32 as f64;
         let bias = bias.then(|| (0..outputs).map(|_| rng.random_range(-0.3..0.3)).collect());
         Some((
             Weights {
@@ -586,6 +587,16 @@ fn verify_refuses_adds_of_other_shapes_wrong_arity_and_cycles() {
     let error = verify(&other_shape, "t.toml").unwrap_err();
     one_line_naming(&error, "add1", "one shape");
 
+    // The skip read from a batch norm: float values, not codes.
+    let mut float = graph.clone();
+    let edge = skip_edge(&float);
+    float.graph.remove_edge(edge);
+    let bn = node(&float, "bn1");
+    let ty = float.output_type(bn).unwrap();
+    float.connect(bn, add1, 1, ty);
+    let error = verify(&float, "t.toml").unwrap_err();
+    one_line_naming(&error, "add1", "reads float values");
+
     // One input only.
     let mut one_input = graph.clone();
     let edge = skip_edge(&one_input);
@@ -748,4 +759,151 @@ fn the_golden_trace_names_the_adds_and_keeps_the_skip() {
         .copied()
         .collect();
     assert_eq!(sums, [-2, 0, 2].into());
+}
+
+/// `bytes` (an ONNX model) with `edit` applied to its graph.
+fn edited(bytes: &[u8], edit: impl FnOnce(&mut onnx_protobuf::GraphProto)) -> Vec<u8> {
+    use onnx_protobuf::Message;
+    let mut model = onnx_protobuf::ModelProto::parse_from_bytes(bytes).unwrap();
+    edit(model.graph.as_mut().unwrap());
+    model.write_to_bytes().unwrap()
+}
+
+#[test]
+fn residual_graphs_export_to_qonnx_and_import_back_the_same() {
+    use qnnc::qonnx::{export::export, import::import};
+    let images = random_images(40, 12);
+    for (name, text) in SPECS {
+        for bits in [1, 2, 4, 8] {
+            let graph = built(text, bits, 10);
+            let bytes = export(&graph, "r.onnx").unwrap();
+            let back = import(&bytes, "r.onnx", "r").unwrap();
+            let (json, expected) = (dump::to_json(&back), dump::to_json(&graph));
+            let first_difference = json.lines().zip(expected.lines()).position(|(a, b)| a != b);
+            assert_eq!(
+                first_difference,
+                None,
+                "{name} at {bits} bits: {:?}",
+                first_difference.map(|i| (json.lines().nth(i), expected.lines().nth(i)))
+            );
+            assert_eq!(json, expected, "{name} at {bits} bits");
+            assert_eq!(export(&back, "r.onnx").unwrap(), bytes);
+            let (a, b) = (lowered(&graph), lowered(&back));
+            assert_eq!(
+                Golden::new(&a, "a").unwrap().run(&images),
+                Golden::new(&b, "b").unwrap().run(&images)
+            );
+        }
+    }
+    // The ops of the file: a global pool is written as such.
+    use onnx_protobuf::Message;
+    let ops = |text: &str| -> Vec<String> {
+        let bytes = export(&built(text, 2, 10), "r.onnx").unwrap();
+        let model = onnx_protobuf::ModelProto::parse_from_bytes(&bytes[..]).unwrap();
+        model.graph.node.iter().map(|n| n.op_type.clone()).collect()
+    };
+    assert!(ops(GLOBAL).contains(&"GlobalAveragePool".to_string()));
+    assert!(ops(AVGPOOL).contains(&"AveragePool".to_string()));
+    let resnet = ops(RESNET);
+    assert_eq!(resnet.iter().filter(|op| *op == "Add").count(), 2);
+}
+
+#[test]
+fn qonnx_import_refuses_adds_of_other_shapes_and_cycles() {
+    use qnnc::qonnx::{export::export, import::import};
+    let bytes = export(&built(RESNET, 2, 10), "r.onnx").unwrap();
+    let rewire = |skip: &'static str| {
+        edited(&bytes, move |g| {
+            let add = g.node.iter_mut().find(|n| n.name == "add1").unwrap();
+            add.input[1] = skip.into();
+        })
+    };
+    // The skip from the image: 28x28x1 against 14x14x8.
+    let error = import(&rewire("input"), "r.onnx", "r").unwrap_err();
+    one_line_naming(&error, "add1", "one shape");
+    // The skip from a tensor computed after the add: a cycle.
+    let error = import(&rewire("block2"), "r.onnx", "r").unwrap_err();
+    one_line_naming(&error, "add1", "not computed before it");
+    // A skip with a layer of its own: the tensor feeds two nodes besides the add.
+    let branched = edited(&bytes, |g| {
+        let mut extra = g.node.iter().find(|n| n.name == "b1c1").unwrap().clone();
+        extra.name = "side".into();
+        extra.output = vec!["side".into()];
+        g.node.push(extra);
+    });
+    let error = import(&branched, "r.onnx", "r").unwrap_err();
+    assert!(error.to_string().contains("feeds 3 nodes"), "{error}");
+    assert!(!error.to_string().contains('\n'), "{error}");
+}
+
+/// The quantizer after a 2x2 average pool, folded into the window sum: code = the average
+/// rounded, exact ties (sums of 2 mod 4) half to even by thresholds (up to 4 bits) and up by
+/// multiply-shift (wider codes), as after a MAC.
+#[test]
+fn the_quantizer_after_an_average_pool_rounds_the_window_sum_by_hand() {
+    let shape = spec::Shape {
+        height: 2,
+        width: 2,
+        channels: 1,
+    };
+    for bits in [2u32, 8] {
+        let codes = qnnc::ir::TensorType {
+            shape,
+            ..build::input_type(shape)
+        };
+        let mut graph = Graph::new("pool");
+        let add = |graph: &mut Graph, name: &str, op| {
+            graph.graph.add_node(Node {
+                name: name.into(),
+                op,
+            })
+        };
+        let input = add(&mut graph, "input", Op::Input);
+        let pool = add(&mut graph, "pool", Op::AvgPool { size: 2, stride: 2 });
+        let act = add(
+            &mut graph,
+            "act",
+            Op::Quantize {
+                bits,
+                truncation: None,
+                narrow: false,
+            },
+        );
+        let output = add(&mut graph, "logits", Op::Output);
+        let flat = spec::Shape::flat(1);
+        let sums = passes::infer_accumulators::window_sum_type(codes, 2, flat).unwrap();
+        graph.connect(input, pool, 0, codes);
+        graph.connect(pool, act, 0, sums);
+        graph.connect(
+            act,
+            output,
+            0,
+            build::quantizer_type(flat, bits, codes.scale),
+        );
+        passes::run(&mut graph, "pool.json", None).unwrap();
+        let folded = graph.successor(node(&graph, "pool")).unwrap();
+        let expected_op = if bits <= 4 {
+            "multithreshold"
+        } else {
+            "requantize"
+        };
+        assert_eq!(graph.graph[folded].op.name(), expected_op);
+        let golden = Golden::new(&graph, "pool.json").unwrap();
+        let max = (1i64 << bits) - 1;
+        for (pixels, even, up) in [
+            ([0u8, 0, 1, 1], 0, 1),   // 0.5
+            ([1, 1, 1, 0], 1, 1),     // 0.75
+            ([1, 1, 2, 2], 2, 2),     // 1.5
+            ([2, 2, 3, 3], 2, 3),     // 2.5
+            ([3, 3, 3, 4], 3, 3),     // 3.25
+            ([9, 9, 10, 10], 10, 10), // 9.5
+        ] {
+            let expected = if bits <= 4 { even } else { up };
+            assert_eq!(
+                golden.run(&pixels)[0].logits,
+                vec![expected.min(max)],
+                "{pixels:?} at {bits} bits"
+            );
+        }
+    }
 }

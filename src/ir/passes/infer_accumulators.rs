@@ -70,8 +70,8 @@ pub fn add_type(a: TensorType, b: TensorType) -> Result<(TensorType, [u32; 2]), 
             b.shape, a.shape
         ));
     }
-    let shifts = add_shifts(a.scale, b.scale)?;
     let (range_a, range_b) = (codes(a)?, codes(b)?);
+    let shifts = add_shifts(a.scale, b.scale)?;
     let shifted = |v: i64, s: u32| v << s;
     Ok((
         TensorType {
@@ -171,5 +171,56 @@ impl Pass for InferAccumulators {
             }
         }
         Ok(changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(bits: u32, scale: f64) -> TensorType {
+        crate::ir::build::quantizer_type(Shape::flat(4), bits, scale)
+    }
+
+    #[test]
+    fn sums_are_unsigned_for_unsigned_codes_and_signed_for_bipolar_ones() {
+        assert_eq!(sum_precision(0, 6), Precision::unsigned(3));
+        assert_eq!(sum_precision(0, 0), Precision::unsigned(1));
+        assert_eq!(sum_precision(-2, 2), Precision::signed(3));
+        // 2x2 windows of 2-bit codes: 0..=12; of bipolar codes: -4..=4.
+        let pooled = window_sum_type(codes(2, 1.0 / 3.0), 2, Shape::flat(4)).unwrap();
+        assert_eq!(pooled.precision, Precision::unsigned(4));
+        assert_eq!(pooled.scale, 1.0 / 3.0 / 4.0);
+        let pooled = window_sum_type(codes(1, 1.0), 2, Shape::flat(4)).unwrap();
+        assert_eq!(pooled.precision, Precision::signed(4));
+        let float = TensorType {
+            precision: Precision::Float,
+            ..codes(2, 1.0)
+        };
+        assert!(window_sum_type(float, 2, Shape::flat(4)).is_err());
+    }
+
+    #[test]
+    fn adds_shift_to_the_smaller_scale_by_powers_of_two_only() {
+        let s = 1.0 / 15.0;
+        assert_eq!(add_shifts(s, s), Ok([0, 0]));
+        assert_eq!(add_shifts(4.0 * s, s), Ok([2, 0]));
+        assert_eq!(add_shifts(s, 2.0 * s), Ok([0, 1]));
+        assert!(add_shifts(s, 3.0 * s).is_err());
+        assert!(add_shifts(1.0 / 3.0, 1.0 / 15.0).is_err());
+        assert!(add_shifts(s, s * 2f64.powi(40)).is_err());
+        // 4-bit codes (0..=15) at twice the scale of 4-bit codes: 0..=45 at the smaller one.
+        let (sum, shifts) = add_type(codes(4, 2.0 * s), codes(4, s)).unwrap();
+        assert_eq!(shifts, [1, 0]);
+        assert_eq!((sum.precision, sum.scale), (Precision::unsigned(6), s));
+        let (sum, _) = add_type(codes(1, 1.0), codes(1, 1.0)).unwrap();
+        assert_eq!(sum.precision, Precision::signed(3));
+        let other = TensorType {
+            shape: Shape::flat(5),
+            ..codes(2, s)
+        };
+        assert!(add_type(codes(2, s), other)
+            .unwrap_err()
+            .contains("one shape"));
     }
 }

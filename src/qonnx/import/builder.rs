@@ -1,6 +1,6 @@
 //! The walk along the data path: each ONNX node read becomes IR nodes (or joins the one before).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use onnx_protobuf::NodeProto;
 use petgraph::stable_graph::NodeIndex;
@@ -9,6 +9,7 @@ use super::quantizer::{quantized_weights, Quantizer, StoredWeights};
 use super::SUPPORTED;
 use super::{attribute, identifier, int_attribute, ints_attribute, is_custom, is_standard, Onnx};
 use crate::ir::build::{input_type, quantizer_type};
+use crate::ir::passes::infer_accumulators::{add_type, window_sum_type};
 use crate::ir::{
     BatchNormParams, Graph, IrError, Node, Op, Precision, Rounding, TensorType, Truncation, Weights,
 };
@@ -50,6 +51,9 @@ pub(super) struct Builder {
     /// The first node that shifted the input (its label and op), while no input quantizer
     /// has taken the shift.
     input_shift: Option<(String, String)>,
+    /// Each tensor of the path read so far: the node that produced it, its type and the
+    /// pending offset of its codes, for the Adds that read it again.
+    tensors: HashMap<String, (NodeIndex, TensorType, f64)>,
 }
 
 impl Builder {
@@ -77,6 +81,7 @@ impl Builder {
             pending_offset: 0.0,
             image: (rank == 4).then_some(shape),
             input_shift: None,
+            tensors: HashMap::new(),
         }
     }
 
@@ -113,6 +118,8 @@ impl Builder {
     pub(super) fn walk(&mut self, onnx: &Onnx, input: &str, output: &str) -> Result<(), IrError> {
         let mut tensor = input.to_string();
         let mut steps = 0;
+        self.tensors
+            .insert(tensor.clone(), (self.last, self.ty, self.pending_offset));
         while tensor != output {
             steps += 1;
             let node = onnx.consumer(&tensor)?.ok_or_else(|| IrError {
@@ -125,6 +132,8 @@ impl Builder {
             }
             let next = onnx.consumer(node.output.first().map_or("", String::as_str))?;
             tensor = self.node(onnx, node, &tensor, next)?;
+            self.tensors
+                .insert(tensor.clone(), (self.last, self.ty, self.pending_offset));
         }
         if self.pending_offset != 0.0 {
             return Err(IrError {
@@ -199,6 +208,7 @@ impl Builder {
             "Identity" | "Dropout" if !custom => {}
             "Relu" | "Clip" if !custom => self.clip(onnx, node, next)?,
             "Conv" | "Gemm" | "MatMul" if !custom => self.mac(onnx, node)?,
+            "Add" if onnx.is_join(node) => self.join(onnx, node, x)?,
             "Add" | "Sub" | "Mul" | "Div" if !custom => {
                 let affine = self.elementwise(onnx, node, x)?;
                 self.affine(onnx, node, affine)?;
@@ -208,6 +218,7 @@ impl Builder {
                 self.affine(onnx, node, affine)?;
             }
             "MaxPool" if !custom => self.max_pool(onnx, node)?,
+            "AveragePool" | "GlobalAveragePool" if !custom => self.average_pool(onnx, node)?,
             "Flatten" | "Reshape" if !custom => self.flatten(onnx, node)?,
             "Transpose" if !custom => self.transpose(onnx, node)?,
             _ => {
@@ -1029,6 +1040,99 @@ impl Builder {
         };
         let name = self.name_for(node, "pool");
         self.push(name, Op::MaxPool { size, stride }, out);
+        Ok(())
+    }
+
+    /// An average pool: window sums of the codes, whose scale takes the division.
+    fn average_pool(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), IrError> {
+        let fail = |m: &str| Err(onnx.error(node, m));
+        if self.layout != Layout::Nchw {
+            return fail("needs an NCHW feature map");
+        }
+        if self.pending_offset != 0.0 {
+            return fail("averages signed codes, which qnnc keeps shifted; it needs unsigned or bipolar codes");
+        }
+        let shape = self.ty.shape;
+        let (size, stride) = if node.op_type == "GlobalAveragePool" {
+            if shape.height != shape.width {
+                return fail(&format!(
+                    "global average pooling needs a square input, not {shape}"
+                ));
+            }
+            (shape.height, shape.height)
+        } else {
+            let kernel = ints_attribute(node, "kernel_shape").unwrap_or_default();
+            let strides = ints_attribute(node, "strides").unwrap_or(vec![1, 1]);
+            let pads = ints_attribute(node, "pads").unwrap_or(vec![0; 4]);
+            if kernel.len() != 2 || kernel[0] != kernel[1] || kernel[0] < 1 {
+                return fail("only square 2-D windows are supported");
+            }
+            if strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 {
+                return fail("strides must be equal in both dimensions");
+            }
+            let auto_pad = attribute(node, "auto_pad").map_or(&[][..], |a| a.s.as_slice());
+            if !matches!(auto_pad, b"" | b"NOTSET" | b"VALID")
+                || pads.iter().any(|&p| p != 0)
+                || int_attribute(node, "ceil_mode", 0) != 0
+                || ints_attribute(node, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1))
+            {
+                return fail("padding (auto_pad too), ceil_mode and dilations are not supported");
+            }
+            (kernel[0] as usize, strides[0] as usize)
+        };
+        if size > shape.height || size > shape.width {
+            return fail("the window is larger than the input");
+        }
+        let output = Shape {
+            height: (shape.height - size) / stride + 1,
+            width: (shape.width - size) / stride + 1,
+            channels: shape.channels,
+        };
+        let out = window_sum_type(self.ty, size, output).map_err(|m| onnx.error(node, &m))?;
+        let name = self.name_for(node, "avgpool");
+        self.push(name, Op::AvgPool { size, stride }, out);
+        Ok(())
+    }
+
+    /// An Add of the path's data `x` and a tensor computed earlier on the path: the path at
+    /// input 0, the skip at input 1, whatever ONNX's order.
+    fn join(&mut self, onnx: &Onnx, node: &NodeProto, x: &str) -> Result<(), IrError> {
+        let fail = |m: String| Err(onnx.error(node, &m));
+        if self.layout == Layout::Nhwc {
+            return fail("arithmetic on NHWC data is not supported".into());
+        }
+        let skip = if node.input[0] == x {
+            &node.input[1]
+        } else {
+            &node.input[0]
+        };
+        let Some(&(source, skip_type, skip_offset)) = self.tensors.get(skip) else {
+            return fail(format!(
+                "adds tensor {skip}, which is not computed before it on the data path (a cycle, or a skip connection with layers of its own, which qnnc does not import)"
+            ));
+        };
+        if self.pending_offset != 0.0 || skip_offset != 0.0 {
+            return fail(
+                "adds signed codes, which qnnc keeps shifted; adds need unsigned or bipolar codes"
+                    .into(),
+            );
+        }
+        // A node that later merged into the one before (a Trunc into its Quant) changed what
+        // the tensor's node produces.
+        let now = if source == self.last {
+            Some(self.ty)
+        } else {
+            self.graph.output_type(source)
+        };
+        if now != Some(skip_type) {
+            return fail(format!(
+                "adds tensor {skip}, which qnnc merged with the node after it"
+            ));
+        }
+        let (out, shifts) = add_type(self.ty, skip_type).map_err(|m| onnx.error(node, &m))?;
+        let name = self.name_for(node, "add");
+        self.push(name, Op::Add { shifts }, out);
+        self.graph.connect(source, self.last, 1, skip_type);
         Ok(())
     }
 

@@ -13,6 +13,12 @@
 //! of its own that computes its codes exactly from the pixels. Signed activation codes are
 //! kept as unsigned codes shifted by the negated smallest code, which the next MAC's bias
 //! takes back. Arithmetic on constants alone (TensorNorm's) is evaluated first.
+//!
+//! Skip connections: an Add of two data tensors joins the path and a tensor computed earlier on
+//! it (the output of an activation quantizer, as qnnc exports them), which is read by the
+//! path's next node and by such Adds only. The path goes on through the node that is not
+//! such an Add; a skip with layers of its own, or an Add of a tensor not computed before it
+//! (a cycle), is refused.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -32,7 +38,8 @@ use builder::Builder;
 /// The ops import reads, for the message that refuses the others.
 const SUPPORTED: &str =
     "Quant, IntQuant, BipolarQuant, Trunc, Conv, Gemm, MatMul, Add, Sub, Mul, Div, \
-     (Pow, Sqrt, Reciprocal, Neg of constants), BatchNormalization, Relu, Clip, MaxPool, Flatten, Reshape, Transpose, Identity, Dropout";
+     (Pow, Sqrt, Reciprocal, Neg of constants), BatchNormalization, Relu, Clip, MaxPool, \
+     AveragePool, GlobalAveragePool, Flatten, Reshape, Transpose, Identity, Dropout";
 
 /// Largest image side (or feature count) an input may have.
 const MAX_INPUT_SIDE: usize = 1 << 16;
@@ -345,16 +352,35 @@ impl<'a> Onnx<'a> {
             .ok_or_else(|| self.error(node, &format!("{what} must be one value")))
     }
 
-    /// The one node that reads `tensor`.
+    /// Whether `node` adds two data tensors (a skip connection), not a constant to one.
+    fn is_join(&self, node: &NodeProto) -> bool {
+        node.op_type == "Add"
+            && is_standard(node)
+            && node.input.len() == 2
+            && node
+                .input
+                .iter()
+                .all(|i| !i.is_empty() && !self.constants.contains_key(i))
+    }
+
+    /// The node the data path goes on with after `tensor`: its one reader, or the one reader
+    /// that is not an Add joining a skip connection.
     fn consumer(&self, tensor: &str) -> Result<Option<&'a NodeProto>, IrError> {
-        match self.consumers.get(tensor).map(Vec::as_slice) {
-            None | Some([]) => Ok(None),
-            Some([one]) => Ok(Some(&self.nodes[*one])),
-            Some(many) => Err(IrError {
+        let mut readers = self.consumers.get(tensor).cloned().unwrap_or_default();
+        readers.dedup();
+        let path: Vec<usize> = readers
+            .iter()
+            .copied()
+            .filter(|&i| !self.is_join(&self.nodes[i]))
+            .collect();
+        match (readers.as_slice(), path.as_slice()) {
+            ([], _) => Ok(None),
+            ([one], _) | (_, [one]) => Ok(Some(&self.nodes[*one])),
+            (many, _) => Err(IrError {
                 file: self.origin.to_string(),
                 node: format!("tensor {tensor}"),
                 message: format!(
-                    "feeds {} nodes; qnnc imports chains, where every tensor feeds one node",
+                    "feeds {} nodes; qnnc imports chains with skip connections, where a tensor feeds one node besides the Adds that join it again",
                     many.len()
                 ),
             }),
