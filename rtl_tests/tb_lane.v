@@ -2,7 +2,7 @@
 // One lane is instantiated for every weight width WBITS and element width EBITS in
 // {1, 2, 4, 8}: the design's lanes use EBITS = max(ABITS, 8), the narrower ones check that the
 // decoding holds at any element width. Each vector line names the lane it drives:
-//   wbits ebits w w_bipolar a a_valid a_bipolar expected_product
+//   wbits ebits w w_bipolar mask a a_valid a_bipolar expected_product
 // with w and a as unsigned codes and the product as a signed decimal.
 module tb_lane;
     `include "vectors.vh"
@@ -12,6 +12,7 @@ module tb_lane;
 
     reg [7:0] w;
     reg       w_bipolar;
+    reg       mask;
     reg [7:0] a;
     reg       a_valid;
     reg       a_bipolar;
@@ -29,6 +30,7 @@ module tb_lane;
                 qnnc_lane #(.WBITS(WBITS), .EBITS(EBITS)) lane (
                     .w(w[WBITS-1:0]),
                     .w_bipolar(w_bipolar),
+                    .mask(mask),
                     .a(a[EBITS-1:0]),
                     .a_valid(a_valid),
                     .a_bipolar(a_bipolar),
@@ -45,24 +47,26 @@ module tb_lane;
     endfunction
 
     integer wbits, ebits, slot;
-    reg signed [63:0] w_code, w_bipolar_flag, a_code, a_valid_flag, a_bipolar_flag;
+    reg signed [63:0] w_code, w_bipolar_flag, mask_flag, a_code, a_valid_flag, a_bipolar_flag;
     reg signed [63:0] expected, product;
     initial begin
         open_vectors;
         while ($fscanf(vectors, "%d", wbits) == 1) begin
             line = line + 1;
-            if ($fscanf(vectors, "%d %d %d %d %d %d %d", ebits, w_code, w_bipolar_flag, a_code,
-                        a_valid_flag, a_bipolar_flag, expected) != 7)
+            if ($fscanf(vectors, "%d %d %d %d %d %d %d %d", ebits, w_code, w_bipolar_flag,
+                        mask_flag, a_code, a_valid_flag, a_bipolar_flag, expected) != 8)
                 reject_vector("missing fields");
             if (width_slot(wbits) < 0 || width_slot(ebits) < 0)
                 reject_vector("no lane of these widths");
             if (!fits_unsigned(w_code, wbits) || !fits_unsigned(a_code, ebits))
                 reject_vector("code wider than its lane");
-            if (!fits_unsigned(w_bipolar_flag, 1) || !fits_unsigned(a_valid_flag, 1)
+            if (!fits_unsigned(w_bipolar_flag, 1) || !fits_unsigned(mask_flag, 1)
+                    || !fits_unsigned(a_valid_flag, 1)
                     || !fits_unsigned(a_bipolar_flag, 1))
                 reject_vector("flag not 0 or 1");
             w = w_code[7:0];
             w_bipolar = w_bipolar_flag[0];
+            mask = mask_flag[0];
             a = a_code[7:0];
             a_valid = a_valid_flag[0];
             a_bipolar = a_bipolar_flag[0];
@@ -73,9 +77,9 @@ module tb_lane;
             if (product !== expected) begin
                 errors = errors + 1;
                 if (errors <= MAX_SHOWN)
-                    $display("mismatch on line %0d: WBITS %0d EBITS %0d w %0d w_bipolar %0d a %0d a_valid %0d a_bipolar %0d: product %0d, expected %0d",
-                             line, wbits, ebits, w_code, w_bipolar_flag, a_code, a_valid_flag,
-                             a_bipolar_flag, product, expected);
+                    $display("mismatch on line %0d: WBITS %0d EBITS %0d w %0d w_bipolar %0d mask %0d a %0d a_valid %0d a_bipolar %0d: product %0d, expected %0d",
+                             line, wbits, ebits, w_code, w_bipolar_flag, mask_flag, a_code,
+                             a_valid_flag, a_bipolar_flag, product, expected);
             end
         end
         report;

@@ -32,7 +32,7 @@ module tb_pe #(
 
     qnnc_pe #(.SIMD(SIMD), .SIMD_LOG2(SIMD_LOG2), .WBITS(WBITS), .EBITS(EBITS), .ACCW(ACCW),
               .ADDER_STAGES(ADDER_STAGES)) pe (
-        .clk(clk), .w(w), .w_bipolar(w_bipolar), .a(a), .a_valid(a_valid),
+        .clk(clk), .w(w), .w_bipolar(w_bipolar), .mask(1'b0), .a(a), .a_valid(a_valid),
         .a_bipolar(a_bipolar), .accumulate(accumulate), .first(first), .acc(acc));
 
     integer j;

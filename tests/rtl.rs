@@ -629,6 +629,18 @@ fn the_descriptor_image_decodes_with_the_layout_include() {
             "{}",
             layer.name
         );
+        assert_eq!(
+            decode(word, "SRC_REGION"),
+            layer.source_region as u64,
+            "{}",
+            layer.name
+        );
+        assert_eq!(
+            decode(word, "DST_REGION"),
+            layer.dest_region as u64,
+            "{}",
+            layer.name
+        );
     }
 
     let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/verilog");
@@ -867,4 +879,327 @@ fn the_testbench_dumps_waveforms_and_runs_from_any_folder() {
         "{both}"
     );
     assert!(elsewhere.path().join("sim/waves.vcd").is_file());
+}
+
+/// Seeded random weight codes (each column of a MAC summing to about zero, the step sized so
+/// that a MAC's value is of order one) and batch-norm statistics, some gains negative: the
+/// parameters of `tests/residual.rs`.
+struct RandomParameters<'a> {
+    network: &'a qnnc::spec::Network,
+    seed: u64,
+}
+
+impl qnnc::ir::build::LayerParameters for RandomParameters<'_> {
+    fn mac(&self, layer: usize, bits: u32) -> Option<(qnnc::ir::Weights, Option<Vec<f32>>)> {
+        use rand::{Rng, SeedableRng};
+        let plan = &self.network.layers[layer];
+        let (fan_in, outputs) = match plan.op {
+            qnnc::spec::Op::Conv2d {
+                kernel, filters, ..
+            } => (kernel * kernel * plan.input.channels, filters),
+            qnnc::spec::Op::Dense { units, .. } => (plan.input.len(), units),
+            _ => return None,
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed * 1000 + layer as u64);
+        let largest = if bits == 1 {
+            1
+        } else {
+            (1i32 << (bits - 1)) - 1
+        };
+        let mut code = || match bits {
+            1 => {
+                if rng.random::<bool>() {
+                    1
+                } else {
+                    -1
+                }
+            }
+            _ => rng.random_range(-largest..=largest),
+        };
+        let columns: Vec<Vec<i32>> = (0..outputs)
+            .map(|_| {
+                let half: Vec<i32> = (0..fan_in / 2).map(|_| code()).collect();
+                let mut column: Vec<i32> = half.iter().flat_map(|&c| [c, -c]).collect();
+                if fan_in % 2 == 1 {
+                    column.push(code());
+                }
+                column
+            })
+            .collect();
+        let codes: Vec<i32> = (0..fan_in * outputs)
+            .map(|k| columns[k % outputs][k / outputs])
+            .collect();
+        let square = codes.iter().map(|&c| (c * c) as f64).sum::<f64>() / codes.len() as f64;
+        let step = 1.0 / (fan_in as f64 * square.max(1e-3) * 0.3).sqrt();
+        let weights = qnnc::ir::Weights {
+            step,
+            fan_in,
+            outputs,
+            codes,
+        };
+        Some((weights, None))
+    }
+
+    fn batch_norm(&self, layer: usize) -> Option<qnnc::ir::BatchNormParams> {
+        use rand::{Rng, SeedableRng};
+        let channels = self.network.layers[layer].output.channels;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed * 1000 + 500 + layer as u64);
+        let mut values = |lo: f32, hi: f32| -> Vec<f32> {
+            (0..channels).map(|_| rng.random_range(lo..hi)).collect()
+        };
+        let magnitude = values(0.5, 1.5);
+        let sign = values(-0.3, 1.0);
+        Some(qnnc::ir::BatchNormParams {
+            gamma: magnitude
+                .iter()
+                .zip(&sign)
+                .map(|(&m, &s)| if s < 0.0 { -m } else { m })
+                .collect(),
+            beta: values(-0.4, 0.5),
+            mean: values(-0.3, 0.3),
+            var: values(0.5, 2.0),
+            epsilon: 1e-5,
+        })
+    }
+}
+
+/// The lowered graph of a spec at `bits`, with seeded random parameters.
+fn random_graph(spec: &str, bits: u8, seed: u64) -> qnnc::ir::Graph {
+    let origin = "test.toml";
+    let mut spec = qnnc::spec::Spec::parse(spec, false, origin).unwrap();
+    spec.apply(
+        &qnnc::spec::Overrides {
+            bits: Some(Precision::Bits(bits)),
+            ..qnnc::spec::Overrides::default()
+        },
+        origin,
+    )
+    .unwrap();
+    let network = spec.build(origin).unwrap();
+    let parameters = RandomParameters {
+        network: &network,
+        seed,
+    };
+    let mut graph = qnnc::ir::build::from_trained(&network, &parameters, origin).unwrap();
+    passes::run(&mut graph, origin, None).unwrap();
+    graph
+}
+
+/// Compiles a graph at 8x16, simulates `images` test images in Verilator and checks 0
+/// mismatches against the golden model, the cycles as predicted, and lint-clean Verilog.
+fn check_graph_bit_exact(dir: &Path, graph: &qnnc::ir::Graph, name: &str, images: &str) {
+    let build = compile_graph(dir, graph, name);
+    let report = sim_json(build.to_str().unwrap(), images, &[]);
+    assert_eq!(report["mismatches"], 0, "{name}: {report}");
+    assert_eq!(
+        report["cycles_per_inference"].as_f64(),
+        report["predicted_cycles"].as_f64(),
+        "{name}: the scheduler predicts every cycle: {report}"
+    );
+    assert!(lint(&build).trim().is_empty(), "{name}: {}", lint(&build));
+    // Shown with --nocapture: the figures the assertions compared.
+    println!(
+        "{name}: {} images, {} mismatches, {} cycles simulated, {} predicted",
+        report["test_images"],
+        report["mismatches"],
+        report["cycles_per_inference"],
+        report["predicted_cycles"]
+    );
+}
+
+/// Average pooling, 2x2 and global, each followed by its activation.
+const AVGPOOL_NET: &str = r#"
+name = "avgpool_net"
+dataset = "fashion-mnist"
+input = { height = 28, width = 28, channels = 1 }
+classes = 10
+[precision]
+weights = 4
+activations = 4
+[[layers]]
+kind = "conv2d"
+filters = 6
+kernel = 3
+stride = 2
+padding = 1
+[[layers]]
+kind = "batchnorm"
+[[layers]]
+kind = "act"
+[[layers]]
+kind = "avgpool"
+size = 2
+[[layers]]
+kind = "act"
+[[layers]]
+kind = "conv2d"
+filters = 20
+kernel = 3
+padding = 1
+[[layers]]
+kind = "batchnorm"
+[[layers]]
+kind = "act"
+[[layers]]
+kind = "avgpool"
+[[layers]]
+kind = "act"
+[[layers]]
+kind = "flatten"
+[[layers]]
+kind = "dense"
+units = 10
+"#;
+
+/// A stem convolution, two residual blocks (the second adding the first's output), global
+/// average pooling and a dense classifier.
+const RESIDUAL_NET: &str = r#"
+name = "residual_net"
+dataset = "fashion-mnist"
+input = { height = 28, width = 28, channels = 1 }
+classes = 10
+[precision]
+weights = 4
+activations = 4
+[[layers]]
+kind = "conv2d"
+filters = 12
+kernel = 3
+stride = 4
+padding = 1
+[[layers]]
+kind = "batchnorm"
+[[layers]]
+kind = "act"
+name = "stem"
+[[layers]]
+kind = "conv2d"
+filters = 12
+kernel = 3
+padding = 1
+[[layers]]
+kind = "batchnorm"
+[[layers]]
+kind = "act"
+[[layers]]
+kind = "conv2d"
+filters = 12
+kernel = 3
+padding = 1
+[[layers]]
+kind = "batchnorm"
+[[layers]]
+kind = "act"
+[[layers]]
+kind = "add"
+from = "stem"
+[[layers]]
+kind = "act"
+name = "block1"
+[[layers]]
+kind = "conv2d"
+filters = 12
+kernel = 3
+padding = 1
+[[layers]]
+kind = "batchnorm"
+[[layers]]
+kind = "act"
+[[layers]]
+kind = "conv2d"
+filters = 12
+kernel = 3
+padding = 1
+[[layers]]
+kind = "batchnorm"
+[[layers]]
+kind = "act"
+[[layers]]
+kind = "add"
+from = "block1"
+[[layers]]
+kind = "act"
+[[layers]]
+kind = "avgpool"
+[[layers]]
+kind = "act"
+[[layers]]
+kind = "flatten"
+[[layers]]
+kind = "dense"
+units = 10
+[[layers]]
+kind = "batchnorm"
+"#;
+
+#[test]
+fn an_average_pooling_net_equals_the_golden_model() {
+    let dir = tempfile::tempdir().unwrap();
+    for bits in [1u8, 4] {
+        let graph = random_graph(AVGPOOL_NET, bits, 7);
+        let config = ArrayConfig { pe: 8, simd: 16 };
+        let schedule = schedule::schedule(&graph, config, "avgpool_net").unwrap();
+        let kinds: Vec<_> = schedule.layers.iter().map(|l| l.kind).collect();
+        use schedule::LayerKind::{AvgPool, Mac};
+        assert_eq!(kinds, [Mac, AvgPool, Mac, AvgPool, Mac], "{schedule}");
+        // The global pooling reads its whole input as the array's rows; the 2x2 one loads windows.
+        assert!(!schedule.layers[1].direct && schedule.layers[3].direct);
+        check_graph_bit_exact(dir.path(), &graph, &format!("avg_q{bits}"), "20");
+    }
+}
+
+#[test]
+fn a_residual_net_equals_the_golden_model() {
+    let dir = tempfile::tempdir().unwrap();
+    for bits in [1u8, 2, 4, 8] {
+        let graph = random_graph(RESIDUAL_NET, bits, 3);
+        let config = ArrayConfig { pe: 8, simd: 16 };
+        let schedule = schedule::schedule(&graph, config, "residual_net").unwrap();
+        // Stem, two blocks of conv, conv, add; pooling; classifier. A block's input stays in a
+        // third region while the block runs.
+        assert_eq!(schedule.layers.len(), 9, "{schedule}");
+        assert_eq!(schedule.regions, 3, "{schedule}");
+        let add = &schedule.layers[3];
+        assert_eq!(add.kind, schedule::LayerKind::Add);
+        assert_eq!(add.fan_in, 24);
+        assert_eq!(add.skip_region, schedule.layers[0].dest_region);
+        check_graph_bit_exact(dir.path(), &graph, &format!("res_q{bits}"), "10");
+    }
+}
+
+#[test]
+fn an_addition_of_shifted_codes_is_refused_in_one_line_naming_it() {
+    // The main path's codes worth twice the skip's: a valid graph (shifts [1, 0]), which the
+    // PE array, adding codes of one scale, does not take.
+    let dir = tempfile::tempdir().unwrap();
+    let mut graph = random_graph(RESIDUAL_NET, 4, 3);
+    let add = graph
+        .topological_order()
+        .into_iter()
+        .find(|&n| matches!(graph.graph[n].op, Op::Add { .. }))
+        .unwrap();
+    let inputs = graph.inputs(add);
+    let mut main = graph.output_type(inputs[0]).unwrap();
+    main.scale *= 2.0;
+    graph.set_output_type(inputs[0], main);
+    let skip = graph.output_type(inputs[1]).unwrap();
+    let (sum, shifts) = passes::infer_accumulators::add_type(main, skip).unwrap();
+    assert_eq!(shifts, [1, 0]);
+    graph.graph[add].op = Op::Add { shifts };
+    graph.set_output_type(add, sum);
+    qnnc::ir::verify::verify_lowered(&graph, "shifted").unwrap();
+    let name = graph.graph[add].name.clone();
+    let error = schedule::schedule(&graph, ArrayConfig { pe: 8, simd: 16 }, "shifted").unwrap_err();
+    assert_eq!(error.node, name, "{error}");
+    let ir = dir.path().join("shifted.json");
+    std::fs::write(&ir, dump::to_json(&graph)).unwrap();
+    let build = dir.path().join("shifted");
+    let output = qnnc(&[
+        "compile",
+        ir.to_str().unwrap(),
+        "-o",
+        build.to_str().unwrap(),
+    ]);
+    assert_user_error(&output, &["shifted.json", &name, "shifted by [1, 0]"]);
+    assert!(!build.exists());
 }

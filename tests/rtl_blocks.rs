@@ -399,18 +399,25 @@ fn lane_multiplies_decoded_codes_at_every_width() {
                         for (w, a) in lane_code_pairs(&mut rng, wbits, w_bipolar, abits, a_bipolar)
                         {
                             for a_valid in [true, false] {
-                                let product = weight_value(w, wbits, w_bipolar)
-                                    * activation_value(a, a_valid, a_bipolar);
-                                vectors.check(&[
-                                    wbits.into(),
-                                    ebits.into(),
-                                    w,
-                                    flag(w_bipolar),
-                                    a,
-                                    flag(a_valid),
-                                    flag(a_bipolar),
-                                    product,
-                                ]);
+                                let a_value = activation_value(a, a_valid, a_bipolar);
+                                // MASK mode passes the activation where bit 0 of the weight is
+                                // set, whatever the weight's encoding.
+                                for (mask, product) in [
+                                    (false, weight_value(w, wbits, w_bipolar) * a_value),
+                                    (true, (w & 1) * a_value),
+                                ] {
+                                    vectors.check(&[
+                                        wbits.into(),
+                                        ebits.into(),
+                                        w,
+                                        flag(w_bipolar),
+                                        flag(mask),
+                                        a,
+                                        flag(a_valid),
+                                        flag(a_bipolar),
+                                        product,
+                                    ]);
+                                }
                             }
                         }
                     }

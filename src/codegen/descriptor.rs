@@ -5,7 +5,7 @@
 
 use super::images::Word;
 use super::Hardware;
-use crate::schedule::{LayerSchedule, Post, Schedule};
+use crate::schedule::{LayerKind, LayerSchedule, Post, Schedule};
 
 /// One field: its name in the include (`QNNC_<NAME>`), its bits, and its value per layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +52,8 @@ struct Geometry {
     step_ry: i64,
     step_px: i64,
     step_py: i64,
+    /// Between two rows of the window.
+    step_ky: i64,
 }
 
 impl Geometry {
@@ -73,6 +75,7 @@ impl Geometry {
             step_ry: stride * wc,
             step_px: pool * stride * c,
             step_py: pool * stride * wc,
+            step_ky: layer.window_row_step() as i64,
         }
     }
 
@@ -111,6 +114,8 @@ impl Layout {
         flag("RAW", &|l| matches!(l.post, Post::Raw));
         flag("LAST", &|l| l.last);
         flag("DIRECT", &|l| l.direct);
+        flag("MASK", &|l| l.kind.mask());
+        flag("ADD", &|l| l.kind == LayerKind::Add);
         // The flags come first; each is one bit, addressed as a bit index.
         let flag_count = fields.len();
         let (pe, simd) = (schedule.config.pe as i64, schedule.config.simd as i64);
@@ -160,7 +165,8 @@ impl Layout {
             ),
         ];
         fields.extend(counts);
-        fields.push(("K_LAST", None, per_layer(&|l| l.kernel as i64 - 1)));
+        // Rows of the window: the kernel's, or an addition's two sources.
+        fields.push(("K_LAST", None, per_layer(&|l| l.window_rows() as i64 - 1)));
         let element_bits = {
             let reach = layers.iter().map(Geometry::reach).max().unwrap_or(1);
             let window = (hw.window_rows * hw.simd) as i64;
@@ -168,7 +174,7 @@ impl Layout {
             signed_bits(-reach, reach.max(rows * simd).max(window)) + 1
         };
         type Of = fn(&Geometry) -> i64;
-        let geometry: [(&'static str, Of); 9] = [
+        let geometry: [(&'static str, Of); 10] = [
             ("KC", |g| g.kc),
             ("WC", |g| g.wc),
             ("HWC", |g| g.hwc),
@@ -178,6 +184,7 @@ impl Layout {
             ("STEP_RY", |g| g.step_ry),
             ("STEP_PX", |g| g.step_px),
             ("STEP_PY", |g| g.step_py),
+            ("STEP_KY", |g| g.step_ky),
         ];
         for (name, value) in geometry {
             fields.push((
@@ -202,6 +209,11 @@ impl Layout {
             .unwrap_or(2);
         fields.push(("LO", Some(clamp_bits), clamps.iter().map(|c| c.0).collect()));
         fields.push(("HI", Some(clamp_bits), clamps.iter().map(|c| c.1).collect()));
+        // Regions of the activation memory (the address is {region, row}).
+        let region = Some(hw.act_region_bits);
+        fields.push(("SRC_REGION", region, per_layer(&|l| l.source_region as i64)));
+        fields.push(("DST_REGION", region, per_layer(&|l| l.dest_region as i64)));
+        fields.push(("SKIP_REGION", region, per_layer(&|l| l.skip_region as i64)));
 
         let mut lsb = 0;
         let fields = fields

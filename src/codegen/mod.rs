@@ -101,9 +101,15 @@ pub struct Hardware {
     /// Rows of SIMD pixels.
     pub pixel_rows: usize,
     pub pixel_address_bits: u32,
-    /// Rows of SIMD codes of each activation buffer.
+    /// Rows of SIMD codes of the largest stored tensor: the rows of a region of the activation
+    /// memory, whose address is `{region, row}`.
     pub act_rows: usize,
     pub act_address_bits: u32,
+    /// Regions of the activation memory (`Schedule::regions`), the bits that number them, and
+    /// the memory's rows: every region but the last is a full 2^act_address_bits rows.
+    pub act_regions: usize,
+    pub act_region_bits: u32,
+    pub act_depth: usize,
     /// Rows of a window bank (the window memory holds `schedule::WINDOW_BANKS`).
     pub window_rows: usize,
     pub window_address_bits: u32,
@@ -247,6 +253,9 @@ impl Hardware {
             pixel_address_bits: address_bits(pixel_rows),
             act_rows,
             act_address_bits: address_bits(act_rows),
+            act_regions: schedule.regions,
+            act_region_bits: address_bits(schedule.regions),
+            act_depth: ((schedule.regions - 1) << address_bits(act_rows)) + act_rows,
             window_rows: window,
             windowed: layers.iter().any(|l| !l.direct) as u32,
             window_address_bits: address_bits(crate::schedule::WINDOW_BANKS * window),
@@ -275,8 +284,8 @@ impl Hardware {
         (1 << self.threshold_levels) - 1
     }
 
-    /// Bits of on-chip memory: weights, thresholds, requantization, the pixel buffer, two
-    /// activation buffers, the banks of the window memory.
+    /// Bits of on-chip memory: weights, thresholds, requantization, the pixel buffer, the
+    /// activation memory, the banks of the window memory.
     pub fn memory_bits(&self) -> BTreeMap<&'static str, u64> {
         let pe_simd = (self.pe * self.simd) as u64;
         let simd = self.simd as u64;
@@ -300,7 +309,7 @@ impl Hardware {
             ("pixels", self.pixel_rows as u64 * simd * 8),
             (
                 "activations",
-                2 * self.act_rows as u64 * simd * self.abits as u64,
+                self.act_depth as u64 * simd * self.abits as u64,
             ),
             (
                 "windows",

@@ -82,10 +82,63 @@ pub enum Post {
     Raw,
 }
 
+/// What a hardware layer computes on the PE array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerKind {
+    /// A convolution or dense layer with its trained weights.
+    Mac,
+    /// An average pooling: a convolution (kernel = size, stride, no padding) with the identity
+    /// mask as weights, its lanes in MASK mode, so that it sums each channel over the window.
+    AvgPool,
+    /// An addition: a 1x1 convolution whose window at pixel (y, x) is the C channels of the main
+    /// tensor, then the C channels of the skip tensor, with the mask [I; I] as weights.
+    Add,
+}
+
+impl LayerKind {
+    /// Whether the lanes pass or drop each activation by bit 0 of the weight (MASK mode).
+    pub fn mask(self) -> bool {
+        self != LayerKind::Mac
+    }
+
+    /// Rows of the window (each `kernel` x C elements): an addition's two sources, else the
+    /// kernel's rows.
+    pub fn window_rows(self, kernel: usize) -> usize {
+        if self == LayerKind::Add {
+            2
+        } else {
+            kernel
+        }
+    }
+}
+
+/// The weights of a mask layer: codes 0 and 1 as unsigned one-bit values (MASK mode reads bit 0
+/// only, whatever the network's weight width), so that they never widen the weight memory.
+const MASK_PRECISION: Precision = Precision::Int {
+    bits: 1,
+    signed: false,
+};
+
+/// The identity mask of `taps` stacked C x C identities: W[(tap, c), o] = (c == o), rows in
+/// the window's order (tap, channel).
+fn mask_weights(taps: usize, channels: usize) -> Weights {
+    let fan_in = taps * channels;
+    Weights {
+        step: 1.0,
+        fan_in,
+        outputs: channels,
+        codes: (0..fan_in * channels)
+            .map(|i| ((i / channels) % channels == i % channels) as i32)
+            .collect(),
+    }
+}
+
 /// One hardware layer.
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerSchedule {
     pub name: String,
+    pub kind: LayerKind,
     /// The IR node whose output the layer stores: its activation, or the max-pool after it.
     pub output_node: String,
     pub input: Shape,
@@ -109,6 +162,15 @@ pub struct LayerSchedule {
     pub out_bits: u32,
     pub post: Post,
     pub last: bool,
+    /// Regions of the activation memory, allocated by liveness ([`allocate_regions`]): the
+    /// one this layer reads (the first layer reads the pixel buffer instead), the one it writes
+    /// (the last layer writes the logits instead), and the second source's (an add's skip).
+    pub source_region: usize,
+    pub dest_region: usize,
+    pub skip_region: usize,
+    /// The layers whose stored outputs this layer reads (`None`: the image), main path first.
+    #[serde(skip)]
+    pub sources: Vec<Option<usize>>,
     /// First word of this layer in the weight memory and in its parameter memory.
     pub weight_base: usize,
     pub param_base: usize,
@@ -148,7 +210,23 @@ impl LayerSchedule {
                 }
             }
         }
-        taps * (self.input.channels * self.output.channels) as u64
+        // Elements of the window per tap: C, or an addition's 2C (two sources at one pixel).
+        let per_tap = self.fan_in / (self.kernel * self.kernel);
+        taps * (per_tap * self.output.channels) as u64
+    }
+
+    /// Rows of the window, each `kernel` x C elements: the kernel's, or an addition's two.
+    pub fn window_rows(&self) -> usize {
+        self.kind.window_rows(self.kernel)
+    }
+
+    /// Elements of the source between two rows of the window: a row of the input, or none for
+    /// an addition, whose second row is the skip tensor at the same place.
+    pub fn window_row_step(&self) -> usize {
+        match self.kind {
+            LayerKind::Add => 0,
+            _ => self.input.width * self.input.channels,
+        }
     }
 
     /// The output pixels the array computes, in the order it computes them: the P x P pixels
@@ -179,6 +257,8 @@ pub struct Schedule {
     pub input_cycles: u64,
     pub total_cycles: u64,
     pub macs: u64,
+    /// Regions of the activation memory: the most tensors stored at one time.
+    pub regions: usize,
 }
 
 impl Schedule {
@@ -235,6 +315,9 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
     let chain = graph.topological_order();
     let input = graph.output_type(chain[0]).expect("typed").shape;
     let mut layers: Vec<LayerSchedule> = Vec::new();
+    // The layer that stores each node's output.
+    let mut stored_by: std::collections::HashMap<NodeIndex, usize> =
+        std::collections::HashMap::new();
     let (mut weight_base, mut threshold_base, mut requant_base) = (0, 0, 0);
     let mut k = 1;
     while k < chain.len() {
@@ -246,16 +329,73 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                 continue;
             }
             Op::Output => break,
-            Op::Mac {
-                kernel,
-                stride,
-                padding,
-                weight_precision,
-                weights: Some(weights),
-                ..
-            } => {
+            Op::Mac { weights: None, .. } => {
+                return Err(fail(
+                    &name,
+                    "has no trained weights (this graph comes from a spec)".into(),
+                ))
+            }
+            op @ (Op::Mac { .. } | Op::AvgPool { .. } | Op::Add { .. }) => {
                 let in_type = graph.input_type(node).expect("typed");
                 let acc = graph.output_type(node).expect("typed");
+                let channels = in_type.shape.channels;
+                // What the PE array computes: a MAC's own weights, or the identity masks of an
+                // average pooling (a convolution whose output o sums input channel o over the
+                // window) and of an addition (a 1x1 convolution over the main tensor's C
+                // channels then the skip tensor's: weights [I; I]).
+                let (kind, kernel, stride, padding, weights, weight_precision) = match op {
+                    Op::Mac {
+                        kernel,
+                        stride,
+                        padding,
+                        weight_precision,
+                        weights: Some(weights),
+                        ..
+                    } => (
+                        LayerKind::Mac,
+                        *kernel,
+                        *stride,
+                        *padding,
+                        weights.clone(),
+                        *weight_precision,
+                    ),
+                    Op::AvgPool { size, stride } => (
+                        LayerKind::AvgPool,
+                        *size,
+                        *stride,
+                        0,
+                        mask_weights(size * size, channels),
+                        MASK_PRECISION,
+                    ),
+                    Op::Add { shifts } => {
+                        if *shifts != [0, 0] {
+                            return Err(fail(
+                                &name,
+                                format!("the RTL adds tensors of one scale only, not shifted by {shifts:?}"),
+                            ));
+                        }
+                        if graph
+                            .input_types(node)
+                            .iter()
+                            .any(|t| t.precision != in_type.precision)
+                        {
+                            return Err(fail(
+                                &name,
+                                "the RTL adds tensors of one precision only".into(),
+                            ));
+                        }
+                        (
+                            LayerKind::Add,
+                            1,
+                            1,
+                            0,
+                            mask_weights(2, channels),
+                            MASK_PRECISION,
+                        )
+                    }
+                    _ => unreachable!("matched above"),
+                };
+                let (kernel, stride, padding) = (&kernel, &stride, &padding);
                 let mut next = k + 1;
                 let mut output_node = name.clone();
                 let (post, out_bits, last) = match &graph.graph[chain[next]].op {
@@ -307,11 +447,13 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                     next += 1;
                 }
                 let output = acc.shape;
-                let fan_in = kernel * kernel * in_type.shape.channels;
+                let fan_in = kind.window_rows(*kernel) * kernel * channels;
                 check_rtl_contract(graph, &chain[k..next], fan_in, file)?;
                 let chunks = fan_in.div_ceil(config.simd);
                 let groups = output.channels.div_ceil(config.pe);
-                let direct = *padding == 0
+                // An addition's window is two pieces of two tensors, never one run.
+                let direct = kind != LayerKind::Add
+                    && *padding == 0
                     && *kernel == in_type.shape.height
                     && *kernel == in_type.shape.width;
                 let computed = pool.map_or(output.height * output.width, |(size, pooled)| {
@@ -335,8 +477,13 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                     }
                     Post::Raw => 0,
                 };
+                let mut sources = vec![stored_input(graph, node, 0, &stored_by, file)?];
+                if kind == LayerKind::Add {
+                    sources.push(stored_input(graph, node, 1, &stored_by, file)?);
+                }
                 let mut layer = LayerSchedule {
                     name,
+                    kind,
                     output_node,
                     input: in_type.shape,
                     output,
@@ -349,29 +496,28 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                     pool,
                     direct,
                     in_bipolar: in_type.precision == Precision::Bipolar,
-                    weight_bipolar: *weight_precision == Precision::Bipolar,
+                    weight_bipolar: weight_precision == Precision::Bipolar,
                     weight_bits: weight_precision.storage_bits(),
                     acc_bits: acc.precision.storage_bits(),
                     out_bits,
                     post,
                     last,
+                    source_region: 0,
+                    dest_region: 0,
+                    skip_region: 0,
+                    sources,
                     weight_base,
                     param_base,
                     macs,
                     ideal_cycles,
                     cycles: 0,
-                    weights: weights.clone(),
+                    weights,
                 };
                 layer.cycles = predicted_cycles(&layer, config);
                 weight_base += groups * chunks;
+                stored_by.insert(chain[next - 1], layers.len());
                 layers.push(layer);
                 k = next;
-            }
-            Op::Mac { weights: None, .. } => {
-                return Err(fail(
-                    &name,
-                    "has no trained weights (this graph comes from a spec)".into(),
-                ))
             }
             other => {
                 return Err(fail(
@@ -393,6 +539,7 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
             ))
         }
     }
+    let regions = allocate_regions(&mut layers);
     let classes = layers.last().map_or(0, |l| l.output.channels);
     let input_cycles = input.len() as u64;
     // The argmax reads one logit a cycle.
@@ -406,7 +553,73 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
         input_cycles,
         total_cycles,
         macs,
+        regions,
     })
+}
+
+/// The stored tensor a layer's node reads at input `slot` (through flattens): the layer that
+/// stores it, or `None` for the image.
+fn stored_input(
+    graph: &Graph,
+    node: NodeIndex,
+    slot: usize,
+    stored_by: &std::collections::HashMap<NodeIndex, usize>,
+    file: &str,
+) -> Result<Option<usize>, IrError> {
+    let mut from = graph.inputs(node)[slot];
+    while graph.graph[from].op == Op::Flatten {
+        from = graph.predecessor(from).expect("a flatten reads a tensor");
+    }
+    if graph.graph[from].op == Op::Input {
+        return Ok(None);
+    }
+    stored_by.get(&from).map(|&l| Some(l)).ok_or_else(|| {
+        graph.error(
+            file,
+            node,
+            format!(
+                "reads {}, which no hardware layer stores (the RTL keeps each layer's output only after its activation or max-pool)",
+                graph.graph[from].name
+            ),
+        )
+    })
+}
+
+/// Gives each stored tensor a region of the activation memory by liveness: a layer writes the
+/// lowest region that holds no tensor still to be read (its own sources are still being read),
+/// and a tensor's region is free again once its last reader has run. A chain alternates
+/// regions 0 and 1; a skip connection keeps its tensor in a third. Returns the regions used.
+pub fn allocate_regions(layers: &mut [LayerSchedule]) -> usize {
+    let mut last_reader = vec![0; layers.len()];
+    for (l, layer) in layers.iter().enumerate() {
+        for &s in layer.sources.iter().flatten() {
+            last_reader[s] = l;
+        }
+    }
+    let mut holds: Vec<Option<usize>> = Vec::new();
+    for l in 0..layers.len() {
+        let region_of =
+            |s: Option<usize>, layers: &[LayerSchedule]| s.map_or(0, |s| layers[s].dest_region);
+        layers[l].source_region = region_of(layers[l].sources[0], layers);
+        layers[l].skip_region = layers[l]
+            .sources
+            .get(1)
+            .map_or(0, |&s| region_of(s, layers));
+        if !layers[l].last {
+            let free = holds.iter().position(Option::is_none).unwrap_or_else(|| {
+                holds.push(None);
+                holds.len() - 1
+            });
+            holds[free] = Some(l);
+            layers[l].dest_region = free;
+        }
+        for s in layers[l].sources.clone().into_iter().flatten() {
+            if last_reader[s] == l {
+                holds[layers[s].dest_region] = None;
+            }
+        }
+    }
+    holds.len().max(1)
 }
 
 /// What the generated RTL assumes of a MAC and what follows it, beyond what `verify` checks
@@ -422,22 +635,28 @@ fn check_rtl_contract(
     let fail = |node: NodeIndex, message: String| Err(graph.error(file, node, message));
     let input = graph.input_type(mac).expect("typed").precision;
     let acc = graph.output_type(mac).expect("typed").precision;
-    let Op::Mac {
-        weight_precision, ..
-    } = graph.graph[mac].op
-    else {
-        unreachable!("the group starts with its MAC")
-    };
-    match weight_precision {
-        Precision::Bipolar => {}
-        Precision::Int { bits, signed: true } if (2..=16).contains(&bits) => {}
-        other => {
-            return fail(
-                mac,
-                format!("the RTL takes bipolar or signed 2..=16-bit weights, not {other}"),
-            )
+    // The weights' codes, and the terms of each output's sum: a mask layer's weights are 0 or
+    // 1, and each of its outputs sums the taps of one channel only.
+    let (weight_range, terms) = match graph.graph[mac].op {
+        Op::Mac {
+            weight_precision, ..
+        } => {
+            match weight_precision {
+                Precision::Bipolar => {}
+                Precision::Int { bits, signed: true } if (2..=16).contains(&bits) => {}
+                other => {
+                    return fail(
+                        mac,
+                        format!("the RTL takes bipolar or signed 2..=16-bit weights, not {other}"),
+                    )
+                }
+            }
+            (weight_precision.code_range().expect("integer"), fan_in)
         }
-    }
+        Op::AvgPool { size, .. } => ((0, 1), size * size),
+        Op::Add { .. } => ((0, 1), 2),
+        _ => unreachable!("the group starts with its MAC, average pooling or addition"),
+    };
     let inputs = match input {
         Precision::Bipolar => (-1, 1),
         Precision::Int {
@@ -453,11 +672,7 @@ fn check_rtl_contract(
             )
         }
     };
-    let (lo, hi) = infer_accumulators::accumulator_bounds(
-        weight_precision.code_range().expect("integer"),
-        inputs,
-        fan_in,
-    );
+    let (lo, hi) = infer_accumulators::accumulator_bounds(weight_range, inputs, terms);
     let (acc_lo, acc_hi) = acc.code_range().expect("lowered");
     if lo < acc_lo || hi > acc_hi {
         return fail(
@@ -550,6 +765,7 @@ pub fn window_pieces(layer: &LayerSchedule, simd: usize, oy: usize, ox: usize) -
     let left = (-ex).clamp(0, kc);
     let right = (wc - ex).clamp(0, kc);
     let simd = simd as i64;
+    let row_step = layer.window_row_step() as i64;
     let mut wp = 0i64;
     let mut counted = WindowPieces::default();
     let mut take = |length: i64, run_start: Option<i64>| {
@@ -570,8 +786,8 @@ pub fn window_pieces(layer: &LayerSchedule, simd: usize, oy: usize, ox: usize) -
             }
         }
     };
-    for ky in 0..layer.kernel as i64 {
-        let eyk = ey + ky * wc;
+    for ky in 0..layer.window_rows() as i64 {
+        let eyk = ey + ky * row_step;
         if eyk < 0 || eyk >= hwc || right <= left {
             take(kc, None);
             continue;
@@ -768,6 +984,83 @@ mod tests {
     use super::*;
     use crate::spec::examples::example_network;
     use crate::train::Net;
+
+    #[test]
+    fn a_chain_alternates_two_regions_of_the_activation_memory() {
+        for example in [
+            ("mlp", include_str!("../../examples/fmnist_mlp.toml")),
+            ("cnn", include_str!("../../examples/fmnist_cnn.toml")),
+        ] {
+            let network = example_network(example, crate::spec::Precision::Bits(2));
+            let mut graph = Net::new(&network, 1).to_graph(example.0).unwrap();
+            crate::ir::passes::run(&mut graph, example.0, None).unwrap();
+            let schedule = schedule(&graph, ArrayConfig { pe: 4, simd: 8 }, example.0).unwrap();
+            assert_eq!(schedule.regions, 2, "{}", example.0);
+            for (l, layer) in schedule.layers.iter().enumerate() {
+                assert_eq!(layer.sources, vec![l.checked_sub(1)], "{}", layer.name);
+                if l > 0 {
+                    assert_eq!(layer.source_region, (l - 1) % 2, "{}", layer.name);
+                }
+                if !layer.last {
+                    assert_eq!(layer.dest_region, l % 2, "{}", layer.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_skip_connection_keeps_its_tensor_in_a_third_region() {
+        // stem -> a -> b -> add(b, stem) -> c -> add(c, add) -> logits, as source lists.
+        let sources: [Vec<Option<usize>>; 6] = [
+            vec![None],
+            vec![Some(0)],
+            vec![Some(1)],
+            vec![Some(2), Some(0)],
+            vec![Some(3)],
+            vec![Some(4), Some(3)],
+        ];
+        let graph = {
+            let network = example_network(
+                ("mlp", include_str!("../../examples/fmnist_mlp.toml")),
+                crate::spec::Precision::Bits(2),
+            );
+            let mut graph = Net::new(&network, 1).to_graph("mlp").unwrap();
+            crate::ir::passes::run(&mut graph, "mlp", None).unwrap();
+            graph
+        };
+        let template = schedule(&graph, ArrayConfig { pe: 1, simd: 1 }, "mlp")
+            .unwrap()
+            .layers[0]
+            .clone();
+        let mut layers: Vec<LayerSchedule> = sources
+            .iter()
+            .enumerate()
+            .map(|(l, s)| LayerSchedule {
+                sources: s.clone(),
+                last: l == sources.len() - 1,
+                ..template.clone()
+            })
+            .collect();
+        let regions = allocate_regions(&mut layers);
+        let placed: Vec<(usize, usize, usize)> = layers
+            .iter()
+            .map(|l| (l.source_region, l.skip_region, l.dest_region))
+            .collect();
+        // The stem's tensor (region 0) lives until the first add; the first add's (region 1)
+        // until the second; the logits are written nowhere.
+        assert_eq!(
+            placed,
+            [
+                (0, 0, 0),
+                (0, 0, 1),
+                (1, 0, 2),
+                (2, 0, 1),
+                (1, 0, 0),
+                (0, 1, 0)
+            ]
+        );
+        assert_eq!(regions, 3);
+    }
 
     #[test]
     fn predicted_traffic_agrees_with_the_taps_and_the_ideal_cycles() {

@@ -2,15 +2,16 @@
 // reads a table of layer descriptors (its layout in qnnc_layout.vh, written by the compiler).
 //
 // Pixels stream into the pixel buffer, SIMD to a row. Each layer reads its source (the pixel
-// buffer for the first layer, else the activation buffer the previous layer wrote) and writes
-// the other activation buffer. A convolution's windows are built by qnnc_loader into one of
+// buffer for the first layer, else a region of the activation memory) and writes its output
+// into another region; the compiler allocates the regions by liveness and names them in the
+// descriptor (a chain alternates two regions). A convolution's windows are built by qnnc_loader into one of
 // the BANKS banks of the window memory while the PE array computes earlier pixels from the
 // others; a dense layer (its window is its whole input) reads its source rows directly. Every
 // memory has one write port and a registered read port.
 //
 // The datapath is a pipeline: issue (addresses) -> operands read -> operands registered ->
 // lane products -> adder tree (ADDER_STAGES registers) -> accumulator -> thresholds or
-// multiply-shift (POST stages) -> max-pool -> packing into rows -> activation buffer write. The last layer's results are the logits;
+// multiply-shift (POST stages) -> max-pool -> packing into rows -> activation memory write. The last layer's results are the logits;
 // their argmax is a running maximum, one logit a cycle. Control uses counters and additions
 // of strides the compiler precomputed; there are no run-time multiplies.
 //
@@ -38,8 +39,9 @@ module qnnc_core #(
     parameter INW          = 10,
     parameter PIX_ROWS     = 49,
     parameter PIX_AW       = 6,
-    parameter ACT_ROWS     = 64,
     parameter ACT_AW       = 6,
+    parameter ACT_RW       = 1,
+    parameter ACT_DEPTH    = 64,
     parameter TMAX         = 18,
     parameter WIN_AW       = 6,
     parameter WPW          = 10,
@@ -103,6 +105,8 @@ module qnnc_core #(
     wire raw         = desc[`QNNC_RAW];
     wire last_layer  = desc[`QNNC_LAST];
     wire direct      = desc[`QNNC_DIRECT];
+    wire mask_mode   = desc[`QNNC_MASK];
+    wire add         = desc[`QNNC_ADD];
     wire [`QNNC_T_LAST_W-1:0]    t_last    = desc[`QNNC_T_LAST];
     wire [`QNNC_G_LAST_W-1:0]    g_last    = desc[`QNNC_G_LAST];
     wire [`QNNC_G_TAIL_W-1:0]    g_tail    = desc[`QNNC_G_TAIL];
@@ -115,6 +119,9 @@ module qnnc_core #(
     wire [`QNNC_SHIFT_W-1:0]     shift     = desc[`QNNC_SHIFT];
     wire [`QNNC_LO_W-1:0]        clamp_lo  = desc[`QNNC_LO];
     wire [`QNNC_HI_W-1:0]        clamp_hi  = desc[`QNNC_HI];
+    wire [ACT_RW-1:0]            src_region = desc[`QNNC_SRC_REGION];
+    wire [ACT_RW-1:0]            dst_region = desc[`QNNC_DST_REGION];
+    wire [ACT_RW-1:0]            skip_region = desc[`QNNC_SKIP_REGION];
 
     // ---- Pixel buffer: pixels are packed SIMD to a row as they arrive.
     reg [INW-1:0] input_count;
@@ -135,14 +142,17 @@ module qnnc_core #(
     wire last_input = input_count == INPUTS - 1;
     wire pixel_write = accept && (input_lane == INPUT_LANE_MASK || last_input);
 
-    // ---- Sources: the pixel buffer (layer 0) and the activation buffers (layer l reads
-    // buffer (l - 1) % 2 and writes buffer l % 2).
+    // ---- Sources: the pixel buffer (layer 0) and the activation memory, addressed as
+    // {region, row}: a concatenation, so that the read address path is no longer than a row's.
     wire first_layer = layer == 0;
     wire [SIMD*8-1:0] pixel_word;
-    wire [SIMD*ABITS-1:0] act_word0, act_word1;
+    wire [SIMD*ABITS-1:0] act_word;
     wire [ACT_AW-1:0] src_row_act;
     wire [PIX_AW-1:0] src_row_pixel;
     wire [SRC_AW-1:0] loader_row;
+    // An addition's window: its second row is the skip tensor's (the loader says which).
+    wire loader_second;
+    wire [ACT_RW-1:0] read_region = add && loader_second ? skip_region : src_region;
     reg  [`QNNC_T_LAST_W-1:0] i_t;
     wire [`QNNC_XW-1:0] direct_row = {{(`QNNC_XW-`QNNC_T_LAST_W){1'b0}}, i_t};
     /* verilator lint_off UNUSEDSIGNAL */
@@ -156,19 +166,16 @@ module qnnc_core #(
     wire act_write;
     wire [ACT_AW-1:0] act_write_row;
     wire [SIMD*ABITS-1:0] act_write_data;
-    qnnc_ram #(.WIDTH(SIMD*ABITS), .DEPTH(ACT_ROWS), .AW(ACT_AW)) act_buffer0 (
-        .clk(clk), .write(act_write && !layer[0]), .write_addr(act_write_row),
-        .write_data(act_write_data), .read_addr(src_row_act), .read_data(act_word0));
-    qnnc_ram #(.WIDTH(SIMD*ABITS), .DEPTH(ACT_ROWS), .AW(ACT_AW)) act_buffer1 (
-        .clk(clk), .write(act_write && layer[0]), .write_addr(act_write_row),
-        .write_data(act_write_data), .read_addr(src_row_act), .read_data(act_word1));
+    qnnc_ram #(.WIDTH(SIMD*ABITS), .DEPTH(ACT_DEPTH), .AW(ACT_RW+ACT_AW)) act_memory (
+        .clk(clk), .write(act_write), .write_addr({dst_region, act_write_row}),
+        .write_data(act_write_data), .read_addr({read_region, src_row_act}),
+        .read_data(act_word));
     // The source word, each element widened to EBITS bits.
     wire [SIMD*EBITS-1:0] src_word;
     generate
         for (j = 0; j < SIMD; j = j + 1) begin : g_source_lane
             wire [7:0] pixel = pixel_word[j*8 +: 8];
-            wire [ABITS-1:0] code = layer[0] ? act_word0[j*ABITS +: ABITS]
-                                             : act_word1[j*ABITS +: ABITS];
+            wire [ABITS-1:0] code = act_word[j*ABITS +: ABITS];
             wire [EBITS-1:0] pixel_wide, code_wide;
             if (EBITS > 8) begin : g_pixel_extend
                 assign pixel_wide = {{(EBITS-8){1'b0}}, pixel};
@@ -206,9 +213,11 @@ module qnnc_core #(
                 .hwc(desc[`QNNC_HWC]), .ex0(desc[`QNNC_EX0]), .ey0(desc[`QNNC_EY0]),
                 .step_rx(desc[`QNNC_STEP_RX]), .step_ry(desc[`QNNC_STEP_RY]),
                 .step_px(desc[`QNNC_STEP_PX]), .step_py(desc[`QNNC_STEP_PY]),
+                .step_ky(desc[`QNNC_STEP_KY]),
                 .k_last(desc[`QNNC_K_LAST]), .p_last(p_last), .pw_last(pw_last),
                 .ph_last(ph_last), .busy(busy), .claim(claim), .claim_bank(claim_bank),
                 .filled(filled), .filled_bank(filled_bank), .src_row(loader_row),
+                .second(loader_second),
                 .src_word(src_word), .win_write(win_write), .win_addr(win_write_addr),
                 .win_data(win_write_data));
             qnnc_ram #(.WIDTH(SIMD*(EBITS+1)), .DEPTH(BANKS*TMAX), .AW(WIN_AW)) window (
@@ -224,6 +233,7 @@ module qnnc_core #(
             assign filled = 1'b0;
             assign filled_bank = 2'd0;
             assign loader_row = {SRC_AW{1'b0}};
+            assign loader_second = 1'b0;
             assign win_word = {SIMD*(EBITS+1){1'b0}};
         end
     endgenerate
@@ -304,7 +314,7 @@ module qnnc_core #(
             qnnc_pe #(.SIMD(SIMD), .SIMD_LOG2(SIMD_LOG2), .WBITS(WBITS), .EBITS(EBITS),
                       .ACCW(ACCW), .ADDER_STAGES(ADDER_STAGES)) pe (
                 .clk(clk), .w(operand_weights[i*SIMD*WBITS +: SIMD*WBITS]),
-                .w_bipolar(w_bipolar), .a(operand_codes), .a_valid(operand_valid),
+                .w_bipolar(w_bipolar), .mask(mask_mode), .a(operand_codes), .a_valid(operand_valid),
                 .a_bipolar(in_bipolar),
                 .accumulate(sb_sum[0]), .first(sb_sum[1]), .acc(accs[i*ACCW +: ACCW]));
         end
@@ -318,7 +328,9 @@ module qnnc_core #(
     wire [PE*RSLOT-1:0] requant_word;
     qnnc_rom #(.WIDTH(PE*RSLOT), .DEPTH(R_DEPTH), .AW(R_AW), .FILE(R_FILE)) requant_rom (
         .clk(clk), .addr(param_addr[R_AW-1:0]), .data(requant_word));
-    wire [PE*OUTW-1:0] results;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [PE*OUTW-1:0] results;  // codes use ABITS of a slot, logits LW: narrow logits leave bits
+    /* verilator lint_on UNUSEDSIGNAL */
     generate
         for (i = 0; i < PE; i = i + 1) begin : g_post
             wire signed [ACCW-1:0] acc = accs[i*ACCW +: ACCW];
@@ -356,7 +368,7 @@ module qnnc_core #(
 
     // ---- Results: logits are shifted into the logit register; activation codes are
     // max-pooled over the pooling window (one running maximum per channel) and, at the
-    // window's last pixel, packed into rows of the output activation buffer.
+    // window's last pixel, packed into rows of the layer's destination region.
     wire result_valid = sb_result[0] && sb_result[2];
     reg [LOGIT_SLOTS*LW-1:0] logits;
     wire [LOGIT_SLOTS*LW-1:0] logits_shifted;

@@ -1,7 +1,9 @@
 // The window loader: for every output pixel of a convolution it copies the receptive field
 // (rows ky of the kernel, each K*C elements: zeros left of the image, a run of elements inside
 // it, zeros right of it) from the source activation buffer into a bank of the window memory,
-// as aligned rows of SIMD {valid, code} elements.
+// as aligned rows of SIMD {valid, code} elements. Rows of the window are step_ky elements apart
+// in the source (a row of the input); an addition's window has two rows at the same place, the
+// second read from the skip tensor's region (`second`).
 //
 // All addresses are in elements and advance by additions of precomputed strides. Each cycle
 // it takes one piece: up to SIMD elements that neither cross a row of the source buffer (runs
@@ -44,6 +46,7 @@ module qnnc_loader #(
     input  wire [`QNNC_XW-1:0]       step_ry,
     input  wire [`QNNC_XW-1:0]       step_px,
     input  wire [`QNNC_XW-1:0]       step_py,
+    input  wire [`QNNC_XW-1:0]       step_ky,
     input  wire [`QNNC_K_LAST_W-1:0] k_last,
     input  wire [`QNNC_P_LAST_W-1:0] p_last,
     input  wire [`QNNC_PW_LAST_W-1:0] pw_last,
@@ -56,6 +59,7 @@ module qnnc_loader #(
     output reg  [1:0]                filled_bank,
     // The source activation buffer (registered read).
     output wire [SRC_AW-1:0]         src_row,
+    output wire                      second,
     input  wire [SIMD*EBITS-1:0]     src_word,
     // The window memory's write port.
     output reg                       win_write,
@@ -128,7 +132,7 @@ module qnnc_loader #(
     reg signed [XW-1:0] left, run_length, right_zeros, run_base;
     reg no_run, right_full;
     reg signed [XW-1:0] run_start;
-    wire signed [XW-1:0] next_row = eyk + $signed(wc);
+    wire signed [XW-1:0] next_row = eyk + $signed(step_ky);
     wire following_row_outside = row_is_outside(next_row, no_run);
     wire next_pixel, next_row_of_pixel;
     // A row's first segment: all zeros outside the image (or in a window with no run), else
@@ -200,6 +204,7 @@ module qnnc_loader #(
     wire [XW-1:0] cur_row = cur >>> SIMD_LOG2;  // the buffer's depth bounds the used bits
     /* verilator lint_on UNUSEDSIGNAL */
     assign src_row = cur_row[SRC_AW-1:0];
+    assign second = ky != 0;
 
     // The piece in flight: its source word arrives this cycle.
     reg                  f_valid, f_run, f_write, f_last;

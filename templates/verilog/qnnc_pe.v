@@ -13,6 +13,7 @@ module qnnc_pe #(
     input  wire                    clk,
     input  wire [SIMD*WBITS-1:0]   w,
     input  wire                    w_bipolar,
+    input  wire                    mask,
     input  wire [SIMD*EBITS-1:0]   a,
     input  wire [SIMD-1:0]         a_valid,
     input  wire                    a_bipolar,
@@ -31,6 +32,7 @@ module qnnc_pe #(
             qnnc_lane #(.WBITS(WBITS), .EBITS(EBITS)) lane (
                 .w(w[j*WBITS +: WBITS]),
                 .w_bipolar(w_bipolar),
+                .mask(mask),
                 .a(a[j*EBITS +: EBITS]),
                 .a_valid(a_valid[j]),
                 .a_bipolar(a_bipolar),
