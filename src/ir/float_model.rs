@@ -330,64 +330,56 @@ fn run(step: &Step, mut x: Vec<f32>, images: usize) -> Vec<f32> {
             output,
             size,
             stride,
-        } => {
-            let c = input.channels;
-            let mut y = vec![f32::NEG_INFINITY; images * output.len()];
-            for (image, pooled) in x
-                .chunks_exact(input.len())
-                .zip(y.chunks_exact_mut(output.len()))
-            {
-                for oy in 0..output.height {
-                    for ox in 0..output.width {
-                        let out = &mut pooled[(oy * output.width + ox) * c..][..c];
-                        for ky in 0..*size {
-                            for kx in 0..*size {
-                                let (iy, ix) = (oy * stride + ky, ox * stride + kx);
-                                let src = &image[(iy * input.width + ix) * c..][..c];
-                                for (o, &v) in out.iter_mut().zip(src) {
-                                    *o = o.max(v);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            y
-        }
+        } => pool(x, images, *input, *output, (*size, *stride), f32::NEG_INFINITY, f32::max, |m| m),
         Step::AvgPool {
             input,
             output,
             size,
             stride,
         } => {
-            let c = input.channels;
             let taps = (size * size) as f32;
-            let mut y = vec![0f32; images * output.len()];
-            for (image, pooled) in x
-                .chunks_exact(input.len())
-                .zip(y.chunks_exact_mut(output.len()))
-            {
-                for oy in 0..output.height {
-                    for ox in 0..output.width {
-                        let out = &mut pooled[(oy * output.width + ox) * c..][..c];
-                        for ky in 0..*size {
-                            for kx in 0..*size {
-                                let (iy, ix) = (oy * stride + ky, ox * stride + kx);
-                                let src = &image[(iy * input.width + ix) * c..][..c];
-                                for (o, &v) in out.iter_mut().zip(src) {
-                                    *o += v;
-                                }
-                            }
-                        }
-                        for o in out.iter_mut() {
-                            *o /= taps;
-                        }
-                    }
-                }
-            }
-            y
+            pool(x, images, *input, *output, (*size, *stride), 0.0, |a, b| a + b, |sum| sum / taps)
         }
         Step::Add => unreachable!("an add reads two inputs"),
         Step::Identity => x,
     }
+}
+
+/// Each channel of every `size` x `size` window (at `stride`, no padding) of `images` HWC
+/// feature maps, folded from `start` with `fold`, then `finish`ed.
+fn pool(
+    x: Vec<f32>,
+    images: usize,
+    input: Shape,
+    output: Shape,
+    (size, stride): (usize, usize),
+    start: f32,
+    fold: impl Fn(f32, f32) -> f32,
+    finish: impl Fn(f32) -> f32,
+) -> Vec<f32> {
+    let c = input.channels;
+    let mut y = vec![start; images * output.len()];
+    for (image, pooled) in x
+        .chunks_exact(input.len())
+        .zip(y.chunks_exact_mut(output.len()))
+    {
+        for oy in 0..output.height {
+            for ox in 0..output.width {
+                let out = &mut pooled[(oy * output.width + ox) * c..][..c];
+                for ky in 0..size {
+                    for kx in 0..size {
+                        let (iy, ix) = (oy * stride + ky, ox * stride + kx);
+                        let src = &image[(iy * input.width + ix) * c..][..c];
+                        for (o, &v) in out.iter_mut().zip(src) {
+                            *o = fold(*o, v);
+                        }
+                    }
+                }
+                for o in out.iter_mut() {
+                    *o = finish(*o);
+                }
+            }
+        }
+    }
+    y
 }

@@ -1005,27 +1005,10 @@ impl Builder {
         if self.layout != Layout::Nchw {
             return fail("needs an NCHW feature map");
         }
-        let kernel = ints_attribute(node, "kernel_shape").unwrap_or_default();
-        let strides = ints_attribute(node, "strides").unwrap_or(vec![1, 1]);
-        let pads = ints_attribute(node, "pads").unwrap_or(vec![0; 4]);
-        if kernel.len() != 2 || kernel[0] != kernel[1] || kernel[0] < 1 {
-            return fail("only square 2-D windows are supported");
+        if node.output.len() > 1 {
+            return fail("indices are not supported");
         }
-        if strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 {
-            return fail("strides must be equal in both dimensions");
-        }
-        let auto_pad = attribute(node, "auto_pad").map_or(&[][..], |a| a.s.as_slice());
-        if !matches!(auto_pad, b"" | b"NOTSET" | b"VALID")
-            || pads.iter().any(|&p| p != 0)
-            || int_attribute(node, "ceil_mode", 0) != 0
-            || ints_attribute(node, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1))
-            || node.output.len() > 1
-        {
-            return fail(
-                "padding (auto_pad too), ceil_mode, dilations and indices are not supported",
-            );
-        }
-        let (size, stride) = (kernel[0] as usize, strides[0] as usize);
+        let (size, stride) = pool_window(onnx, node)?;
         let shape = self.ty.shape;
         if size > shape.height || size > shape.width {
             return fail("the window is larger than the input");
@@ -1061,24 +1044,7 @@ impl Builder {
             }
             (shape.height, shape.height)
         } else {
-            let kernel = ints_attribute(node, "kernel_shape").unwrap_or_default();
-            let strides = ints_attribute(node, "strides").unwrap_or(vec![1, 1]);
-            let pads = ints_attribute(node, "pads").unwrap_or(vec![0; 4]);
-            if kernel.len() != 2 || kernel[0] != kernel[1] || kernel[0] < 1 {
-                return fail("only square 2-D windows are supported");
-            }
-            if strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 {
-                return fail("strides must be equal in both dimensions");
-            }
-            let auto_pad = attribute(node, "auto_pad").map_or(&[][..], |a| a.s.as_slice());
-            if !matches!(auto_pad, b"" | b"NOTSET" | b"VALID")
-                || pads.iter().any(|&p| p != 0)
-                || int_attribute(node, "ceil_mode", 0) != 0
-                || ints_attribute(node, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1))
-            {
-                return fail("padding (auto_pad too), ceil_mode and dilations are not supported");
-            }
-            (kernel[0] as usize, strides[0] as usize)
+            pool_window(onnx, node)?
         };
         if size > shape.height || size > shape.width {
             return fail("the window is larger than the input");
@@ -1214,4 +1180,28 @@ fn affine_batch_norm(affine: &Affine) -> BatchNormParams {
         var: vec![1.0; n],
         epsilon: 0.0,
     }
+}
+
+/// The window side and stride of a MaxPool or AveragePool: square, one stride, no padding,
+/// floor mode, no dilation.
+fn pool_window(onnx: &Onnx, node: &NodeProto) -> Result<(usize, usize), IrError> {
+    let fail = |m: &str| Err(onnx.error(node, m));
+    let kernel = ints_attribute(node, "kernel_shape").unwrap_or_default();
+    let strides = ints_attribute(node, "strides").unwrap_or(vec![1, 1]);
+    let pads = ints_attribute(node, "pads").unwrap_or(vec![0; 4]);
+    if kernel.len() != 2 || kernel[0] != kernel[1] || kernel[0] < 1 {
+        return fail("only square 2-D windows are supported");
+    }
+    if strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 {
+        return fail("strides must be equal in both dimensions");
+    }
+    let auto_pad = attribute(node, "auto_pad").map_or(&[][..], |a| a.s.as_slice());
+    if !matches!(auto_pad, b"" | b"NOTSET" | b"VALID")
+        || pads.iter().any(|&p| p != 0)
+        || int_attribute(node, "ceil_mode", 0) != 0
+        || ints_attribute(node, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1))
+    {
+        return fail("padding (auto_pad too), ceil_mode and dilations are not supported");
+    }
+    Ok((kernel[0] as usize, strides[0] as usize))
 }
