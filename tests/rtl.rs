@@ -989,8 +989,13 @@ fn random_graph(spec: &str, bits: u8, seed: u64) -> qnnc::ir::Graph {
 /// mismatches against the golden model, the cycles as predicted, and lint-clean Verilog.
 fn check_graph_bit_exact(dir: &Path, graph: &qnnc::ir::Graph, name: &str, images: &str) {
     let build = compile_graph(dir, graph, name);
-    let report = sim_json(build.to_str().unwrap(), images, &[]);
+    let report = sim_json(build.to_str().unwrap(), images, &["--activity"]);
     assert_eq!(report["mismatches"], 0, "{name}: {report}");
+    // The memory reads and writes, outputs and lane MACs counted in the simulation, layer by
+    // layer, are the schedule's prediction.
+    for layer in report["activity"]["layers"].as_array().expect("a layer list") {
+        assert_eq!(layer["as_predicted"], true, "{name}: {layer}");
+    }
     assert_eq!(
         report["cycles_per_inference"].as_f64(),
         report["predicted_cycles"].as_f64(),
