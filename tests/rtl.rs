@@ -993,7 +993,10 @@ fn check_graph_bit_exact(dir: &Path, graph: &qnnc::ir::Graph, name: &str, images
     assert_eq!(report["mismatches"], 0, "{name}: {report}");
     // The memory reads and writes, outputs and lane MACs counted in the simulation, layer by
     // layer, are the schedule's prediction.
-    for layer in report["activity"]["layers"].as_array().expect("a layer list") {
+    for layer in report["activity"]["layers"]
+        .as_array()
+        .expect("a layer list")
+    {
         assert_eq!(layer["as_predicted"], true, "{name}: {layer}");
     }
     assert_eq!(
