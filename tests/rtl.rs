@@ -989,8 +989,16 @@ fn random_graph(spec: &str, bits: u8, seed: u64) -> qnnc::ir::Graph {
 /// mismatches against the golden model, the cycles as predicted, and lint-clean Verilog.
 fn check_graph_bit_exact(dir: &Path, graph: &qnnc::ir::Graph, name: &str, images: &str) {
     let build = compile_graph(dir, graph, name);
-    let report = sim_json(build.to_str().unwrap(), images, &[]);
+    let report = sim_json(build.to_str().unwrap(), images, &["--activity"]);
     assert_eq!(report["mismatches"], 0, "{name}: {report}");
+    // The memory reads and writes, outputs and lane MACs counted in the simulation, layer by
+    // layer, are the schedule's prediction.
+    for layer in report["activity"]["layers"]
+        .as_array()
+        .expect("a layer list")
+    {
+        assert_eq!(layer["as_predicted"], true, "{name}: {layer}");
+    }
     assert_eq!(
         report["cycles_per_inference"].as_f64(),
         report["predicted_cycles"].as_f64(),
@@ -1051,8 +1059,9 @@ kind = "dense"
 units = 10
 "#;
 
-/// A stem convolution, two residual blocks (the second adding the first's output), global
-/// average pooling and a dense classifier.
+/// The shape of `examples/fmnist_resnet.toml`, smaller: a stem convolution with max-pooling,
+/// a stage convolution, a residual block whose addition is max-pooled, another stage
+/// convolution and block, global average pooling and a dense classifier with batch norm.
 const RESIDUAL_NET: &str = r#"
 name = "residual_net"
 dataset = "fashion-mnist"
@@ -1063,15 +1072,27 @@ weights = 4
 activations = 4
 [[layers]]
 kind = "conv2d"
-filters = 12
+filters = 8
 kernel = 3
-stride = 4
+stride = 2
 padding = 1
 [[layers]]
 kind = "batchnorm"
 [[layers]]
 kind = "act"
-name = "stem"
+[[layers]]
+kind = "maxpool"
+size = 2
+[[layers]]
+kind = "conv2d"
+filters = 12
+kernel = 3
+padding = 1
+[[layers]]
+kind = "batchnorm"
+[[layers]]
+kind = "act"
+name = "stage1"
 [[layers]]
 kind = "conv2d"
 filters = 12
@@ -1092,13 +1113,25 @@ kind = "batchnorm"
 kind = "act"
 [[layers]]
 kind = "add"
-from = "stem"
+from = "stage1"
 [[layers]]
 kind = "act"
-name = "block1"
+[[layers]]
+kind = "maxpool"
+size = 2
 [[layers]]
 kind = "conv2d"
-filters = 12
+filters = 16
+kernel = 3
+padding = 1
+[[layers]]
+kind = "batchnorm"
+[[layers]]
+kind = "act"
+name = "stage2"
+[[layers]]
+kind = "conv2d"
+filters = 16
 kernel = 3
 padding = 1
 [[layers]]
@@ -1107,7 +1140,7 @@ kind = "batchnorm"
 kind = "act"
 [[layers]]
 kind = "conv2d"
-filters = 12
+filters = 16
 kernel = 3
 padding = 1
 [[layers]]
@@ -1116,7 +1149,7 @@ kind = "batchnorm"
 kind = "act"
 [[layers]]
 kind = "add"
-from = "block1"
+from = "stage2"
 [[layers]]
 kind = "act"
 [[layers]]
@@ -1155,14 +1188,23 @@ fn a_residual_net_equals_the_golden_model() {
         let graph = random_graph(RESIDUAL_NET, bits, 3);
         let config = ArrayConfig { pe: 8, simd: 16 };
         let schedule = schedule::schedule(&graph, config, "residual_net").unwrap();
-        // Stem, two blocks of conv, conv, add; pooling; classifier. A block's input stays in a
-        // third region while the block runs.
-        assert_eq!(schedule.layers.len(), 9, "{schedule}");
+        // Stem, stage, block (conv, conv, add with max-pool), stage, block (conv, conv, add),
+        // pooling, classifier. A block's input stays in a third region while the block runs.
+        use schedule::LayerKind::{Add, AvgPool, Mac};
+        let kinds: Vec<_> = schedule.layers.iter().map(|l| l.kind).collect();
+        assert_eq!(
+            kinds,
+            [Mac, Mac, Mac, Mac, Add, Mac, Mac, Mac, Add, AvgPool, Mac],
+            "{schedule}"
+        );
         assert_eq!(schedule.regions, 3, "{schedule}");
-        let add = &schedule.layers[3];
-        assert_eq!(add.kind, schedule::LayerKind::Add);
-        assert_eq!(add.fan_in, 24);
-        assert_eq!(add.skip_region, schedule.layers[0].dest_region);
+        for (add, stage) in [(4, 1), (8, 5)] {
+            let layer = &schedule.layers[add];
+            assert_eq!(layer.fan_in, 2 * layer.input.channels, "{schedule}");
+            assert_eq!(layer.sources, [Some(add - 1), Some(stage)], "{schedule}");
+            assert_eq!(layer.skip_region, schedule.layers[stage].dest_region);
+        }
+        assert!(schedule.layers[4].pool.is_some(), "{schedule}");
         check_graph_bit_exact(dir.path(), &graph, &format!("res_q{bits}"), "10");
     }
 }
