@@ -1255,8 +1255,19 @@ fn a_brevitas_residual_network_imports_to_its_accuracy_and_runs_bit_exactly() {
         "integer golden model {integer} % but float {float} %"
     );
 
-    // Export then import gives the same graph.
+    // The PE array computes the adds and the average pool as the golden model does.
     let dir = tempfile::tempdir().unwrap();
+    let build = dir.path().join("build").display().to_string();
+    ok(qnnc(&["compile", &path, "--pe", "8", "--simd", "16", "-o", &build]));
+    let sim: serde_json::Value = serde_json::from_str(&ok(qnnc(&[
+        "sim", &build, "--images", "200", "--model", &path, "--format", "json",
+    ])))
+    .unwrap();
+    assert_eq!(sim["mismatches"], 0, "{sim}");
+    assert_eq!(sim["test_images"], 200, "{sim}");
+    assert_eq!(sim["cycles_per_inference"], sim["predicted_cycles"], "{sim}");
+
+    // Export then import gives the same graph.
     let exported = dir.path().join("resnet.onnx").display().to_string();
     ok(qnnc(&["export", &path, "-o", &exported]));
     let again = dumps(&exported);
