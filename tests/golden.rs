@@ -1,11 +1,13 @@
 //! The golden model against a second, naive implementation of the same integer semantics
 //! (direct loops, no packing, no float products, no fusion) on random networks.
 
+mod common;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use qnnc::golden::*;
-use qnnc::ir::{build, passes, Graph, Op, Precision};
+use qnnc::ir::{build, passes, Graph};
 use qnnc::spec::examples::example_network;
 use qnnc::spec::{Precision as SpecPrecision, Spec};
 use qnnc::train::Net;
@@ -51,103 +53,6 @@ fn random_graph(spec_text: &str, bits: u8, seed: u64) -> Graph {
     graph
 }
 
-/// Direct evaluation of a lowered graph on one image, node by node.
-fn naive(graph: &Graph, image: &[u8]) -> Vec<i64> {
-    let mut x: Vec<i64> = image.iter().map(|&p| p as i64).collect();
-    for node in graph.topological_order().into_iter().skip(1) {
-        let input = graph.input_type(node).unwrap();
-        let output = graph.output_type(node).unwrap();
-        let (i, o) = (input.shape, output.shape);
-        x = match &graph.graph[node].op {
-            Op::Mac {
-                kernel,
-                stride,
-                padding,
-                weights: Some(w),
-                ..
-            } => {
-                let mut y = vec![0i64; o.len()];
-                for oy in 0..o.height {
-                    for ox in 0..o.width {
-                        for f in 0..o.channels {
-                            let mut acc = 0i64;
-                            for ky in 0..*kernel {
-                                for kx in 0..*kernel {
-                                    let iy = (oy * stride + ky) as isize - *padding as isize;
-                                    let ix = (ox * stride + kx) as isize - *padding as isize;
-                                    if iy < 0
-                                        || ix < 0
-                                        || iy >= i.height as isize
-                                        || ix >= i.width as isize
-                                    {
-                                        continue;
-                                    }
-                                    for c in 0..i.channels {
-                                        let a = x[(iy as usize * i.width + ix as usize)
-                                            * i.channels
-                                            + c];
-                                        let row = (ky * kernel + kx) * i.channels + c;
-                                        acc += a * w.codes[row * o.channels + f] as i64;
-                                    }
-                                }
-                            }
-                            y[(oy * o.width + ox) * o.channels + f] = acc;
-                        }
-                    }
-                }
-                y
-            }
-            Op::MultiThreshold(t) => x
-                .iter()
-                .enumerate()
-                .map(|(k, &a)| {
-                    let c = k % o.channels;
-                    let count = t.thresholds[c]
-                        .iter()
-                        .filter(|&&th| if t.descending[c] { a <= th } else { a >= th })
-                        .count() as i64;
-                    if output.precision == Precision::Bipolar {
-                        2 * count - 1
-                    } else {
-                        count
-                    }
-                })
-                .collect(),
-            Op::Requantize(r) => x
-                .iter()
-                .enumerate()
-                .map(|(k, &a)| {
-                    let c = k % o.channels;
-                    let v = (a * r.multiplier[c] + r.offset[c]).div_euclid(1i64 << r.shift);
-                    r.clamp.map_or(v, |(lo, hi)| v.clamp(lo, hi))
-                })
-                .collect(),
-            Op::MaxPool { size, stride } => {
-                let mut y = vec![i64::MIN; o.len()];
-                for oy in 0..o.height {
-                    for ox in 0..o.width {
-                        for c in 0..o.channels {
-                            for ky in 0..*size {
-                                for kx in 0..*size {
-                                    let v = x[((oy * stride + ky) * i.width + ox * stride + kx)
-                                        * i.channels
-                                        + c];
-                                    let at = (oy * o.width + ox) * o.channels + c;
-                                    y[at] = y[at].max(v);
-                                }
-                            }
-                        }
-                    }
-                }
-                y
-            }
-            Op::Flatten | Op::Output => x,
-            other => panic!("not lowered: {other:?}"),
-        };
-    }
-    x
-}
-
 fn random_images(count: usize, pixels: usize, seed: u64) -> Vec<u8> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..count * pixels)
@@ -167,7 +72,7 @@ fn golden_equals_the_naive_integer_model_at_every_precision() {
         assert_eq!(predictions.len(), 70);
         let mut classes = std::collections::BTreeSet::new();
         for (image, prediction) in images.chunks_exact(784).zip(&predictions) {
-            let expected = naive(&graph, image);
+            let expected = common::naive(&graph, image);
             assert_eq!(prediction.logits, expected, "bits {bits}");
             assert_eq!(prediction.class, qnnc::kernels::argmax(&expected));
             classes.insert(prediction.class);
@@ -187,7 +92,7 @@ fn bipolar_layers_take_the_xnor_path_and_agree() {
     let traces = golden.trace(&image);
     let names: Vec<&str> = traces.iter().map(|t| t.node.as_str()).collect();
     assert!(names.contains(&"pool1"), "{names:?}");
-    assert_eq!(traces.last().unwrap().values, naive(&graph, &image));
+    assert_eq!(traces.last().unwrap().values, common::naive(&graph, &image));
     assert!(traces.iter().any(|t| t.values.iter().all(|v| v.abs() == 1)));
 }
 

@@ -1241,8 +1241,7 @@ fn a_brevitas_residual_network_imports_to_its_accuracy_and_runs_bit_exactly() {
         .all(|&n| !matches!(lowered.graph[n].op, qnnc::ir::Op::Quantize { .. })));
 
     let report: serde_json::Value =
-        serde_json::from_str(&ok(qnnc(&["eval", &path, "--integer", "--format", "json"])))
-            .unwrap();
+        serde_json::from_str(&ok(qnnc(&["eval", &path, "--integer", "--format", "json"]))).unwrap();
     assert_eq!(report["test_images"].as_u64(), Some(images));
     let float = report["accuracy"].as_f64().unwrap();
     let integer = report["integer_accuracy"].as_f64().unwrap();
@@ -1258,14 +1257,19 @@ fn a_brevitas_residual_network_imports_to_its_accuracy_and_runs_bit_exactly() {
     // The PE array computes the adds and the average pool as the golden model does.
     let dir = tempfile::tempdir().unwrap();
     let build = dir.path().join("build").display().to_string();
-    ok(qnnc(&["compile", &path, "--pe", "8", "--simd", "16", "-o", &build]));
+    ok(qnnc(&[
+        "compile", &path, "--pe", "8", "--simd", "16", "-o", &build,
+    ]));
     let sim: serde_json::Value = serde_json::from_str(&ok(qnnc(&[
         "sim", &build, "--images", "200", "--model", &path, "--format", "json",
     ])))
     .unwrap();
     assert_eq!(sim["mismatches"], 0, "{sim}");
     assert_eq!(sim["test_images"], 200, "{sim}");
-    assert_eq!(sim["cycles_per_inference"], sim["predicted_cycles"], "{sim}");
+    assert_eq!(
+        sim["cycles_per_inference"], sim["predicted_cycles"],
+        "{sim}"
+    );
 
     // Export then import gives the same graph.
     let exported = dir.path().join("resnet.onnx").display().to_string();
@@ -1289,26 +1293,59 @@ fn bad_skip_connections_in_qonnx_files_get_one_line_errors() {
     let skip_from = |add: usize, tensor: String| {
         with(&proto, |m| {
             let graph = m.graph.as_mut().unwrap();
-            let adds: Vec<&mut NodeProto> =
-                graph.node.iter_mut().filter(|n| n.op_type == "Add").collect();
+            let adds: Vec<&mut NodeProto> = graph
+                .node
+                .iter_mut()
+                .filter(|n| n.op_type == "Add")
+                .collect();
             adds.into_iter().nth(add).unwrap().input[1] = tensor;
         })
     };
     // A skip from a later layer: the second max-pool's output into the first block's add.
     let later = skip_from(0, tensor_of("MaxPool", 1));
-    refused(d, "later.onnx", &later, &["later.onnx", "/Add", "not computed before it"]);
+    refused(
+        d,
+        "later.onnx",
+        &later,
+        &["later.onnx", "/Add", "not computed before it"],
+    );
     // A skip from the add's own output: a cycle.
     let cycle = skip_from(0, tensor_of("Add", 0));
-    refused(d, "cycle.onnx", &cycle, &["cycle.onnx", "/Add", "not computed before it"]);
+    refused(
+        d,
+        "cycle.onnx",
+        &cycle,
+        &["cycle.onnx", "/Add", "not computed before it"],
+    );
     // A skip of another shape: 28x28 into the second block's 14x14 add.
     let shapes = skip_from(1, tensor_of("Quant", 3));
-    refused(d, "shapes.onnx", &shapes, &["shapes.onnx", "/Add_1", "one shape"]);
+    refused(
+        d,
+        "shapes.onnx",
+        &shapes,
+        &["shapes.onnx", "/Add_1", "one shape"],
+    );
     // A tensor that feeds two layers besides an add is no residual block.
     let forked = with(&proto, |m| {
         let graph = m.graph.as_mut().unwrap();
-        let stem_act = graph.node.iter().find(|n| n.op_type == "Conv").unwrap().output[0].clone();
-        let flatten = graph.node.iter_mut().find(|n| n.op_type == "GlobalAveragePool").unwrap();
+        let stem_act = graph
+            .node
+            .iter()
+            .find(|n| n.op_type == "Conv")
+            .unwrap()
+            .output[0]
+            .clone();
+        let flatten = graph
+            .node
+            .iter_mut()
+            .find(|n| n.op_type == "GlobalAveragePool")
+            .unwrap();
         flatten.input[0] = stem_act;
     });
-    refused(d, "forked.onnx", &forked, &["forked.onnx", "feeds 2 nodes", "skip connections"]);
+    refused(
+        d,
+        "forked.onnx",
+        &forked,
+        &["forked.onnx", "feeds 2 nodes", "skip connections"],
+    );
 }

@@ -5,6 +5,8 @@
 //! The trainer does not train these networks here: parameters are seeded random weight codes
 //! and batch-norm statistics, given through `LayerParameters`.
 
+mod common;
+
 use std::collections::HashMap;
 
 use petgraph::stable_graph::NodeIndex;
@@ -246,124 +248,6 @@ fn node(graph: &Graph, name: &str) -> NodeIndex {
         .unwrap_or_else(|| panic!("no node {name}"))
 }
 
-/// Direct evaluation of a lowered graph on one image: every node from the values of the nodes
-/// it reads, kept in a map.
-fn naive(graph: &Graph, image: &[u8]) -> Vec<i64> {
-    let mut values: HashMap<NodeIndex, Vec<i64>> = HashMap::new();
-    let order = graph.topological_order();
-    values.insert(order[0], image.iter().map(|&p| p as i64).collect());
-    let mut logits = Vec::new();
-    for &n in &order[1..] {
-        let inputs = graph.inputs(n);
-        let x = &values[&inputs[0]];
-        let (i, o) = (
-            graph.input_type(n).unwrap().shape,
-            graph.output_type(n).unwrap().shape,
-        );
-        let window = |size: usize, stride: usize, fold: fn(i64, i64) -> i64, start: i64| {
-            let mut y = vec![start; o.len()];
-            for oy in 0..o.height {
-                for ox in 0..o.width {
-                    for c in 0..o.channels {
-                        for ky in 0..size {
-                            for kx in 0..size {
-                                let v = x[((oy * stride + ky) * i.width + ox * stride + kx)
-                                    * i.channels
-                                    + c];
-                                let at = (oy * o.width + ox) * o.channels + c;
-                                y[at] = fold(y[at], v);
-                            }
-                        }
-                    }
-                }
-            }
-            y
-        };
-        let y = match &graph.graph[n].op {
-            Op::Mac {
-                kernel,
-                stride,
-                padding,
-                weights: Some(w),
-                ..
-            } => {
-                let mut y = vec![0i64; o.len()];
-                for oy in 0..o.height {
-                    for ox in 0..o.width {
-                        for f in 0..o.channels {
-                            let mut acc = 0i64;
-                            for ky in 0..*kernel {
-                                for kx in 0..*kernel {
-                                    let iy = (oy * stride + ky) as isize - *padding as isize;
-                                    let ix = (ox * stride + kx) as isize - *padding as isize;
-                                    if iy < 0
-                                        || ix < 0
-                                        || iy >= i.height as isize
-                                        || ix >= i.width as isize
-                                    {
-                                        continue;
-                                    }
-                                    for c in 0..i.channels {
-                                        let a = x[(iy as usize * i.width + ix as usize)
-                                            * i.channels
-                                            + c];
-                                        let row = (ky * kernel + kx) * i.channels + c;
-                                        acc += a * w.codes[row * o.channels + f] as i64;
-                                    }
-                                }
-                            }
-                            y[(oy * o.width + ox) * o.channels + f] = acc;
-                        }
-                    }
-                }
-                y
-            }
-            Op::MultiThreshold(t) => {
-                let bipolar = graph.output_type(n).unwrap().precision == Precision::Bipolar;
-                x.iter()
-                    .enumerate()
-                    .map(|(k, &a)| {
-                        let c = k % o.channels;
-                        let count = t.thresholds[c]
-                            .iter()
-                            .filter(|&&th| if t.descending[c] { a <= th } else { a >= th })
-                            .count() as i64;
-                        if bipolar {
-                            2 * count - 1
-                        } else {
-                            count
-                        }
-                    })
-                    .collect()
-            }
-            Op::Requantize(r) => x
-                .iter()
-                .enumerate()
-                .map(|(k, &a)| {
-                    let c = k % o.channels;
-                    let v = (a * r.multiplier[c] + r.offset[c]).div_euclid(1i64 << r.shift);
-                    r.clamp.map_or(v, |(lo, hi)| v.clamp(lo, hi))
-                })
-                .collect(),
-            Op::MaxPool { size, stride } => window(*size, *stride, i64::max, i64::MIN),
-            Op::AvgPool { size, stride } => window(*size, *stride, |a, b| a + b, 0),
-            Op::Add { shifts } => x
-                .iter()
-                .zip(&values[&inputs[1]])
-                .map(|(&a, &b)| (a << shifts[0]) + (b << shifts[1]))
-                .collect(),
-            Op::Flatten => x.clone(),
-            Op::Output => {
-                logits = x.clone();
-                continue;
-            }
-            other => panic!("not lowered: {other:?}"),
-        };
-        values.insert(n, y);
-    }
-    logits
-}
-
 #[test]
 fn lowering_leaves_integer_ops_with_a_quantizer_folded_after_every_sum() {
     for (name, text) in SPECS {
@@ -446,7 +330,11 @@ fn golden_equals_a_naive_evaluation_of_the_dag() {
             let graph = lowered(&built(text, bits, 3));
             let predictions = Golden::new(&graph, "t.toml").unwrap().run(&images);
             for (image, p) in images.chunks_exact(784).zip(&predictions) {
-                assert_eq!(p.logits, naive(&graph, image), "{name} at {bits} bits");
+                assert_eq!(
+                    p.logits,
+                    common::naive(&graph, image),
+                    "{name} at {bits} bits"
+                );
             }
             assert_varied(name, bits, &predictions);
         }
@@ -746,7 +634,7 @@ fn the_golden_trace_names_the_adds_and_keeps_the_skip() {
     let expected: Vec<i64> = main.iter().zip(stem).map(|(a, b)| a + b).collect();
     assert_eq!(sum, &expected);
     assert!(stem.iter().any(|&v| v > 0) && main.iter().any(|&v| v > 0));
-    assert_eq!(traces.last().unwrap().values, naive(&graph, &image));
+    assert_eq!(traces.last().unwrap().values, common::naive(&graph, &image));
     // Bipolar sums are -2, 0 and 2.
     let graph = lowered(&built(RESNET, 1, 9));
     let traces = Golden::unfused(&graph, "t.toml").unwrap().trace(&image);

@@ -86,3 +86,123 @@ pub fn train(dir: &std::path::Path, spec: &str, bits: &str) -> String {
     ]));
     model
 }
+
+/// Direct evaluation of a lowered graph on one image: every node from the values of the nodes
+/// it reads, kept in a map.
+pub fn naive(graph: &qnnc::ir::Graph, image: &[u8]) -> Vec<i64> {
+    let mut values: std::collections::HashMap<petgraph::stable_graph::NodeIndex, Vec<i64>> =
+        std::collections::HashMap::new();
+    let order = graph.topological_order();
+    values.insert(order[0], image.iter().map(|&p| p as i64).collect());
+    let mut logits = Vec::new();
+    for &n in &order[1..] {
+        let inputs = graph.inputs(n);
+        let x = &values[&inputs[0]];
+        let (i, o) = (
+            graph.input_type(n).unwrap().shape,
+            graph.output_type(n).unwrap().shape,
+        );
+        let window = |size: usize, stride: usize, fold: fn(i64, i64) -> i64, start: i64| {
+            let mut y = vec![start; o.len()];
+            for oy in 0..o.height {
+                for ox in 0..o.width {
+                    for c in 0..o.channels {
+                        for ky in 0..size {
+                            for kx in 0..size {
+                                let v = x[((oy * stride + ky) * i.width + ox * stride + kx)
+                                    * i.channels
+                                    + c];
+                                let at = (oy * o.width + ox) * o.channels + c;
+                                y[at] = fold(y[at], v);
+                            }
+                        }
+                    }
+                }
+            }
+            y
+        };
+        let y = match &graph.graph[n].op {
+            qnnc::ir::Op::Mac {
+                kernel,
+                stride,
+                padding,
+                weights: Some(w),
+                ..
+            } => {
+                let mut y = vec![0i64; o.len()];
+                for oy in 0..o.height {
+                    for ox in 0..o.width {
+                        for f in 0..o.channels {
+                            let mut acc = 0i64;
+                            for ky in 0..*kernel {
+                                for kx in 0..*kernel {
+                                    let iy = (oy * stride + ky) as isize - *padding as isize;
+                                    let ix = (ox * stride + kx) as isize - *padding as isize;
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= i.height as isize
+                                        || ix >= i.width as isize
+                                    {
+                                        continue;
+                                    }
+                                    for c in 0..i.channels {
+                                        let a = x[(iy as usize * i.width + ix as usize)
+                                            * i.channels
+                                            + c];
+                                        let row = (ky * kernel + kx) * i.channels + c;
+                                        acc += a * w.codes[row * o.channels + f] as i64;
+                                    }
+                                }
+                            }
+                            y[(oy * o.width + ox) * o.channels + f] = acc;
+                        }
+                    }
+                }
+                y
+            }
+            qnnc::ir::Op::MultiThreshold(t) => {
+                let bipolar =
+                    graph.output_type(n).unwrap().precision == qnnc::ir::Precision::Bipolar;
+                x.iter()
+                    .enumerate()
+                    .map(|(k, &a)| {
+                        let c = k % o.channels;
+                        let count = t.thresholds[c]
+                            .iter()
+                            .filter(|&&th| if t.descending[c] { a <= th } else { a >= th })
+                            .count() as i64;
+                        if bipolar {
+                            2 * count - 1
+                        } else {
+                            count
+                        }
+                    })
+                    .collect()
+            }
+            qnnc::ir::Op::Requantize(r) => x
+                .iter()
+                .enumerate()
+                .map(|(k, &a)| {
+                    let c = k % o.channels;
+                    let v = (a * r.multiplier[c] + r.offset[c]).div_euclid(1i64 << r.shift);
+                    r.clamp.map_or(v, |(lo, hi)| v.clamp(lo, hi))
+                })
+                .collect(),
+            qnnc::ir::Op::MaxPool { size, stride } => window(*size, *stride, i64::max, i64::MIN),
+            qnnc::ir::Op::AvgPool { size, stride } => window(*size, *stride, |a, b| a + b, 0),
+            qnnc::ir::Op::Add { shifts } => x
+                .iter()
+                .zip(&values[&inputs[1]])
+                .map(|(&a, &b)| (a << shifts[0]) + (b << shifts[1]))
+                .collect(),
+            qnnc::ir::Op::Flatten => x.clone(),
+            qnnc::ir::Op::Output => {
+                logits = x.clone();
+                continue;
+            }
+            other => panic!("not lowered: {other:?}"),
+        };
+        values.insert(n, y);
+    }
+    logits
+}
