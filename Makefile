@@ -86,6 +86,11 @@ rtl-check: setup build
 		$(QNNC) compile $(RTL_DIR)/cnn$$q.qnn --pe 8 --simd 16 -o $(RTL_DIR)/cnn$$q > /dev/null; \
 		$(QNNC) sim $(RTL_DIR)/cnn$$q --images 1000; \
 	done
+	@set -e; for q in 1 2 4 8; do \
+		$(QNNC) train examples/fmnist_resnet.toml --bits $$q --epochs 3 --seed 1 --lr 4e-3 -o $(RTL_DIR)/resnet$$q.qnn | tail -2; \
+		$(QNNC) compile $(RTL_DIR)/resnet$$q.qnn --pe 8 --simd 16 -o $(RTL_DIR)/resnet$$q > /dev/null; \
+		$(QNNC) sim $(RTL_DIR)/resnet$$q --images 1000; \
+	done
 
 # Yosys synthesis of the example networks at 1, 4 and 8 bits (slow: minutes each); run after
 # rtl-check, whose models it compiles.
