@@ -330,7 +330,15 @@ fn run(step: &Step, mut x: Vec<f32>, images: usize) -> Vec<f32> {
             output,
             size,
             stride,
-        } => pool(x, images, *input, *output, (*size, *stride), f32::NEG_INFINITY, f32::max, |m| m),
+        } => pool(
+            x,
+            images,
+            (*input, *output),
+            (*size, *stride),
+            f32::NEG_INFINITY,
+            f32::max,
+            |m| m,
+        ),
         Step::AvgPool {
             input,
             output,
@@ -338,7 +346,15 @@ fn run(step: &Step, mut x: Vec<f32>, images: usize) -> Vec<f32> {
             stride,
         } => {
             let taps = (size * size) as f32;
-            pool(x, images, *input, *output, (*size, *stride), 0.0, |a, b| a + b, |sum| sum / taps)
+            pool(
+                x,
+                images,
+                (*input, *output),
+                (*size, *stride),
+                0.0,
+                |a, b| a + b,
+                |sum| sum / taps,
+            )
         }
         Step::Add => unreachable!("an add reads two inputs"),
         Step::Identity => x,
@@ -350,8 +366,7 @@ fn run(step: &Step, mut x: Vec<f32>, images: usize) -> Vec<f32> {
 fn pool(
     x: Vec<f32>,
     images: usize,
-    input: Shape,
-    output: Shape,
+    (input, output): (Shape, Shape),
     (size, stride): (usize, usize),
     start: f32,
     fold: impl Fn(f32, f32) -> f32,
