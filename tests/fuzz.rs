@@ -117,7 +117,8 @@ fn repo() -> PathBuf {
 /// A seed file: its name and contents.
 type Seed = (String, Vec<u8>);
 
-/// The seed files of a kind, sorted by name. ONNX also takes the Brevitas CNN fixtures.
+/// The seed files of a kind, sorted by name. ONNX also takes the Brevitas CNN and residual
+/// fixtures.
 fn seeds(kind: Kind) -> &'static [Seed] {
     static SEEDS: OnceLock<BTreeMap<Kind, Vec<Seed>>> = OnceLock::new();
     let all = SEEDS.get_or_init(|| {
@@ -132,7 +133,7 @@ fn seeds(kind: Kind) -> &'static [Seed] {
                     }
                 }
                 if kind == Kind::Onnx {
-                    for name in ["cnn_q1.onnx", "cnn_q4.onnx"] {
+                    for name in ["cnn_q1.onnx", "cnn_q4.onnx", "resnet_q4.onnx"] {
                         let path = repo().join("tests/fixtures/qonnx").join(name);
                         files.push((name.to_string(), fs::read(path).expect("fixture reads")));
                     }
