@@ -15,10 +15,10 @@ use rand_chacha::ChaCha8Rng;
 
 use qnnc::energy::{work_of, work_of_graph};
 use qnnc::golden::Golden;
-use qnnc::ir::build::{self, LayerParameters};
+use qnnc::ir::build;
 use qnnc::ir::float_model::FloatModel;
 use qnnc::ir::verify::{verify, verify_lowered};
-use qnnc::ir::{dump, passes, BatchNormParams, Graph, Node, Op, Precision, Weights};
+use qnnc::ir::{dump, passes, Graph, Node, Op, Precision};
 use qnnc::spec::{self, DatasetKind, Network, Spec};
 
 /// A conv layer, an average pool of 3x3 windows of stride 2, and a dense layer.
@@ -101,105 +101,12 @@ fn network(text: &str, bits: u32) -> Network {
         .unwrap()
 }
 
-/// Seeded random weight codes (the step sized so that a MAC's value is of order one) and
-/// batch-norm statistics, some gains negative.
-struct RandomParameters<'a> {
-    network: &'a Network,
-    seed: u64,
-}
-
-impl LayerParameters for RandomParameters<'_> {
-    fn mac(&self, layer: usize, bits: u32) -> Option<(Weights, Option<Vec<f32>>)> {
-        let plan = &self.network.layers[layer];
-        let (fan_in, outputs, bias) = match plan.op {
-            spec::Op::Conv2d {
-                kernel,
-                filters,
-                bias,
-                ..
-            } => (kernel * kernel * plan.input.channels, filters, bias),
-            spec::Op::Dense { units, bias, .. } => (plan.input.len(), units, bias),
-            _ => return None,
-        };
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed * 1000 + layer as u64);
-        let largest = if bits == 1 {
-            1
-        } else {
-            (1i32 << (bits - 1)) - 1
-        };
-        let mut code = || match bits {
-            1 => {
-                if rng.random::<bool>() {
-                    1
-                } else {
-                    -1
-                }
-            }
-            _ => rng.random_range(-largest..=largest),
-        };
-        // Each column sums to (nearly) zero, so that the inputs' common level, which is the
-        // same for every image, does not decide the class alone: codes and their negations.
-        let mut columns: Vec<Vec<i32>> = (0..outputs)
-            .map(|_| {
-                let half: Vec<i32> = (0..fan_in / 2).map(|_| code()).collect();
-                let mut column: Vec<i32> = half.iter().flat_map(|&c| [c, -c]).collect();
-                if fan_in % 2 == 1 {
-                    column.push(code());
-                }
-                column
-            })
-            .collect();
-        for column in &mut columns {
-            for i in (1..column.len()).rev() {
-                column.swap(i, rng.random_range(0..=i));
-            }
-        }
-        let codes: Vec<i32> = (0..fan_in * outputs)
-            .map(|k| columns[k % outputs][k / outputs])
-            .collect();
-        let square = codes.iter().map(|&c| (c * c) as f64).sum::<f64>() / codes.len() as f64;
-        // An f32, as trained steps are, so that a QONNX file keeps it exactly.
-        let step = (1.0 / (fan_in as f64 * square.max(1e-3) * 0.3).sqrt()) as f32 as f64;
-        let bias = bias.then(|| (0..outputs).map(|_| rng.random_range(-0.3..0.3)).collect());
-        Some((
-            Weights {
-                step,
-                fan_in,
-                outputs,
-                codes,
-            },
-            bias,
-        ))
-    }
-
-    fn batch_norm(&self, layer: usize) -> Option<BatchNormParams> {
-        let channels = self.network.layers[layer].output.channels;
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed * 1000 + 500 + layer as u64);
-        let mut values = |lo: f32, hi: f32| -> Vec<f32> {
-            (0..channels).map(|_| rng.random_range(lo..hi)).collect()
-        };
-        let magnitude = values(0.5, 1.5);
-        let sign = values(-0.3, 1.0);
-        Some(BatchNormParams {
-            gamma: magnitude
-                .iter()
-                .zip(&sign)
-                .map(|(&m, &s)| if s < 0.0 { -m } else { m })
-                .collect(),
-            beta: values(-0.4, 0.5),
-            mean: values(-0.3, 0.3),
-            var: values(0.5, 2.0),
-            epsilon: 1e-5,
-        })
-    }
-}
-
 /// The graph of `text` at `bits` with seeded random parameters, before lowering.
 fn built(text: &str, bits: u32, seed: u64) -> Graph {
     let network = network(text, bits);
     build::from_trained(
         &network,
-        &RandomParameters {
+        &common::RandomParameters {
             network: &network,
             seed,
         },

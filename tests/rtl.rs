@@ -881,88 +881,6 @@ fn the_testbench_dumps_waveforms_and_runs_from_any_folder() {
     assert!(elsewhere.path().join("sim/waves.vcd").is_file());
 }
 
-/// Seeded random weight codes (each column of a MAC summing to about zero, the step sized so
-/// that a MAC's value is of order one) and batch-norm statistics, some gains negative: the
-/// parameters of `tests/residual.rs`.
-struct RandomParameters<'a> {
-    network: &'a qnnc::spec::Network,
-    seed: u64,
-}
-
-impl qnnc::ir::build::LayerParameters for RandomParameters<'_> {
-    fn mac(&self, layer: usize, bits: u32) -> Option<(qnnc::ir::Weights, Option<Vec<f32>>)> {
-        use rand::{Rng, SeedableRng};
-        let plan = &self.network.layers[layer];
-        let (fan_in, outputs) = match plan.op {
-            qnnc::spec::Op::Conv2d {
-                kernel, filters, ..
-            } => (kernel * kernel * plan.input.channels, filters),
-            qnnc::spec::Op::Dense { units, .. } => (plan.input.len(), units),
-            _ => return None,
-        };
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed * 1000 + layer as u64);
-        let largest = if bits == 1 {
-            1
-        } else {
-            (1i32 << (bits - 1)) - 1
-        };
-        let mut code = || match bits {
-            1 => {
-                if rng.random::<bool>() {
-                    1
-                } else {
-                    -1
-                }
-            }
-            _ => rng.random_range(-largest..=largest),
-        };
-        let columns: Vec<Vec<i32>> = (0..outputs)
-            .map(|_| {
-                let half: Vec<i32> = (0..fan_in / 2).map(|_| code()).collect();
-                let mut column: Vec<i32> = half.iter().flat_map(|&c| [c, -c]).collect();
-                if fan_in % 2 == 1 {
-                    column.push(code());
-                }
-                column
-            })
-            .collect();
-        let codes: Vec<i32> = (0..fan_in * outputs)
-            .map(|k| columns[k % outputs][k / outputs])
-            .collect();
-        let square = codes.iter().map(|&c| (c * c) as f64).sum::<f64>() / codes.len() as f64;
-        let step = 1.0 / (fan_in as f64 * square.max(1e-3) * 0.3).sqrt();
-        let weights = qnnc::ir::Weights {
-            step,
-            fan_in,
-            outputs,
-            codes,
-        };
-        Some((weights, None))
-    }
-
-    fn batch_norm(&self, layer: usize) -> Option<qnnc::ir::BatchNormParams> {
-        use rand::{Rng, SeedableRng};
-        let channels = self.network.layers[layer].output.channels;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed * 1000 + 500 + layer as u64);
-        let mut values = |lo: f32, hi: f32| -> Vec<f32> {
-            (0..channels).map(|_| rng.random_range(lo..hi)).collect()
-        };
-        let magnitude = values(0.5, 1.5);
-        let sign = values(-0.3, 1.0);
-        Some(qnnc::ir::BatchNormParams {
-            gamma: magnitude
-                .iter()
-                .zip(&sign)
-                .map(|(&m, &s)| if s < 0.0 { -m } else { m })
-                .collect(),
-            beta: values(-0.4, 0.5),
-            mean: values(-0.3, 0.3),
-            var: values(0.5, 2.0),
-            epsilon: 1e-5,
-        })
-    }
-}
-
 /// The lowered graph of a spec at `bits`, with seeded random parameters.
 fn random_graph(spec: &str, bits: u8, seed: u64) -> qnnc::ir::Graph {
     let origin = "test.toml";
@@ -976,7 +894,7 @@ fn random_graph(spec: &str, bits: u8, seed: u64) -> qnnc::ir::Graph {
     )
     .unwrap();
     let network = spec.build(origin).unwrap();
-    let parameters = RandomParameters {
+    let parameters = common::RandomParameters {
         network: &network,
         seed,
     };

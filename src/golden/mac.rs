@@ -185,9 +185,20 @@ pub struct Pool {
 
 impl Pool {
     pub fn run(&self, x: &[i64], images: usize) -> Vec<i64> {
+        self.fold(x, images, i64::MIN, i64::max)
+    }
+
+    /// Each channel of every window, folded from `start` with `fold`.
+    pub(super) fn fold(
+        &self,
+        x: &[i64],
+        images: usize,
+        start: i64,
+        fold: impl Fn(i64, i64) -> i64,
+    ) -> Vec<i64> {
         let (input, output) = (self.input, self.output);
         let c = input.channels;
-        let mut y = vec![i64::MIN; images * output.len()];
+        let mut y = vec![start; images * output.len()];
         for (image, out_image) in x
             .chunks_exact(input.len())
             .zip(y.chunks_exact_mut(output.len()))
@@ -198,8 +209,8 @@ impl Pool {
                     let row = (oy * self.stride + ky) * input.width;
                     for kx in 0..self.size {
                         let at = (row + ox * self.stride + kx) * c;
-                        for (best, &v) in out.iter_mut().zip(&image[at..at + c]) {
-                            *best = (*best).max(v);
+                        for (folded, &v) in out.iter_mut().zip(&image[at..at + c]) {
+                            *folded = fold(*folded, v);
                         }
                     }
                 }

@@ -14,27 +14,13 @@ pub struct WindowSum {
 
 impl WindowSum {
     pub fn run(&self, x: &[i64], images: usize) -> Vec<i64> {
-        let (input, output) = (self.input, self.output);
-        let c = input.channels;
-        let mut y = vec![0i64; images * output.len()];
-        for (image, out_image) in x
-            .chunks_exact(input.len())
-            .zip(y.chunks_exact_mut(output.len()))
-        {
-            for (o, out) in out_image.chunks_exact_mut(c).enumerate() {
-                let (oy, ox) = (o / output.width, o % output.width);
-                for ky in 0..self.size {
-                    let row = (oy * self.stride + ky) * input.width;
-                    for kx in 0..self.size {
-                        let at = (row + ox * self.stride + kx) * c;
-                        for (sum, &v) in out.iter_mut().zip(&image[at..at + c]) {
-                            *sum += v;
-                        }
-                    }
-                }
-            }
-        }
-        y
+        let windows = super::mac::Pool {
+            input: self.input,
+            output: self.output,
+            size: self.size,
+            stride: self.stride,
+        };
+        windows.fold(x, images, 0, |sum, v| sum + v)
     }
 }
 

@@ -206,3 +206,98 @@ pub fn naive(graph: &qnnc::ir::Graph, image: &[u8]) -> Vec<i64> {
     }
     logits
 }
+
+/// Seeded random weight codes (the step sized so that a MAC's value is of order one) and
+/// batch-norm statistics, some gains negative.
+pub struct RandomParameters<'a> {
+    pub network: &'a qnnc::spec::Network,
+    pub seed: u64,
+}
+
+impl qnnc::ir::build::LayerParameters for RandomParameters<'_> {
+    fn mac(&self, layer: usize, bits: u32) -> Option<(qnnc::ir::Weights, Option<Vec<f32>>)> {
+        use rand::{Rng, SeedableRng};
+        let plan = &self.network.layers[layer];
+        let (fan_in, outputs, bias) = match plan.op {
+            qnnc::spec::Op::Conv2d {
+                kernel,
+                filters,
+                bias,
+                ..
+            } => (kernel * kernel * plan.input.channels, filters, bias),
+            qnnc::spec::Op::Dense { units, bias, .. } => (plan.input.len(), units, bias),
+            _ => return None,
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed * 1000 + layer as u64);
+        let largest = if bits == 1 {
+            1
+        } else {
+            (1i32 << (bits - 1)) - 1
+        };
+        let mut code = || match bits {
+            1 => {
+                if rng.random::<bool>() {
+                    1
+                } else {
+                    -1
+                }
+            }
+            _ => rng.random_range(-largest..=largest),
+        };
+        // Each column sums to (nearly) zero, so that the inputs' common level, which is the
+        // same for every image, does not decide the class alone: codes and their negations.
+        let mut columns: Vec<Vec<i32>> = (0..outputs)
+            .map(|_| {
+                let half: Vec<i32> = (0..fan_in / 2).map(|_| code()).collect();
+                let mut column: Vec<i32> = half.iter().flat_map(|&c| [c, -c]).collect();
+                if fan_in % 2 == 1 {
+                    column.push(code());
+                }
+                column
+            })
+            .collect();
+        for column in &mut columns {
+            for i in (1..column.len()).rev() {
+                column.swap(i, rng.random_range(0..=i));
+            }
+        }
+        let codes: Vec<i32> = (0..fan_in * outputs)
+            .map(|k| columns[k % outputs][k / outputs])
+            .collect();
+        let square = codes.iter().map(|&c| (c * c) as f64).sum::<f64>() / codes.len() as f64;
+        // An f32, as trained steps are, so that a QONNX file keeps it exactly.
+        let step = (1.0 / (fan_in as f64 * square.max(1e-3) * 0.3).sqrt()) as f32 as f64;
+        let bias = bias.then(|| (0..outputs).map(|_| rng.random_range(-0.3..0.3)).collect());
+        Some((
+            qnnc::ir::Weights {
+                step,
+                fan_in,
+                outputs,
+                codes,
+            },
+            bias,
+        ))
+    }
+
+    fn batch_norm(&self, layer: usize) -> Option<qnnc::ir::BatchNormParams> {
+        use rand::{Rng, SeedableRng};
+        let channels = self.network.layers[layer].output.channels;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed * 1000 + 500 + layer as u64);
+        let mut values = |lo: f32, hi: f32| -> Vec<f32> {
+            (0..channels).map(|_| rng.random_range(lo..hi)).collect()
+        };
+        let magnitude = values(0.5, 1.5);
+        let sign = values(-0.3, 1.0);
+        Some(qnnc::ir::BatchNormParams {
+            gamma: magnitude
+                .iter()
+                .zip(&sign)
+                .map(|(&m, &s)| if s < 0.0 { -m } else { m })
+                .collect(),
+            beta: values(-0.4, 0.5),
+            mean: values(-0.3, 0.3),
+            var: values(0.5, 2.0),
+            epsilon: 1e-5,
+        })
+    }
+}
