@@ -27,25 +27,16 @@ impl Act {
     pub fn forward(&mut self, mut x: Array4<f32>, training: bool) -> Array4<f32> {
         let data = x.as_slice_mut().expect("standard layout");
         let bits = self.bits;
-        let code_values = code_values(bits);
         if training {
             let mut passes = std::mem::take(&mut self.passes);
             passes.resize(data.len(), false);
             data.par_chunks_mut(CHUNK)
                 .zip(passes.par_chunks_mut(CHUNK))
-                .for_each(|(values, passes)| {
-                    for (v, pass) in values.iter_mut().zip(passes) {
-                        *pass = passes_gradient(bits, *v);
-                        *v = activate(bits, &code_values, *v);
-                    }
-                });
+                .for_each(|(values, passes)| activate_training(bits, values, passes));
             self.passes = passes;
         } else {
-            data.par_chunks_mut(CHUNK).for_each(|values| {
-                for v in values {
-                    *v = activate(bits, &code_values, *v);
-                }
-            });
+            data.par_chunks_mut(CHUNK)
+                .for_each(|values| activate(bits, values));
         }
         x
     }
@@ -70,31 +61,32 @@ impl Act {
     }
 }
 
-/// The quantized activation of `x`: the value of its code, looked up in `values` (the value of
-/// each code, `act_value`, for two or more bits) rather than divided out for every element.
-#[inline]
-fn activate(bits: Option<u32>, values: &[f32], x: f32) -> f32 {
+/// Quantizes `values` in place. One loop per precision, with no per-element branch on it, so
+/// that each compiles to vector code.
+fn activate(bits: Option<u32>, values: &mut [f32]) {
     match bits {
-        None => x.max(0.0),
-        Some(1) => quant::act_code(1, x) as f32,
-        Some(bits) => values[quant::act_code(bits, x) as usize],
+        None => values.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Some(1) => values
+            .iter_mut()
+            .for_each(|v| *v = quant::act_code(1, *v) as f32),
+        Some(bits) => {
+            let max = quant::act_max_code(bits) as f32;
+            values.iter_mut().for_each(|v| {
+                // `act_value(bits, act_code(bits, v))`, spelled out so that it vectorizes.
+                *v = quant::round_non_negative(v.clamp(0.0, 1.0) * max) as f32 / max
+            })
+        }
     }
 }
 
-/// The value of every code of a quantizer of two or more bits (empty for one bit and float).
-fn code_values(bits: Option<u32>) -> Vec<f32> {
+/// [`activate`], noting in `passes` where the straight-through estimator passes the gradient.
+fn activate_training(bits: Option<u32>, values: &mut [f32], passes: &mut [bool]) {
     match bits {
-        Some(bits) if bits >= 2 => (0..=quant::act_max_code(bits))
-            .map(|code| quant::act_value(bits, code))
-            .collect(),
-        _ => Vec::new(),
+        None => values.iter().zip(passes.iter_mut()).for_each(|(&v, p)| *p = v > 0.0),
+        Some(bits) => values
+            .iter()
+            .zip(passes.iter_mut())
+            .for_each(|(&v, p)| *p = quant::act_passes_gradient(bits, v)),
     }
-}
-
-#[inline]
-fn passes_gradient(bits: Option<u32>, x: f32) -> bool {
-    match bits {
-        None => x > 0.0,
-        Some(bits) => quant::act_passes_gradient(bits, x),
-    }
+    activate(bits, values);
 }
