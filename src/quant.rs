@@ -37,29 +37,68 @@ fn clip_in_sigmas(bits: u32) -> Option<f32> {
     }
 }
 
+/// Sum of magnitudes, sum of squares and largest magnitude of some weights.
+#[derive(Debug, Clone, Copy, Default)]
+struct Moments {
+    sum_abs: f64,
+    sum_sq: f64,
+    max_abs: f32,
+}
+
+impl Moments {
+    /// Accumulated in `LANES` interleaved partial sums, added in a fixed order at the end, so
+    /// that the loop compiles to vector code and gives the same result on every run.
+    fn of(weights: &[f32]) -> Moments {
+        const LANES: usize = 8;
+        let (mut sum_abs, mut sum_sq, mut max_abs) = ([0f64; LANES], [0f64; LANES], [0f32; LANES]);
+        let groups = weights.chunks_exact(LANES);
+        let rest = groups.remainder();
+        for group in groups {
+            for lane in 0..LANES {
+                let w = group[lane];
+                sum_abs[lane] += w.abs() as f64;
+                sum_sq[lane] += w as f64 * w as f64;
+                max_abs[lane] = max_abs[lane].max(w.abs());
+            }
+        }
+        for (lane, &w) in rest.iter().enumerate() {
+            sum_abs[lane] += w.abs() as f64;
+            sum_sq[lane] += w as f64 * w as f64;
+            max_abs[lane] = max_abs[lane].max(w.abs());
+        }
+        (0..LANES).fold(Moments::default(), |total, lane| {
+            total.add(Moments {
+                sum_abs: sum_abs[lane],
+                sum_sq: sum_sq[lane],
+                max_abs: max_abs[lane],
+            })
+        })
+    }
+
+    fn add(self, other: Moments) -> Moments {
+        Moments {
+            sum_abs: self.sum_abs + other.sum_abs,
+            sum_sq: self.sum_sq + other.sum_sq,
+            max_abs: self.max_abs.max(other.max_abs),
+        }
+    }
+}
+
 /// The step (value of one code) of a layer's weights at `bits`: derived from the weights'
 /// root-mean-square and largest magnitude, so it follows them as they train. For one bit the
 /// "step" is the magnitude of both levels, the mean absolute weight (as in XNOR-Net).
 pub fn weight_step(bits: u32, weights: &[f32]) -> f32 {
     let n = weights.len().max(1) as f64;
     // Partial sums over fixed chunks, added in order: the same step on any number of threads.
-    let partials: Vec<(f64, f64, f32)> = weights
+    let partials: Vec<Moments> = weights
         .par_chunks(1 << 14)
-        .map(|chunk| {
-            chunk.iter().fold((0f64, 0f64, 0f32), |(sa, sq, m), &w| {
-                (
-                    sa + w.abs() as f64,
-                    sq + (w as f64) * (w as f64),
-                    m.max(w.abs()),
-                )
-            })
-        })
+        .map(Moments::of)
         .collect();
-    let (sum_abs, sum_sq, max_abs) = partials
-        .into_iter()
-        .fold((0f64, 0f64, 0f32), |(sa, sq, m), (a, b, c)| {
-            (sa + a, sq + b, m.max(c))
-        });
+    let Moments {
+        sum_abs,
+        sum_sq,
+        max_abs,
+    } = partials.into_iter().fold(Moments::default(), Moments::add);
     let step = if bits == 1 {
         (sum_abs / n) as f32
     } else {
@@ -89,7 +128,9 @@ pub fn weight_code(bits: u32, step: f32, w: f32) -> i32 {
         }
     } else {
         let max = weight_max_code(bits);
-        ((w / step).round() as i32).clamp(-max, max)
+        // Clamped first into the range `round_small` takes; the codes beyond clamp anyway.
+        let bound = max as f32 + 1.0;
+        round_small((w / step).clamp(-bound, bound)).clamp(-max, max)
     }
 }
 
@@ -117,6 +158,16 @@ pub fn act_code(bits: u32, x: f32) -> i32 {
         let max = act_max_code(bits);
         round_non_negative(x.clamp(0.0, 1.0) * max as f32)
     }
+}
+
+/// `y.round() as i32` for `|y| < 2^23` (ties away from zero; NaN gives 0 as `round` and the
+/// cast do), without the library call `round` compiles to: there the fraction `y - trunc(y)`
+/// is exact, so comparing it with one half rounds exactly as `round` does.
+#[inline]
+pub fn round_small(y: f32) -> i32 {
+    let whole = y as i32;
+    let fraction = y - whole as f32;
+    whole + i32::from(fraction >= 0.5) - i32::from(fraction <= -0.5)
 }
 
 /// `y.round() as i32` for `0 <= y < 2^23`, without the library call `round` compiles to: the
@@ -172,7 +223,10 @@ mod tests {
         values.extend((0..1_000_000).map(|i| i as f32 * 0.065_535_7));
         for y in values {
             assert_eq!(round_non_negative(y), y.round() as i32, "{y:e}");
+            assert_eq!(round_small(y), y.round() as i32, "{y:e}");
+            assert_eq!(round_small(-y), (-y).round() as i32, "{y:e}");
         }
+        assert_eq!(round_small(f32::NAN), 0);
     }
 
     #[test]

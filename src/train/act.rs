@@ -52,9 +52,7 @@ impl Act {
             .zip(self.passes.par_chunks(CHUNK))
             .for_each(|(grads, passes)| {
                 for (g, &pass) in grads.iter_mut().zip(passes) {
-                    if !pass {
-                        *g = 0.0;
-                    }
+                    *g = if pass { *g } else { 0.0 };
                 }
             });
         dy

@@ -53,20 +53,21 @@ impl BatchNorm {
                 .collect();
             data.par_chunks_mut(c * ROWS_PER_TASK).for_each(|chunk| {
                 for row in chunk.chunks_exact_mut(c) {
-                    for j in 0..c {
-                        row[j] = row[j] * scale[j] + shift[j];
+                    for ((v, scale), shift) in row.iter_mut().zip(&scale).zip(&shift) {
+                        *v = *v * scale + shift;
                     }
                 }
             });
             return x;
         }
-        let sums = column_sums(data, c, |v, _| v as f64);
+        // Sum and sum of squares in one pass; in f64 they leave the variance exact enough.
+        let (sums, squares) = column_sum_pairs(data, data, c, |v, _| (v as f64, v as f64 * v as f64));
         let mean: Vec<f64> = sums.iter().map(|s| s / rows as f64).collect();
-        let sq = column_sums(data, c, |v, j| {
-            let d = v as f64 - mean[j];
-            d * d
-        });
-        let var: Vec<f64> = sq.iter().map(|s| s / rows as f64).collect();
+        let var: Vec<f64> = squares
+            .iter()
+            .zip(&mean)
+            .map(|(s, m)| (s / rows as f64 - m * m).max(0.0))
+            .collect();
         self.inv_std = var
             .iter()
             .map(|&v| (1.0 / (v + self.epsilon as f64).sqrt()) as f32)
@@ -85,9 +86,12 @@ impl BatchNorm {
             .zip(x_hat.par_chunks_mut(c * ROWS_PER_TASK))
             .for_each(|(chunk, hat_chunk)| {
                 for (row, hat) in chunk.chunks_exact_mut(c).zip(hat_chunk.chunks_exact_mut(c)) {
-                    for j in 0..c {
-                        hat[j] = (row[j] - mean[j]) * inv_std[j];
-                        row[j] = gamma[j] * hat[j] + beta[j];
+                    let channels = mean.iter().zip(inv_std).zip(gamma).zip(beta);
+                    for ((v, h), (((mean, inv_std), gamma), beta)) in
+                        row.iter_mut().zip(hat).zip(channels)
+                    {
+                        *h = (*v - mean) * inv_std;
+                        *v = gamma * *h + beta;
                     }
                 }
             });
@@ -100,8 +104,8 @@ impl BatchNorm {
         let x_hat = &self.x_hat;
         let data = dy.as_slice_mut().expect("standard layout");
         let rows = (data.len() / c) as f32;
-        let dbeta = column_sums(data, c, |v, _| v as f64);
-        let dgamma = column_sums_with(data, x_hat, c);
+        let (dbeta, dgamma) =
+            column_sum_pairs(data, x_hat, c, |g, h| (g as f64, g as f64 * h as f64));
         self.beta.grad = dbeta.iter().map(|&v| v as f32).collect();
         self.gamma.grad = dgamma.iter().map(|&v| v as f32).collect();
         let scale: Vec<f32> = (0..c)
@@ -112,8 +116,9 @@ impl BatchNorm {
             .zip(x_hat.par_chunks(c * ROWS_PER_TASK))
             .for_each(|(chunk, hat_chunk)| {
                 for (row, hat) in chunk.chunks_exact_mut(c).zip(hat_chunk.chunks_exact(c)) {
-                    for j in 0..c {
-                        row[j] = scale[j] * (rows * row[j] - dbeta[j] - hat[j] * dgamma[j]);
+                    let channels = scale.iter().zip(dbeta).zip(dgamma);
+                    for ((g, h), ((scale, dbeta), dgamma)) in row.iter_mut().zip(hat).zip(channels) {
+                        *g = scale * (rows * *g - dbeta - h * dgamma);
                     }
                 }
             });
@@ -137,46 +142,35 @@ impl BatchNorm {
     }
 }
 
-/// Per-column sums of `f(value, column)` over a `[rows, c]` buffer, in a fixed order.
-fn column_sums(data: &[f32], c: usize, f: impl Fn(f32, usize) -> f64 + Sync) -> Vec<f64> {
-    let partials: Vec<Vec<f64>> = data
-        .par_chunks(c * ROWS_PER_TASK)
-        .map(|chunk| {
-            let mut sums = vec![0f64; c];
-            for row in chunk.chunks_exact(c) {
-                for j in 0..c {
-                    sums[j] += f(row[j], j);
-                }
-            }
-            sums
-        })
-        .collect();
-    add_partials(partials, c)
-}
-
-/// Per-column sums of `a * b` over two `[rows, c]` buffers, in a fixed order.
-fn column_sums_with(a: &[f32], b: &[f32], c: usize) -> Vec<f64> {
-    let partials: Vec<Vec<f64>> = a
+/// Per-column sums of the two values `f(a, b)` gives for each pair of elements of two
+/// `[rows, c]` buffers, in a fixed order (partial sums over fixed row blocks, added in order).
+fn column_sum_pairs(
+    a: &[f32],
+    b: &[f32],
+    c: usize,
+    f: impl Fn(f32, f32) -> (f64, f64) + Sync,
+) -> (Vec<f64>, Vec<f64>) {
+    let partials: Vec<(Vec<f64>, Vec<f64>)> = a
         .par_chunks(c * ROWS_PER_TASK)
         .zip(b.par_chunks(c * ROWS_PER_TASK))
-        .map(|(ca, cb)| {
-            let mut sums = vec![0f64; c];
-            for (ra, rb) in ca.chunks_exact(c).zip(cb.chunks_exact(c)) {
-                for j in 0..c {
-                    sums[j] += ra[j] as f64 * rb[j] as f64;
+        .map(|(block_a, block_b)| {
+            let (mut first, mut second) = (vec![0f64; c], vec![0f64; c]);
+            for (row_a, row_b) in block_a.chunks_exact(c).zip(block_b.chunks_exact(c)) {
+                for (((s, t), &x), &y) in first.iter_mut().zip(&mut second).zip(row_a).zip(row_b) {
+                    let (p, q) = f(x, y);
+                    *s += p;
+                    *t += q;
                 }
             }
-            sums
+            (first, second)
         })
         .collect();
-    add_partials(partials, c)
-}
-
-fn add_partials(partials: Vec<Vec<f64>>, c: usize) -> Vec<f64> {
-    partials.iter().fold(vec![0f64; c], |mut total, part| {
-        for (t, p) in total.iter_mut().zip(part) {
-            *t += p;
-        }
-        total
-    })
+    partials.iter().fold(
+        (vec![0f64; c], vec![0f64; c]),
+        |(mut first, mut second), (p, q)| {
+            first.iter_mut().zip(p).for_each(|(t, v)| *t += v);
+            second.iter_mut().zip(q).for_each(|(t, v)| *t += v);
+            (first, second)
+        },
+    )
 }

@@ -46,25 +46,30 @@ impl MaxPool {
                     .par_chunks(input.len()),
             )
             .for_each(|((out, win), image)| {
+                // Channels innermost, so that one window position compares every channel at once.
                 for oy in 0..output.height {
                     for ox in 0..output.width {
                         let o = (oy * output.width + ox) * c;
-                        for ch in 0..c {
-                            let mut best = f32::NEG_INFINITY;
-                            let mut best_index = 0;
-                            for ky in 0..self.size {
-                                for kx in 0..self.size {
-                                    let iy = oy * self.stride + ky;
-                                    let ix = ox * self.stride + kx;
-                                    let i = (iy * input.width + ix) * c + ch;
-                                    if image[i] > best {
-                                        best = image[i];
-                                        best_index = i;
-                                    }
+                        let (best, best_index) = (&mut out[o..o + c], &mut win[o..o + c]);
+                        best.fill(f32::NEG_INFINITY);
+                        best_index.fill(0);
+                        for ky in 0..self.size {
+                            for kx in 0..self.size {
+                                let iy = oy * self.stride + ky;
+                                let ix = ox * self.stride + kx;
+                                let first = (iy * input.width + ix) * c;
+                                for (ch, ((b, w), &v)) in best
+                                    .iter_mut()
+                                    .zip(best_index.iter_mut())
+                                    .zip(&image[first..first + c])
+                                    .enumerate()
+                                {
+                                    // Strictly greater: the first in window order wins ties.
+                                    let better = v > *b;
+                                    *b = if better { v } else { *b };
+                                    *w = if better { (first + ch) as u32 } else { *w };
                                 }
                             }
-                            out[o + ch] = best;
-                            win[o + ch] = best_index as u32;
                         }
                     }
                 }
