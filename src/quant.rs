@@ -9,6 +9,7 @@
 //!   Q = 1: bipolar {-1, +1}, the sign of hard-tanh (zero maps to +1).
 //! - The input image: 8-bit unsigned pixels, value = pixel / 255, whatever Q is.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// Largest positive weight code at `bits` (>= 2).
@@ -46,35 +47,6 @@ struct Moments {
 }
 
 impl Moments {
-    /// Accumulated in `LANES` interleaved partial sums, added in a fixed order at the end, so
-    /// that the loop compiles to vector code and gives the same result on every run.
-    fn of(weights: &[f32]) -> Moments {
-        const LANES: usize = 8;
-        let (mut sum_abs, mut sum_sq, mut max_abs) = ([0f64; LANES], [0f64; LANES], [0f32; LANES]);
-        let groups = weights.chunks_exact(LANES);
-        let rest = groups.remainder();
-        for group in groups {
-            for lane in 0..LANES {
-                let w = group[lane];
-                sum_abs[lane] += w.abs() as f64;
-                sum_sq[lane] += w as f64 * w as f64;
-                max_abs[lane] = max_abs[lane].max(w.abs());
-            }
-        }
-        for (lane, &w) in rest.iter().enumerate() {
-            sum_abs[lane] += w.abs() as f64;
-            sum_sq[lane] += w as f64 * w as f64;
-            max_abs[lane] = max_abs[lane].max(w.abs());
-        }
-        (0..LANES).fold(Moments::default(), |total, lane| {
-            total.add(Moments {
-                sum_abs: sum_abs[lane],
-                sum_sq: sum_sq[lane],
-                max_abs: max_abs[lane],
-            })
-        })
-    }
-
     fn add(self, other: Moments) -> Moments {
         Moments {
             sum_abs: self.sum_abs + other.sum_abs,
@@ -84,16 +56,44 @@ impl Moments {
     }
 }
 
+/// The moments of `weights`, accumulated in `LANES` interleaved partial sums added in a fixed
+/// order at the end, so that the loop compiles to vector code and gives the same result on
+/// every run.
+#[multiversion(targets = "simd")]
+fn moments(weights: &[f32]) -> Moments {
+    const LANES: usize = 8;
+    let (mut sum_abs, mut sum_sq, mut max_abs) = ([0f64; LANES], [0f64; LANES], [0f32; LANES]);
+    let groups = weights.chunks_exact(LANES);
+    let rest = groups.remainder();
+    for group in groups {
+        for lane in 0..LANES {
+            let w = group[lane];
+            sum_abs[lane] += w.abs() as f64;
+            sum_sq[lane] += w as f64 * w as f64;
+            max_abs[lane] = max_abs[lane].max(w.abs());
+        }
+    }
+    for (lane, &w) in rest.iter().enumerate() {
+        sum_abs[lane] += w.abs() as f64;
+        sum_sq[lane] += w as f64 * w as f64;
+        max_abs[lane] = max_abs[lane].max(w.abs());
+    }
+    (0..LANES).fold(Moments::default(), |total, lane| {
+        total.add(Moments {
+            sum_abs: sum_abs[lane],
+            sum_sq: sum_sq[lane],
+            max_abs: max_abs[lane],
+        })
+    })
+}
+
 /// The step (value of one code) of a layer's weights at `bits`: derived from the weights'
 /// root-mean-square and largest magnitude, so it follows them as they train. For one bit the
 /// "step" is the magnitude of both levels, the mean absolute weight (as in XNOR-Net).
 pub fn weight_step(bits: u32, weights: &[f32]) -> f32 {
     let n = weights.len().max(1) as f64;
     // Partial sums over fixed chunks, added in order: the same step on any number of threads.
-    let partials: Vec<Moments> = weights
-        .par_chunks(1 << 14)
-        .map(Moments::of)
-        .collect();
+    let partials: Vec<Moments> = weights.par_chunks(1 << 14).map(moments).collect();
     let Moments {
         sum_abs,
         sum_sq,

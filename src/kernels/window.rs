@@ -57,15 +57,19 @@ pub fn im2col<T: Copy + Default + Send + Sync>(
                             dst.fill(T::default());
                             continue;
                         }
-                        for kx in 0..k {
-                            let ix = (ox * window.stride + kx) as isize - window.padding as isize;
-                            let dst = &mut dst[kx * c..][..c];
-                            if ix < 0 || ix >= input.width as isize {
-                                dst.fill(T::default());
-                            } else {
-                                let src = (iy as usize * input.width + ix as usize) * c;
-                                dst.copy_from_slice(&image[src..src + c]);
-                            }
+                        // The window's columns inside the image are one contiguous run of
+                        // the input row: one copy, and zeros either side of it.
+                        let left = (ox * window.stride) as isize - window.padding as isize;
+                        let first = (-left).clamp(0, k as isize) as usize;
+                        let end = (input.width as isize - left).clamp(first as isize, k as isize)
+                            as usize;
+                        dst[..first * c].fill(T::default());
+                        dst[end * c..].fill(T::default());
+                        if first < end {
+                            let src =
+                                (iy as usize * input.width + (left + first as isize) as usize) * c;
+                            dst[first * c..end * c]
+                                .copy_from_slice(&image[src..src + (end - first) * c]);
                         }
                     }
                 }
@@ -105,4 +109,83 @@ pub fn col2im(cols: &[f32], input: Shape, output: Shape, window: Window, dx: &mu
                 }
             }
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The element of `im2col`'s row for output `(oy, ox)` at window position `(ky, kx)` and
+    /// channel `ch`, straight from the definition.
+    fn receptive_value(x: &[i32], input: Shape, window: Window, at: [usize; 5]) -> i32 {
+        let [oy, ox, ky, kx, ch] = at;
+        let iy = (oy * window.stride + ky) as isize - window.padding as isize;
+        let ix = (ox * window.stride + kx) as isize - window.padding as isize;
+        if iy < 0 || ix < 0 || iy >= input.height as isize || ix >= input.width as isize {
+            0
+        } else {
+            x[(iy as usize * input.width + ix as usize) * input.channels + ch]
+        }
+    }
+
+    #[test]
+    fn im2col_copies_every_receptive_field_and_col2im_is_its_adjoint() {
+        for (height, width, channels) in [(1, 1, 1), (5, 4, 1), (4, 7, 3), (6, 6, 2)] {
+            let input = Shape {
+                height,
+                width,
+                channels,
+            };
+            for (kernel, stride, padding) in (1..=4)
+                .flat_map(|k| (1..=3).flat_map(move |s| (0..k).map(move |p| (k, s, p))))
+                .filter(|&(k, _, p)| k <= height + 2 * p && k <= width + 2 * p)
+            {
+                let window = Window {
+                    kernel,
+                    stride,
+                    padding,
+                };
+                let output = Shape {
+                    height: (height + 2 * padding - kernel) / stride + 1,
+                    width: (width + 2 * padding - kernel) / stride + 1,
+                    channels,
+                };
+                let x: Vec<i32> = (1..=input.len() as i32 * 2).collect();
+                let fan_in = kernel * kernel * channels;
+                let rows = output.height * output.width;
+                let mut cols = vec![-1; 2 * rows * fan_in];
+                im2col(&x, input, output, window, &mut cols);
+                let mut expected = Vec::new();
+                for image in 0..2 {
+                    let x = &x[image * input.len()..][..input.len()];
+                    for (oy, ox) in
+                        (0..output.height).flat_map(|y| (0..output.width).map(move |x| (y, x)))
+                    {
+                        for (ky, kx) in (0..kernel).flat_map(|y| (0..kernel).map(move |x| (y, x))) {
+                            for ch in 0..channels {
+                                expected.push(receptive_value(
+                                    x,
+                                    input,
+                                    window,
+                                    [oy, ox, ky, kx, ch],
+                                ));
+                            }
+                        }
+                    }
+                }
+                assert_eq!(cols, expected, "{input:?} {window:?}");
+                // <im2col(x), c> = <x, col2im(c)> for integer-valued data (exact in f32).
+                let c: Vec<f32> = (0..cols.len()).map(|i| (i % 7) as f32 - 3.0).collect();
+                let mut dx = vec![0f32; x.len()];
+                col2im(&c, input, output, window, &mut dx);
+                let lhs: f64 = cols
+                    .iter()
+                    .zip(&c)
+                    .map(|(&a, &b)| a as f64 * b as f64)
+                    .sum();
+                let rhs: f64 = x.iter().zip(&dx).map(|(&a, &b)| a as f64 * b as f64).sum();
+                assert_eq!(lhs, rhs, "{input:?} {window:?}");
+            }
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The activation quantizer: quantized ReLU (two or more bits), sign of hard-tanh (one bit) or
 //! plain ReLU (float), with its straight-through gradient.
 
+use multiversion::multiversion;
 use ndarray::Array4;
 use rayon::prelude::*;
 
@@ -50,17 +51,14 @@ impl Act {
         let data = dy.as_slice_mut().expect("standard layout");
         data.par_chunks_mut(CHUNK)
             .zip(self.passes.par_chunks(CHUNK))
-            .for_each(|(grads, passes)| {
-                for (g, &pass) in grads.iter_mut().zip(passes) {
-                    *g = if pass { *g } else { 0.0 };
-                }
-            });
+            .for_each(|(grads, passes)| mask_gradient(grads, passes));
         dy
     }
 }
 
 /// Quantizes `values` in place. One loop per precision, with no per-element branch on it, so
-/// that each compiles to vector code.
+/// that each compiles to vector code (for the widest vector unit the processor has).
+#[multiversion(targets = "simd")]
 fn activate(bits: Option<u32>, values: &mut [f32]) {
     match bits {
         None => values.iter_mut().for_each(|v| *v = v.max(0.0)),
@@ -78,13 +76,25 @@ fn activate(bits: Option<u32>, values: &mut [f32]) {
 }
 
 /// [`activate`], noting in `passes` where the straight-through estimator passes the gradient.
+#[multiversion(targets = "simd")]
 fn activate_training(bits: Option<u32>, values: &mut [f32], passes: &mut [bool]) {
     match bits {
-        None => values.iter().zip(passes.iter_mut()).for_each(|(&v, p)| *p = v > 0.0),
+        None => values
+            .iter()
+            .zip(passes.iter_mut())
+            .for_each(|(&v, p)| *p = v > 0.0),
         Some(bits) => values
             .iter()
             .zip(passes.iter_mut())
             .for_each(|(&v, p)| *p = quant::act_passes_gradient(bits, v)),
     }
     activate(bits, values);
+}
+
+/// Zeroes the gradients the straight-through estimator stops.
+#[multiversion(targets = "simd")]
+fn mask_gradient(grads: &mut [f32], passes: &[bool]) {
+    for (g, &pass) in grads.iter_mut().zip(passes) {
+        *g = if pass { *g } else { 0.0 };
+    }
 }

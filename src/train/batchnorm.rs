@@ -1,5 +1,6 @@
 //! Batch normalisation over the channel (last) axis of NHWC tensors.
 
+use multiversion::multiversion;
 use ndarray::Array4;
 use rayon::prelude::*;
 
@@ -61,7 +62,8 @@ impl BatchNorm {
             return x;
         }
         // Sum and sum of squares in one pass; in f64 they leave the variance exact enough.
-        let (sums, squares) = column_sum_pairs(data, data, c, |v, _| (v as f64, v as f64 * v as f64));
+        let (sums, squares) =
+            column_sum_pairs(data, data, c, |v, _| (v as f64, v as f64 * v as f64));
         let mean: Vec<f64> = sums.iter().map(|s| s / rows as f64).collect();
         let var: Vec<f64> = squares
             .iter()
@@ -84,16 +86,8 @@ impl BatchNorm {
         let (gamma, beta, inv_std) = (&self.gamma.value, &self.beta.value, &self.inv_std);
         data.par_chunks_mut(c * ROWS_PER_TASK)
             .zip(x_hat.par_chunks_mut(c * ROWS_PER_TASK))
-            .for_each(|(chunk, hat_chunk)| {
-                for (row, hat) in chunk.chunks_exact_mut(c).zip(hat_chunk.chunks_exact_mut(c)) {
-                    let channels = mean.iter().zip(inv_std).zip(gamma).zip(beta);
-                    for ((v, h), (((mean, inv_std), gamma), beta)) in
-                        row.iter_mut().zip(hat).zip(channels)
-                    {
-                        *h = (*v - mean) * inv_std;
-                        *v = gamma * *h + beta;
-                    }
-                }
+            .for_each(|(block, hat_block)| {
+                normalize_block(block, hat_block, [&mean, inv_std, gamma, beta])
             });
         self.x_hat = x_hat;
         x
@@ -114,13 +108,8 @@ impl BatchNorm {
         let (dbeta, dgamma) = (&self.beta.grad, &self.gamma.grad);
         data.par_chunks_mut(c * ROWS_PER_TASK)
             .zip(x_hat.par_chunks(c * ROWS_PER_TASK))
-            .for_each(|(chunk, hat_chunk)| {
-                for (row, hat) in chunk.chunks_exact_mut(c).zip(hat_chunk.chunks_exact(c)) {
-                    let channels = scale.iter().zip(dbeta).zip(dgamma);
-                    for ((g, h), ((scale, dbeta), dgamma)) in row.iter_mut().zip(hat).zip(channels) {
-                        *g = scale * (rows * *g - dbeta - h * dgamma);
-                    }
-                }
+            .for_each(|(block, hat_block)| {
+                input_gradient_block(block, hat_block, rows, [&scale, dbeta, dgamma])
             });
         dy
     }
@@ -142,6 +131,52 @@ impl BatchNorm {
     }
 }
 
+/// Normalises one block of rows: `x_hat = (x - mean) * inv_std` and `y = gamma * x_hat + beta`.
+#[multiversion(targets = "simd")]
+fn normalize_block(block: &mut [f32], hat_block: &mut [f32], channels: [&[f32]; 4]) {
+    let [mean, inv_std, gamma, beta] = channels;
+    let c = mean.len();
+    for (row, hat) in block.chunks_exact_mut(c).zip(hat_block.chunks_exact_mut(c)) {
+        let per_channel = mean.iter().zip(inv_std).zip(gamma).zip(beta);
+        for ((v, h), (((mean, inv_std), gamma), beta)) in row.iter_mut().zip(hat).zip(per_channel) {
+            *h = (*v - mean) * inv_std;
+            *v = gamma * *h + beta;
+        }
+    }
+}
+
+/// The input gradient of one block of rows, in place of the output gradient.
+#[multiversion(targets = "simd")]
+fn input_gradient_block(block: &mut [f32], hat_block: &[f32], rows: f32, channels: [&[f32]; 3]) {
+    let [scale, dbeta, dgamma] = channels;
+    let c = scale.len();
+    for (row, hat) in block.chunks_exact_mut(c).zip(hat_block.chunks_exact(c)) {
+        let per_channel = scale.iter().zip(dbeta).zip(dgamma);
+        for ((g, h), ((scale, dbeta), dgamma)) in row.iter_mut().zip(hat).zip(per_channel) {
+            *g = scale * (rows * *g - dbeta - h * dgamma);
+        }
+    }
+}
+
+/// [`column_sum_pairs`] of one block of rows.
+#[multiversion(targets = "simd")]
+fn block_sum_pairs(
+    block_a: &[f32],
+    block_b: &[f32],
+    c: usize,
+    f: &(impl Fn(f32, f32) -> (f64, f64) + Sync),
+) -> (Vec<f64>, Vec<f64>) {
+    let (mut first, mut second) = (vec![0f64; c], vec![0f64; c]);
+    for (row_a, row_b) in block_a.chunks_exact(c).zip(block_b.chunks_exact(c)) {
+        for (((s, t), &x), &y) in first.iter_mut().zip(&mut second).zip(row_a).zip(row_b) {
+            let (p, q) = f(x, y);
+            *s += p;
+            *t += q;
+        }
+    }
+    (first, second)
+}
+
 /// Per-column sums of the two values `f(a, b)` gives for each pair of elements of two
 /// `[rows, c]` buffers, in a fixed order (partial sums over fixed row blocks, added in order).
 fn column_sum_pairs(
@@ -153,17 +188,7 @@ fn column_sum_pairs(
     let partials: Vec<(Vec<f64>, Vec<f64>)> = a
         .par_chunks(c * ROWS_PER_TASK)
         .zip(b.par_chunks(c * ROWS_PER_TASK))
-        .map(|(block_a, block_b)| {
-            let (mut first, mut second) = (vec![0f64; c], vec![0f64; c]);
-            for (row_a, row_b) in block_a.chunks_exact(c).zip(block_b.chunks_exact(c)) {
-                for (((s, t), &x), &y) in first.iter_mut().zip(&mut second).zip(row_a).zip(row_b) {
-                    let (p, q) = f(x, y);
-                    *s += p;
-                    *t += q;
-                }
-            }
-            (first, second)
-        })
+        .map(|(block_a, block_b)| block_sum_pairs(block_a, block_b, c, &f))
         .collect();
     partials.iter().fold(
         (vec![0f64; c], vec![0f64; c]),

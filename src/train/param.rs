@@ -1,5 +1,6 @@
 //! A named tensor of a layer: its values and, if trainable, its gradient and Adam moments.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// One parameter or state tensor of a layer, stored flat in row-major order.
@@ -93,12 +94,34 @@ impl Adam {
             .zip(param.adam_m.par_chunks_mut(CHUNK))
             .zip(param.adam_v.par_chunks_mut(CHUNK))
             .for_each(|(((values, grads), ms), vs)| {
-                for (((w, &g), m), v) in values.iter_mut().zip(grads).zip(ms).zip(vs) {
-                    *m = b1 * *m + (1.0 - b1) * g;
-                    *v = b2 * *v + (1.0 - b2) * g * g;
-                    *w = (*w - step_size * *m / (v.sqrt() + eps)).clamp(-clip, clip);
-                }
+                let update = AdamUpdate {
+                    b1,
+                    b2,
+                    eps,
+                    step_size,
+                    clip,
+                };
+                adam_update(update, values, grads, ms, vs)
             });
+    }
+}
+
+/// The constants of one Adam step.
+#[derive(Debug, Clone, Copy)]
+struct AdamUpdate {
+    b1: f32,
+    b2: f32,
+    eps: f32,
+    step_size: f32,
+    clip: f32,
+}
+
+#[multiversion(targets = "simd")]
+fn adam_update(u: AdamUpdate, values: &mut [f32], grads: &[f32], ms: &mut [f32], vs: &mut [f32]) {
+    for (((w, &g), m), v) in values.iter_mut().zip(grads).zip(ms).zip(vs) {
+        *m = u.b1 * *m + (1.0 - u.b1) * g;
+        *v = u.b2 * *v + (1.0 - u.b2) * g * g;
+        *w = (*w - u.step_size * *m / (v.sqrt() + u.eps)).clamp(-u.clip, u.clip);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Weights with quantization-aware training: latent float weights, their quantized values for
 //! the forward pass, and the straight-through estimator that routes gradients back to them.
 
+use multiversion::multiversion;
 use rand::Rng;
 use rayon::prelude::*;
 
@@ -79,10 +80,7 @@ impl QuantWeights {
                     .zip(self.effective.par_chunks_mut(CHUNK))
                     .zip(self.passes.par_chunks_mut(CHUNK))
                     .for_each(|((latent, effective), passes)| {
-                        for ((&w, e), p) in latent.iter().zip(effective).zip(passes) {
-                            *e = quant::weight_code(bits, step, w) as f32 * step;
-                            *p = quant::weight_passes_gradient(bits, step, w);
-                        }
+                        quantize_block(bits, step, latent, effective, passes)
                     });
             }
         }
@@ -107,5 +105,20 @@ impl QuantWeights {
             }
         }
         self.param.grad = grad_effective;
+    }
+}
+
+/// The quantized value of each latent weight, and whether its gradient passes.
+#[multiversion(targets = "simd")]
+fn quantize_block(
+    bits: u32,
+    step: f32,
+    latent: &[f32],
+    effective: &mut [f32],
+    passes: &mut [bool],
+) {
+    for ((&w, e), p) in latent.iter().zip(effective).zip(passes) {
+        *e = quant::weight_code(bits, step, w) as f32 * step;
+        *p = quant::weight_passes_gradient(bits, step, w);
     }
 }
