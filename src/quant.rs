@@ -56,35 +56,35 @@ impl Moments {
     }
 }
 
-/// The moments of `weights`, accumulated in `LANES` interleaved partial sums added in a fixed
-/// order at the end, so that the loop compiles to vector code and gives the same result on
-/// every run.
+/// The moments of `weights`: sums over blocks of `BLOCK` weights in `LANES` interleaved f32
+/// lanes (short enough to stay exact to about one part in 10^6), the blocks' sums added in f64
+/// in order. The lanes compile to vector code; the order is fixed, so every run agrees.
 #[multiversion(targets = "simd")]
 fn moments(weights: &[f32]) -> Moments {
-    const LANES: usize = 8;
-    let (mut sum_abs, mut sum_sq, mut max_abs) = ([0f64; LANES], [0f64; LANES], [0f32; LANES]);
-    let groups = weights.chunks_exact(LANES);
-    let rest = groups.remainder();
-    for group in groups {
-        for lane in 0..LANES {
-            let w = group[lane];
-            sum_abs[lane] += w.abs() as f64;
-            sum_sq[lane] += w as f64 * w as f64;
-            max_abs[lane] = max_abs[lane].max(w.abs());
+    const LANES: usize = 16;
+    const BLOCK: usize = 16 * LANES;
+    let mut total = Moments::default();
+    for block in weights.chunks(BLOCK) {
+        let (mut sum_abs, mut sum_sq, mut max_abs) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
+        for group in block.chunks(LANES) {
+            for (((a, q), m), &w) in sum_abs
+                .iter_mut()
+                .zip(&mut sum_sq)
+                .zip(&mut max_abs)
+                .zip(group)
+            {
+                *a += w.abs();
+                *q += w * w;
+                *m = m.max(w.abs());
+            }
         }
+        total = total.add(Moments {
+            sum_abs: sum_abs.iter().map(|&v| v as f64).sum(),
+            sum_sq: sum_sq.iter().map(|&v| v as f64).sum(),
+            max_abs: max_abs.iter().fold(0f32, |m, &v| m.max(v)),
+        });
     }
-    for (lane, &w) in rest.iter().enumerate() {
-        sum_abs[lane] += w.abs() as f64;
-        sum_sq[lane] += w as f64 * w as f64;
-        max_abs[lane] = max_abs[lane].max(w.abs());
-    }
-    (0..LANES).fold(Moments::default(), |total, lane| {
-        total.add(Moments {
-            sum_abs: sum_abs[lane],
-            sum_sq: sum_sq[lane],
-            max_abs: max_abs[lane],
-        })
-    })
+    total
 }
 
 /// The step (value of one code) of a layer's weights at `bits`: derived from the weights'
@@ -117,6 +117,15 @@ pub fn weight_step(bits: u32, weights: &[f32]) -> f32 {
     }
 }
 
+/// `multi_bit_weight_code(max, step, w) as f32 * step`, the value a weight stands for, computed
+/// without leaving f32 so that a loop of it compiles to vector code (the same value for every
+/// finite `w`; `tests::weight_values_equal_their_codes_times_the_step` checks it).
+#[inline]
+pub fn multi_bit_weight_value(max: i32, step: f32, w: f32) -> f32 {
+    // `+ 0.0` turns the -0 that rounding small negative values gives into the code 0's +0.
+    (w / step).round().clamp(-(max as f32), max as f32) * step + 0.0
+}
+
 /// The integer code of one weight.
 #[inline]
 pub fn weight_code(bits: u32, step: f32, w: f32) -> i32 {
@@ -127,11 +136,16 @@ pub fn weight_code(bits: u32, step: f32, w: f32) -> i32 {
             -1
         }
     } else {
-        let max = weight_max_code(bits);
-        // Clamped first into the range `round_small` takes; the codes beyond clamp anyway.
-        let bound = max as f32 + 1.0;
-        round_small((w / step).clamp(-bound, bound)).clamp(-max, max)
+        multi_bit_weight_code(weight_max_code(bits), step, w)
     }
+}
+
+/// [`weight_code`] at two or more bits, whose largest code is `max`.
+#[inline]
+pub fn multi_bit_weight_code(max: i32, step: f32, w: f32) -> i32 {
+    // Clamped first into the range `round_small` takes; the codes beyond clamp anyway.
+    let bound = max as f32 + 1.0;
+    round_small((w / step).clamp(-bound, bound)).clamp(-max, max)
 }
 
 /// Whether the straight-through estimator passes the gradient of a weight: inside the range the
@@ -178,6 +192,15 @@ pub fn round_small(y: f32) -> i32 {
 pub fn round_non_negative(y: f32) -> i32 {
     let whole = y as i32;
     whole + i32::from(y - whole as f32 >= 0.5)
+}
+
+/// `act_value(bits, act_code(bits, x))` at two or more bits, whose largest code is `max`,
+/// computed without leaving f32 so that a loop of it compiles to vector code (the same value
+/// for every `x` but NaN; `tests::activation_values_equal_their_codes_values` checks it).
+#[inline]
+pub fn multi_bit_act_value(max: i32, x: f32) -> f32 {
+    // `+ 0.0` turns the -0 that -0 clamps to into the code 0's +0.
+    (x.clamp(0.0, 1.0) * max as f32).round() / max as f32 + 0.0
 }
 
 /// The value an activation code stands for.
@@ -227,6 +250,43 @@ mod tests {
             assert_eq!(round_small(-y), (-y).round() as i32, "{y:e}");
         }
         assert_eq!(round_small(f32::NAN), 0);
+    }
+
+    #[test]
+    fn activation_values_equal_their_codes_values() {
+        let mut inputs: Vec<f32> = (-2000..=70000).map(|i| i as f32 / 65535.0).collect();
+        inputs.extend(inputs.clone().iter().flat_map(|x| [x.next_up(), x.next_down()]));
+        inputs.extend([-0.0, 1e30, -1e30, f32::MAX, f32::MIN, f32::INFINITY]);
+        for bits in 2..=16 {
+            let max = act_max_code(bits);
+            for &x in &inputs {
+                assert_eq!(
+                    multi_bit_act_value(max, x).to_bits(),
+                    act_value(bits, act_code(bits, x)).to_bits(),
+                    "bits {bits} x {x:e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn weight_values_equal_their_codes_times_the_step() {
+        // Ties of the rounding, their neighbours, values beyond the range and large ones.
+        let mut weights: Vec<f32> = (-3000..=3000).map(|i| i as f32 * 0.05).collect();
+        weights.extend(weights.clone().iter().flat_map(|w| [w.next_up(), w.next_down()]));
+        weights.extend([0.0, -0.0, 1e30, -1e30, f32::MAX, f32::MIN, f32::MIN_POSITIVE]);
+        for bits in 2..=16 {
+            let max = weight_max_code(bits);
+            for step in [0.1f32, 0.0173, 3.0, 1e-6] {
+                for &w in &weights {
+                    assert_eq!(
+                        multi_bit_weight_value(max, step, w).to_bits(),
+                        (multi_bit_weight_code(max, step, w) as f32 * step).to_bits(),
+                        "bits {bits} step {step} w {w:e}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -66,11 +66,10 @@ fn activate(bits: Option<u32>, values: &mut [f32]) {
             .iter_mut()
             .for_each(|v| *v = quant::act_code(1, *v) as f32),
         Some(bits) => {
-            let max = quant::act_max_code(bits) as f32;
-            values.iter_mut().for_each(|v| {
-                // `act_value(bits, act_code(bits, v))`, spelled out so that it vectorizes.
-                *v = quant::round_non_negative(v.clamp(0.0, 1.0) * max) as f32 / max
-            })
+            let max = quant::act_max_code(bits);
+            values
+                .iter_mut()
+                .for_each(|v| *v = quant::multi_bit_act_value(max, *v))
         }
     }
 }

@@ -117,8 +117,20 @@ fn quantize_block(
     effective: &mut [f32],
     passes: &mut [bool],
 ) {
-    for ((&w, e), p) in latent.iter().zip(effective).zip(passes) {
-        *e = quant::weight_code(bits, step, w) as f32 * step;
-        *p = quant::weight_passes_gradient(bits, step, w);
+    // One loop per case with no branch inside, so that each compiles to vector code.
+    let weights = latent.iter().zip(effective).zip(passes);
+    if bits == 1 {
+        for ((&w, e), p) in weights {
+            *e = if w >= 0.0 { step } else { -step };
+            *p = quant::weight_passes_gradient(1, step, w);
+        }
+    } else {
+        let max = quant::weight_max_code(bits);
+        let limit = step * (max as f32 + 0.5);
+        for ((&w, e), p) in weights {
+            *e = quant::multi_bit_weight_value(max, step, w);
+            // `weight_passes_gradient` at two or more bits.
+            *p = w.abs() <= limit;
+        }
     }
 }
