@@ -99,19 +99,23 @@ fn build(
     let mut layers: Vec<(NodeIndex, TensorType)> = Vec::with_capacity(network.layers.len());
     for (i, plan) in network.layers.iter().enumerate() {
         let mut skip = None;
-        let error = |message: String| IrError {
+        let error = |message: String| IrError::Invalid {
             file: origin.to_string(),
             node: plan.name.clone(),
             message,
+        };
+        let float_error = |message: &str| IrError::NotLowered {
+            file: origin.to_string(),
+            node: plan.name.clone(),
+            message: message.to_string(),
         };
         let mac = |dense: bool,
                    window: (usize, usize, usize),
                    outputs: usize,
                    weights: spec::Precision| {
             let bits = weights.bits().ok_or_else(|| {
-                error(
-                    "weights are float; the integer model needs 1..=16 bits (train with --bits)"
-                        .into(),
+                float_error(
+                    "weights are float; the integer model needs 1..=16 bits (train with --bits)",
                 )
             })?;
             let (codes, bias) = match parameters.and_then(|p| p.mac(i, bits)) {
@@ -182,7 +186,7 @@ fn build(
             }
             spec::Op::Act { bits } => {
                 let bits = bits.bits().ok_or_else(|| {
-                    error("activations are float; the integer model needs 1..=16 bits (train with --bits)".into())
+                    float_error("activations are float; the integer model needs 1..=16 bits (train with --bits)")
                 })?;
                 (
                     Op::Quantize {

@@ -199,9 +199,10 @@ fn step(graph: &Graph, node: NodeIndex, file: &str) -> Result<Option<Step>, IrEr
             bias,
             ..
         } => {
-            let weights = weights
-                .as_ref()
-                .ok_or_else(|| graph.error(file, node, "has no trained weights"))?;
+            let weights = weights.as_ref().ok_or_else(|| IrError::NoWeights {
+                file: file.to_string(),
+                node: graph.graph[node].name.clone(),
+            })?;
             Step::Mac {
                 input: input.shape,
                 output: output.shape,
