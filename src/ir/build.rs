@@ -8,7 +8,7 @@
 use petgraph::stable_graph::NodeIndex;
 
 use super::passes::infer_accumulators::{add_type, window_sum_type};
-use super::{BatchNormParams, Graph, IrError, Node, Op, Precision, TensorType, Weights};
+use super::{BatchNormParams, Graph, IrError, IrKind, Node, Op, Precision, TensorType, Weights};
 use crate::quant;
 use crate::spec::{
     self, ActSpec, AddSpec, AvgPoolSpec, Conv2dSpec, DatasetKind, DenseSpec, LayerSpec,
@@ -253,7 +253,8 @@ fn main_path(graph: &Graph, origin: &str) -> Result<Vec<NodeIndex>, IrError> {
             .into_iter()
             .find(|n| !on_path.contains(n))
             .expect("a node off the path");
-        return Err(graph.error(
+        return Err(graph.error_of(
+            IrKind::Unsupported,
             origin,
             off,
             "is off the main path (the first input of each node from the output back): a spec describes a chain whose adds read earlier layers",
@@ -333,7 +334,8 @@ pub fn to_spec(graph: &Graph, dataset: DatasetKind, origin: &str) -> Result<Spec
             }
             Op::Input => continue,
             Op::MultiThreshold(_) | Op::Requantize(_) => {
-                return Err(graph.error(
+                return Err(graph.error_of(
+                    IrKind::Unsupported,
                     origin,
                     node,
                     "is lowered to integers; a spec describes a graph before fold-batch-norm",

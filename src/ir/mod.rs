@@ -376,6 +376,15 @@ pub enum IrError {
         node: String,
         message: String,
     },
+    /// A graph the stage cannot take as it is: a batch norm that cannot be folded, a
+    /// truncation that cannot be rounded exactly, a lowered graph where one before lowering is
+    /// needed, a graph a spec cannot describe.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.node), escape_controls(.message))]
+    Unsupported {
+        file: String,
+        node: String,
+        message: String,
+    },
     /// A MAC without trained weights where they are needed.
     #[error("{}: {}: has no trained weights", escape_controls(.file), escape_controls(.node))]
     NoWeights { file: String, node: String },
@@ -404,6 +413,7 @@ pub(crate) enum IrKind {
     Shape,
     Type,
     NotLowered,
+    Unsupported,
     Invalid,
 }
 
@@ -441,6 +451,11 @@ impl IrError {
                 node,
                 message,
             },
+            IrKind::Unsupported => IrError::Unsupported {
+                file,
+                node,
+                message,
+            },
             IrKind::Invalid => IrError::Invalid {
                 file,
                 node,
@@ -463,20 +478,10 @@ impl IrError {
             | IrError::Shape { node, .. }
             | IrError::Type { node, .. }
             | IrError::NotLowered { node, .. }
+            | IrError::Unsupported { node, .. }
             | IrError::NoWeights { node, .. }
             | IrError::Invalid { node, .. } => node,
         }
-    }
-
-    /// What is wrong, as printed after the node.
-    pub fn message(&self) -> String {
-        let text = self.to_string();
-        let prefix = format!(
-            "{}: {}: ",
-            escape_controls(self.file()),
-            escape_controls(self.node())
-        );
-        text.strip_prefix(&prefix).unwrap_or(&text).to_string()
     }
 
     /// The file (or the flag) the error is about, as printed.
@@ -494,6 +499,7 @@ impl IrError {
             | IrError::Shape { file, .. }
             | IrError::Type { file, .. }
             | IrError::NotLowered { file, .. }
+            | IrError::Unsupported { file, .. }
             | IrError::NoWeights { file, .. }
             | IrError::Invalid { file, .. } => file,
         }

@@ -1025,7 +1025,11 @@ impl Builder {
         let (size, stride) = pool_window(onnx, node)?;
         let shape = self.ty.shape;
         if size > shape.height || size > shape.width {
-            return fail("the window is larger than the input");
+            return Err(onnx.error_of(
+                NodeFailure::Shape,
+                node,
+                "the window is larger than the input",
+            ));
         }
         let out = TensorType {
             shape: Shape {
@@ -1052,8 +1056,10 @@ impl Builder {
         let shape = self.ty.shape;
         let (size, stride) = if node.op_type == "GlobalAveragePool" {
             if shape.height != shape.width {
-                return fail(&format!(
-                    "global average pooling needs a square input, not {shape}"
+                return Err(onnx.error_of(
+                    NodeFailure::Shape,
+                    node,
+                    &format!("global average pooling needs a square input, not {shape}"),
                 ));
             }
             (shape.height, shape.height)
@@ -1061,7 +1067,11 @@ impl Builder {
             pool_window(onnx, node)?
         };
         if size > shape.height || size > shape.width {
-            return fail("the window is larger than the input");
+            return Err(onnx.error_of(
+                NodeFailure::Shape,
+                node,
+                "the window is larger than the input",
+            ));
         }
         let output = Shape {
             height: (shape.height - size) / stride + 1,
