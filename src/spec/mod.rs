@@ -77,7 +77,7 @@ pub enum SpecError {
         message: String,
     },
     /// Layers in an order the hardware cannot run: an add or average pool not between act
-    /// layers, an add of two precisions, a network without a conv2d or dense layer.
+    /// layers, a network without a conv2d or dense layer.
     #[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
     Order {
         file: String,

@@ -68,11 +68,12 @@ impl FromStr for Precision {
     }
 }
 
-/// Whether `message` is one of the errors above, which reach the spec parser only as text.
+/// Whether `message` is one of the errors above, which reach the spec parser only as text
+/// (JSON's with the position after it).
 pub(crate) fn is_precision_message(message: &str) -> bool {
     message.starts_with("bit width ")
         || message.starts_with("expected a bit width ")
-        || message.ends_with(&format!(
+        || message.contains(&format!(
             "is not a precision (expected {MIN_BITS}..={MAX_BITS} or \"float\")"
         ))
 }

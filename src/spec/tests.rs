@@ -462,3 +462,15 @@ fn global_average_pooling_of_a_non_square_input_is_refused() {
         "net.toml: layers[0].size: global average pooling needs a square input, not 28x14x1"
     );
 }
+
+#[test]
+fn a_precision_that_is_not_one_is_a_precision_error_in_json_too() {
+    let e = Spec::parse(
+        "{\"name\": \"t\", \"input\": {\"height\": 28, \"width\": 28, \"channels\": 1}, \"classes\": 10, \"precision\": {\"weights\": \"half\", \"activations\": 4}}",
+        true,
+        "net.json",
+    )
+    .unwrap_err();
+    assert!(matches!(e, SpecError::Precision { .. }), "{e:?}");
+    assert_eq!(e.field(), "precision.weights", "{e}");
+}
