@@ -241,18 +241,31 @@ impl Calibration {
     /// cells, a positive fit.
     pub fn from_file(path: &Path) -> Result<Calibration, EnergyError> {
         let file = path.display().to_string();
-        let error = |field: &str, message: String| EnergyError {
+        let error = |field: &str, message: String| EnergyError::Calibration {
             file: file.clone(),
             field: field.into(),
             message,
         };
-        let text = crate::input::read_config(path).map_err(|e| error("(file)", e.to_string()))?;
+        let format_error = |field: &str, message: String| EnergyError::Format {
+            file: file.clone(),
+            field: field.into(),
+            message,
+        };
+        let syntax_error = |field: &str, message: String| EnergyError::Syntax {
+            file: file.clone(),
+            field: field.into(),
+            message,
+        };
+        let text = crate::input::read_config(path).map_err(|e| EnergyError::Read {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
         let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| error("(top level)", format!("not JSON: {e}")))?;
+            .map_err(|e| syntax_error("(top level)", format!("not JSON: {e}")))?;
         // The format and version are checked first, so that a file of another version is
         // named as such rather than by the first field that changed.
         if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
-            return Err(error(
+            return Err(format_error(
                 "format",
                 format!("not a {FORMAT} file (write one with qnnc calibrate)"),
             ));
@@ -260,7 +273,7 @@ impl Calibration {
         match value.get("version").and_then(|v| v.as_u64()) {
             Some(v) if v == u64::from(VERSION) => {}
             other => {
-                return Err(error(
+                return Err(format_error(
                     "version",
                     format!(
                         "{} is not version {VERSION}; run qnnc calibrate again",
@@ -271,7 +284,7 @@ impl Calibration {
         }
         let calibration: Calibration = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            error(
+            syntax_error(
                 if path.is_empty() || path == "." {
                     "(top level)"
                 } else {

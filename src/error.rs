@@ -1,10 +1,14 @@
 //! The error of a command: one line naming the file and the field, and exit code 1.
 
+use crate::codegen::CodegenError;
 use crate::data::DataError;
 use crate::energy::EnergyError;
+use crate::golden::GoldenError;
 use crate::implement::ImplementError;
 use crate::ir::IrError;
 use crate::model::ModelError;
+use crate::qonnx::QonnxError;
+use crate::schedule::ScheduleError;
 use crate::sim::SimError;
 use crate::spec::SpecError;
 
@@ -20,6 +24,14 @@ pub enum Error {
     Energy(#[from] EnergyError),
     #[error(transparent)]
     Ir(#[from] IrError),
+    #[error(transparent)]
+    Golden(#[from] GoldenError),
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    #[error(transparent)]
+    Codegen(#[from] CodegenError),
+    #[error(transparent)]
+    Qonnx(#[from] QonnxError),
     #[error(transparent)]
     Sim(#[from] SimError),
     #[error(transparent)]

@@ -18,7 +18,8 @@ use qnnc::golden::Golden;
 use qnnc::ir::build;
 use qnnc::ir::float_model::FloatModel;
 use qnnc::ir::verify::{verify, verify_lowered};
-use qnnc::ir::{dump, passes, Graph, Node, Op, Precision};
+use qnnc::ir::{dump, passes, Graph, IrError, Node, Op, Precision};
+use qnnc::qonnx::QonnxError;
 use qnnc::spec::{self, DatasetKind, Network, Spec};
 
 /// A conv layer, an average pool of 3x3 windows of stride 2, and a dense layer.
@@ -351,8 +352,12 @@ fn window_sums_and_shifted_sums_by_hand() {
 }
 
 fn one_line_naming(error: &qnnc::ir::IrError, node: &str, needle: &str) {
+    assert_eq!(error.node(), node, "{error}");
+    one_line_saying(error, needle);
+}
+
+fn one_line_saying(error: &dyn std::fmt::Display, needle: &str) {
     let text = error.to_string();
-    assert_eq!(error.node, node, "{text}");
     assert!(!text.contains('\n'), "{text}");
     assert!(text.contains(needle), "{text}");
 }
@@ -380,6 +385,7 @@ fn verify_refuses_adds_of_other_shapes_wrong_arity_and_cycles() {
     let ty = other_shape.output_type(input).unwrap();
     other_shape.connect(input, add1, 1, ty);
     let error = verify(&other_shape, "t.toml").unwrap_err();
+    assert!(matches!(error, IrError::Shape { .. }), "{error:?}");
     one_line_naming(&error, "add1", "one shape");
 
     // The skip read from a batch norm: float values, not codes.
@@ -390,6 +396,7 @@ fn verify_refuses_adds_of_other_shapes_wrong_arity_and_cycles() {
     let ty = float.output_type(bn).unwrap();
     float.connect(bn, add1, 1, ty);
     let error = verify(&float, "t.toml").unwrap_err();
+    assert!(matches!(error, IrError::Type { .. }), "{error:?}");
     one_line_naming(&error, "add1", "reads float values");
 
     // One input only.
@@ -397,6 +404,10 @@ fn verify_refuses_adds_of_other_shapes_wrong_arity_and_cycles() {
     let edge = skip_edge(&one_input);
     one_input.graph.remove_edge(edge);
     let error = verify(&one_input, "t.toml").unwrap_err();
+    assert!(
+        matches!(&error, IrError::Arity { expected: 2, slots, .. } if slots == &[0]),
+        "{error:?}"
+    );
     one_line_naming(&error, "add1", "takes 2 input(s)");
 
     // Three inputs.
@@ -416,7 +427,8 @@ fn verify_refuses_adds_of_other_shapes_wrong_arity_and_cycles() {
     let on_cycle = [
         "b1c1", "bn2", "act1", "b1c2", "bn3", "act2", "add1", "block1",
     ];
-    assert!(on_cycle.contains(&error.node.as_str()), "{error}");
+    assert!(matches!(error, IrError::Cycle { .. }), "{error:?}");
+    assert!(on_cycle.contains(&error.node()), "{error}");
     assert!(error.to_string().contains("cycle"), "{error}");
     assert!(!error.to_string().contains('\n'), "{error}");
 
@@ -615,10 +627,22 @@ fn qonnx_import_refuses_adds_of_other_shapes_and_cycles() {
     };
     // The skip from the image: 28x28x1 against 14x14x8.
     let error = import(&rewire("input"), "r.onnx", "r").unwrap_err();
-    one_line_naming(&error, "add1", "one shape");
+    assert!(
+        matches!(&error, QonnxError::Shape { node, op, .. } if node == "add1" && op == "Add"),
+        "{error:?}"
+    );
+    one_line_saying(&error, "r.onnx: add1: Add: adds 28x28x1 (input 1)");
+    one_line_saying(&error, "one shape");
     // The skip from a tensor computed after the add: a cycle.
     let error = import(&rewire("block2"), "r.onnx", "r").unwrap_err();
-    one_line_naming(&error, "add1", "not computed before it");
+    assert!(
+        matches!(&error, QonnxError::LaterSkip { node, tensor, .. } if node == "add1" && tensor == "block2"),
+        "{error:?}"
+    );
+    one_line_saying(
+        &error,
+        "r.onnx: add1: Add: adds tensor block2, which is not computed before it",
+    );
     // A skip with a layer of its own: the tensor feeds two nodes besides the add.
     let branched = edited(&bytes, |g| {
         let mut extra = g.node.iter().find(|n| n.name == "b1c1").unwrap().clone();
@@ -627,6 +651,10 @@ fn qonnx_import_refuses_adds_of_other_shapes_and_cycles() {
         g.node.push(extra);
     });
     let error = import(&branched, "r.onnx", "r").unwrap_err();
+    assert!(
+        matches!(error, QonnxError::Branch { readers: 3, .. }),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("feeds 3 nodes"), "{error}");
     assert!(!error.to_string().contains('\n'), "{error}");
 }

@@ -11,7 +11,8 @@ use handlebars::Handlebars;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::ir::{Graph, IrError, Precision};
+use crate::error::escape_controls;
+use crate::ir::{Graph, Precision};
 use crate::schedule::{Post, Schedule};
 use crate::spec::is_identifier;
 
@@ -446,6 +447,19 @@ pub fn digest(data: impl AsRef<[u8]>) -> String {
         .collect()
 }
 
+/// Why a build cannot be generated, printed on one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodegenError {
+    /// A graph or node name that is not a safe identifier in Verilog, C++ and file names (it
+    /// could inject code).
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.node), escape_controls(.message))]
+    Name {
+        file: String,
+        node: String,
+        message: String,
+    },
+}
+
 /// Every file of a build: RTL, memory images, testbench and README. `clock_mhz` is the clock
 /// the design is implemented for, if any (the README states the throughput there).
 pub fn generate(
@@ -453,19 +467,21 @@ pub fn generate(
     schedule: &Schedule,
     clock_mhz: Option<f64>,
     file: &str,
-) -> Result<(Hardware, Vec<BuildFile>), IrError> {
+) -> Result<(Hardware, Vec<BuildFile>), CodegenError> {
     for node in graph.topological_order() {
         let name = &graph.graph[node].name;
         if !is_identifier(name) {
-            return Err(graph.error(
-                file,
-                node,
-                "is not a safe identifier (letters, digits and '_', not starting with a digit)",
-            ));
+            return Err(CodegenError::Name {
+                file: file.into(),
+                node: name.clone(),
+                message:
+                    "is not a safe identifier (letters, digits and '_', not starting with a digit)"
+                        .into(),
+            });
         }
     }
     if !is_identifier(&graph.name) {
-        return Err(IrError {
+        return Err(CodegenError::Name {
             file: file.into(),
             node: "(graph)".into(),
             message: format!("network name '{}' is not a safe identifier", graph.name),

@@ -285,7 +285,7 @@ fn check_memory(network: &Network, args: &TrainArgs) -> Result<u64> {
     let needed = train::memory::peak_bytes(network, args.batch, args.data.data.as_deref());
     match needed {
         Some(bytes) if bytes <= available => Ok(bytes),
-        _ => Err(Error::Spec(crate::spec::SpecError {
+        _ => Err(Error::Spec(crate::spec::SpecError::Memory {
             file: args.spec.display().to_string(),
             field: "layers".into(),
             message: format!(

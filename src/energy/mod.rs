@@ -39,12 +39,64 @@ pub use profile::Profile;
 pub use report::{EnergyReport, EnergyTotals, LayerEnergy};
 pub use work::{work_of, work_of_graph, LayerWork};
 
-/// An energy-model error, such as a bad hardware profile: the file, the field, and what is
-/// wrong, printed on one line.
+/// An energy-model error, such as a bad hardware profile or calibration: the file, the field,
+/// and what is wrong, printed on one line. The variant says what kind of failure it is, for
+/// callers that branch on it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
-pub struct EnergyError {
-    pub file: String,
-    pub field: String,
-    pub message: String,
+pub enum EnergyError {
+    /// The file cannot be read.
+    #[error("{}: (file): {}", escape_controls(.file), escape_controls(.message))]
+    Read { file: String, message: String },
+    /// A `--profile` that is neither a preset nor an existing file.
+    #[error("{}: profile: neither a preset nor a file (presets: {})", escape_controls(.name), .presets.join(", "))]
+    UnknownProfile {
+        name: String,
+        presets: Vec<&'static str>,
+    },
+    /// TOML or JSON that does not parse, an unknown field, or a value of the wrong type.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
+    Syntax {
+        file: String,
+        field: String,
+        message: String,
+    },
+    /// A profile constant that is not given.
+    #[error("{}: {}: missing (every field of a profile is required)", escape_controls(.file), escape_controls(.field))]
+    Missing { file: String, field: String },
+    /// A profile constant out of its range (energies and beta positive and finite, p >= 1).
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
+    Profile {
+        file: String,
+        field: String,
+        message: String,
+    },
+    /// Not a calibration file, or one of another version.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
+    Format {
+        file: String,
+        field: String,
+        message: String,
+    },
+    /// A calibration whose points or fit cannot be used.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
+    Calibration {
+        file: String,
+        field: String,
+        message: String,
+    },
+}
+
+impl EnergyError {
+    /// The field the error is about, as printed.
+    pub fn field(&self) -> &str {
+        match self {
+            EnergyError::Read { .. } => "(file)",
+            EnergyError::UnknownProfile { .. } => "profile",
+            EnergyError::Syntax { field, .. }
+            | EnergyError::Missing { field, .. }
+            | EnergyError::Profile { field, .. }
+            | EnergyError::Format { field, .. }
+            | EnergyError::Calibration { field, .. } => field,
+        }
+    }
 }

@@ -73,22 +73,17 @@ impl Profile {
         if path.exists() {
             return Profile::from_file(path);
         }
-        Err(EnergyError {
-            file: name_or_path.to_string(),
-            field: "profile".into(),
-            message: format!(
-                "neither a preset nor a file (presets: {})",
-                Profile::preset_names().join(", ")
-            ),
+        Err(EnergyError::UnknownProfile {
+            name: name_or_path.to_string(),
+            presets: Profile::preset_names(),
         })
     }
 
     /// Reads and validates the profile in a TOML file.
     pub fn from_file(path: &Path) -> Result<Profile, EnergyError> {
         let file = path.display().to_string();
-        let text = crate::input::read_config(path).map_err(|e| EnergyError {
+        let text = crate::input::read_config(path).map_err(|e| EnergyError::Read {
             file: file.clone(),
-            field: "(file)".into(),
             message: e.to_string(),
         })?;
         Profile::parse(&text, &file)
@@ -96,7 +91,7 @@ impl Profile {
 
     /// Parses and validates profile TOML; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Profile, EnergyError> {
-        let error = |field: &str, message: &str| EnergyError {
+        let error = |field: &str, message: &str| EnergyError::Syntax {
             file: origin.to_string(),
             field: field.to_string(),
             message: one_line(message),
@@ -118,7 +113,10 @@ impl Profile {
                 .strip_prefix("missing field `")
                 .and_then(|rest| rest.strip_suffix('`'))
             {
-                Some(missing) => error(missing, "missing (every field of a profile is required)"),
+                Some(missing) => EnergyError::Missing {
+                    file: origin.to_string(),
+                    field: missing.to_string(),
+                },
                 None if path.is_empty() || path == "." => error("(top level)", &message),
                 None => error(&path, &message),
             }
@@ -130,7 +128,7 @@ impl Profile {
     /// Checks that every constant is usable: energies and beta finite, positive and within the
     /// limits that keep every energy of a network finite (`crate::limits`), p >= 1.
     pub fn validate(&self, origin: &str) -> Result<(), EnergyError> {
-        let error = |field: &str, message: String| EnergyError {
+        let error = |field: &str, message: String| EnergyError::Profile {
             file: origin.to_string(),
             field: field.to_string(),
             message,
@@ -211,41 +209,57 @@ mod tests {
     #[test]
     fn bad_constants_are_named() {
         let negative = VALID.replace("e_main16 = 100.0", "e_main16 = -3");
-        assert_eq!(error_of(&negative).field, "e_main16");
+        assert!(matches!(error_of(&negative), EnergyError::Profile { .. }));
+        assert_eq!(error_of(&negative).field(), "e_main16");
         let zero = VALID.replace("beta = 1.25", "beta = 0");
-        assert_eq!(error_of(&zero).field, "beta");
+        assert_eq!(error_of(&zero).field(), "beta");
         let infinite = VALID.replace("e_mac16 = 1.0", "e_mac16 = inf");
-        assert_eq!(error_of(&infinite).field, "e_mac16");
+        assert_eq!(error_of(&infinite).field(), "e_mac16");
         let no_parallelism = VALID.replace("parallel_macs = 64", "parallel_macs = 0");
-        assert_eq!(error_of(&no_parallelism).field, "parallel_macs");
+        assert_eq!(error_of(&no_parallelism).field(), "parallel_macs");
         let negative_parallelism = VALID.replace("parallel_macs = 64", "parallel_macs = -1");
-        assert_eq!(error_of(&negative_parallelism).field, "parallel_macs");
+        assert_eq!(error_of(&negative_parallelism).field(), "parallel_macs");
         let text = VALID.replace("beta = 1.25", "beta = \"high\"");
-        assert_eq!(error_of(&text).field, "beta");
+        assert_eq!(error_of(&text).field(), "beta");
     }
 
     #[test]
     fn a_missing_constant_is_named() {
         let missing = VALID.replace("e_local16 = 1", "");
         let error = error_of(&missing);
-        assert_eq!(error.field, "e_local16");
+        assert_eq!(
+            error,
+            EnergyError::Missing {
+                file: "p.toml".into(),
+                field: "e_local16".into()
+            }
+        );
         assert!(error.to_string().starts_with("p.toml: e_local16: missing"));
     }
 
     #[test]
     fn unknown_fields_and_broken_toml_are_one_line_errors() {
         let unknown = format!("{VALID}\ne_dram = 3\n");
-        assert!(error_of(&unknown).message.contains("e_dram"));
+        assert!(error_of(&unknown).to_string().contains("e_dram"));
         let broken = error_of("name = ");
-        assert!(broken.message.starts_with("line 1"), "{broken}");
+        assert!(matches!(broken, EnergyError::Syntax { .. }), "{broken:?}");
+        assert!(
+            broken
+                .to_string()
+                .starts_with("p.toml: (top level): line 1"),
+            "{broken}"
+        );
         assert_eq!(broken.to_string().lines().count(), 1);
     }
 
     #[test]
     fn an_unknown_name_lists_the_presets() {
         let error = Profile::resolve("no-such-profile").unwrap_err();
+        assert!(
+            matches!(&error, EnergyError::UnknownProfile { name, .. } if name == "no-such-profile")
+        );
         for name in Profile::preset_names() {
-            assert!(error.message.contains(name), "{error}");
+            assert!(error.to_string().contains(name), "{error}");
         }
     }
 }

@@ -3,8 +3,9 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 use petgraph::stable_graph::NodeIndex;
 
+use super::GoldenError;
 use crate::ir::passes::infer_accumulators::accumulator_bounds;
-use crate::ir::{Graph, IrError, Op, Precision};
+use crate::ir::{Graph, Op, Precision};
 use crate::kernels::gemm::{matmul_serial, Scalar};
 use crate::kernels::window::im2col;
 use crate::kernels::Window;
@@ -30,7 +31,7 @@ pub struct MacPlan {
 }
 
 impl MacPlan {
-    pub fn new(graph: &Graph, node: NodeIndex, file: &str) -> Result<MacPlan, IrError> {
+    pub fn new(graph: &Graph, node: NodeIndex, file: &str) -> Result<MacPlan, GoldenError> {
         let input = graph.input_type(node).expect("typed");
         let output = graph.output_type(node).expect("typed");
         let Op::Mac {
@@ -42,7 +43,10 @@ impl MacPlan {
             ..
         } = &graph.graph[node].op
         else {
-            return Err(graph.error(file, node, "has no trained weights"));
+            return Err(GoldenError::NoWeights {
+                file: file.to_string(),
+                node: graph.graph[node].name.clone(),
+            });
         };
         let fan_in = weights.fan_in;
         let input_range = input.precision.code_range().expect("lowered graph");
@@ -57,13 +61,13 @@ impl MacPlan {
             } else if bound < F64_EXACT {
                 Kernel::F64(weights.codes.iter().map(|&c| c as f64).collect())
             } else {
-                return Err(graph.error(
-                    file,
-                    node,
-                    format!(
+                return Err(GoldenError::Unsupported {
+                    file: file.to_string(),
+                    node: graph.graph[node].name.clone(),
+                    message: format!(
                     "accumulators up to {bound} exceed the 2^53 the golden model computes exactly"
                 ),
-                ));
+                });
             };
         Ok(MacPlan {
             input: input.shape,

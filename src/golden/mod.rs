@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use petgraph::stable_graph::NodeIndex;
 use rayon::prelude::*;
 
+use crate::error::escape_controls;
 use crate::ir::verify::verify_lowered;
 use crate::ir::{Graph, IrError, Op, Precision, Requantization, ThresholdTable};
 use crate::kernels::argmax;
@@ -57,6 +58,24 @@ enum Step {
 
 /// One step of the run: the node (or fused nodes) it computes, the values it reads (0 the
 /// image, `k` the output of step `k - 1`), and the values nothing reads after it.
+/// Why a graph cannot be compiled for the golden model, printed on one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GoldenError {
+    /// The graph is not a verified, integer-only (lowered) graph.
+    #[error(transparent)]
+    Ir(#[from] IrError),
+    /// A MAC without trained weights.
+    #[error("{}: {}: has no trained weights", escape_controls(.file), escape_controls(.node))]
+    NoWeights { file: String, node: String },
+    /// A node the golden model cannot compute exactly.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.node), escape_controls(.message))]
+    Unsupported {
+        file: String,
+        node: String,
+        message: String,
+    },
+}
+
 struct Planned {
     name: String,
     step: Step,
@@ -75,17 +94,17 @@ pub struct Golden {
 
 impl Golden {
     /// Compiles a lowered graph; refuses graphs that are not integer-only.
-    pub fn new(graph: &Graph, file: &str) -> Result<Golden, IrError> {
+    pub fn new(graph: &Graph, file: &str) -> Result<Golden, GoldenError> {
         Golden::compile(graph, file, false)
     }
 
     /// Like [`Golden::new`], keeping every node a step of its own, so that [`Golden::trace`]
     /// shows each node's output.
-    pub fn unfused(graph: &Graph, file: &str) -> Result<Golden, IrError> {
+    pub fn unfused(graph: &Graph, file: &str) -> Result<Golden, GoldenError> {
         Golden::compile(graph, file, true)
     }
 
-    fn compile(graph: &Graph, file: &str, keep_every_node: bool) -> Result<Golden, IrError> {
+    fn compile(graph: &Graph, file: &str, keep_every_node: bool) -> Result<Golden, GoldenError> {
         verify_lowered(graph, file)?;
         let order = graph.topological_order();
         let input = graph.output_type(order[0]).expect("typed input");
@@ -230,7 +249,7 @@ impl Golden {
     }
 }
 
-fn compile(graph: &Graph, node: NodeIndex, file: &str) -> Result<Option<Step>, IrError> {
+fn compile(graph: &Graph, node: NodeIndex, file: &str) -> Result<Option<Step>, GoldenError> {
     let input = graph.input_type(node).expect("typed");
     let output = graph.output_type(node).expect("typed");
     Ok(Some(match &graph.graph[node].op {

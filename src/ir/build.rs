@@ -8,7 +8,7 @@
 use petgraph::stable_graph::NodeIndex;
 
 use super::passes::infer_accumulators::{add_type, window_sum_type};
-use super::{BatchNormParams, Graph, IrError, Node, Op, Precision, TensorType, Weights};
+use super::{BatchNormParams, Graph, IrError, IrKind, Node, Op, Precision, TensorType, Weights};
 use crate::quant;
 use crate::spec::{
     self, ActSpec, AddSpec, AvgPoolSpec, Conv2dSpec, DatasetKind, DenseSpec, LayerSpec,
@@ -99,19 +99,23 @@ fn build(
     let mut layers: Vec<(NodeIndex, TensorType)> = Vec::with_capacity(network.layers.len());
     for (i, plan) in network.layers.iter().enumerate() {
         let mut skip = None;
-        let error = |message: String| IrError {
+        let error = |message: String| IrError::Invalid {
             file: origin.to_string(),
             node: plan.name.clone(),
             message,
+        };
+        let float_error = |message: &str| IrError::NotLowered {
+            file: origin.to_string(),
+            node: plan.name.clone(),
+            message: message.to_string(),
         };
         let mac = |dense: bool,
                    window: (usize, usize, usize),
                    outputs: usize,
                    weights: spec::Precision| {
             let bits = weights.bits().ok_or_else(|| {
-                error(
-                    "weights are float; the integer model needs 1..=16 bits (train with --bits)"
-                        .into(),
+                float_error(
+                    "weights are float; the integer model needs 1..=16 bits (train with --bits)",
                 )
             })?;
             let (codes, bias) = match parameters.and_then(|p| p.mac(i, bits)) {
@@ -182,7 +186,7 @@ fn build(
             }
             spec::Op::Act { bits } => {
                 let bits = bits.bits().ok_or_else(|| {
-                    error("activations are float; the integer model needs 1..=16 bits (train with --bits)".into())
+                    float_error("activations are float; the integer model needs 1..=16 bits (train with --bits)")
                 })?;
                 (
                     Op::Quantize {
@@ -249,7 +253,8 @@ fn main_path(graph: &Graph, origin: &str) -> Result<Vec<NodeIndex>, IrError> {
             .into_iter()
             .find(|n| !on_path.contains(n))
             .expect("a node off the path");
-        return Err(graph.error(
+        return Err(graph.error_of(
+            IrKind::Unsupported,
             origin,
             off,
             "is off the main path (the first input of each node from the output back): a spec describes a chain whose adds read earlier layers",
@@ -329,7 +334,8 @@ pub fn to_spec(graph: &Graph, dataset: DatasetKind, origin: &str) -> Result<Spec
             }
             Op::Input => continue,
             Op::MultiThreshold(_) | Op::Requantize(_) => {
-                return Err(graph.error(
+                return Err(graph.error_of(
+                    IrKind::Unsupported,
                     origin,
                     node,
                     "is lowered to integers; a spec describes a graph before fold-batch-norm",

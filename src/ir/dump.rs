@@ -13,7 +13,7 @@ use petgraph::visit::EdgeRef;
 use serde::{Deserialize, Serialize};
 
 use super::verify::verify;
-use super::{Edge, Graph, IrError, Node, Op, Precision, TensorType};
+use super::{Edge, Graph, IrError, IrKind, Node, Op, Precision, TensorType};
 
 /// Names the JSON format in its first field.
 pub const FORMAT: &str = "qnnc-ir";
@@ -282,9 +282,9 @@ pub fn to_serializable(graph: &Graph) -> impl Serialize {
 
 /// Reads a graph written by [`to_json`], and verifies it.
 pub fn from_json(text: &str, file: &str) -> Result<Graph, IrError> {
-    let error = |node: String, message: String| IrError {
+    let format_error = |field: &str, message: String| IrError::Format {
         file: file.to_string(),
-        node,
+        field: field.to_string(),
         message,
     };
     #[derive(Deserialize)]
@@ -293,15 +293,15 @@ pub fn from_json(text: &str, file: &str) -> Result<Graph, IrError> {
         version: Option<u32>,
     }
     let header: Header = serde_json::from_str(text)
-        .map_err(|e| error("(file)".into(), format!("not a {FORMAT} file: {e}")))?;
+        .map_err(|e| format_error("(file)", format!("not a {FORMAT} file: {e}")))?;
     if header.format.as_deref() != Some(FORMAT) {
-        return Err(error("format".into(), format!("expected \"{FORMAT}\"")));
+        return Err(format_error("format", format!("expected \"{FORMAT}\"")));
     }
     let version = match header.version {
         Some(v @ (CHAIN_VERSION | VERSION)) => v,
         other => {
-            return Err(error(
-                "version".into(),
+            return Err(format_error(
+                "version",
                 format!(
                     "file has version {other:?} but this qnnc reads versions {CHAIN_VERSION} and {VERSION}"
                 ),
@@ -309,12 +309,18 @@ pub fn from_json(text: &str, file: &str) -> Result<Graph, IrError> {
         }
     };
     let mut de = serde_json::Deserializer::from_str(text);
-    let parsed: GraphFile = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| error(e.path().to_string(), e.into_inner().to_string()))?;
+    let parsed: GraphFile =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| IrError::Field {
+            file: file.to_string(),
+            field: e.path().to_string(),
+            message: e.into_inner().to_string(),
+        })?;
     // The verifier refuses more nodes too, but only after they are built.
     if parsed.nodes.len() > crate::limits::MAX_LAYERS + 2 {
-        return Err(error(
-            "nodes".into(),
+        return Err(IrError::new(
+            IrKind::Limit,
+            file,
+            "nodes",
             format!(
                 "{} nodes are more than the limit of {} layers (see docs/limits.md)",
                 parsed.nodes.len(),
@@ -339,10 +345,12 @@ pub fn from_json(text: &str, file: &str) -> Result<Graph, IrError> {
         });
         for (slot, input) in inputs.iter().enumerate() {
             let Some(&(source, ty)) = earlier.get(input) else {
-                return Err(error(
-                    entry.name,
-                    format!("input {slot} '{input}' is not a node listed before it"),
-                ));
+                return Err(IrError::UnknownInput {
+                    file: file.to_string(),
+                    node: entry.name,
+                    slot,
+                    input: input.clone(),
+                });
             };
             graph.connect(source, node, slot, ty);
         }
@@ -350,7 +358,12 @@ pub fn from_json(text: &str, file: &str) -> Result<Graph, IrError> {
             .insert(entry.name.clone(), (node, entry.output))
             .is_some()
         {
-            return Err(error(entry.name, "is the name of two nodes".into()));
+            return Err(IrError::new(
+                IrKind::Name,
+                file,
+                &entry.name,
+                "is the name of two nodes".into(),
+            ));
         }
         previous = Some(entry.name);
     }
@@ -358,9 +371,11 @@ pub fn from_json(text: &str, file: &str) -> Result<Graph, IrError> {
     // The output node records the logits it reads; a different type is a tampered file.
     for (node, ty) in earlier.into_values() {
         if graph.graph[node].op == Op::Output && graph.input_type(node) != Some(ty) {
-            return Err(error(
-                graph.graph[node].name.clone(),
-                "output type differs from the logits it reads".into(),
+            return Err(graph.error_of(
+                IrKind::Structure,
+                file,
+                node,
+                "output type differs from the logits it reads",
             ));
         }
     }

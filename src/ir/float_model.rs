@@ -11,7 +11,7 @@ use petgraph::stable_graph::NodeIndex;
 use rayon::prelude::*;
 
 use super::verify::verify;
-use super::{Graph, IrError, Op, Precision, Truncation};
+use super::{Graph, IrError, IrKind, Op, Precision, Truncation};
 use crate::kernels::gemm::matmul_serial;
 use crate::kernels::window::{add_bias, im2col};
 use crate::kernels::{argmax, Window};
@@ -199,9 +199,10 @@ fn step(graph: &Graph, node: NodeIndex, file: &str) -> Result<Option<Step>, IrEr
             bias,
             ..
         } => {
-            let weights = weights
-                .as_ref()
-                .ok_or_else(|| graph.error(file, node, "has no trained weights"))?;
+            let weights = weights.as_ref().ok_or_else(|| IrError::NoWeights {
+                file: file.to_string(),
+                node: graph.graph[node].name.clone(),
+            })?;
             Step::Mac {
                 input: input.shape,
                 output: output.shape,
@@ -259,7 +260,8 @@ fn step(graph: &Graph, node: NodeIndex, file: &str) -> Result<Option<Step>, IrEr
         },
         Op::Flatten | Op::Input => Step::Identity,
         Op::Output => return Ok(None),
-        Op::MultiThreshold(_) | Op::Requantize(_) => return Err(graph.error(
+        Op::MultiThreshold(_) | Op::Requantize(_) => return Err(graph.error_of(
+            IrKind::Unsupported,
             file,
             node,
             "is already lowered to integers; the float model runs graphs before fold-batch-norm",

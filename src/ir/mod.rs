@@ -295,13 +295,215 @@ pub struct Graph {
     pub passes: Vec<String>,
 }
 
-/// An IR error: the graph (its source file), the node, and what is wrong.
+/// An IR error: the graph (its source file), the node (or field), and what is wrong, printed on
+/// one line. The variant says what kind of failure it is, for callers that branch on it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {}: {}", escape_controls(.file), escape_controls(.node), escape_controls(.message))]
-pub struct IrError {
-    pub file: String,
-    pub node: String,
-    pub message: String,
+pub enum IrError {
+    /// Not an IR file: not JSON, another format or another version.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
+    Format {
+        file: String,
+        field: String,
+        message: String,
+    },
+    /// An IR file field that is missing, unknown or of the wrong type.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
+    Field {
+        file: String,
+        field: String,
+        message: String,
+    },
+    /// An input of a node in an IR file that names no node listed before it.
+    #[error("{}: {}: input {slot} '{}' is not a node listed before it", escape_controls(.file), escape_controls(.node), escape_controls(.input))]
+    UnknownInput {
+        file: String,
+        node: String,
+        slot: usize,
+        input: String,
+    },
+    /// A graph or node name that is not an identifier, or a node name used twice.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.node), escape_controls(.message))]
+    Name {
+        file: String,
+        node: String,
+        message: String,
+    },
+    /// A size beyond the limits of docs/limits.md.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.node), escape_controls(.message))]
+    Limit {
+        file: String,
+        node: String,
+        message: String,
+    },
+    /// A graph that is not one input leading through every node to one output.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.node), escape_controls(.message))]
+    Structure {
+        file: String,
+        node: String,
+        message: String,
+    },
+    /// A node on a cycle.
+    #[error("{}: {}: is on a cycle: a node must not read, even through others, what it produces", escape_controls(.file), escape_controls(.node))]
+    Cycle { file: String, node: String },
+    /// A node that reads another number of inputs than its op takes.
+    #[error("{}: {}: {op} takes {expected} input(s), one at each of slots 0..{expected}, but reads {} at slots {slots:?}", escape_controls(.file), escape_controls(.node), .slots.len())]
+    Arity {
+        file: String,
+        node: String,
+        op: &'static str,
+        expected: usize,
+        slots: Vec<usize>,
+    },
+    /// A shape that does not fit: a window larger than its input, an add of two shapes, an
+    /// output shape other than the op gives.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.node), escape_controls(.message))]
+    Shape {
+        file: String,
+        node: String,
+        message: String,
+    },
+    /// A precision, scale or parameter table that does not fit the node's input or output.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.node), escape_controls(.message))]
+    Type {
+        file: String,
+        node: String,
+        message: String,
+    },
+    /// A float node or tensor where the integer model needs integer codes.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.node), escape_controls(.message))]
+    NotLowered {
+        file: String,
+        node: String,
+        message: String,
+    },
+    /// A graph the stage cannot take as it is: a batch norm that cannot be folded, a
+    /// truncation that cannot be rounded exactly, a lowered graph where one before lowering is
+    /// needed, a graph a spec cannot describe.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.node), escape_controls(.message))]
+    Unsupported {
+        file: String,
+        node: String,
+        message: String,
+    },
+    /// A MAC without trained weights where they are needed.
+    #[error("{}: {}: has no trained weights", escape_controls(.file), escape_controls(.node))]
+    NoWeights { file: String, node: String },
+    /// A pass name that is not one of the pipeline's.
+    #[error("{}: {}: unknown pass; the passes are {}", escape_controls(.flag), escape_controls(.name), .passes.join(", "))]
+    UnknownPass {
+        flag: String,
+        name: String,
+        passes: Vec<&'static str>,
+    },
+    /// Anything else a pass or a builder refuses.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.node), escape_controls(.message))]
+    Invalid {
+        file: String,
+        node: String,
+        message: String,
+    },
+}
+
+/// The kinds of [`IrError`] that carry a node and a message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum IrKind {
+    Name,
+    Limit,
+    Structure,
+    Shape,
+    Type,
+    NotLowered,
+    Unsupported,
+    Invalid,
+}
+
+impl IrError {
+    pub(crate) fn new(kind: IrKind, file: &str, node: &str, message: String) -> IrError {
+        let (file, node) = (file.to_string(), node.to_string());
+        match kind {
+            IrKind::Name => IrError::Name {
+                file,
+                node,
+                message,
+            },
+            IrKind::Limit => IrError::Limit {
+                file,
+                node,
+                message,
+            },
+            IrKind::Structure => IrError::Structure {
+                file,
+                node,
+                message,
+            },
+            IrKind::Shape => IrError::Shape {
+                file,
+                node,
+                message,
+            },
+            IrKind::Type => IrError::Type {
+                file,
+                node,
+                message,
+            },
+            IrKind::NotLowered => IrError::NotLowered {
+                file,
+                node,
+                message,
+            },
+            IrKind::Unsupported => IrError::Unsupported {
+                file,
+                node,
+                message,
+            },
+            IrKind::Invalid => IrError::Invalid {
+                file,
+                node,
+                message,
+            },
+        }
+    }
+
+    /// The node (or the field of an IR file, or the pass) the error is about, as printed.
+    pub fn node(&self) -> &str {
+        match self {
+            IrError::Format { field, .. } | IrError::Field { field, .. } => field,
+            IrError::UnknownPass { name, .. } => name,
+            IrError::UnknownInput { node, .. }
+            | IrError::Name { node, .. }
+            | IrError::Limit { node, .. }
+            | IrError::Structure { node, .. }
+            | IrError::Cycle { node, .. }
+            | IrError::Arity { node, .. }
+            | IrError::Shape { node, .. }
+            | IrError::Type { node, .. }
+            | IrError::NotLowered { node, .. }
+            | IrError::Unsupported { node, .. }
+            | IrError::NoWeights { node, .. }
+            | IrError::Invalid { node, .. } => node,
+        }
+    }
+
+    /// The file (or the flag) the error is about, as printed.
+    pub fn file(&self) -> &str {
+        match self {
+            IrError::UnknownPass { flag, .. } => flag,
+            IrError::Format { file, .. }
+            | IrError::Field { file, .. }
+            | IrError::UnknownInput { file, .. }
+            | IrError::Name { file, .. }
+            | IrError::Limit { file, .. }
+            | IrError::Structure { file, .. }
+            | IrError::Cycle { file, .. }
+            | IrError::Arity { file, .. }
+            | IrError::Shape { file, .. }
+            | IrError::Type { file, .. }
+            | IrError::NotLowered { file, .. }
+            | IrError::Unsupported { file, .. }
+            | IrError::NoWeights { file, .. }
+            | IrError::Invalid { file, .. } => file,
+        }
+    }
 }
 
 impl Graph {
@@ -454,12 +656,20 @@ impl Graph {
             .collect()
     }
 
+    /// An [`IrError::Invalid`] about `node`.
     pub fn error(&self, file: &str, node: NodeIndex, message: impl Into<String>) -> IrError {
-        IrError {
-            file: file.to_string(),
-            node: self.graph[node].name.clone(),
-            message: message.into(),
-        }
+        self.error_of(IrKind::Invalid, file, node, message)
+    }
+
+    /// An error of the given kind about `node`.
+    pub(crate) fn error_of(
+        &self,
+        kind: IrKind,
+        file: &str,
+        node: NodeIndex,
+        message: impl Into<String>,
+    ) -> IrError {
+        IrError::new(kind, file, &self.graph[node].name, message.into())
     }
 }
 

@@ -8,7 +8,7 @@ use petgraph::Direction;
 
 use super::passes::infer_accumulators::{add_type, window_sum_type};
 use super::passes::shape_inference::output_shape;
-use super::{Graph, IrError, Op, Precision, TensorType};
+use super::{Graph, IrError, IrKind, Op, Precision, TensorType};
 use crate::limits;
 use crate::spec::is_identifier;
 
@@ -17,27 +17,27 @@ const FIXED_NODES: usize = 2;
 
 /// Checks structure, shapes, precisions and parameter tables.
 pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
-    let whole = |message: String| IrError {
-        file: file.to_string(),
-        node: "(graph)".into(),
-        message,
-    };
+    let whole = |kind: IrKind, message: String| IrError::new(kind, file, "(graph)", message);
     let g = &graph.graph;
     if g.node_count() > limits::MAX_LAYERS + FIXED_NODES {
-        return Err(whole(format!(
-            "has {} nodes, more than the limit of {} layers (see docs/limits.md)",
-            g.node_count(),
-            limits::MAX_LAYERS
-        )));
+        return Err(whole(
+            IrKind::Limit,
+            format!(
+                "has {} nodes, more than the limit of {} layers (see docs/limits.md)",
+                g.node_count(),
+                limits::MAX_LAYERS
+            ),
+        ));
     }
     if !is_identifier(&graph.name) {
-        return Err(whole(format!(
+        return Err(whole(IrKind::Name, format!(
             "graph name '{}' is not a valid name (letters, digits and '_', not starting with a digit, at most 64)",
             graph.name
         )));
     }
     if let Some(node) = g.node_indices().find(|&i| !is_identifier(&g[i].name)) {
-        return Err(graph.error(
+        return Err(graph.error_of(
+            IrKind::Name,
             file,
             node,
             "is not a valid node name (letters, digits and '_', not starting with a digit, at most 64)",
@@ -50,7 +50,8 @@ pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
             .checked_len()
             .is_none_or(|len| len > limits::MAX_TENSOR_LEN)
         {
-            return Err(graph.error(
+            return Err(graph.error_of(
+                IrKind::Limit,
                 file,
                 edge.target(),
                 format!(
@@ -81,28 +82,31 @@ pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
             _ => Vec::new(),
         };
         for (what, value, max) in sizes {
-            limits::at_most(value, max)
-                .map_err(|message| graph.error(file, node, format!("{what} {message}")))?;
+            limits::at_most(value, max).map_err(|message| {
+                graph.error_of(IrKind::Limit, file, node, format!("{what} {message}"))
+            })?;
         }
     }
     let count = |op: fn(&Op) -> bool| g.node_indices().filter(|&i| op(&g[i].op)).count();
     let inputs = count(|op| *op == Op::Input);
     let outputs = count(|op| *op == Op::Output);
     if inputs != 1 || outputs != 1 {
-        return Err(whole(format!(
-            "needs one input and one output node, has {inputs} inputs and {outputs} outputs"
-        )));
+        return Err(whole(
+            IrKind::Structure,
+            format!(
+                "needs one input and one output node, has {inputs} inputs and {outputs} outputs"
+            ),
+        ));
     }
     // The order is found with a work list, not recursion: a long chain cannot overflow the
     // call stack (petgraph's is_cyclic_directed recurses once a node).
     let order = graph.topological_order();
     if order.len() != g.node_count() {
         let node = on_a_cycle(graph, &order);
-        return Err(graph.error(
-            file,
-            node,
-            "is on a cycle: a node must not read, even through others, what it produces",
-        ));
+        return Err(IrError::Cycle {
+            file: file.to_string(),
+            node: g[node].name.clone(),
+        });
     }
     for node in g.node_indices() {
         let mut slots: Vec<usize> = g
@@ -112,15 +116,13 @@ pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
         slots.sort_unstable();
         let arity = g[node].op.arity();
         if !slots.iter().copied().eq(0..arity) {
-            return Err(graph.error(
-                file,
-                node,
-                format!(
-                    "{} takes {arity} input(s), one at each of slots 0..{arity}, but reads {} at slots {slots:?}",
-                    g[node].op.name(),
-                    slots.len()
-                ),
-            ));
+            return Err(IrError::Arity {
+                file: file.to_string(),
+                node: g[node].name.clone(),
+                op: g[node].op.name(),
+                expected: arity,
+                slots,
+            });
         }
         let readers: Vec<TensorType> = g
             .edges_directed(node, Direction::Outgoing)
@@ -130,7 +132,8 @@ pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
         // path that does not reach the output would be computed for nothing.
         let is_output = g[node].op == Op::Output;
         if readers.is_empty() != is_output {
-            return Err(graph.error(
+            return Err(graph.error_of(
+                IrKind::Structure,
                 file,
                 node,
                 if is_output {
@@ -141,7 +144,8 @@ pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
             ));
         }
         if readers.windows(2).any(|pair| pair[0] != pair[1]) {
-            return Err(graph.error(
+            return Err(graph.error_of(
+                IrKind::Structure,
                 file,
                 node,
                 "its readers disagree on the type of what it produces",
@@ -170,7 +174,8 @@ pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
                 total_weights = weights;
                 total_macs = macs;
             } else {
-                return Err(graph.error(
+                return Err(graph.error_of(
+                    IrKind::Limit,
                     file,
                     node,
                     format!(
@@ -191,7 +196,8 @@ pub fn verify_lowered(graph: &Graph, file: &str) -> Result<(), IrError> {
     for node in graph.topological_order() {
         let name = graph.graph[node].op.name();
         if matches!(graph.graph[node].op, Op::BatchNorm(_) | Op::Quantize { .. }) {
-            return Err(graph.error(
+            return Err(graph.error_of(
+                IrKind::NotLowered,
                 file,
                 node,
                 format!("{name} is not lowered to integers (run fold-batch-norm)"),
@@ -199,7 +205,8 @@ pub fn verify_lowered(graph: &Graph, file: &str) -> Result<(), IrError> {
         }
         if let Some(ty) = graph.output_type(node) {
             if ty.precision == Precision::Float {
-                return Err(graph.error(
+                return Err(graph.error_of(
+                    IrKind::NotLowered,
                     file,
                     node,
                     format!("produces float values; the integer model needs integer codes (after {name})"),
@@ -211,7 +218,7 @@ pub fn verify_lowered(graph: &Graph, file: &str) -> Result<(), IrError> {
 }
 
 fn verify_node(graph: &Graph, node: NodeIndex, file: &str) -> Result<(), IrError> {
-    let fail = |message: String| Err(graph.error(file, node, message));
+    let fail = |message: String| Err(graph.error_of(IrKind::Type, file, node, message));
     let out = graph
         .output_type(node)
         .expect("every node but the output has a reader, and the output reads one");
@@ -229,24 +236,34 @@ fn verify_node(graph: &Graph, node: NodeIndex, file: &str) -> Result<(), IrError
         };
     };
     let expected = output_shape(&graph.graph[node].op, input.shape)
-        .map_err(|message| graph.error(file, node, message))?;
+        .map_err(|message| graph.error_of(IrKind::Shape, file, node, message))?;
     if expected != out.shape {
-        return fail(format!(
-            "produces {} but its operation on {} gives {expected}",
-            out.shape, input.shape
+        return Err(graph.error_of(
+            IrKind::Shape,
+            file,
+            node,
+            format!(
+                "produces {} but its operation on {} gives {expected}",
+                out.shape, input.shape
+            ),
         ));
     }
     let channels = out.shape.channels;
     match &graph.graph[node].op {
         Op::AvgPool { size, .. } => {
             let sums = window_sum_type(input, *size, out.shape)
-                .map_err(|message| graph.error(file, node, message))?;
+                .map_err(|message| graph.error_of(IrKind::Type, file, node, message))?;
             check_sums(sums, out).or_else(fail)?;
         }
         Op::Add { shifts } => {
             let inputs = graph.input_types(node);
+            let kind = if inputs[0].shape == inputs[1].shape {
+                IrKind::Type
+            } else {
+                IrKind::Shape
+            };
             let (sums, expected) = add_type(inputs[0], inputs[1])
-                .map_err(|message| graph.error(file, node, message))?;
+                .map_err(|message| graph.error_of(kind, file, node, message))?;
             if *shifts != expected {
                 return fail(format!(
                     "shifts {shifts:?} do not bring scales {:e} and {:e} to the smaller; they must be {expected:?}",
@@ -295,7 +312,12 @@ fn verify_node(graph: &Graph, node: NodeIndex, file: &str) -> Result<(), IrError
                     ));
                 }
                 let (min, max) = weight_precision.code_range().ok_or_else(|| {
-                    graph.error(file, node, "weights must be integer codes, not float")
+                    graph.error_of(
+                        IrKind::Type,
+                        file,
+                        node,
+                        "weights must be integer codes, not float",
+                    )
                 })?;
                 if let Some((i, &code)) = w.codes.iter().enumerate().find(|(_, &c)| {
                     let c = c as i64;
@@ -425,10 +447,14 @@ fn verify_node(graph: &Graph, node: NodeIndex, file: &str) -> Result<(), IrError
                     return fail(format!("clamp range {lo}..={hi} is empty"));
                 }
             }
-            let (min, max) = input
-                .precision
-                .code_range()
-                .ok_or_else(|| graph.error(file, node, "requantization needs integer input"))?;
+            let (min, max) = input.precision.code_range().ok_or_else(|| {
+                graph.error_of(
+                    IrKind::Type,
+                    file,
+                    node,
+                    "requantization needs integer input",
+                )
+            })?;
             for (&m, &b) in r.multiplier.iter().zip(&r.offset) {
                 let fits = [min, max]
                     .iter()
@@ -541,7 +567,8 @@ mod tests {
     fn a_graph_of_100000_nodes_is_refused_without_overflowing_the_stack() {
         let graph = long_chain(100_000);
         let error = verify(&graph, "long.json").unwrap_err();
-        assert!(error.message.contains("limit"), "{error}");
+        assert!(matches!(error, IrError::Limit { .. }), "{error:?}");
+        assert!(error.to_string().contains("limit"), "{error}");
         // The cycle check itself, which used to recurse once a node, on the whole chain.
         assert!(toposort(&graph.graph, None).is_ok());
         assert_eq!(graph.topological_order().len(), 100_002);
@@ -554,7 +581,8 @@ mod tests {
         let nodes: Vec<_> = graph.topological_order();
         let ty = graph.output_type(nodes[1]).unwrap();
         graph.connect(nodes[10], nodes[5], 1, ty);
-        assert!(verify(&graph, "long.json").is_err());
+        let error = verify(&graph, "long.json").unwrap_err();
+        assert!(matches!(error, IrError::Cycle { .. }), "{error:?}");
         assert!(toposort(&graph.graph, None).is_err());
     }
 

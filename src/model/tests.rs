@@ -34,9 +34,12 @@ fn missing_and_extra_parameters_are_named() {
     let params = json["parameters"].as_object_mut().unwrap();
     let gamma = params.remove("bn2.gamma").unwrap();
     let missing = Model::from_bytes(json.to_string().as_bytes(), "m.qnn").unwrap_err();
-    assert_eq!(missing.field, "parameters");
     assert!(
-        missing.message.contains("bn2.gamma is missing"),
+        matches!(&missing, ModelError::Parameters { field, .. } if field == "parameters"),
+        "{missing:?}"
+    );
+    assert!(
+        missing.to_string().contains("bn2.gamma is missing"),
         "{missing}"
     );
 
@@ -45,7 +48,7 @@ fn missing_and_extra_parameters_are_named() {
     params.insert("bn9.gamma".into(), gamma);
     let extra = Model::from_bytes(json.to_string().as_bytes(), "m.qnn").unwrap_err();
     assert!(
-        extra.message.contains("bn9.gamma does not belong"),
+        extra.to_string().contains("bn9.gamma does not belong"),
         "{extra}"
     );
 }
@@ -57,5 +60,42 @@ fn non_finite_parameters_are_refused() {
     let nan = base64::engine::general_purpose::STANDARD.encode(f32::NAN.to_le_bytes().repeat(32));
     json["parameters"]["bn1.beta"]["f32_le_base64"] = serde_json::json!(nan);
     let error = Model::from_bytes(json.to_string().as_bytes(), "m.qnn").unwrap_err();
-    assert!(error.message.contains("not finite"), "{error}");
+    assert!(error.to_string().contains("not finite"), "{error}");
+}
+
+#[test]
+fn a_model_of_another_version_is_refused_by_its_own_variant() {
+    let mut model = untrained(Precision::Bits(2));
+    let mut json: serde_json::Value = serde_json::from_slice(&model.to_bytes()).unwrap();
+    json["version"] = serde_json::json!(VERSION + 1);
+    let error = Model::from_bytes(json.to_string().as_bytes(), "m.qnn").unwrap_err();
+    assert_eq!(
+        error,
+        ModelError::Version {
+            file: "m.qnn".into(),
+            found: VERSION + 1,
+            expected: VERSION
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "m.qnn: version: file has format version {} but this qnnc ({}) reads version {VERSION}",
+            VERSION + 1,
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
+#[test]
+fn a_stored_spec_that_does_not_build_keeps_its_spec_error() {
+    let mut model = untrained(Precision::Bits(2));
+    let mut json: serde_json::Value = serde_json::from_slice(&model.to_bytes()).unwrap();
+    json["spec"]["classes"] = serde_json::json!(1);
+    let error = Model::from_bytes(json.to_string().as_bytes(), "m.qnn").unwrap_err();
+    assert!(
+        matches!(&error, ModelError::Spec(SpecError::Value { field, .. }) if field == "classes"),
+        "{error:?}"
+    );
+    assert_eq!(error.to_string(), "m.qnn: spec.classes: must be at least 2");
 }

@@ -12,13 +12,19 @@ use onnx_protobuf::{
 };
 
 use super::tensor::float_tensor;
+use super::QonnxError;
 use super::{DOMAIN, DOMAIN_VERSION, OPSET};
 use crate::ir::verify::verify;
-use crate::ir::{Graph, IrError, Op, Precision, Rounding};
+use crate::ir::{Graph, Op, Precision, Rounding};
 use crate::spec::Shape;
 
 /// The bytes of the QONNX file of `graph`; the same graph always gives the same bytes.
-pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, IrError> {
+pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, QonnxError> {
+    let error = |node: petgraph::stable_graph::NodeIndex, message: &str| QonnxError::Export {
+        file: file.to_string(),
+        node: graph.graph[node].name.clone(),
+        message: message.to_string(),
+    };
     verify(graph, file)?;
     let mut onnx = GraphProto::new();
     onnx.name = graph.name.clone();
@@ -86,7 +92,7 @@ pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, IrError> {
                 bias,
             } => {
                 let weights = weights.as_ref().ok_or_else(|| {
-                    graph.error(file, node, "has no trained weights to export")
+                    error(node, "has no trained weights to export")
                 })?;
                 let step = weights.step as f32;
                 let (c, h, w) = if *dense {
@@ -162,10 +168,9 @@ pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, IrError> {
                     before = graph.predecessor(p);
                 }
                 if let Some(p) = before.filter(|&p| !matches!(graph.graph[p].op, Op::Mac { .. })) {
-                    return Err(graph.error(
-                        file,
+                    return Err(error(
                         node,
-                        format!(
+                        &format!(
                             "follows {} {}; QONNX import folds a batch norm only into the conv or dense layer before it, so the file could not be read back",
                             graph.graph[p].op.name(),
                             graph.graph[p].name
@@ -251,8 +256,7 @@ pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, IrError> {
             }
             Op::Input => {}
             Op::MultiThreshold(_) | Op::Requantize(_) => {
-                return Err(graph.error(
-                    file,
+                return Err(error(
                     node,
                     "is lowered to integers; export writes graphs before fold-batch-norm (a model or an imported file)",
                 ))

@@ -12,11 +12,46 @@ use serde::Serialize;
 
 use petgraph::stable_graph::NodeIndex;
 
+use crate::error::escape_controls;
 use crate::ir::passes::infer_accumulators;
 use crate::ir::{Graph, IrError, Op, Precision, Requantization, ThresholdTable, Weights};
 use crate::spec::Shape;
 
 /// The size of the PE array.
+/// Why a graph cannot be mapped onto the PE array, printed on one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// The graph is not a verified, integer-only (lowered) graph.
+    #[error(transparent)]
+    Ir(#[from] IrError),
+    /// An array size (`--pe`, `--simd`) out of its bounds or of a shape the datapath cannot
+    /// take.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.flag), escape_controls(.message))]
+    Array {
+        file: String,
+        flag: &'static str,
+        message: String,
+    },
+    /// A MAC without trained weights: the graph comes from a spec.
+    #[error("{}: {}: has no trained weights (this graph comes from a spec)", escape_controls(.file), escape_controls(.node))]
+    NoWeights { file: String, node: String },
+    /// A node or an order of nodes the generated RTL does not implement: shifted adds, other
+    /// encodings, overlapping pools, a network that does not end in a MAC...
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.node), escape_controls(.message))]
+    Unsupported {
+        file: String,
+        node: String,
+        message: String,
+    },
+    /// A count beyond what 64 bits hold.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.node), escape_controls(.message))]
+    Limit {
+        file: String,
+        node: String,
+        message: String,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ArrayConfig {
     pub pe: usize,
@@ -302,15 +337,19 @@ pub const GEOMETRY_CYCLES: u64 = 3;
 pub const WINDOW_BANKS: usize = 3;
 
 /// Maps a lowered graph onto a PE array of `config`.
-pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedule, IrError> {
-    let fail = |node: &str, message: String| IrError {
+pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedule, ScheduleError> {
+    let fail = |node: &str, message: String| ScheduleError::Unsupported {
         file: file.to_string(),
         node: node.to_string(),
         message,
     };
     config
         .check()
-        .map_err(|(flag, message)| fail(flag, message))?;
+        .map_err(|(flag, message)| ScheduleError::Array {
+            file: file.to_string(),
+            flag,
+            message,
+        })?;
     crate::ir::verify::verify_lowered(graph, file)?;
     let chain = graph.topological_order();
     let input = graph.output_type(chain[0]).expect("typed").shape;
@@ -330,10 +369,10 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
             }
             Op::Output => break,
             Op::Mac { weights: None, .. } => {
-                return Err(fail(
-                    &name,
-                    "has no trained weights (this graph comes from a spec)".into(),
-                ))
+                return Err(ScheduleError::NoWeights {
+                    file: file.to_string(),
+                    node: name,
+                })
             }
             op @ (Op::Mac { .. } | Op::AvgPool { .. } | Op::Add { .. }) => {
                 let in_type = graph.input_type(node).expect("typed");
@@ -465,7 +504,11 @@ pub fn schedule(graph: &Graph, config: ArrayConfig, file: &str) -> Result<Schedu
                     .checked_mul(output.channels as u64)
                     .and_then(|n| n.checked_mul(fan_in as u64))
                     .zip(((groups * chunks) as u64).checked_mul(computed as u64))
-                    .ok_or_else(|| fail(&name, "has more MACs than can be counted".into()))?;
+                    .ok_or_else(|| ScheduleError::Limit {
+                        file: file.to_string(),
+                        node: name.clone(),
+                        message: "has more MACs than can be counted".into(),
+                    })?;
                 let param_base = match post {
                     Post::Threshold { .. } => {
                         threshold_base += groups;
@@ -565,7 +608,7 @@ fn stored_input(
     slot: usize,
     stored_by: &std::collections::HashMap<NodeIndex, usize>,
     file: &str,
-) -> Result<Option<usize>, IrError> {
+) -> Result<Option<usize>, ScheduleError> {
     let mut from = graph.inputs(node)[slot];
     while graph.graph[from].op == Op::Flatten {
         from = graph.predecessor(from).expect("a flatten reads a tensor");
@@ -574,14 +617,14 @@ fn stored_input(
         return Ok(None);
     }
     stored_by.get(&from).map(|&l| Some(l)).ok_or_else(|| {
-        graph.error(
-            file,
-            node,
-            format!(
+        ScheduleError::Unsupported {
+            file: file.to_string(),
+            node: graph.graph[node].name.clone(),
+            message: format!(
                 "reads {}, which no hardware layer stores (the RTL keeps each layer's output only after its activation or max-pool)",
                 graph.graph[from].name
             ),
-        )
+        }
     })
 }
 
@@ -630,9 +673,15 @@ fn check_rtl_contract(
     nodes: &[NodeIndex],
     fan_in: usize,
     file: &str,
-) -> Result<(), IrError> {
+) -> Result<(), ScheduleError> {
     let mac = nodes[0];
-    let fail = |node: NodeIndex, message: String| Err(graph.error(file, node, message));
+    let fail = |node: NodeIndex, message: String| {
+        Err(ScheduleError::Unsupported {
+            file: file.to_string(),
+            node: graph.graph[node].name.clone(),
+            message,
+        })
+    };
     let input = graph.input_type(mac).expect("typed").precision;
     let acc = graph.output_type(mac).expect("typed").precision;
     // The weights' codes, and the terms of each output's sum: a mask layer's weights are 0 or

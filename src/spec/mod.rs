@@ -17,13 +17,181 @@ pub use crate::kernels::Shape;
 pub use dataset::DatasetKind;
 pub use precision::{Precision, MAX_BITS, MIN_BITS};
 
-/// A spec error: the file, the field within it, and what is wrong, printed on one line.
+/// A spec error: the file, the field within it (or the flag), and what is wrong, printed on
+/// one line. The variant says what kind of failure it is, for callers that branch on it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
-pub struct SpecError {
-    pub file: String,
-    pub field: String,
-    pub message: String,
+pub enum SpecError {
+    /// The file cannot be read.
+    #[error("{}: (file): {}", escape_controls(.file), escape_controls(.message))]
+    Read { file: String, message: String },
+    /// TOML or JSON that does not parse, an unknown field, or a value of the wrong type.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
+    Syntax {
+        file: String,
+        field: String,
+        message: String,
+    },
+    /// A bit width out of its range, a precision that is neither a width nor "float", or an
+    /// add of two precisions.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
+    Precision {
+        file: String,
+        field: String,
+        message: String,
+    },
+    /// A value that does not make sense: a zero size, a bad or repeated name, layers and a
+    /// template both or neither.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
+    Value {
+        file: String,
+        field: String,
+        message: String,
+    },
+    /// A size beyond the limits of docs/limits.md.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
+    Limit {
+        file: String,
+        field: String,
+        message: String,
+    },
+    /// A command-line override that does not apply to this spec.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.flag), escape_controls(.message))]
+    Flag {
+        file: String,
+        flag: String,
+        message: String,
+    },
+    /// An add whose `from` is not an earlier layer (unknown, later, or the add itself).
+    #[error("{}: {}: '{}' is not the name of an earlier layer", escape_controls(.file), escape_controls(.field), escape_controls(.name))]
+    UnknownLayer {
+        file: String,
+        field: String,
+        name: String,
+    },
+    /// Shapes that do not fit: a window larger than its input, a dense layer on an unflattened
+    /// input, an add of two shapes, an input or an output that does not match the dataset.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
+    Shape {
+        file: String,
+        field: String,
+        message: String,
+    },
+    /// Layers in an order the hardware cannot run: an add or average pool not between act
+    /// layers, a network without a conv2d or dense layer.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
+    Order {
+        file: String,
+        field: String,
+        message: String,
+    },
+    /// A network that needs more memory to train than this machine has.
+    #[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
+    Memory {
+        file: String,
+        field: String,
+        message: String,
+    },
+}
+
+/// The kinds of [`SpecError`] that carry a field and a message.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Syntax,
+    Precision,
+    Value,
+    Limit,
+    Shape,
+    Order,
+}
+
+impl SpecError {
+    fn new(kind: Kind, file: &str, field: String, message: String) -> SpecError {
+        let file = file.to_string();
+        match kind {
+            Kind::Syntax => SpecError::Syntax {
+                file,
+                field,
+                message,
+            },
+            Kind::Precision => SpecError::Precision {
+                file,
+                field,
+                message,
+            },
+            Kind::Value => SpecError::Value {
+                file,
+                field,
+                message,
+            },
+            Kind::Limit => SpecError::Limit {
+                file,
+                field,
+                message,
+            },
+            Kind::Shape => SpecError::Shape {
+                file,
+                field,
+                message,
+            },
+            Kind::Order => SpecError::Order {
+                file,
+                field,
+                message,
+            },
+        }
+    }
+
+    /// The spec file the error is about.
+    pub fn file(&self) -> &str {
+        match self {
+            SpecError::Read { file, .. }
+            | SpecError::Syntax { file, .. }
+            | SpecError::Precision { file, .. }
+            | SpecError::Value { file, .. }
+            | SpecError::Limit { file, .. }
+            | SpecError::Flag { file, .. }
+            | SpecError::UnknownLayer { file, .. }
+            | SpecError::Shape { file, .. }
+            | SpecError::Order { file, .. }
+            | SpecError::Memory { file, .. } => file,
+        }
+    }
+
+    /// What is wrong, as printed after the field.
+    pub fn message(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            SpecError::UnknownLayer { name, .. } => format!(
+                "'{}' is not the name of an earlier layer",
+                escape_controls(name)
+            )
+            .into(),
+            SpecError::Read { message, .. }
+            | SpecError::Syntax { message, .. }
+            | SpecError::Precision { message, .. }
+            | SpecError::Value { message, .. }
+            | SpecError::Limit { message, .. }
+            | SpecError::Flag { message, .. }
+            | SpecError::Shape { message, .. }
+            | SpecError::Order { message, .. }
+            | SpecError::Memory { message, .. } => message.into(),
+        }
+    }
+
+    /// The field (or flag) the error is about, as printed.
+    pub fn field(&self) -> &str {
+        match self {
+            SpecError::Read { .. } => "(file)",
+            SpecError::Flag { flag, .. } => flag,
+            SpecError::Syntax { field, .. }
+            | SpecError::Precision { field, .. }
+            | SpecError::Value { field, .. }
+            | SpecError::Limit { field, .. }
+            | SpecError::UnknownLayer { field, .. }
+            | SpecError::Shape { field, .. }
+            | SpecError::Order { field, .. }
+            | SpecError::Memory { field, .. } => field,
+        }
+    }
 }
 
 /// The network as written by a user: either an explicit layer list or a template.
@@ -381,9 +549,8 @@ impl Spec {
     /// Reads a spec from a `.toml` or `.json` file (by extension; anything else is read as TOML).
     pub fn from_file(path: &Path) -> Result<Spec, SpecError> {
         let file = path.display().to_string();
-        let text = crate::input::read_config(path).map_err(|e| SpecError {
+        let text = crate::input::read_config(path).map_err(|e| SpecError::Read {
             file: file.clone(),
-            field: "(file)".into(),
             message: e.to_string(),
         })?;
         let is_json = path.extension().is_some_and(|ext| ext == "json");
@@ -392,14 +559,19 @@ impl Spec {
 
     /// Parses spec text; `origin` names the file in errors.
     pub fn parse(text: &str, is_json: bool, origin: &str) -> Result<Spec, SpecError> {
-        let error = |field: String, message: String| SpecError {
-            file: origin.to_string(),
-            field: if field.is_empty() || field == "." {
+        let error = |field: String, message: String| {
+            let field = if field.is_empty() || field == "." {
                 "(top level)".into()
             } else {
                 field
-            },
-            message,
+            };
+            // serde passes on only the text of the precision parser's error.
+            let kind = if precision::is_precision_message(&message) {
+                Kind::Precision
+            } else {
+                Kind::Syntax
+            };
+            SpecError::new(kind, origin, field, message)
         };
         if is_json {
             let mut de = serde_json::Deserializer::from_str(text);
@@ -421,9 +593,9 @@ impl Spec {
 
     /// Applies command-line overrides to the defaults and the template parameters.
     pub fn apply(&mut self, overrides: &Overrides, origin: &str) -> Result<(), SpecError> {
-        let error = |field: &str, message: String| SpecError {
+        let error = |flag: &str, message: String| SpecError::Flag {
             file: origin.to_string(),
-            field: field.to_string(),
+            flag: flag.to_string(),
             message,
         };
         // Flags are checked as flags; the spec's own values are checked when it is built.
@@ -516,13 +688,12 @@ impl Spec {
 
     /// Expands the template, names the layers, infers every shape and checks the whole network.
     pub fn build(&self, origin: &str) -> Result<Network, SpecError> {
-        let error = |field: String, message: String| SpecError {
-            file: origin.to_string(),
-            field,
-            message,
+        let error = |kind: Kind, field: String, message: String| {
+            SpecError::new(kind, origin, field, message)
         };
         if self.name.is_empty() || !is_identifier(&self.name) {
             return Err(error(
+                Kind::Value,
                 "name".into(),
                 format!(
                     "'{}' is not a valid name (letters, digits and '_', not starting with a digit)",
@@ -537,15 +708,24 @@ impl Spec {
             ("classes", self.classes),
         ] {
             if size == 0 {
-                return Err(error(field.into(), "must be at least 1".into()));
+                return Err(error(
+                    Kind::Value,
+                    field.into(),
+                    "must be at least 1".into(),
+                ));
             }
         }
         if self.classes < 2 {
-            return Err(error("classes".into(), "must be at least 2".into()));
+            return Err(error(
+                Kind::Value,
+                "classes".into(),
+                "must be at least 2".into(),
+            ));
         }
         let (dh, dw, dc) = self.dataset.shape();
         if (self.input.height, self.input.width, self.input.channels) != (dh, dw, dc) {
             return Err(error(
+                Kind::Shape,
                 "input".into(),
                 format!(
                     "{} does not match the {} images ({dh}x{dw}x{dc})",
@@ -556,6 +736,7 @@ impl Spec {
         }
         if self.classes != self.dataset.classes() {
             return Err(error(
+                Kind::Value,
                 "classes".into(),
                 format!(
                     "{} does not match the {} classes of {}",
@@ -567,6 +748,7 @@ impl Spec {
         }
         if self.layers.len() > limits::MAX_LAYERS {
             return Err(error(
+                Kind::Limit,
                 "layers".into(),
                 format!(
                     "{} layers are more than the limit of {} (see docs/limits.md)",
@@ -578,12 +760,14 @@ impl Spec {
         let layers = match (&self.template, self.layers.is_empty()) {
             (Some(_), false) => {
                 return Err(error(
+                    Kind::Value,
                     "layers".into(),
                     "give either layers or a template, not both".into(),
                 ))
             }
             (None, true) => {
                 return Err(error(
+                    Kind::Value,
                     "layers".into(),
                     "the network has no layers (give layers or a template)".into(),
                 ))
@@ -603,14 +787,12 @@ impl Spec {
         let mut shape = self.input;
         let mut plans = Vec::with_capacity(layers.len());
         for (field, layer) in &layers {
-            let (name, op) = self
-                .resolve(layer, shape, &plans)
-                .map_err(|(suffix, message)| error(format!("{field}{suffix}"), message))?;
+            let (name, op) = self.resolve(layer, shape, &plans, origin, field)?;
             let kind = op.kind();
             let name = match name {
                 Some(name) => {
                     if !is_identifier(&name) {
-                        return Err(error(
+                        return Err(error(Kind::Value,
                             format!("{field}.name"),
                             format!("'{name}' is not a valid layer name (letters, digits and '_', not starting with a digit, at most 64)"),
                         ));
@@ -625,12 +807,13 @@ impl Spec {
             };
             if !names.insert(name.clone()) {
                 return Err(error(
+                    Kind::Value,
                     format!("{field}.name"),
                     format!("layer name '{name}' is used twice"),
                 ));
             }
             let output = infer_shape(&op, shape)
-                .map_err(|message| error(format!("{field} ({name})"), message))?;
+                .map_err(|(kind, message)| error(kind, format!("{field} ({name})"), message))?;
             let plan = LayerPlan {
                 name,
                 op,
@@ -643,6 +826,7 @@ impl Spec {
                 .filter(|&w| w <= limits::MAX_NETWORK_WEIGHTS)
                 .ok_or_else(|| {
                     error(
+                        Kind::Limit,
                         format!("{field} ({})", plan.name),
                         format!(
                             "the network has more than {} weights, the limit (see docs/limits.md)",
@@ -655,7 +839,7 @@ impl Spec {
                 .and_then(|m| m.checked_add(total_macs))
                 .filter(|&m| m <= limits::MAX_NETWORK_MACS)
                 .ok_or_else(|| {
-                    error(
+                    error(Kind::Limit,
                         format!("{field} ({})", plan.name),
                         format!(
                             "the network needs more than {} MACs an image, the limit (see docs/limits.md)",
@@ -669,6 +853,7 @@ impl Spec {
         check_skips_and_averages(&plans, &layers, origin)?;
         if shape != Shape::flat(self.classes) {
             return Err(error(
+                Kind::Shape,
                 "layers".into(),
                 format!(
                     "the network ends in {shape} but must end in 1x1x{} (one logit per class)",
@@ -681,6 +866,7 @@ impl Spec {
             .any(|l| matches!(l.op, Op::Conv2d { .. } | Op::Dense { .. }))
         {
             return Err(error(
+                Kind::Order,
                 "layers".into(),
                 "the network has no conv2d or dense layer".into(),
             ));
@@ -692,13 +878,15 @@ impl Spec {
     }
 
     /// The op a layer spec stands for, given the shape it reads and the layers before it; an
-    /// error names the field (a suffix of the layer's) and what is wrong.
+    /// error names a field within the layer's `field`.
     fn resolve(
         &self,
         layer: &LayerSpec,
         input: Shape,
         before: &[LayerPlan],
-    ) -> Result<(Option<String>, Op), (&'static str, String)> {
+        origin: &str,
+        field: &str,
+    ) -> Result<(Option<String>, Op), SpecError> {
         let weights = |w: &Option<Precision>| w.unwrap_or(self.precision.weights);
         Ok(match layer {
             LayerSpec::Conv2d(c) => (
@@ -739,10 +927,13 @@ impl Spec {
                     Some(size) => size,
                     None if input.height == input.width => input.height,
                     None => {
-                        return Err((
-                            ".size",
-                            format!("global average pooling needs a square input, not {input}"),
-                        ))
+                        return Err(SpecError::Shape {
+                            file: origin.to_string(),
+                            field: format!("{field}.size"),
+                            message: format!(
+                                "global average pooling needs a square input, not {input}"
+                            ),
+                        })
                     }
                 };
                 (
@@ -757,14 +948,10 @@ impl Spec {
                 let from = before
                     .iter()
                     .position(|l| l.name == a.from)
-                    .ok_or_else(|| {
-                        (
-                            ".from",
-                            format!(
-                                "'{}' is not the name of an earlier layer",
-                                escape_controls(&a.from)
-                            ),
-                        )
+                    .ok_or_else(|| SpecError::UnknownLayer {
+                        file: origin.to_string(),
+                        field: format!("{field}.from"),
+                        name: a.from.clone(),
                     })?;
                 (a.name.clone(), Op::Add { from })
             }
@@ -777,10 +964,8 @@ impl Spec {
         template: &Template,
         origin: &str,
     ) -> Result<Vec<(String, LayerSpec)>, SpecError> {
-        let error = |field: String, message: &str| SpecError {
-            file: origin.to_string(),
-            field,
-            message: message.to_string(),
+        let error = |kind: Kind, field: String, message: &str| {
+            SpecError::new(kind, origin, field, message.to_string())
         };
         let mut layers = Vec::new();
         let mut push = |field: String, layer: LayerSpec| layers.push((field, layer));
@@ -801,7 +986,7 @@ impl Spec {
                 }
             };
         let too_large = |field: String, value: usize, max: usize| {
-            at_most(value, max).map_err(|message| error(field, &message))
+            at_most(value, max).map_err(|message| error(Kind::Limit, field, &message))
         };
         // Count the layers before making any: a huge nl or hidden list is refused unbuilt.
         let layer_count = match template {
@@ -825,6 +1010,7 @@ impl Spec {
         }
         if layer_count > limits::MAX_LAYERS {
             return Err(error(
+                Kind::Limit,
                 "template".into(),
                 &format!(
                     "expands to more than {} layers, the limit (see docs/limits.md)",
@@ -835,15 +1021,27 @@ impl Spec {
         let hidden = match template {
             Template::Blocks { blocks, hidden } => {
                 if blocks.is_empty() {
-                    return Err(error("template.blocks".into(), "needs at least one block"));
+                    return Err(error(
+                        Kind::Value,
+                        "template.blocks".into(),
+                        "needs at least one block",
+                    ));
                 }
                 for (b, block) in blocks.iter().enumerate() {
                     let field = format!("template.blocks[{b}]");
                     if block.nl == 0 {
-                        return Err(error(format!("{field}.nl"), "must be at least 1"));
+                        return Err(error(
+                            Kind::Value,
+                            format!("{field}.nl"),
+                            "must be at least 1",
+                        ));
                     }
                     if block.nf == 0 {
-                        return Err(error(format!("{field}.nf"), "must be at least 1"));
+                        return Err(error(
+                            Kind::Value,
+                            format!("{field}.nf"),
+                            "must be at least 1",
+                        ));
                     }
                     for _ in 0..block.nl {
                         push(
@@ -880,7 +1078,11 @@ impl Spec {
         };
         for (h, &units) in hidden.iter().enumerate() {
             if units == 0 {
-                return Err(error(format!("template.hidden[{h}]"), "must be at least 1"));
+                return Err(error(
+                    Kind::Value,
+                    format!("template.hidden[{h}]"),
+                    "must be at least 1",
+                ));
             }
             dense_block(&mut push, format!("template.hidden[{h}]"), units, true);
         }
@@ -904,31 +1106,37 @@ fn check_skips_and_averages(
         _ => None,
     };
     for (i, plan) in plans.iter().enumerate() {
-        let error = |message: String| SpecError {
-            file: origin.to_string(),
-            field: format!("{} ({})", fields[i].0, plan.name),
-            message,
+        let error = |kind: Kind, message: String| {
+            SpecError::new(
+                kind,
+                origin,
+                format!("{} ({})", fields[i].0, plan.name),
+                message,
+            )
         };
         let kind = plan.op.kind();
         match plan.op {
             Op::Add { from } => {
                 let source = &plans[from];
                 if source.output != plan.input {
-                    return Err(error(format!(
-                        "adds {} ({}) to {}, which has another shape",
-                        source.name, source.output, plan.input
-                    )));
+                    return Err(error(
+                        Kind::Shape,
+                        format!(
+                            "adds {} ({}) to {}, which has another shape",
+                            source.name, source.output, plan.input
+                        ),
+                    ));
                 }
                 let main = i.checked_sub(1).and_then(act_bits);
                 match (main, act_bits(from)) {
                     (Some(a), Some(b)) if a == b => {}
                     (Some(a), Some(b)) => {
-                        return Err(error(format!(
+                        return Err(error(Kind::Precision, format!(
                             "adds activations of {b} to activations of {a}: both inputs need one precision"
                         )))
                     }
                     _ => {
-                        return Err(error(format!(
+                        return Err(error(Kind::Order, format!(
                             "both inputs must be outputs of act layers ({} and {})",
                             i.checked_sub(1).map_or("the image", |p| plans[p].name.as_str()),
                             source.name
@@ -942,6 +1150,7 @@ fn check_skips_and_averages(
                     .is_some_and(|p| matches!(plans[p].op, Op::Act { .. } | Op::MaxPool { .. }));
                 if !reads_codes {
                     return Err(error(
+                        Kind::Order,
                         "must read the output of an act (or max-pool) layer".into(),
                     ));
                 }
@@ -949,32 +1158,36 @@ fn check_skips_and_averages(
             _ => continue,
         }
         if plans.get(i + 1).and_then(|_| act_bits(i + 1)).is_none() {
-            return Err(error(format!(
-                "{kind} must be followed by an act layer, which requantizes its sums"
-            )));
+            return Err(error(
+                Kind::Order,
+                format!("{kind} must be followed by an act layer, which requantizes its sums"),
+            ));
         }
     }
     Ok(())
 }
 
-fn infer_shape(op: &Op, input: Shape) -> Result<Shape, String> {
+fn infer_shape(op: &Op, input: Shape) -> Result<Shape, (Kind, String)> {
     let output = infer_shape_unchecked(op, input)?;
     if let Op::Conv2d { filters: width, .. } | Op::Dense { units: width, .. } = *op {
-        at_most(width, limits::MAX_WIDTH).map_err(|m| format!("width {m}"))?;
+        at_most(width, limits::MAX_WIDTH).map_err(|m| (Kind::Limit, format!("width {m}")))?;
     }
     match output.checked_len() {
         Some(len) if len <= limits::MAX_TENSOR_LEN => Ok(output),
-        _ => Err(format!(
-            "its output {output} has more than {} values, the limit (see docs/limits.md)",
-            limits::MAX_TENSOR_LEN
+        _ => Err((
+            Kind::Limit,
+            format!(
+                "its output {output} has more than {} values, the limit (see docs/limits.md)",
+                limits::MAX_TENSOR_LEN
+            ),
         )),
     }
 }
 
-fn infer_shape_unchecked(op: &Op, input: Shape) -> Result<Shape, String> {
+fn infer_shape_unchecked(op: &Op, input: Shape) -> Result<Shape, (Kind, String)> {
     let at_least_one = |what: &str, value: usize| {
         if value == 0 {
-            Err(format!("{what} must be at least 1"))
+            Err((Kind::Value, format!("{what} must be at least 1")))
         } else {
             Ok(())
         }
@@ -983,8 +1196,11 @@ fn infer_shape_unchecked(op: &Op, input: Shape) -> Result<Shape, String> {
         let padded_h = input.height + 2 * padding;
         let padded_w = input.width + 2 * padding;
         if size > padded_h || size > padded_w {
-            return Err(format!(
-                "{what} {size}x{size} does not fit the input {input} with padding {padding}"
+            return Err((
+                Kind::Shape,
+                format!(
+                    "{what} {size}x{size} does not fit the input {input} with padding {padding}"
+                ),
             ));
         }
         Ok((
@@ -1004,13 +1220,15 @@ fn infer_shape_unchecked(op: &Op, input: Shape) -> Result<Shape, String> {
             at_least_one("kernel", kernel)?;
             at_least_one("stride", stride)?;
             if kernel > MAX_WINDOW || stride > MAX_WINDOW {
-                return Err(format!(
-                    "kernel {kernel} and stride {stride} must be at most {MAX_WINDOW}"
+                return Err((
+                    Kind::Limit,
+                    format!("kernel {kernel} and stride {stride} must be at most {MAX_WINDOW}"),
                 ));
             }
             if padding >= kernel {
-                return Err(format!(
-                    "padding {padding} must be smaller than the kernel {kernel}"
+                return Err((
+                    Kind::Value,
+                    format!("padding {padding} must be smaller than the kernel {kernel}"),
                 ));
             }
             let (height, width) = window("kernel", kernel, stride, padding)?;
@@ -1023,8 +1241,11 @@ fn infer_shape_unchecked(op: &Op, input: Shape) -> Result<Shape, String> {
         Op::Dense { units, .. } => {
             at_least_one("units", units)?;
             if !input.is_flat() {
-                return Err(format!(
-                    "dense needs a flat input (1x1xC) but gets {input}; insert a flatten layer"
+                return Err((
+                    Kind::Shape,
+                    format!(
+                        "dense needs a flat input (1x1xC) but gets {input}; insert a flatten layer"
+                    ),
                 ));
             }
             Ok(Shape::flat(units))
@@ -1033,8 +1254,9 @@ fn infer_shape_unchecked(op: &Op, input: Shape) -> Result<Shape, String> {
             at_least_one("size", size)?;
             at_least_one("stride", stride)?;
             if size > MAX_WINDOW || stride > MAX_WINDOW {
-                return Err(format!(
-                    "pool size {size} and stride {stride} must be at most {MAX_WINDOW}"
+                return Err((
+                    Kind::Limit,
+                    format!("pool size {size} and stride {stride} must be at most {MAX_WINDOW}"),
                 ));
             }
             let (height, width) = window("pool window", size, stride, 0)?;
@@ -1048,8 +1270,9 @@ fn infer_shape_unchecked(op: &Op, input: Shape) -> Result<Shape, String> {
             at_least_one("size", size)?;
             at_least_one("stride", stride)?;
             if size > MAX_WINDOW || stride > MAX_WINDOW {
-                return Err(format!(
-                    "pool size {size} and stride {stride} must be at most {MAX_WINDOW}"
+                return Err((
+                    Kind::Limit,
+                    format!("pool size {size} and stride {stride} must be at most {MAX_WINDOW}"),
                 ));
             }
             let (height, width) = window("pool window", size, stride, 0)?;

@@ -68,6 +68,16 @@ impl FromStr for Precision {
     }
 }
 
+/// Whether `message` is one of the errors above, which reach the spec parser only as text
+/// (JSON's with the position after it).
+pub(crate) fn is_precision_message(message: &str) -> bool {
+    message.starts_with("bit width ")
+        || message.starts_with("expected a bit width ")
+        || message.contains(&format!(
+            "is not a precision (expected {MIN_BITS}..={MAX_BITS} or \"float\")"
+        ))
+}
+
 impl Serialize for Precision {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {

@@ -133,7 +133,10 @@ fn overrides_scale_the_template_and_set_precisions() {
             "net.toml",
         )
         .unwrap_err();
-    assert_eq!(err.field, "--nf");
+    assert!(
+        matches!(&err, SpecError::Flag { flag, .. } if flag == "--nf"),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -171,9 +174,9 @@ fn error_of(body: &str) -> SpecError {
 fn unknown_layer_kind_names_the_field() {
     let e =
         error_of("[[layers]]\nkind = \"flatten\"\n[[layers]]\nkind = \"conv3d\"\nfilters = 3\n");
-    assert_eq!(e.file, "net.toml");
-    assert!(e.field.starts_with("layers[1]"), "{e}");
-    assert!(e.message.contains("conv3d"), "{e}");
+    assert_eq!(e.file(), "net.toml");
+    assert!(e.field().starts_with("layers[1]"), "{e}");
+    assert!(e.to_string().contains("conv3d"), "{e}");
 }
 
 #[test]
@@ -182,8 +185,9 @@ fn bit_widths_out_of_range_are_refused() {
         let e = error_of(&format!(
             "[precision]\nweights = {bits}\nactivations = 4\n[template]\nkind = \"mlp\"\nhidden = [8]\n"
         ));
-        assert_eq!(e.field, "precision.weights", "{e}");
-        assert!(e.message.contains("out of range 1..=16"), "{e}");
+        assert!(matches!(e, SpecError::Precision { .. }), "{e:?}");
+        assert_eq!(e.field(), "precision.weights", "{e}");
+        assert!(e.to_string().contains("out of range 1..=16"), "{e}");
     }
     let e = error_of(
         "[[layers]]\nkind = \"flatten\"\n[[layers]]\nkind = \"dense\"\nunits = 10\nwbits = 0\n",
@@ -194,18 +198,19 @@ fn bit_widths_out_of_range_are_refused() {
 #[test]
 fn zero_and_negative_sizes_are_refused() {
     let e = error_of("[template]\nkind = \"blocks\"\nblocks = [{ nl = 1, nf = 0 }]\n");
-    assert_eq!(e.field, "template.blocks[0].nf");
+    assert!(matches!(e, SpecError::Value { .. }), "{e:?}");
+    assert_eq!(e.field(), "template.blocks[0].nf");
     let e = error_of("[template]\nkind = \"mlp\"\nhidden = [0]\n");
-    assert_eq!(e.field, "template.hidden[0]");
+    assert_eq!(e.field(), "template.hidden[0]");
     let e = error_of("[[layers]]\nkind = \"conv2d\"\nfilters = -3\nkernel = 3\n");
-    assert!(e.field.starts_with("layers[0]"), "{e}");
+    assert!(e.field().starts_with("layers[0]"), "{e}");
     let e = error_of("[[layers]]\nkind = \"conv2d\"\nfilters = 0\nkernel = 3\n");
-    assert!(e.message.contains("filters must be at least 1"), "{e}");
+    assert!(e.to_string().contains("filters must be at least 1"), "{e}");
     let e = toml_spec("name = \"t\"\ninput = { height = 0, width = 28, channels = 1 }\nclasses = 10\n[template]\nkind = \"mlp\"\nhidden = []\n")
         .unwrap()
         .build("net.toml")
         .unwrap_err();
-    assert_eq!(e.field, "input.height");
+    assert_eq!(e.field(), "input.height");
 }
 
 #[test]
@@ -213,31 +218,33 @@ fn shapes_that_do_not_fit_are_refused() {
     let e = error_of(
         "[[layers]]\nkind = \"maxpool\"\nsize = 2\n[[layers]]\nkind = \"maxpool\"\nsize = 2\n[[layers]]\nkind = \"maxpool\"\nsize = 2\n[[layers]]\nkind = \"maxpool\"\nsize = 2\n[[layers]]\nkind = \"conv2d\"\nfilters = 4\nkernel = 3\n",
     );
-    assert_eq!(e.field, "layers[4] (conv1)");
-    assert!(e.message.contains("does not fit"), "{e}");
+    assert!(matches!(e, SpecError::Shape { .. }), "{e:?}");
+    assert_eq!(e.field(), "layers[4] (conv1)");
+    assert!(e.to_string().contains("does not fit"), "{e}");
     let e = error_of("[[layers]]\nkind = \"dense\"\nunits = 10\n");
-    assert!(e.message.contains("flatten"), "{e}");
+    assert!(e.to_string().contains("flatten"), "{e}");
     let e = error_of("[[layers]]\nkind = \"flatten\"\n[[layers]]\nkind = \"dense\"\nunits = 12\n");
-    assert!(e.message.contains("must end in 1x1x10"), "{e}");
+    assert!(e.to_string().contains("must end in 1x1x10"), "{e}");
 }
 
 #[test]
 fn names_that_could_inject_code_are_refused() {
     let e = error_of("[[layers]]\nkind = \"flatten\"\nname = \"x; $finish\"\n[[layers]]\nkind = \"dense\"\nunits = 10\n");
-    assert_eq!(e.field, "layers[0].name");
+    assert_eq!(e.field(), "layers[0].name");
     let e = error_of("[[layers]]\nkind = \"flatten\"\nname = \"a\"\n[[layers]]\nkind = \"dense\"\nunits = 10\nname = \"a\"\n");
-    assert!(e.message.contains("used twice"), "{e}");
+    assert!(e.to_string().contains("used twice"), "{e}");
 }
 
 #[test]
 fn syntax_errors_and_unknown_fields_are_one_line() {
     let e = toml_spec("name = \"t\"\ninput = {\n").unwrap_err();
-    assert!(e.message.starts_with("line "), "{e}");
+    assert!(matches!(e, SpecError::Syntax { .. }), "{e:?}");
+    assert!(e.message().starts_with("line "), "{e}");
     assert!(!e.to_string().contains('\n'), "{e}");
     let e = toml_spec(&format!("{HEADER}colour = 3\n")).unwrap_err();
-    assert!(e.message.contains("colour"), "{e}");
+    assert!(e.to_string().contains("colour"), "{e}");
     let e = Spec::parse("{\"name\": 3}", true, "net.json").unwrap_err();
-    assert_eq!(e.field, "name");
+    assert_eq!(e.field(), "name");
     assert!(!e.to_string().contains('\n'));
 }
 
@@ -270,9 +277,9 @@ const ACT_AND_GLOBAL_POOL: &str = "[[layers]]\nkind = \"act\"\nname = \"after\"\
 
 /// The error names the file and the field, on one line.
 fn assert_refused(e: &SpecError, field: &str, needle: &str) {
-    assert_eq!(e.file, "net.toml", "{e}");
-    assert_eq!(e.field, field, "{e}");
-    assert!(e.message.contains(needle), "{e}");
+    assert_eq!(e.file(), "net.toml", "{e}");
+    assert_eq!(e.field(), field, "{e}");
+    assert!(e.to_string().contains(needle), "{e}");
     assert!(!e.to_string().contains('\n'), "{e}");
 }
 
@@ -313,6 +320,10 @@ fn a_residual_block_and_global_average_pooling_build() {
 #[test]
 fn an_add_from_an_unknown_layer_is_refused() {
     let e = error_of(&residual(BLOCK, "nowhere", ACT_AND_GLOBAL_POOL));
+    assert!(
+        matches!(&e, SpecError::UnknownLayer { field, name, .. } if field == "layers[6].from" && name == "nowhere"),
+        "{e:?}"
+    );
     assert_refused(
         &e,
         "layers[6].from",
@@ -323,6 +334,7 @@ fn an_add_from_an_unknown_layer_is_refused() {
 #[test]
 fn an_add_from_a_later_layer_or_itself_is_refused() {
     let e = error_of(&residual(BLOCK, "after", ACT_AND_GLOBAL_POOL));
+    assert!(matches!(e, SpecError::UnknownLayer { .. }), "{e:?}");
     assert_refused(
         &e,
         "layers[6].from",
@@ -340,6 +352,7 @@ fn an_add_from_a_later_layer_or_itself_is_refused() {
 fn an_add_of_two_shapes_is_refused() {
     let narrower = BLOCK.replace("filters = 4", "filters = 3");
     let e = error_of(&residual(&narrower, "in", ACT_AND_GLOBAL_POOL));
+    assert!(matches!(e, SpecError::Shape { .. }), "{e:?}");
     assert_refused(&e, "layers[6] (skip)", "which has another shape");
     let pooled = format!("[[layers]]\nkind = \"maxpool\"\nsize = 2\n{BLOCK}");
     let e = error_of(&residual(&pooled, "in", ACT_AND_GLOBAL_POOL));
@@ -369,6 +382,7 @@ fn an_add_of_what_is_not_an_act_output_is_refused() {
 fn an_add_of_two_precisions_is_refused() {
     let two_bits = BLOCK.replace("kind = \"act\"\n", "kind = \"act\"\nbits = 2\n");
     let e = error_of(&residual(&two_bits, "in", ACT_AND_GLOBAL_POOL));
+    assert!(matches!(e, SpecError::Precision { .. }), "{e:?}");
     assert_refused(&e, "layers[6] (skip)", "both inputs need one precision");
 }
 
@@ -429,7 +443,7 @@ fn global_average_pooling_of_a_non_square_input_is_refused() {
     // Every data set qnnc reads has square images and every window is square, so a spec cannot
     // reach a non-square tensor today: the layer is resolved directly.
     let spec = toml_spec(&format!("{HEADER}[[layers]]\nkind = \"avgpool\"\n")).unwrap();
-    let (suffix, message) = spec
+    let e = spec
         .resolve(
             &spec.layers[0],
             Shape {
@@ -438,11 +452,25 @@ fn global_average_pooling_of_a_non_square_input_is_refused() {
                 channels: 1,
             },
             &[],
+            "net.toml",
+            "layers[0]",
         )
         .unwrap_err();
-    assert_eq!(suffix, ".size");
+    assert!(matches!(e, SpecError::Shape { .. }), "{e:?}");
     assert_eq!(
-        message,
-        "global average pooling needs a square input, not 28x14x1"
+        e.to_string(),
+        "net.toml: layers[0].size: global average pooling needs a square input, not 28x14x1"
     );
+}
+
+#[test]
+fn a_precision_that_is_not_one_is_a_precision_error_in_json_too() {
+    let e = Spec::parse(
+        "{\"name\": \"t\", \"input\": {\"height\": 28, \"width\": 28, \"channels\": 1}, \"classes\": 10, \"precision\": {\"weights\": \"half\", \"activations\": 4}}",
+        true,
+        "net.json",
+    )
+    .unwrap_err();
+    assert!(matches!(e, SpecError::Precision { .. }), "{e:?}");
+    assert_eq!(e.field(), "precision.weights", "{e}");
 }

@@ -29,7 +29,7 @@ use petgraph::Direction;
 
 use super::Pass;
 use crate::ir::{
-    BatchNormParams, Graph, IrError, Op, Precision, Requantization, Rounding, TensorType,
+    BatchNormParams, Graph, IrError, IrKind, Op, Precision, Requantization, Rounding, TensorType,
     ThresholdTable,
 };
 use crate::quant::act_max_code;
@@ -80,7 +80,8 @@ impl Pass for FoldBatchNorm {
         }
         for node in graph.topological_order() {
             if matches!(graph.graph[node].op, Op::BatchNorm(_) | Op::Quantize { .. }) {
-                return Err(graph.error(
+                return Err(graph.error_of(
+                    IrKind::Unsupported,
                     file,
                     node,
                     format!(
@@ -182,7 +183,8 @@ fn fold_tail(graph: &mut Graph, mac: NodeIndex, file: &str) -> Result<bool, IrEr
                             // Half of its input codes are ties, which a floor cannot round
                             // to even.
                             Rounding::Round => {
-                                return Err(graph.error(
+                                return Err(graph.error_of(
+                                    IrKind::Unsupported,
                                     file,
                                     next,
                                     format!(

@@ -45,11 +45,10 @@ pub fn run(graph: &mut Graph, file: &str, until: Option<&str>) -> Result<(), IrE
     let passes = pipeline();
     if let Some(name) = until {
         if !passes.iter().any(|p| p.name() == name) {
-            let names: Vec<&str> = passes.iter().map(|p| p.name()).collect();
-            return Err(IrError {
-                file: "--after".into(),
-                node: name.into(),
-                message: format!("unknown pass; the passes are {}", names.join(", ")),
+            return Err(IrError::UnknownPass {
+                flag: "--after".into(),
+                name: name.into(),
+                passes: passes.iter().map(|p| p.name()).collect(),
             });
         }
     }

@@ -6,7 +6,7 @@
 
 use super::infer_accumulators::{add_type, window_sum_type};
 use super::Pass;
-use crate::ir::{Graph, IrError, Op};
+use crate::ir::{Graph, IrError, IrKind, Op};
 use crate::spec::Shape;
 
 pub struct ShapeInference;
@@ -97,7 +97,7 @@ impl Pass for ShapeInference {
                 continue;
             };
             let shape = output_shape(&graph.graph[node].op, input.shape)
-                .map_err(|message| graph.error(file, node, message))?;
+                .map_err(|message| graph.error_of(IrKind::Shape, file, node, message))?;
             let before = out;
             out.shape = shape;
             match graph.graph[node].op {

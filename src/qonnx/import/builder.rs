@@ -7,12 +7,15 @@ use petgraph::stable_graph::NodeIndex;
 
 use super::quantizer::{quantized_weights, Quantizer, StoredWeights};
 use super::SUPPORTED;
-use super::{attribute, identifier, int_attribute, ints_attribute, is_custom, is_standard, Onnx};
+use super::{
+    attribute, identifier, int_attribute, ints_attribute, is_custom, is_standard, NodeFailure, Onnx,
+};
 use crate::ir::build::{input_type, quantizer_type};
 use crate::ir::passes::infer_accumulators::{add_type, window_sum_type};
 use crate::ir::{
-    BatchNormParams, Graph, IrError, Node, Op, Precision, Rounding, TensorType, Truncation, Weights,
+    BatchNormParams, Graph, Node, Op, Precision, Rounding, TensorType, Truncation, Weights,
 };
+use crate::qonnx::QonnxError;
 use crate::spec::Shape;
 
 /// How the data tensor is laid out at a point of the walk.
@@ -115,20 +118,29 @@ impl Builder {
         &mut self.graph.graph[self.last].op
     }
 
-    pub(super) fn walk(&mut self, onnx: &Onnx, input: &str, output: &str) -> Result<(), IrError> {
+    pub(super) fn walk(
+        &mut self,
+        onnx: &Onnx,
+        input: &str,
+        output: &str,
+    ) -> Result<(), QonnxError> {
         let mut tensor = input.to_string();
         let mut steps = 0;
         self.tensors
             .insert(tensor.clone(), (self.last, self.ty, self.pending_offset));
         while tensor != output {
             steps += 1;
-            let node = onnx.consumer(&tensor)?.ok_or_else(|| IrError {
+            let node = onnx.consumer(&tensor)?.ok_or_else(|| QonnxError::Tensor {
                 file: onnx.origin.to_string(),
-                node: format!("tensor {tensor}"),
+                tensor: tensor.clone(),
                 message: "feeds no node and is not the graph's output".into(),
             })?;
             if steps > onnx.nodes.len() {
-                return Err(onnx.error(node, "the graph has a cycle"));
+                return Err(QonnxError::Cycle {
+                    file: onnx.origin.to_string(),
+                    node: Onnx::label(node),
+                    op: node.op_type.clone(),
+                });
             }
             let next = onnx.consumer(node.output.first().map_or("", String::as_str))?;
             tensor = self.node(onnx, node, &tensor, next)?;
@@ -136,17 +148,17 @@ impl Builder {
                 .insert(tensor.clone(), (self.last, self.ty, self.pending_offset));
         }
         if self.pending_offset != 0.0 {
-            return Err(IrError {
+            return Err(QonnxError::Tensor {
                 file: onnx.origin.to_string(),
-                node: format!("tensor {output}"),
+                tensor: output.to_string(),
                 message: "signed activation codes must be read by a conv or dense layer".into(),
             });
         }
         let shape = self.ty.shape;
         if !shape.is_flat() && shape.height * shape.width != 1 {
-            return Err(IrError {
+            return Err(QonnxError::Tensor {
                 file: onnx.origin.to_string(),
-                node: format!("tensor {output}"),
+                tensor: output.to_string(),
                 message: "the graph's output must be a vector of logits, not a feature map".into(),
             });
         }
@@ -162,8 +174,10 @@ impl Builder {
         node: &NodeProto,
         x: &str,
         next: Option<&NodeProto>,
-    ) -> Result<String, IrError> {
+    ) -> Result<String, QonnxError> {
         let fail = |message: &str| Err(onnx.error(node, message));
+        let unsupported =
+            |message: &str| Err(onnx.error_of(NodeFailure::Unsupported, node, message));
         let data_input = node.input.first().map(String::as_str);
         let op = node.op_type.as_str();
         let is_data_first = data_input == Some(x);
@@ -172,7 +186,7 @@ impl Builder {
         }
         let custom = is_custom(node);
         if !custom && !is_standard(node) {
-            return fail(&format!(
+            return unsupported(&format!(
                 "domain {} is not supported; qnnc imports {SUPPORTED}",
                 node.domain
             ));
@@ -193,12 +207,11 @@ impl Builder {
                     | "Dropout"
             );
             if !passes {
-                return Err(IrError {
+                return Err(QonnxError::Invalid {
                     file: onnx.origin.to_string(),
                     node: label.clone(),
-                    message: format!(
-                        "{op}: shifts the input (Add or Sub), which cannot be kept exact on 8-bit pixels unless an input quantizer follows"
-                    ),
+                    op: op.clone(),
+                    message: "shifts the input (Add or Sub), which cannot be kept exact on 8-bit pixels unless an input quantizer follows".into(),
                 });
             }
         }
@@ -222,7 +235,7 @@ impl Builder {
             "Flatten" | "Reshape" if !custom => self.flatten(onnx, node)?,
             "Transpose" if !custom => self.transpose(onnx, node)?,
             _ => {
-                return fail(&format!(
+                return unsupported(&format!(
                     "this op is not supported; qnnc imports {SUPPORTED}"
                 ));
             }
@@ -249,7 +262,7 @@ impl Builder {
         self.graph.graph[node].op == Op::Input
     }
 
-    fn activation(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), IrError> {
+    fn activation(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), QonnxError> {
         let q = Quantizer::read(onnx, node)?;
         let fail = |m: &str| Err(onnx.error(node, m));
         let Some(scale) = q.scale.scalar() else {
@@ -325,7 +338,7 @@ impl Builder {
         node: &NodeProto,
         q: &Quantizer,
         scale: f64,
-    ) -> Result<(), IrError> {
+    ) -> Result<(), QonnxError> {
         let fail = |m: &str| Err(onnx.error(node, m));
         if !q.bipolar && q.bits < 2 {
             return fail("1-bit integer activations are not supported; use BipolarQuant");
@@ -421,7 +434,7 @@ impl Builder {
         node: &NodeProto,
         q: &Quantizer,
         scale: f64,
-    ) -> Result<(), IrError> {
+    ) -> Result<(), QonnxError> {
         let fail = |m: &str| Err(onnx.error(node, m));
         if q.bipolar || q.signed || q.narrow || q.bits != 8 {
             return fail(
@@ -451,7 +464,7 @@ impl Builder {
         onnx: &Onnx,
         node: &NodeProto,
         affine: &Affine,
-    ) -> Result<(), IrError> {
+    ) -> Result<(), QonnxError> {
         let fail = |m: &str| Err(onnx.error(node, m));
         let (factor, shift) = (affine.a[0], affine.b[0]);
         if affine.b.iter().any(|&b| b != shift) {
@@ -483,7 +496,7 @@ impl Builder {
     /// A Trunc of the codes of an unsigned activation quantizer, right after it or after the
     /// max-pools and flattens that follow it (a truncation never decreases as codes grow, so it
     /// commutes with max-pooling): it becomes part of that quantizer.
-    fn truncate(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), IrError> {
+    fn truncate(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), QonnxError> {
         let fail = |m: &str| Err(onnx.error(node, m));
         let mut after = Vec::new();
         let mut quantizer = self.last;
@@ -507,7 +520,7 @@ impl Builder {
         } else {
             self.graph.output_type(quantizer).expect("typed")
         };
-        let width = |index: usize, what: &str| -> Result<u32, IrError> {
+        let width = |index: usize, what: &str| -> Result<u32, QonnxError> {
             let w = onnx.scalar(node, index, what)?;
             if !(1.0..=16.0).contains(&w) || w.fract() != 0.0 {
                 return Err(onnx.error(
@@ -597,11 +610,11 @@ impl Builder {
         onnx: &Onnx,
         node: &NodeProto,
         next: Option<&NodeProto>,
-    ) -> Result<(), IrError> {
+    ) -> Result<(), QonnxError> {
         let (low, high) = if node.op_type == "Relu" {
             (0.0, f64::INFINITY)
         } else {
-            let bound = |index: usize, attr: &str, default: f64| -> Result<f64, IrError> {
+            let bound = |index: usize, attr: &str, default: f64| -> Result<f64, QonnxError> {
                 match node.input.get(index).filter(|n| !n.is_empty()) {
                     Some(_) => onnx.scalar(node, index, attr),
                     None => Ok(attribute(node, attr).map_or(default, |a| a.f as f64)),
@@ -636,8 +649,9 @@ impl Builder {
         }
     }
 
-    fn mac(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), IrError> {
+    fn mac(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), QonnxError> {
         let fail = |m: &str| Err(onnx.error(node, m));
+        let shape = |m: &str| Err(onnx.error_of(NodeFailure::Shape, node, m));
         let weights_name = node.input.get(1).map(String::as_str).unwrap_or("");
         let conv = node.op_type == "Conv";
         // The output axis of the weight tensor as stored.
@@ -671,7 +685,7 @@ impl Builder {
                 return fail("only square kernels are supported");
             }
             if ints_attribute(node, "kernel_shape").is_some_and(|ks| ks != [k as i64, k as i64]) {
-                return fail("kernel_shape differs from the weights' shape");
+                return shape("kernel_shape differs from the weights' shape");
             }
             if int_attribute(node, "group", 1) != 1 {
                 return fail("grouped convolutions are not supported");
@@ -693,7 +707,7 @@ impl Builder {
                 return fail("pads must be the same on every side");
             }
             if cin != self.channels() {
-                return fail(&format!(
+                return shape(&format!(
                     "weights read {cin} channels but the input has {}",
                     self.channels()
                 ));
@@ -707,14 +721,14 @@ impl Builder {
             )
         } else {
             let Layout::Flat { chw } = self.layout else {
-                return fail("needs a flattened input (a Flatten or Reshape before it)");
+                return shape("needs a flattened input (a Flatten or Reshape before it)");
             };
             if dims.len() != 2 {
                 return fail("needs 2-D weights");
             }
             let fan_in = dims[1 - output_axis];
             if fan_in != self.ty.shape.len() {
-                return fail(&format!(
+                return shape(&format!(
                     "weights read {fan_in} features but the input has {}",
                     self.ty.shape.len()
                 ));
@@ -843,7 +857,7 @@ impl Builder {
     }
 
     /// A per-channel Add, Sub, Mul or Div by a constant.
-    fn elementwise(&self, onnx: &Onnx, node: &NodeProto, x: &str) -> Result<Affine, IrError> {
+    fn elementwise(&self, onnx: &Onnx, node: &NodeProto, x: &str) -> Result<Affine, QonnxError> {
         let other = if node.input.first().map(String::as_str) == Some(x) {
             1
         } else {
@@ -899,7 +913,7 @@ impl Builder {
         })
     }
 
-    fn batch_norm(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<Affine, IrError> {
+    fn batch_norm(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<Affine, QonnxError> {
         if self.layout == Layout::Nhwc {
             return Err(onnx.error(node, "batch norm of NHWC data is not supported"));
         }
@@ -942,7 +956,7 @@ impl Builder {
 
     /// Applies a per-channel affine map to the data: into the bias of the MAC before it, or
     /// composed with the batch norm before it, or as a new batch norm after a MAC.
-    fn affine(&mut self, onnx: &Onnx, node: &NodeProto, affine: Affine) -> Result<(), IrError> {
+    fn affine(&mut self, onnx: &Onnx, node: &NodeProto, affine: Affine) -> Result<(), QonnxError> {
         if affine.a.iter().all(|&a| a == 1.0) && affine.b.iter().all(|&b| b == 0.0) {
             return Ok(());
         }
@@ -1000,7 +1014,7 @@ impl Builder {
         self.push(name, Op::BatchNorm(affine_batch_norm(&affine)), out);
     }
 
-    fn max_pool(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), IrError> {
+    fn max_pool(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), QonnxError> {
         let fail = |m: &str| Err(onnx.error(node, m));
         if self.layout != Layout::Nchw {
             return fail("needs an NCHW feature map");
@@ -1011,7 +1025,11 @@ impl Builder {
         let (size, stride) = pool_window(onnx, node)?;
         let shape = self.ty.shape;
         if size > shape.height || size > shape.width {
-            return fail("the window is larger than the input");
+            return Err(onnx.error_of(
+                NodeFailure::Shape,
+                node,
+                "the window is larger than the input",
+            ));
         }
         let out = TensorType {
             shape: Shape {
@@ -1027,7 +1045,7 @@ impl Builder {
     }
 
     /// An average pool: window sums of the codes, whose scale takes the division.
-    fn average_pool(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), IrError> {
+    fn average_pool(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), QonnxError> {
         let fail = |m: &str| Err(onnx.error(node, m));
         if self.layout != Layout::Nchw {
             return fail("needs an NCHW feature map");
@@ -1038,8 +1056,10 @@ impl Builder {
         let shape = self.ty.shape;
         let (size, stride) = if node.op_type == "GlobalAveragePool" {
             if shape.height != shape.width {
-                return fail(&format!(
-                    "global average pooling needs a square input, not {shape}"
+                return Err(onnx.error_of(
+                    NodeFailure::Shape,
+                    node,
+                    &format!("global average pooling needs a square input, not {shape}"),
                 ));
             }
             (shape.height, shape.height)
@@ -1047,7 +1067,11 @@ impl Builder {
             pool_window(onnx, node)?
         };
         if size > shape.height || size > shape.width {
-            return fail("the window is larger than the input");
+            return Err(onnx.error_of(
+                NodeFailure::Shape,
+                node,
+                "the window is larger than the input",
+            ));
         }
         let output = Shape {
             height: (shape.height - size) / stride + 1,
@@ -1062,7 +1086,7 @@ impl Builder {
 
     /// An Add of the path's data `x` and a tensor computed earlier on the path: the path at
     /// input 0, the skip at input 1, whatever ONNX's order.
-    fn join(&mut self, onnx: &Onnx, node: &NodeProto, x: &str) -> Result<(), IrError> {
+    fn join(&mut self, onnx: &Onnx, node: &NodeProto, x: &str) -> Result<(), QonnxError> {
         let fail = |m: String| Err(onnx.error(node, &m));
         if self.layout == Layout::Nhwc {
             return fail("arithmetic on NHWC data is not supported".into());
@@ -1073,9 +1097,12 @@ impl Builder {
             &node.input[0]
         };
         let Some(&(source, skip_type, skip_offset)) = self.tensors.get(skip) else {
-            return fail(format!(
-                "adds tensor {skip}, which is not computed before it on the data path (a cycle, or a skip connection with layers of its own, which qnnc does not import)"
-            ));
+            return Err(QonnxError::LaterSkip {
+                file: onnx.origin.to_string(),
+                node: Onnx::label(node),
+                op: node.op_type.clone(),
+                tensor: skip.clone(),
+            });
         };
         if self.pending_offset != 0.0 || skip_offset != 0.0 {
             return fail(
@@ -1095,14 +1122,20 @@ impl Builder {
                 "adds tensor {skip}, which qnnc merged with the node after it"
             ));
         }
-        let (out, shifts) = add_type(self.ty, skip_type).map_err(|m| onnx.error(node, &m))?;
+        let kind = if self.ty.shape == skip_type.shape {
+            NodeFailure::Invalid
+        } else {
+            NodeFailure::Shape
+        };
+        let (out, shifts) =
+            add_type(self.ty, skip_type).map_err(|m| onnx.error_of(kind, node, &m))?;
         let name = self.name_for(node, "add");
         self.push(name, Op::Add { shifts }, out);
         self.graph.connect(source, self.last, 1, skip_type);
         Ok(())
     }
 
-    fn flatten(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), IrError> {
+    fn flatten(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), QonnxError> {
         let len = self.ty.shape.len() as f64;
         if node.op_type == "Flatten" {
             if int_attribute(node, "axis", 1) != 1 {
@@ -1135,7 +1168,7 @@ impl Builder {
         Ok(())
     }
 
-    fn transpose(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), IrError> {
+    fn transpose(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), QonnxError> {
         let perm = ints_attribute(node, "perm").unwrap_or_default();
         match (self.layout, perm.as_slice()) {
             (Layout::Nchw, [0, 2, 3, 1]) => self.layout = Layout::Nhwc,
@@ -1184,7 +1217,7 @@ fn affine_batch_norm(affine: &Affine) -> BatchNormParams {
 
 /// The window side and stride of a MaxPool or AveragePool: square, one stride, no padding,
 /// floor mode, no dilation.
-fn pool_window(onnx: &Onnx, node: &NodeProto) -> Result<(usize, usize), IrError> {
+fn pool_window(onnx: &Onnx, node: &NodeProto) -> Result<(usize, usize), QonnxError> {
     let fail = |m: &str| Err(onnx.error(node, m));
     let kernel = ints_attribute(node, "kernel_shape").unwrap_or_default();
     let strides = ints_attribute(node, "strides").unwrap_or(vec![1, 1]);

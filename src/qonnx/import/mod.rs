@@ -29,9 +29,10 @@ mod builder;
 mod quantizer;
 
 use super::tensor::{decode, Constant};
+use super::QonnxError;
 use super::DOMAINS;
 use crate::ir::verify::verify;
-use crate::ir::{Graph, IrError};
+use crate::ir::Graph;
 use crate::spec::{is_identifier, Shape};
 use builder::Builder;
 
@@ -52,18 +53,18 @@ pub struct ImportOptions {
 }
 
 /// Reads a QONNX file.
-pub fn load(path: &Path) -> Result<Graph, IrError> {
+pub fn load(path: &Path) -> Result<Graph, QonnxError> {
     load_with(path, ImportOptions::default())
 }
 
 /// Reads a QONNX file with `options`.
-pub fn load_with(path: &Path, options: ImportOptions) -> Result<Graph, IrError> {
+pub fn load_with(path: &Path, options: ImportOptions) -> Result<Graph, QonnxError> {
     let origin = path.display().to_string();
-    let bytes = crate::input::read(path, crate::input::MODEL_FILE).map_err(|e| IrError {
-        file: origin.clone(),
-        node: "(file)".into(),
-        message: e.to_string(),
-    })?;
+    let bytes =
+        crate::input::read(path, crate::input::MODEL_FILE).map_err(|e| QonnxError::Read {
+            file: origin.clone(),
+            message: e.to_string(),
+        })?;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -72,7 +73,7 @@ pub fn load_with(path: &Path, options: ImportOptions) -> Result<Graph, IrError> 
 }
 
 /// Builds the IR of the QONNX model in `bytes`; `fallback_name` names a graph that has none.
-pub fn import(bytes: &[u8], origin: &str, fallback_name: &str) -> Result<Graph, IrError> {
+pub fn import(bytes: &[u8], origin: &str, fallback_name: &str) -> Result<Graph, QonnxError> {
     import_with(bytes, origin, fallback_name, ImportOptions::default())
 }
 
@@ -82,10 +83,9 @@ pub fn import_with(
     origin: &str,
     fallback_name: &str,
     options: ImportOptions,
-) -> Result<Graph, IrError> {
-    let file_error = |message: String| IrError {
+) -> Result<Graph, QonnxError> {
+    let file_error = |message: String| QonnxError::Decode {
         file: origin.to_string(),
-        node: "(file)".into(),
         message,
     };
     let model = ModelProto::parse_from_bytes(bytes)
@@ -98,18 +98,17 @@ pub fn import_with(
     let onnx = Onnx::new(graph.node.as_slice(), origin)?;
     let mut constants = onnx.constants;
     for t in &graph.initializer {
-        let c = decode(t).map_err(|m| IrError {
+        let c = decode(t).map_err(|m| QonnxError::Initializer {
             file: origin.to_string(),
-            node: format!("initializer {}", t.name),
+            name: t.name.clone(),
             message: m,
         })?;
         constants.insert(t.name.clone(), c);
     }
     let mut onnx = Onnx { constants, ..onnx };
     onnx.fold_constants()?;
-    let graph_error = |message: String| IrError {
+    let graph_error = |message: String| QonnxError::Graph {
         file: origin.to_string(),
-        node: "graph".into(),
         message,
     };
     let inputs: Vec<_> = graph
@@ -221,6 +220,15 @@ fn identifier(name: &str) -> Option<String> {
     is_identifier(&id).then_some(id)
 }
 
+/// The kinds of [`QonnxError`] about one ONNX node.
+#[derive(Debug, Clone, Copy)]
+enum NodeFailure {
+    Unsupported,
+    Shape,
+    Quantizer,
+    Invalid,
+}
+
 /// The nodes of an ONNX graph, indexed by the tensors they produce and read.
 struct Onnx<'a> {
     origin: &'a str,
@@ -231,7 +239,7 @@ struct Onnx<'a> {
 }
 
 impl<'a> Onnx<'a> {
-    fn new(nodes: &'a [NodeProto], origin: &'a str) -> Result<Self, IrError> {
+    fn new(nodes: &'a [NodeProto], origin: &'a str) -> Result<Self, QonnxError> {
         let mut onnx = Onnx {
             origin,
             nodes,
@@ -264,7 +272,7 @@ impl<'a> Onnx<'a> {
 
     /// Evaluates the arithmetic whose inputs are all constants (TensorNorm's
     /// `(var + eps) ^ 0.5`, for example), so that its result is a constant operand.
-    fn fold_constants(&mut self) -> Result<(), IrError> {
+    fn fold_constants(&mut self) -> Result<(), QonnxError> {
         for node in self.nodes {
             let op = node.op_type.as_str();
             let arity = match op {
@@ -330,23 +338,61 @@ impl<'a> Onnx<'a> {
         }
     }
 
-    fn error(&self, node: &NodeProto, message: &str) -> IrError {
-        IrError {
-            file: self.origin.to_string(),
-            node: Self::label(node),
-            message: format!("{}: {message}", node.op_type),
+    /// A [`QonnxError::Invalid`] about `node`.
+    fn error(&self, node: &NodeProto, message: &str) -> QonnxError {
+        self.error_of(NodeFailure::Invalid, node, message)
+    }
+
+    /// An error of the given kind about `node`.
+    fn error_of(&self, kind: NodeFailure, node: &NodeProto, message: &str) -> QonnxError {
+        let (file, node, op) = (
+            self.origin.to_string(),
+            Self::label(node),
+            node.op_type.clone(),
+        );
+        let message = message.to_string();
+        match kind {
+            NodeFailure::Unsupported => QonnxError::UnsupportedOp {
+                file,
+                node,
+                op,
+                message,
+            },
+            NodeFailure::Shape => QonnxError::Shape {
+                file,
+                node,
+                op,
+                message,
+            },
+            NodeFailure::Quantizer => QonnxError::Quantizer {
+                file,
+                node,
+                op,
+                message,
+            },
+            NodeFailure::Invalid => QonnxError::Invalid {
+                file,
+                node,
+                op,
+                message,
+            },
         }
     }
 
     /// A constant input of `node`.
-    fn constant(&self, node: &NodeProto, index: usize, what: &str) -> Result<&Constant, IrError> {
+    fn constant(
+        &self,
+        node: &NodeProto,
+        index: usize,
+        what: &str,
+    ) -> Result<&Constant, QonnxError> {
         node.input
             .get(index)
             .and_then(|name| self.constants.get(name))
             .ok_or_else(|| self.error(node, &format!("{what} must be a constant")))
     }
 
-    fn scalar(&self, node: &NodeProto, index: usize, what: &str) -> Result<f64, IrError> {
+    fn scalar(&self, node: &NodeProto, index: usize, what: &str) -> Result<f64, QonnxError> {
         self.constant(node, index, what)?
             .scalar()
             .ok_or_else(|| self.error(node, &format!("{what} must be one value")))
@@ -365,7 +411,7 @@ impl<'a> Onnx<'a> {
 
     /// The node the data path goes on with after `tensor`: its one reader, or the one reader
     /// that is not an Add joining a skip connection.
-    fn consumer(&self, tensor: &str) -> Result<Option<&'a NodeProto>, IrError> {
+    fn consumer(&self, tensor: &str) -> Result<Option<&'a NodeProto>, QonnxError> {
         let mut readers = self.consumers.get(tensor).cloned().unwrap_or_default();
         readers.dedup();
         let path: Vec<usize> = readers
@@ -376,13 +422,10 @@ impl<'a> Onnx<'a> {
         match (readers.as_slice(), path.as_slice()) {
             ([], _) => Ok(None),
             ([one], _) | (_, [one]) => Ok(Some(&self.nodes[*one])),
-            (many, _) => Err(IrError {
+            (many, _) => Err(QonnxError::Branch {
                 file: self.origin.to_string(),
-                node: format!("tensor {tensor}"),
-                message: format!(
-                    "feeds {} nodes; qnnc imports chains with skip connections, where a tensor feeds one node besides the Adds that join it again",
-                    many.len()
-                ),
+                tensor: tensor.to_string(),
+                readers: many.len(),
             }),
         }
     }

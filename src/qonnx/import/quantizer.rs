@@ -3,9 +3,11 @@
 
 use onnx_protobuf::NodeProto;
 
+use super::NodeFailure;
 use super::{attribute, int_attribute, ints_attribute, is_custom, is_standard, Onnx};
-use crate::ir::{IrError, Precision};
+use crate::ir::Precision;
 use crate::qonnx::tensor::Constant;
+use crate::qonnx::QonnxError;
 
 /// A quantizer node's parameters.
 pub(super) struct Quantizer {
@@ -18,10 +20,14 @@ pub(super) struct Quantizer {
 }
 
 impl Quantizer {
-    pub(super) fn read(onnx: &Onnx, node: &NodeProto) -> Result<Quantizer, IrError> {
+    pub(super) fn read(onnx: &Onnx, node: &NodeProto) -> Result<Quantizer, QonnxError> {
         let scale = onnx.constant(node, 1, "the scale")?.clone();
         if scale.values.iter().any(|&s| !(s.is_finite() && s > 0.0)) {
-            return Err(onnx.error(node, "scales must be positive and finite"));
+            return Err(onnx.error_of(
+                NodeFailure::Quantizer,
+                node,
+                "scales must be positive and finite",
+            ));
         }
         if node.op_type == "BipolarQuant" {
             return Ok(Quantizer {
@@ -34,14 +40,15 @@ impl Quantizer {
         }
         let zero_point = onnx.constant(node, 2, "the zero point")?;
         if zero_point.values.iter().any(|&z| z != 0.0) {
-            return Err(onnx.error(
+            return Err(onnx.error_of(NodeFailure::Quantizer,
                 node,
                 "zero points other than 0 are not supported (qnnc's codes are symmetric weights and activations that start at 0)",
             ));
         }
         let width = onnx.scalar(node, 3, "the bit width")?;
         if !(1.0..=16.0).contains(&width) || width.fract() != 0.0 {
-            return Err(onnx.error(
+            return Err(onnx.error_of(
+                NodeFailure::Quantizer,
                 node,
                 &format!("bit width {width} is outside 1..=16, the integer widths qnnc supports"),
             ));
@@ -49,7 +56,8 @@ impl Quantizer {
         if let Some(mode) = attribute(node, "rounding_mode") {
             let mode = String::from_utf8_lossy(&mode.s).to_ascii_uppercase();
             if mode != "ROUND" {
-                return Err(onnx.error(
+                return Err(onnx.error_of(
+                    NodeFailure::Quantizer,
                     node,
                     &format!("rounding_mode {mode} is not supported (only ROUND, half to even)"),
                 ));
@@ -103,9 +111,10 @@ pub(super) fn quantized_weights(
     name: &str,
     output_axis: usize,
     allow_transpose: bool,
-) -> Result<StoredWeights, IrError> {
+) -> Result<StoredWeights, QonnxError> {
     if onnx.constants.contains_key(name) {
-        return Err(onnx.error(
+        return Err(onnx.error_of(
+            NodeFailure::Quantizer,
             mac,
             "weights are float; qnnc needs a Quant or BipolarQuant node on them",
         ));
@@ -115,7 +124,11 @@ pub(super) fn quantized_weights(
     if let Some(t) = transpose.filter(|_| allow_transpose) {
         // PyTorch's Linear stores [outputs, inputs] and exports a transpose for MatMul.
         if ints_attribute(t, "perm").as_deref() != Some(&[1, 0]) || output_axis > 1 {
-            return Err(onnx.error(t, "only 2-D transposes of weights are supported"));
+            return Err(onnx.error_of(
+                NodeFailure::Quantizer,
+                t,
+                "only 2-D transposes of weights are supported",
+            ));
         }
         let source = t.input.first().map(String::as_str).unwrap_or("");
         let StoredWeights {
@@ -125,7 +138,11 @@ pub(super) fn quantized_weights(
             precision,
         } = quantized_weights(onnx, mac, source, 1 - output_axis, false)?;
         let &[rows, cols] = dims.as_slice() else {
-            return Err(onnx.error(t, "only 2-D transposes of weights are supported"));
+            return Err(onnx.error_of(
+                NodeFailure::Quantizer,
+                t,
+                "only 2-D transposes of weights are supported",
+            ));
         };
         let mut transposed = vec![0; codes.len()];
         for r in 0..rows {
@@ -145,7 +162,8 @@ pub(super) fn quantized_weights(
             is_custom(n) && matches!(n.op_type.as_str(), "Quant" | "IntQuant" | "BipolarQuant")
         })
         .ok_or_else(|| {
-            onnx.error(
+            onnx.error_of(
+                NodeFailure::Quantizer,
                 mac,
                 "weights must come from a Quant or BipolarQuant node on a constant",
             )
@@ -153,18 +171,23 @@ pub(super) fn quantized_weights(
     let q = Quantizer::read(onnx, quant)?;
     let w = onnx.constant(quant, 0, "the weights it quantizes")?;
     if !q.bipolar && (!q.signed || q.bits < 2) {
-        return Err(onnx.error(
+        return Err(onnx.error_of(
+            NodeFailure::Quantizer,
             quant,
             "weights need a signed Quant of 2 bits or more, or a BipolarQuant",
         ));
     }
     let rank = w.dims.len();
     if output_axis >= rank {
-        return Err(onnx.error(mac, "weights have too few dimensions"));
+        return Err(onnx.error_of(
+            NodeFailure::Quantizer,
+            mac,
+            "weights have too few dimensions",
+        ));
     }
     let outputs = w.dims[output_axis];
     if w.values.is_empty() {
-        return Err(onnx.error(quant, "the weights are empty"));
+        return Err(onnx.error_of(NodeFailure::Quantizer, quant, "the weights are empty"));
     }
     let scales: Vec<f64> = if q.scale.values.len() == 1 {
         q.scale.values.clone()
@@ -178,7 +201,11 @@ pub(super) fn quantized_weights(
                 .enumerate()
                 .all(|(i, &d)| d == 1 || (i == output_axis && d == outputs));
         if !per_channel || q.scale.values.len() != outputs {
-            return Err(onnx.error(quant, "scales must be one value or one an output channel"));
+            return Err(onnx.error_of(
+                NodeFailure::Quantizer,
+                quant,
+                "scales must be one value or one an output channel",
+            ));
         }
         q.scale.values.clone()
     };
