@@ -255,7 +255,12 @@ mod tests {
     #[test]
     fn activation_values_equal_their_codes_values() {
         let mut inputs: Vec<f32> = (-2000..=70000).map(|i| i as f32 / 65535.0).collect();
-        inputs.extend(inputs.clone().iter().flat_map(|x| [x.next_up(), x.next_down()]));
+        inputs.extend(
+            inputs
+                .clone()
+                .iter()
+                .flat_map(|x| [x.next_up(), x.next_down()]),
+        );
         inputs.extend([-0.0, 1e30, -1e30, f32::MAX, f32::MIN, f32::INFINITY]);
         for bits in 2..=16 {
             let max = act_max_code(bits);
@@ -273,8 +278,21 @@ mod tests {
     fn weight_values_equal_their_codes_times_the_step() {
         // Ties of the rounding, their neighbours, values beyond the range and large ones.
         let mut weights: Vec<f32> = (-3000..=3000).map(|i| i as f32 * 0.05).collect();
-        weights.extend(weights.clone().iter().flat_map(|w| [w.next_up(), w.next_down()]));
-        weights.extend([0.0, -0.0, 1e30, -1e30, f32::MAX, f32::MIN, f32::MIN_POSITIVE]);
+        weights.extend(
+            weights
+                .clone()
+                .iter()
+                .flat_map(|w| [w.next_up(), w.next_down()]),
+        );
+        weights.extend([
+            0.0,
+            -0.0,
+            1e30,
+            -1e30,
+            f32::MAX,
+            f32::MIN,
+            f32::MIN_POSITIVE,
+        ]);
         for bits in 2..=16 {
             let max = weight_max_code(bits);
             for step in [0.1f32, 0.0173, 3.0, 1e-6] {

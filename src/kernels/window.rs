@@ -1,6 +1,7 @@
 //! Convolution windows over NHWC tensors: im2col, its adjoint, and per-channel bias, shared by
 //! training, the float model and the integer golden model.
 
+use multiversion::multiversion;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
@@ -86,29 +87,44 @@ pub fn col2im(cols: &[f32], input: Shape, output: Shape, window: Window, dx: &mu
     dx.par_chunks_mut(input.len())
         .zip(cols.par_chunks(rows_per_image * fan_in))
         .for_each(|(image, image_cols)| {
-            for oy in 0..output.height {
-                for ox in 0..output.width {
-                    let row = &image_cols[(oy * output.width + ox) * fan_in..][..fan_in];
-                    for ky in 0..k {
-                        let iy = (oy * window.stride + ky) as isize - window.padding as isize;
-                        if iy < 0 || iy >= input.height as isize {
-                            continue;
-                        }
-                        for kx in 0..k {
-                            let ix = (ox * window.stride + kx) as isize - window.padding as isize;
-                            if ix < 0 || ix >= input.width as isize {
-                                continue;
-                            }
-                            let dst = (iy as usize * input.width + ix as usize) * c;
-                            let src = &row[(ky * k + kx) * c..][..c];
-                            for (d, s) in image[dst..dst + c].iter_mut().zip(src) {
-                                *d += s;
-                            }
-                        }
+            add_image_columns(image_cols, input, output, window, image)
+        });
+}
+
+/// [`col2im`] of one image.
+#[multiversion(targets = "simd")]
+fn add_image_columns(
+    image_cols: &[f32],
+    input: Shape,
+    output: Shape,
+    window: Window,
+    image: &mut [f32],
+) {
+    let c = input.channels;
+    let k = window.kernel;
+    let fan_in = k * k * c;
+    for oy in 0..output.height {
+        for ox in 0..output.width {
+            let row = &image_cols[(oy * output.width + ox) * fan_in..][..fan_in];
+            for ky in 0..k {
+                let iy = (oy * window.stride + ky) as isize - window.padding as isize;
+                if iy < 0 || iy >= input.height as isize {
+                    continue;
+                }
+                for kx in 0..k {
+                    let ix = (ox * window.stride + kx) as isize - window.padding as isize;
+                    if ix < 0 || ix >= input.width as isize {
+                        continue;
+                    }
+                    let dst = (iy as usize * input.width + ix as usize) * c;
+                    let src = &row[(ky * k + kx) * c..][..c];
+                    for (d, s) in image[dst..dst + c].iter_mut().zip(src) {
+                        *d += s;
                     }
                 }
             }
-        });
+        }
+    }
 }
 
 #[cfg(test)]

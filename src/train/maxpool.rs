@@ -1,5 +1,6 @@
 //! Max-pooling over square windows of NHWC tensors.
 
+use multiversion::multiversion;
 use ndarray::Array4;
 use rayon::prelude::*;
 
@@ -46,33 +47,7 @@ impl MaxPool {
                     .par_chunks(input.len()),
             )
             .for_each(|((out, win), image)| {
-                // Channels innermost, so that one window position compares every channel at once.
-                for oy in 0..output.height {
-                    for ox in 0..output.width {
-                        let o = (oy * output.width + ox) * c;
-                        let (best, best_index) = (&mut out[o..o + c], &mut win[o..o + c]);
-                        best.fill(f32::NEG_INFINITY);
-                        best_index.fill(0);
-                        for ky in 0..self.size {
-                            for kx in 0..self.size {
-                                let iy = oy * self.stride + ky;
-                                let ix = ox * self.stride + kx;
-                                let first = (iy * input.width + ix) * c;
-                                for (ch, ((b, w), &v)) in best
-                                    .iter_mut()
-                                    .zip(best_index.iter_mut())
-                                    .zip(&image[first..first + c])
-                                    .enumerate()
-                                {
-                                    // Strictly greater: the first in window order wins ties.
-                                    let better = v > *b;
-                                    *b = if better { v } else { *b };
-                                    *w = if better { (first + ch) as u32 } else { *w };
-                                }
-                            }
-                        }
-                    }
-                }
+                pool_image(image, out, win, [input, output], [self.size, self.stride])
             });
         if training {
             self.batch = batch;
@@ -105,5 +80,46 @@ impl MaxPool {
                 }
             });
         dx
+    }
+}
+
+/// Max-pools one image: the largest value of every window and channel, and where it was.
+/// Channels innermost, so that one window position compares every channel at once.
+#[multiversion(targets = "simd")]
+fn pool_image(
+    image: &[f32],
+    out: &mut [f32],
+    win: &mut [u32],
+    shapes: [Shape; 2],
+    window: [usize; 2],
+) {
+    let [input, output] = shapes;
+    let [size, stride] = window;
+    let c = input.channels;
+    for oy in 0..output.height {
+        for ox in 0..output.width {
+            let o = (oy * output.width + ox) * c;
+            let (best, best_index) = (&mut out[o..o + c], &mut win[o..o + c]);
+            best.fill(f32::NEG_INFINITY);
+            best_index.fill(0);
+            for ky in 0..size {
+                for kx in 0..size {
+                    let iy = oy * stride + ky;
+                    let ix = ox * stride + kx;
+                    let first = (iy * input.width + ix) * c;
+                    for (ch, ((b, w), &v)) in best
+                        .iter_mut()
+                        .zip(best_index.iter_mut())
+                        .zip(&image[first..first + c])
+                        .enumerate()
+                    {
+                        // Strictly greater: the first in window order wins ties.
+                        let better = v > *b;
+                        *b = if better { v } else { *b };
+                        *w = if better { (first + ch) as u32 } else { *w };
+                    }
+                }
+            }
+        }
     }
 }
