@@ -109,7 +109,17 @@ pub fn train(
 /// that epoch's statistics (to measure the test accuracy and print the row while the training
 /// goes on). An error from it stops the training. `progress` counts the images of the epoch.
 /// Evaluating the network in `after_epoch` leaves the training as it would have been.
-pub fn train_reporting<E>(
+pub fn train_reporting<E: Send>(
+    net: &mut Net,
+    data: &Dataset,
+    options: &TrainOptions,
+    progress: &ProgressBar,
+    after_epoch: impl FnMut(&mut Net, &mut EpochStats) -> Result<(), E> + Send,
+) -> Result<Vec<EpochStats>, E> {
+    in_worker(|| train_epochs(net, data, options, progress, after_epoch))
+}
+
+fn train_epochs<E>(
     net: &mut Net,
     data: &Dataset,
     options: &TrainOptions,
@@ -171,6 +181,22 @@ pub fn train_reporting<E>(
 
 /// Test accuracy of `net` in inference mode (batch-norm running statistics).
 pub fn evaluate(net: &mut Net, data: &Dataset, batch: usize) -> Evaluation {
+    in_worker(|| evaluate_batches(net, data, batch))
+}
+
+/// Runs `work` on a thread of rayon's pool, so that the many short parallel loops of a batch
+/// are split among the pool's threads directly rather than each handed over from outside the
+/// pool (which costs the calling thread a sleep and a wake-up every time).
+fn in_worker<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        return work();
+    }
+    let mut result = None;
+    rayon::scope(|scope| scope.spawn(|_| result = Some(work())));
+    result.expect("the scope ends after its task")
+}
+
+fn evaluate_batches(net: &mut Net, data: &Dataset, batch: usize) -> Evaluation {
     let indices: Vec<usize> = (0..data.len()).collect();
     let (mut correct, mut loss_sum) = (0usize, 0f64);
     for chunk in indices.chunks(batch.max(1)) {
