@@ -63,8 +63,9 @@ bench: setup build
 
 # qnnc's training img/s beside plain PyTorch straight-through estimators and Brevitas on the
 # same networks, images, batch (100) and threads (2), in one run (a few minutes; the venv of
-# qonnx-fixtures, set up if missing). BENCH_IMAGES sets the images timed (6000).
-BENCH_IMAGES ?= 6000
+# qonnx-fixtures, set up if missing). BENCH_IMAGES sets the images timed (20000: the MLP trains
+# 6000 in a tenth of a second, too short to time steadily).
+BENCH_IMAGES ?= 20000
 bench-peers: setup build
 	bash examples/qonnx/make_fixtures.sh --venv-only
 	@mkdir -p build/bench-peers

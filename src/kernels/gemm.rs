@@ -2,10 +2,20 @@
 //! takes ndarray views of any strides (so transposes cost nothing) and uses every core.
 
 use gemm::Parallelism;
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
 
 /// Products smaller than this many multiply-adds run on one thread: splitting costs more.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// A product with at most this many outputs and at least `SPLIT_MIN_DEPTH` terms in each (a
+/// weight gradient: filters x fan-in outputs, summed over every position of the batch) gives
+/// the `gemm` crate too few output tiles to share among threads. It is cut along the sum into
+/// `DEPTH_SLICES` slices instead, computed in parallel and added in slice order: a fixed
+/// number, so the result does not depend on the number of threads.
+const SPLIT_MAX_OUTPUTS: usize = 1 << 16;
+const SPLIT_MIN_DEPTH: usize = 1 << 12;
+const DEPTH_SLICES: usize = 8;
 
 /// `c = a · b`, or `c += a · b` when `accumulate`, on every core for large products.
 pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>, accumulate: bool) {
@@ -18,7 +28,7 @@ pub fn matmul_serial<T: Scalar>(a: ArrayView2<T>, b: ArrayView2<T>, c: ArrayView
 }
 
 /// The element types qnnc multiplies with the `gemm` crate.
-pub trait Scalar: Copy + Default + Send + Sync + 'static {
+pub trait Scalar: Copy + Default + Send + Sync + std::ops::Add<Output = Self> + 'static {
     const ONE: Self;
     const ZERO: Self;
     /// Exact for the integer codes qnnc stores (at most 16 bits), and for integer
@@ -66,6 +76,31 @@ fn product<T: Scalar>(
     if k == 0 {
         if !accumulate {
             c.fill(T::ZERO);
+        }
+        return;
+    }
+    if parallel && m * n <= SPLIT_MAX_OUTPUTS && k >= SPLIT_MIN_DEPTH {
+        let slice = k.div_ceil(DEPTH_SLICES);
+        let partials: Vec<Array2<T>> = (0..DEPTH_SLICES)
+            .into_par_iter()
+            .map(|i| {
+                let depth = (i * slice).min(k)..((i + 1) * slice).min(k);
+                let mut partial = Array2::from_elem((m, n), T::ZERO);
+                product(
+                    a.slice(s![.., depth.clone()]),
+                    b.slice(s![depth, ..]),
+                    partial.view_mut(),
+                    false,
+                    false,
+                );
+                partial
+            })
+            .collect();
+        if !accumulate {
+            c.fill(T::ZERO);
+        }
+        for partial in &partials {
+            c.zip_mut_with(partial, |total, &part| *total = *total + part);
         }
         return;
     }
@@ -148,5 +183,20 @@ mod tests {
         let mut c4 = Array2::zeros((37, 23));
         matmul_serial(a.view(), b.view(), c4.view_mut());
         assert_eq!(c4, expected);
+    }
+
+    #[test]
+    fn a_deep_product_is_cut_along_its_sum_and_still_exact() {
+        // Integer values: every order of summation gives the exact sum, so any slip in the
+        // slices (a term lost or added twice) shows.
+        let k = SPLIT_MIN_DEPTH * 2 + 13;
+        let a = Array2::from_shape_fn((9, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0);
+        let b = Array2::from_shape_fn((k, 5), |(i, j)| ((i * 5 + j) % 7) as f32 - 3.0);
+        let expected = naive(&a, &b);
+        let mut c = Array2::from_elem((9, 5), 1.0);
+        matmul(a.view(), b.view(), c.view_mut(), false);
+        assert_eq!(c, expected);
+        matmul(a.view(), b.view(), c.view_mut(), true);
+        assert_eq!(c, &expected * 2.0);
     }
 }
