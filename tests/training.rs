@@ -98,7 +98,8 @@ fn the_epoch_hook_sees_each_epoch_as_it_ends_and_leaves_the_training_as_it_was()
     let network = example_network(EXAMPLE_CNN, Precision::Bits(2));
     let data = fashion(Split::Train, 300);
     let test = fashion(Split::Test, 100);
-    let trained = |hook: &mut dyn FnMut(&mut Net, &mut train::EpochStats) -> Result<(), ()>| {
+    let trained = |hook: &mut (dyn FnMut(&mut Net, &mut train::EpochStats) -> Result<(), ()>
+                             + Send)| {
         let mut net = Net::new(&network, 3);
         let history =
             train::train_reporting(&mut net, &data, &options(), &ProgressBar::hidden(), hook);
