@@ -62,25 +62,7 @@ pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
         }
     }
     for node in g.node_indices() {
-        let sizes = match g[node].op {
-            Op::Mac {
-                kernel,
-                stride,
-                padding,
-                outputs,
-                ..
-            } => vec![
-                ("kernel", kernel, limits::MAX_WINDOW),
-                ("stride", stride, limits::MAX_WINDOW),
-                ("padding", padding, limits::MAX_WINDOW),
-                ("outputs", outputs, limits::MAX_WIDTH),
-            ],
-            Op::MaxPool { size, stride } | Op::AvgPool { size, stride } => vec![
-                ("size", size, limits::MAX_WINDOW),
-                ("stride", stride, limits::MAX_WINDOW),
-            ],
-            _ => Vec::new(),
-        };
+        let sizes = g[node].op.rules().sizes();
         for (what, value, max) in sizes {
             limits::at_most(value, max).map_err(|message| {
                 graph.error_of(IrKind::Limit, file, node, format!("{what} {message}"))

@@ -4,7 +4,7 @@
 
 use super::{
     check_sums, sum_codes, sum_cost, sum_precision, type_error, Cost, FloatPlan, FloatStep,
-    IntegerStep, OpRules,
+    IntegerStep, OnnxNode, OpRules,
 };
 use crate::ir::{IrKind, Precision, TensorType};
 
@@ -119,6 +119,18 @@ impl OpRules for Add {
 
     fn colour(&self) -> &'static str {
         "#ccf0f0"
+    }
+
+    /// The sum of the two inputs' values; shifts only bring their codes to one scale.
+    fn onnx_node(&self, _input: TensorType, _output: TensorType) -> Option<OnnxNode> {
+        Some(OnnxNode {
+            op_type: "Add",
+            attributes: Vec::new(),
+        })
+    }
+
+    fn accumulates(&self) -> bool {
+        true
     }
 
     /// The shifted sums, computed directly (as for average pools).

@@ -4,10 +4,11 @@
 //! division in.
 
 use super::{
-    check_sums, fold_windows, sum_codes, sum_cost, sum_precision, type_error, window, Cost,
-    FloatPlan, FloatPool, IntegerStep, OpRules,
+    check_sums, fold_windows, onnx_window, sum_codes, sum_cost, sum_precision, type_error, window,
+    Cost, FloatPlan, FloatPool, IntegerStep, OnnxNode, OpRules,
 };
 use crate::ir::{IrKind, Precision, TensorType};
+use crate::limits;
 use crate::spec::Shape;
 
 pub struct AvgPool {
@@ -26,7 +27,7 @@ pub fn window_sum_type(
     let (min, max) = sum_codes(input)?;
     let taps = size
         .checked_mul(size)
-        .filter(|&t| t > 0 && t <= crate::limits::MAX_WINDOW * crate::limits::MAX_WINDOW)
+        .filter(|&t| t > 0 && t <= limits::MAX_WINDOW * limits::MAX_WINDOW)
         .ok_or_else(|| format!("window {size}x{size} is out of range"))? as i64;
     Ok(TensorType {
         shape: output,
@@ -87,6 +88,33 @@ impl OpRules for AvgPool {
 
     fn colour(&self) -> &'static str {
         "#ddffdd"
+    }
+
+    fn sizes(&self) -> Vec<(&'static str, usize, usize)> {
+        vec![
+            ("size", self.size, limits::MAX_WINDOW),
+            ("stride", self.stride, limits::MAX_WINDOW),
+        ]
+    }
+
+    /// Values, not sums: the Quant after it carries the scale of the average.
+    fn onnx_node(&self, input: TensorType, output: TensorType) -> Option<OnnxNode> {
+        let global = input.shape.height == self.size
+            && input.shape.width == self.size
+            && output.shape.height == 1
+            && output.shape.width == 1;
+        Some(if global {
+            OnnxNode {
+                op_type: "GlobalAveragePool",
+                attributes: Vec::new(),
+            }
+        } else {
+            onnx_window("AveragePool", self.size, self.stride)
+        })
+    }
+
+    fn accumulates(&self) -> bool {
+        true
     }
 
     /// The window sums, computed directly (never through weights, so that the hardware's

@@ -7,6 +7,7 @@ use crate::ir::{IrKind, Precision, TensorType, Weights};
 use crate::kernels::gemm::matmul_serial;
 use crate::kernels::window::{add_bias, im2col};
 use crate::kernels::Window;
+use crate::limits;
 use crate::spec::Shape;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
@@ -181,6 +182,19 @@ impl OpRules for Mac<'_> {
         } else {
             "#bbddff"
         }
+    }
+
+    fn sizes(&self) -> Vec<(&'static str, usize, usize)> {
+        vec![
+            ("kernel", self.kernel, limits::MAX_WINDOW),
+            ("stride", self.stride, limits::MAX_WINDOW),
+            ("padding", self.padding, limits::MAX_WINDOW),
+            ("outputs", self.outputs, limits::MAX_WIDTH),
+        ]
+    }
+
+    fn accumulates(&self) -> bool {
+        true
     }
 
     /// Weights as `code * step`, in f32.

@@ -1,7 +1,8 @@
 //! `maxpool`: the largest code of each channel in each `size` x `size` window (no padding).
 
-use super::{same_codes, window, Cost, FloatPlan, FloatPool, OpRules};
+use super::{onnx_window, same_codes, window, Cost, FloatPlan, FloatPool, OnnxNode, OpRules};
 use crate::ir::{IrKind, TensorType};
+use crate::limits;
 use crate::spec::Shape;
 
 pub struct MaxPool {
@@ -39,6 +40,17 @@ impl OpRules for MaxPool {
 
     fn colour(&self) -> &'static str {
         "#cceecc"
+    }
+
+    fn sizes(&self) -> Vec<(&'static str, usize, usize)> {
+        vec![
+            ("size", self.size, limits::MAX_WINDOW),
+            ("stride", self.stride, limits::MAX_WINDOW),
+        ]
+    }
+
+    fn onnx_node(&self, _input: TensorType, _output: TensorType) -> Option<OnnxNode> {
+        Some(onnx_window("MaxPool", self.size, self.stride))
     }
 
     fn float_plan(&self, input: TensorType, output: TensorType) -> FloatPlan {

@@ -1,7 +1,9 @@
 //! Each IR operation in a file of its own, holding what the op means to every stage that asks:
-//! its name and arity, its output shape and type, the checks of the verifier, its line in the
-//! listing, the precision of the integers it produces. [`rules`] is the one place that maps an
-//! [`Op`] to its rules; the stages call it instead of matching on every op.
+//! its name and arity, its output shape and type, the precision of what it accumulates, the
+//! checks of the verifier, its line in the listing, its cost in the energy model, what the
+//! float and golden models compute for it, and its ONNX node. [`rules`] is the one place that
+//! maps an [`Op`] to its rules; the stages call it (or [`Op::rules`]) instead of matching on
+//! every op.
 
 mod add;
 mod avg_pool;
@@ -22,8 +24,9 @@ pub use mac::accumulator_bounds;
 use super::{IrKind, Op, Precision, TensorType};
 use crate::spec::Shape;
 
-/// What an operation means to the stages of the compiler. Every method but `name` has the
-/// default of an element-wise op of one input that keeps the shape and checks nothing.
+/// What an operation means to the stages of the compiler. Every method but `name` and `colour`
+/// has the default of an op of one input that passes its values on unchanged, checks nothing
+/// and costs nothing.
 pub trait OpRules {
     /// The op's name in listings and messages ("conv2d", "avgpool", ...).
     fn name(&self) -> &'static str;
@@ -31,6 +34,11 @@ pub trait OpRules {
     /// The number of tensors the op reads.
     fn arity(&self) -> usize {
         1
+    }
+
+    /// The op's sizes the verifier bounds (docs/limits.md): `(name, value, limit)`.
+    fn sizes(&self) -> Vec<(&'static str, usize, usize)> {
+        Vec::new()
     }
 
     /// The shape the op produces from a (non-empty) `input`, or why it cannot.
@@ -43,6 +51,12 @@ pub trait OpRules {
     /// scale of sums.
     fn infer_output(&self, _inputs: &[TensorType], _out: &mut TensorType) -> Result<(), String> {
         Ok(())
+    }
+
+    /// Whether the op produces integer sums (MAC accumulators, window sums, adds), onto which
+    /// `fold-batch-norm` folds the batch norm and quantizer that follow.
+    fn accumulates(&self) -> bool {
+        false
     }
 
     /// The integer precision of what the op accumulates (MAC accumulators, window sums, adds),
@@ -87,6 +101,28 @@ pub trait OpRules {
         _output: TensorType,
     ) -> Option<Box<dyn IntegerStep>> {
         None
+    }
+
+    /// The standard ONNX node QONNX export writes for the op (on the tensors it reads, named
+    /// after it), or `None` when the exporter writes the op itself (MACs with their weights,
+    /// batch norms, quantizers, flatten) or refuses it (lowered ops).
+    fn onnx_node(&self, _input: TensorType, _output: TensorType) -> Option<OnnxNode> {
+        None
+    }
+}
+
+/// A standard ONNX node: its op type and integer-list attributes, in the order written.
+pub struct OnnxNode {
+    pub op_type: &'static str,
+    pub attributes: Vec<(&'static str, Vec<i64>)>,
+}
+
+/// The ONNX node of a `size` x `size` window at `stride` (kernel shape and strides).
+fn onnx_window(op_type: &'static str, size: usize, stride: usize) -> OnnxNode {
+    let (k, s) = (size as i64, stride as i64);
+    OnnxNode {
+        op_type,
+        attributes: vec![("kernel_shape", vec![k, k]), ("strides", vec![s, s])],
     }
 }
 
@@ -352,4 +388,106 @@ pub(crate) fn check_precision(precision: Precision) -> Result<(), String> {
 /// A type error of the verifier.
 fn type_error(message: String) -> (IrKind, String) {
     (IrKind::Type, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Requantization, ThresholdTable};
+
+    /// One op of each kind.
+    fn every_op() -> Vec<Op> {
+        let pool = (2, 2);
+        vec![
+            Op::Input,
+            Op::Mac {
+                dense: false,
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+                outputs: 4,
+                weight_precision: Precision::signed(4),
+                weights: None,
+                bias: None,
+            },
+            Op::BatchNorm(crate::ir::BatchNormParams {
+                gamma: vec![1.0],
+                beta: vec![0.0],
+                mean: vec![0.0],
+                var: vec![1.0],
+                epsilon: 1e-5,
+            }),
+            Op::Quantize {
+                bits: 2,
+                truncation: None,
+                narrow: false,
+            },
+            Op::MultiThreshold(ThresholdTable {
+                thresholds: vec![vec![1]],
+                descending: vec![false],
+            }),
+            Op::Requantize(Requantization {
+                multiplier: vec![1],
+                offset: vec![0],
+                shift: 0,
+                clamp: None,
+            }),
+            Op::MaxPool {
+                size: pool.0,
+                stride: pool.1,
+            },
+            Op::AvgPool {
+                size: pool.0,
+                stride: pool.1,
+            },
+            Op::Add { shifts: [0, 1] },
+            Op::Flatten,
+            Op::Output,
+        ]
+    }
+
+    #[test]
+    fn every_op_is_registered_under_its_own_name_and_colour() {
+        let ops = every_op();
+        let names: Vec<_> = ops.iter().map(Op::name).collect();
+        assert_eq!(
+            names,
+            [
+                "input",
+                "conv2d",
+                "batchnorm",
+                "quantize",
+                "multithreshold",
+                "requantize",
+                "maxpool",
+                "avgpool",
+                "add",
+                "flatten",
+                "output"
+            ]
+        );
+        let arities: Vec<_> = ops.iter().map(Op::arity).collect();
+        assert_eq!(arities, [0, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1]);
+        let accumulating: Vec<_> = ops
+            .iter()
+            .filter(|op| op.rules().accumulates())
+            .map(Op::name)
+            .collect();
+        assert_eq!(accumulating, ["conv2d", "avgpool", "add"]);
+    }
+
+    #[test]
+    fn ops_that_accumulate_say_what_precision_and_others_do_not() {
+        let codes = crate::ir::build::quantizer_type(Shape::flat(4), 2, 0.25);
+        for op in every_op() {
+            let rules = op.rules();
+            let inputs = vec![codes; rules.arity()];
+            assert_eq!(
+                rules.accumulator(&inputs).is_some(),
+                rules.accumulates(),
+                "{}",
+                rules.name()
+            );
+        }
+    }
 }
