@@ -466,6 +466,14 @@ mod tests {
                 "output"
             ]
         );
+        let colours: Vec<_> = ops.iter().map(|op| op.rules().colour()).collect();
+        assert_eq!(
+            colours,
+            [
+                "#dddddd", "#bbddff", "#eeccee", "#ffccbb", "#ffddaa", "#ffeeaa", "#cceecc",
+                "#ddffdd", "#ccf0f0", "#eeeeee", "#dddddd"
+            ]
+        );
         let arities: Vec<_> = ops.iter().map(Op::arity).collect();
         assert_eq!(arities, [0, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1]);
         let accumulating: Vec<_> = ops
