@@ -6,7 +6,7 @@ use common::{example, qnnc};
 
 use proptest::prelude::*;
 use qnnc::golden::Golden;
-use qnnc::ir::passes::infer_accumulators::accumulator_bounds;
+use qnnc::ir::ops::accumulator_bounds;
 use qnnc::ir::{dump, passes, Graph, Op, Precision};
 use qnnc::spec::examples::example_network;
 use qnnc::spec::Precision as SpecPrecision;

@@ -18,7 +18,7 @@ use qnnc::golden::Golden;
 use qnnc::ir::build;
 use qnnc::ir::float_model::FloatModel;
 use qnnc::ir::verify::{verify, verify_lowered};
-use qnnc::ir::{dump, passes, Graph, IrError, Node, Op, Precision};
+use qnnc::ir::{dump, ops, passes, Graph, IrError, Node, Op, Precision};
 use qnnc::qonnx::QonnxError;
 use qnnc::spec::{self, DatasetKind, Network, Spec};
 
@@ -319,13 +319,12 @@ fn window_sums_and_shifted_sums_by_hand() {
     let sum = add(&mut graph, "sum", Op::Add { shifts: [0, 0] });
     let pool = add(&mut graph, "pool", Op::AvgPool { size: 2, stride: 2 });
     let output = add(&mut graph, "logits", Op::Output);
-    let (sum_type, shifts) = passes::infer_accumulators::add_type(pixels, pixels).unwrap();
+    let (sum_type, shifts) = ops::add_type(pixels, pixels).unwrap();
     assert_eq!(
         (sum_type.precision, shifts),
         (Precision::unsigned(9), [0, 0])
     );
-    let pooled =
-        passes::infer_accumulators::window_sum_type(sum_type, 2, spec::Shape::flat(2)).unwrap();
+    let pooled = ops::window_sum_type(sum_type, 2, spec::Shape::flat(2)).unwrap();
     assert_eq!(pooled.precision, Precision::unsigned(11));
     assert_eq!(pooled.scale, pixels.scale / 4.0);
     graph.connect(input, sum, 0, pixels);
@@ -694,7 +693,7 @@ fn the_quantizer_after_an_average_pool_rounds_the_window_sum_by_hand() {
         );
         let output = add(&mut graph, "logits", Op::Output);
         let flat = spec::Shape::flat(1);
-        let sums = passes::infer_accumulators::window_sum_type(codes, 2, flat).unwrap();
+        let sums = ops::window_sum_type(codes, 2, flat).unwrap();
         graph.connect(input, pool, 0, codes);
         graph.connect(pool, act, 0, sums);
         graph.connect(

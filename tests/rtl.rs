@@ -1143,7 +1143,7 @@ fn an_addition_of_shifted_codes_is_refused_in_one_line_naming_it() {
     main.scale *= 2.0;
     graph.set_output_type(inputs[0], main);
     let skip = graph.output_type(inputs[1]).unwrap();
-    let (sum, shifts) = passes::infer_accumulators::add_type(main, skip).unwrap();
+    let (sum, shifts) = qnnc::ir::ops::add_type(main, skip).unwrap();
     assert_eq!(shifts, [1, 0]);
     graph.graph[add].op = Op::Add { shifts };
     graph.set_output_type(add, sum);

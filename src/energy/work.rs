@@ -11,7 +11,8 @@
 
 use serde::Serialize;
 
-use crate::ir::{self, Graph};
+use crate::ir::ops::Cost;
+use crate::ir::Graph;
 use crate::spec::{Network, Op, Precision};
 
 /// Bits of the input pixels that the first layer reads, whatever the network's precision.
@@ -127,7 +128,7 @@ pub fn work_of(network: &Network) -> Vec<LayerWork> {
 }
 
 /// The work of every MAC, average-pool and add node of `graph`, in topological order, by the
-/// rules of [`work_of`]:
+/// rules of [`work_of`] and what each op says it costs ([`crate::ir::ops::OpRules::cost`]):
 /// the first quantizer (or threshold or clamped requantization, once lowered) after a MAC sets
 /// the bits it stores, a max-pool the number of outputs it stores.
 pub fn work_of_graph(graph: &Graph) -> Vec<LayerWork> {
@@ -138,27 +139,21 @@ pub fn work_of_graph(graph: &Graph) -> Vec<LayerWork> {
             continue;
         };
         let op = &graph.graph[node].op;
-        match op {
-            ir::Op::Mac {
-                dense,
-                kernel,
-                weight_precision,
-                ..
+        match op.rules().cost(input, output) {
+            Cost::Layer {
+                macs,
+                weights,
+                wbits,
             } => {
-                let fan_in = if *dense {
-                    input.shape.len() as u64
-                } else {
-                    (kernel * kernel * input.shape.channels) as u64
-                };
                 let outputs = output.shape.len() as u64;
                 work.push(LayerWork {
                     name: graph.graph[node].name.clone(),
                     op: op.name().to_string(),
-                    macs: outputs * fan_in,
-                    weights: output.shape.channels as u64 * fan_in,
+                    macs,
+                    weights,
                     outputs_computed: outputs,
                     outputs_stored: outputs,
-                    wbits: weight_precision.storage_bits(),
+                    wbits,
                     abits_in: work
                         .last()
                         .map_or(PIXEL_BITS, |previous| previous.abits_out),
@@ -166,38 +161,18 @@ pub fn work_of_graph(graph: &Graph) -> Vec<LayerWork> {
                 });
                 output_quantized = false;
             }
-            ir::Op::MaxPool { .. } => {
+            Cost::StoresOutputs => {
                 if let Some(current) = work.last_mut() {
                     current.outputs_stored = output.shape.len() as u64;
                 }
             }
-            ir::Op::AvgPool { size, .. } => {
-                let outputs = output.shape.len() as u64;
-                let name = &graph.graph[node].name;
-                work.push(sum_work(
-                    &work,
-                    name,
-                    op.name(),
-                    (size * size) as u64,
-                    outputs,
-                ));
-                output_quantized = false;
-            }
-            ir::Op::Add { .. } => {
-                let outputs = output.shape.len() as u64;
-                let name = &graph.graph[node].name;
-                work.push(sum_work(&work, name, op.name(), 1, outputs));
-                output_quantized = false;
-            }
-            ir::Op::Quantize { .. }
-            | ir::Op::MultiThreshold(_)
-            | ir::Op::Requantize(ir::Requantization { clamp: Some(_), .. }) => {
+            Cost::Quantizes => {
                 if let Some(current) = work.last_mut().filter(|_| !output_quantized) {
                     current.abits_out = output.precision.storage_bits();
                     output_quantized = true;
                 }
             }
-            _ => {}
+            Cost::Free => {}
         }
     }
     if let Some(last) = work.last_mut() {

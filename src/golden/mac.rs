@@ -4,7 +4,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use petgraph::stable_graph::NodeIndex;
 
 use super::GoldenError;
-use crate::ir::passes::infer_accumulators::accumulator_bounds;
+use crate::ir::ops::accumulator_bounds;
 use crate::ir::{Graph, Op, Precision};
 use crate::kernels::gemm::{matmul_serial, Scalar};
 use crate::kernels::window::im2col;
@@ -193,33 +193,14 @@ impl Pool {
     }
 
     /// Each channel of every window, folded from `start` with `fold`.
-    pub(super) fn fold(
+    fn fold(
         &self,
         x: &[i64],
         images: usize,
         start: i64,
         fold: impl Fn(i64, i64) -> i64,
     ) -> Vec<i64> {
-        let (input, output) = (self.input, self.output);
-        let c = input.channels;
-        let mut y = vec![start; images * output.len()];
-        for (image, out_image) in x
-            .chunks_exact(input.len())
-            .zip(y.chunks_exact_mut(output.len()))
-        {
-            for (o, out) in out_image.chunks_exact_mut(c).enumerate() {
-                let (oy, ox) = (o / output.width, o % output.width);
-                for ky in 0..self.size {
-                    let row = (oy * self.stride + ky) * input.width;
-                    for kx in 0..self.size {
-                        let at = (row + ox * self.stride + kx) * c;
-                        for (folded, &v) in out.iter_mut().zip(&image[at..at + c]) {
-                            *folded = fold(*folded, v);
-                        }
-                    }
-                }
-            }
-        }
-        y
+        let windows = (self.input, self.output, self.size, self.stride);
+        crate::ir::ops::fold_windows(x, images, windows, start, fold)
     }
 }

@@ -10,7 +10,6 @@
 //! Zero padding contributes 0 to a convolution (also for bipolar inputs).
 
 mod mac;
-mod sum;
 
 use std::collections::HashMap;
 
@@ -18,6 +17,7 @@ use petgraph::stable_graph::NodeIndex;
 use rayon::prelude::*;
 
 use crate::error::escape_controls;
+use crate::ir::ops::IntegerStep;
 use crate::ir::verify::verify_lowered;
 use crate::ir::{Graph, IrError, Op, Precision, Requantization, ThresholdTable};
 use crate::kernels::argmax;
@@ -50,9 +50,10 @@ enum Step {
     PoolThenThreshold(mac::Pool, Thresholds),
     Requantize(Requantization),
     MaxPool(mac::Pool),
-    AvgPool(sum::WindowSum),
-    Add([u32; 2]),
-    /// Flatten: HWC data is already in flat order.
+    /// An op that computes its codes itself: window sums, adds, flatten (see
+    /// [`OpRules::integer_step`](crate::ir::ops::OpRules::integer_step)).
+    Op(Box<dyn IntegerStep>),
+    /// Nothing (what a fused step leaves behind while it is rebuilt).
     Identity,
 }
 
@@ -230,8 +231,10 @@ impl Golden {
                 }
                 Step::Requantize(r) => requantize(x, r),
                 Step::MaxPool(pool) => pool.run(x, images),
-                Step::AvgPool(pool) => pool.run(x, images),
-                Step::Add(shifts) => sum::add_shifted(x, input(1), *shifts),
+                Step::Op(step) => {
+                    let others: Vec<&[i64]> = (1..planned.reads.len()).map(input).collect();
+                    step.run(x, &others, images)
+                }
                 Step::Identity => x.to_vec(),
             };
             for &v in &planned.last_reads {
@@ -253,15 +256,7 @@ fn compile(graph: &Graph, node: NodeIndex, file: &str) -> Result<Option<Step>, G
     let input = graph.input_type(node).expect("typed");
     let output = graph.output_type(node).expect("typed");
     Ok(Some(match &graph.graph[node].op {
-        Op::AvgPool { size, stride } => Step::AvgPool(sum::WindowSum {
-            input: input.shape,
-            output: output.shape,
-            size: *size,
-            stride: *stride,
-        }),
-        Op::Add { shifts } => Step::Add(*shifts),
         Op::Output => return Ok(None),
-        Op::Flatten => Step::Identity,
         Op::MaxPool { size, stride } => Step::MaxPool(mac::Pool {
             input: input.shape,
             output: output.shape,
@@ -275,9 +270,11 @@ fn compile(graph: &Graph, node: NodeIndex, file: &str) -> Result<Option<Step>, G
         )),
         Op::Requantize(r) => Step::Requantize(r.clone()),
         Op::Mac { .. } => Step::Mac(MacPlan::new(graph, node, file)?),
-        Op::Input | Op::BatchNorm(_) | Op::Quantize { .. } => {
-            unreachable!("verify_lowered refuses these")
-        }
+        op => Step::Op(
+            op.rules()
+                .integer_step(input, output)
+                .expect("verify_lowered refuses the ops without integer steps"),
+        ),
     }))
 }
 

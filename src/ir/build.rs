@@ -7,7 +7,7 @@
 
 use petgraph::stable_graph::NodeIndex;
 
-use super::passes::infer_accumulators::{add_type, window_sum_type};
+use super::ops::{add_type, window_sum_type};
 use super::{BatchNormParams, Graph, IrError, IrKind, Node, Op, Precision, TensorType, Weights};
 use crate::quant;
 use crate::spec::{

@@ -49,73 +49,7 @@ impl fmt::Display for Node {
 
 /// One line about an operation and its attributes.
 pub fn describe(op: &Op) -> String {
-    match op {
-        Op::Input => "input pixels".into(),
-        Op::Output => "output argmax".into(),
-        Op::Flatten => "flatten".into(),
-        Op::Mac {
-            dense,
-            kernel,
-            stride,
-            padding,
-            outputs,
-            weight_precision,
-            weights,
-            bias,
-        } => {
-            let mut text = if *dense {
-                format!("dense units={outputs}")
-            } else {
-                format!(
-                    "conv2d filters={outputs} kernel={kernel} stride={stride} padding={padding}"
-                )
-            };
-            text += &format!(" weights={weight_precision}");
-            if let Some(w) = weights {
-                text += &format!(" [{}x{}] step={:.6e}", w.fan_in, w.outputs, w.step);
-            }
-            if bias.is_some() {
-                text += " bias";
-            }
-            text
-        }
-        Op::BatchNorm(bn) => format!("batchnorm channels={} eps={:e}", bn.gamma.len(), bn.epsilon),
-        Op::Quantize {
-            bits,
-            truncation: None,
-            narrow,
-        } => format!(
-            "quantize bits={bits}{}",
-            if *narrow { " narrow" } else { "" }
-        ),
-        Op::Quantize {
-            bits,
-            truncation: Some(t),
-            ..
-        } => format!(
-            "quantize bits={bits} truncating u{} >> {} ({:?})",
-            t.input_bits, t.shift, t.rounding
-        ),
-        Op::MultiThreshold(t) => format!(
-            "multithreshold channels={} thresholds={} descending={}",
-            t.thresholds.len(),
-            t.thresholds.first().map_or(0, Vec::len),
-            t.descending.iter().filter(|&&d| d).count()
-        ),
-        Op::Requantize(r) => format!(
-            "requantize channels={} shift={}{}",
-            r.multiplier.len(),
-            r.shift,
-            r.clamp
-                .map(|(lo, hi)| format!(" clamp={lo}..={hi}"))
-                .unwrap_or_default()
-        ),
-        Op::MaxPool { size, stride } => format!("maxpool size={size} stride={stride}"),
-        Op::AvgPool { size, stride } => {
-            format!("avgpool size={size} stride={stride} (window sums)")
-        }
-        Op::Add { shifts } => format!("add shifts={}, {}", shifts[0], shifts[1]),
-    }
+    op.rules().describe()
 }
 
 /// The text listing: one node a line, input to output, with the type it produces.
@@ -199,19 +133,7 @@ pub fn to_dot(graph: &Graph) -> String {
 
 /// The fill of a node in DOT, by the kind of its operation (light, so that labels stay legible).
 fn op_colour(op: &Op) -> &'static str {
-    match op {
-        Op::AvgPool { .. } => "#ddffdd",
-        Op::Add { .. } => "#ccf0f0",
-        Op::Input | Op::Output => "#dddddd",
-        Op::Mac { dense: false, .. } => "#bbddff",
-        Op::Mac { dense: true, .. } => "#99bbee",
-        Op::MultiThreshold(_) => "#ffddaa",
-        Op::Requantize(_) => "#ffeeaa",
-        Op::Quantize { .. } => "#ffccbb",
-        Op::BatchNorm(_) => "#eeccee",
-        Op::MaxPool { .. } => "#cceecc",
-        Op::Flatten => "#eeeeee",
-    }
+    op.rules().colour()
 }
 
 /// The colour of a precision in DOT: that of the explore plots for 1 to 16 bits (bipolar as 1),

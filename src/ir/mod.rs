@@ -10,6 +10,7 @@
 pub mod build;
 pub mod dump;
 pub mod float_model;
+pub mod ops;
 pub mod passes;
 pub mod verify;
 
@@ -245,30 +246,18 @@ pub enum Op {
 }
 
 impl Op {
+    /// What the op means to the stages: see [`ops::OpRules`].
+    pub fn rules(&self) -> Box<dyn ops::OpRules + '_> {
+        ops::rules(self)
+    }
+
     /// The number of tensors the op reads.
     pub fn arity(&self) -> usize {
-        match self {
-            Op::Input => 0,
-            Op::Add { .. } => 2,
-            _ => 1,
-        }
+        self.rules().arity()
     }
 
     pub fn name(&self) -> &'static str {
-        match self {
-            Op::Input => "input",
-            Op::Mac { dense: true, .. } => "dense",
-            Op::Mac { dense: false, .. } => "conv2d",
-            Op::BatchNorm(_) => "batchnorm",
-            Op::Quantize { .. } => "quantize",
-            Op::MultiThreshold(_) => "multithreshold",
-            Op::Requantize(_) => "requantize",
-            Op::MaxPool { .. } => "maxpool",
-            Op::AvgPool { .. } => "avgpool",
-            Op::Add { .. } => "add",
-            Op::Flatten => "flatten",
-            Op::Output => "output",
-        }
+        self.rules().name()
     }
 }
 
@@ -406,7 +395,7 @@ pub enum IrError {
 
 /// The kinds of [`IrError`] that carry a node and a message.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum IrKind {
+pub enum IrKind {
     Name,
     Limit,
     Structure,

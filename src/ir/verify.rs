@@ -6,7 +6,7 @@ use petgraph::stable_graph::NodeIndex;
 use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction;
 
-use super::passes::infer_accumulators::{add_type, window_sum_type};
+use super::ops::check_precision;
 use super::passes::shape_inference::output_shape;
 use super::{Graph, IrError, IrKind, Op, Precision, TensorType};
 use crate::limits;
@@ -62,25 +62,7 @@ pub fn verify(graph: &Graph, file: &str) -> Result<(), IrError> {
         }
     }
     for node in g.node_indices() {
-        let sizes = match g[node].op {
-            Op::Mac {
-                kernel,
-                stride,
-                padding,
-                outputs,
-                ..
-            } => vec![
-                ("kernel", kernel, limits::MAX_WINDOW),
-                ("stride", stride, limits::MAX_WINDOW),
-                ("padding", padding, limits::MAX_WINDOW),
-                ("outputs", outputs, limits::MAX_WIDTH),
-            ],
-            Op::MaxPool { size, stride } | Op::AvgPool { size, stride } => vec![
-                ("size", size, limits::MAX_WINDOW),
-                ("stride", stride, limits::MAX_WINDOW),
-            ],
-            _ => Vec::new(),
-        };
+        let sizes = g[node].op.rules().sizes();
         for (what, value, max) in sizes {
             limits::at_most(value, max).map_err(|message| {
                 graph.error_of(IrKind::Limit, file, node, format!("{what} {message}"))
@@ -248,248 +230,11 @@ fn verify_node(graph: &Graph, node: NodeIndex, file: &str) -> Result<(), IrError
             ),
         ));
     }
-    let channels = out.shape.channels;
-    match &graph.graph[node].op {
-        Op::AvgPool { size, .. } => {
-            let sums = window_sum_type(input, *size, out.shape)
-                .map_err(|message| graph.error_of(IrKind::Type, file, node, message))?;
-            check_sums(sums, out).or_else(fail)?;
-        }
-        Op::Add { shifts } => {
-            let inputs = graph.input_types(node);
-            let kind = if inputs[0].shape == inputs[1].shape {
-                IrKind::Type
-            } else {
-                IrKind::Shape
-            };
-            let (sums, expected) = add_type(inputs[0], inputs[1])
-                .map_err(|message| graph.error_of(kind, file, node, message))?;
-            if *shifts != expected {
-                return fail(format!(
-                    "shifts {shifts:?} do not bring scales {:e} and {:e} to the smaller; they must be {expected:?}",
-                    inputs[0].scale, inputs[1].scale
-                ));
-            }
-            check_sums(sums, out).or_else(fail)?;
-        }
-        Op::Input => {}
-        Op::Output => {
-            if !out.shape.is_flat() {
-                return fail(format!("logits must be flat (1x1xC), not {}", out.shape));
-            }
-        }
-        Op::Flatten => same_codes(input, out).or_else(fail)?,
-        Op::MaxPool { .. } => same_codes(input, out).or_else(fail)?,
-        Op::Mac {
-            kernel,
-            weights,
-            weight_precision,
-            bias,
-            ..
-        } => {
-            check_precision(*weight_precision).or_else(fail)?;
-            if let Some(bias) = bias {
-                if bias.len() != channels || bias.iter().any(|b| !b.is_finite()) {
-                    return fail(format!("bias needs {channels} finite values"));
-                }
-            }
-            if let Some(w) = weights {
-                // Bounded: kernel by MAX_WINDOW, channels by MAX_TENSOR_LEN.
-                let fan_in = kernel * kernel * input.shape.channels;
-                let codes = fan_in.checked_mul(channels);
-                if w.fan_in != fan_in || w.outputs != channels || Some(w.codes.len()) != codes {
-                    return fail(format!(
-                        "weights are {}x{} with {} codes but the layer needs {fan_in}x{channels}",
-                        w.fan_in,
-                        w.outputs,
-                        w.codes.len()
-                    ));
-                }
-                if !(w.step.is_finite() && w.step > 0.0) {
-                    return fail(format!(
-                        "weight step {} must be finite and positive",
-                        w.step
-                    ));
-                }
-                let (min, max) = weight_precision.code_range().ok_or_else(|| {
-                    graph.error_of(
-                        IrKind::Type,
-                        file,
-                        node,
-                        "weights must be integer codes, not float",
-                    )
-                })?;
-                if let Some((i, &code)) = w.codes.iter().enumerate().find(|(_, &c)| {
-                    let c = c as i64;
-                    c < min || c > max || (*weight_precision == Precision::Bipolar && c == 0)
-                }) {
-                    return fail(format!(
-                        "weight code {code} at index {i} does not fit its declared precision {} ({min}..={max})",
-                        weight_precision
-                    ));
-                }
-            }
-        }
-        Op::BatchNorm(bn) => {
-            let lengths = [bn.gamma.len(), bn.beta.len(), bn.mean.len(), bn.var.len()];
-            if lengths.iter().any(|&l| l != channels) {
-                return fail(format!("batch-norm parameters need {channels} values each"));
-            }
-            let all = bn
-                .gamma
-                .iter()
-                .chain(&bn.beta)
-                .chain(&bn.mean)
-                .chain(&bn.var);
-            if all.clone().any(|v| !v.is_finite()) || bn.var.iter().any(|&v| v < 0.0) {
-                return fail("batch-norm parameters must be finite, variances not negative".into());
-            }
-            if !(bn.epsilon.is_finite() && bn.epsilon >= 0.0)
-                || bn.var.iter().any(|&v| v + bn.epsilon <= 0.0)
-            {
-                return fail("batch-norm epsilon must be finite and not negative, and every variance plus epsilon positive".into());
-            }
-        }
-        Op::Quantize {
-            bits,
-            truncation,
-            narrow,
-        } => {
-            if *narrow && (*bits < 2 || truncation.is_some()) {
-                return fail(format!(
-                    "a narrow-range quantizer needs 2 bits or more and no truncation, not {bits} bits{}",
-                    if truncation.is_some() { " with a truncation" } else { "" }
-                ));
-            }
-            if !(1..=16).contains(bits) {
-                return fail(format!(
-                    "activation bit width {bits} is out of range 1..=16"
-                ));
-            }
-            if !(out.scale.is_finite() && out.scale > 0.0) {
-                return fail(format!("scale {} must be positive and finite", out.scale));
-            }
-            let expected = crate::ir::build::quantizer_type(out.shape, *bits, out.scale);
-            if out.precision != expected.precision {
-                return fail(format!(
-                    "a {bits}-bit quantizer makes {} codes, not {}",
-                    expected.precision, out.precision
-                ));
-            }
-            if let Some(t) = truncation {
-                if *bits < 2
-                    || !(2..=16).contains(&t.input_bits)
-                    || t.shift >= t.input_bits
-                    || !(t.input_scale.is_finite() && t.input_scale > 0.0)
-                {
-                    return fail(format!(
-                        "truncation of u{} by {} bits to u{bits} with input scale {} is not valid",
-                        t.input_bits, t.shift, t.input_scale
-                    ));
-                }
-            }
-        }
-        Op::MultiThreshold(table) => {
-            let levels = match out.precision {
-                Precision::Bipolar => 1,
-                Precision::Int {
-                    bits,
-                    signed: false,
-                } if bits <= 16 => (1usize << bits) - 1,
-                other => {
-                    return fail(format!(
-                        "thresholds must produce unsigned or bipolar codes, not {other}"
-                    ))
-                }
-            };
-            if table.thresholds.len() != channels || table.descending.len() != channels {
-                return fail(format!("threshold table needs {channels} channels"));
-            }
-            for (c, (row, &descending)) in
-                table.thresholds.iter().zip(&table.descending).enumerate()
-            {
-                if row.len() != levels {
-                    return fail(format!(
-                        "threshold table channel {c} has {} thresholds, expected {levels}",
-                        row.len()
-                    ));
-                }
-                let sorted = row.windows(2).all(|p| {
-                    if descending {
-                        p[0] >= p[1]
-                    } else {
-                        p[0] <= p[1]
-                    }
-                });
-                if !sorted {
-                    return fail(format!(
-                        "threshold table channel {c} is not sorted {}",
-                        if descending {
-                            "descending"
-                        } else {
-                            "ascending"
-                        }
-                    ));
-                }
-            }
-        }
-        Op::Requantize(r) => {
-            if r.multiplier.len() != channels || r.offset.len() != channels {
-                return fail(format!(
-                    "requantization needs {channels} multipliers and offsets"
-                ));
-            }
-            if r.shift > 62 {
-                return fail(format!("shift {} is larger than 62", r.shift));
-            }
-            if let Some((lo, hi)) = r.clamp {
-                if lo > hi {
-                    return fail(format!("clamp range {lo}..={hi} is empty"));
-                }
-            }
-            let (min, max) = input.precision.code_range().ok_or_else(|| {
-                graph.error_of(
-                    IrKind::Type,
-                    file,
-                    node,
-                    "requantization needs integer input",
-                )
-            })?;
-            for (&m, &b) in r.multiplier.iter().zip(&r.offset) {
-                let fits = [min, max]
-                    .iter()
-                    .all(|&acc| acc.checked_mul(m).and_then(|p| p.checked_add(b)).is_some());
-                if !fits {
-                    return fail(format!(
-                        "multiplier {m} and offset {b} overflow 64 bits on accumulators {min}..={max}"
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A sum's output edge has the scale of its sums and a precision that holds them all.
-fn check_sums(sums: TensorType, out: TensorType) -> Result<(), String> {
-    if out.scale != sums.scale {
-        return Err(format!(
-            "sums are worth {:e} a unit, not the {:e} on its output",
-            sums.scale, out.scale
-        ));
-    }
-    let range = sums.precision.code_range().expect("integer sums");
-    let holds = match (out.precision, out.precision.code_range()) {
-        (Precision::Int { .. }, Some((min, max))) => min <= range.0 && range.1 <= max,
-        _ => false,
-    };
-    if !holds {
-        return Err(format!(
-            "sums {}..={} do not fit {}; they need {}",
-            range.0, range.1, out.precision, sums.precision
-        ));
-    }
-    Ok(())
+    graph.graph[node]
+        .op
+        .rules()
+        .check(&graph.input_types(node), out)
+        .map_err(|(kind, message)| graph.error_of(kind, file, node, message))
 }
 
 /// A node on a cycle of a graph whose topological `order` (which leaves out the nodes on
@@ -511,25 +256,6 @@ fn on_a_cycle(graph: &Graph, order: &[NodeIndex]) -> NodeIndex {
             .expect("a node left out reads one left out");
     }
     node
-}
-
-fn check_precision(precision: Precision) -> Result<(), String> {
-    match precision {
-        Precision::Int { bits, .. } if !(1..=63).contains(&bits) => {
-            Err(format!("integer width {bits} is out of range 1..=63"))
-        }
-        _ => Ok(()),
-    }
-}
-
-fn same_codes(input: TensorType, output: TensorType) -> Result<(), String> {
-    if input.precision != output.precision {
-        return Err(format!(
-            "must keep the precision of its input ({}), not {}",
-            input.precision, output.precision
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

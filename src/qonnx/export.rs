@@ -61,26 +61,16 @@ pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, QonnxError> {
         x = inputs[0].clone();
         let in_type = graph.input_type(node).expect("typed");
         let out_type = graph.output_type(node).expect("typed");
-        match &graph.graph[node].op {
-            Op::AvgPool { size, stride } => {
-                // Values, not sums: the Quant after it carries the scale of the average.
-                let global = in_type.shape.height == *size
-                    && in_type.shape.width == *size
-                    && out_type.shape.height == 1
-                    && out_type.shape.width == 1;
-                let n = if global {
-                    node_proto("GlobalAveragePool", "", &name, std::slice::from_ref(&x))
-                } else {
-                    let mut n = node_proto("AveragePool", "", &name, std::slice::from_ref(&x));
-                    let (k, s) = (*size as i64, *stride as i64);
-                    n.attribute.push(ints_attribute("kernel_shape", &[k, k]));
-                    n.attribute.push(ints_attribute("strides", &[s, s]));
-                    n
-                };
-                onnx.node.push(n);
+        let op = &graph.graph[node].op;
+        if let Some(standard) = op.rules().onnx_node(in_type, out_type) {
+            let mut n = node_proto(standard.op_type, "", &name, &inputs);
+            for (attribute, values) in &standard.attributes {
+                n.attribute.push(ints_attribute(attribute, values));
             }
-            // The sum of the two inputs' values; shifts only bring their codes to one scale.
-            Op::Add { .. } => onnx.node.push(node_proto("Add", "", &name, &inputs)),
+            onnx.node.push(n);
+            continue;
+        }
+        match op {
             Op::Mac {
                 dense,
                 kernel,
@@ -236,13 +226,6 @@ pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, QonnxError> {
                 n.attribute.push(int_attribute("narrow", 0));
                 onnx.node.push(n);
             }
-            Op::MaxPool { size, stride } => {
-                let mut n = node_proto("MaxPool", "", &name, std::slice::from_ref(&x));
-                let (k, s) = (*size as i64, *stride as i64);
-                n.attribute.push(ints_attribute("kernel_shape", &[k, k]));
-                n.attribute.push(ints_attribute("strides", &[s, s]));
-                onnx.node.push(n);
-            }
             Op::Flatten => {
                 flattened = Some(in_type.shape);
                 let mut n = node_proto("Flatten", "", &name, std::slice::from_ref(&x));
@@ -259,6 +242,13 @@ pub fn export(graph: &Graph, file: &str) -> Result<Vec<u8>, QonnxError> {
                 return Err(error(
                     node,
                     "is lowered to integers; export writes graphs before fold-batch-norm (a model or an imported file)",
+                ))
+            }
+            // The other ops are written as their ONNX node, above.
+            other => {
+                return Err(error(
+                    node,
+                    &format!("{} has no QONNX form", other.name()),
                 ))
             }
         }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use petgraph::stable_graph::NodeIndex;
 
 use crate::error::escape_controls;
-use crate::ir::passes::infer_accumulators;
+use crate::ir::ops::accumulator_bounds;
 use crate::ir::{Graph, IrError, Op, Precision, Requantization, ThresholdTable, Weights};
 use crate::spec::Shape;
 
@@ -721,7 +721,7 @@ fn check_rtl_contract(
             )
         }
     };
-    let (lo, hi) = infer_accumulators::accumulator_bounds(weight_range, inputs, terms);
+    let (lo, hi) = accumulator_bounds(weight_range, inputs, terms);
     let (acc_lo, acc_hi) = acc.code_range().expect("lowered");
     if lo < acc_lo || hi > acc_hi {
         return fail(

@@ -68,12 +68,7 @@ impl Pass for FoldBatchNorm {
         let sums: Vec<NodeIndex> = graph
             .topological_order()
             .into_iter()
-            .filter(|&i| {
-                matches!(
-                    graph.graph[i].op,
-                    Op::Mac { .. } | Op::AvgPool { .. } | Op::Add { .. }
-                )
-            })
+            .filter(|&i| graph.graph[i].op.rules().accumulates())
             .collect();
         for node in sums {
             changed |= fold_tail(graph, node, file)?;

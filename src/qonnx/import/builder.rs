@@ -11,7 +11,7 @@ use super::{
     attribute, identifier, int_attribute, ints_attribute, is_custom, is_standard, NodeFailure, Onnx,
 };
 use crate::ir::build::{input_type, quantizer_type};
-use crate::ir::passes::infer_accumulators::{add_type, window_sum_type};
+use crate::ir::ops::{add_type, window_sum_type};
 use crate::ir::{
     BatchNormParams, Graph, Node, Op, Precision, Rounding, TensorType, Truncation, Weights,
 };

@@ -1,0 +1,71 @@
+//! `maxpool`: the largest code of each channel in each `size` x `size` window (no padding).
+
+use super::{onnx_window, same_codes, window, Cost, FloatPlan, FloatPool, OnnxNode, OpRules};
+use crate::ir::{IrKind, TensorType};
+use crate::limits;
+use crate::spec::Shape;
+
+pub struct MaxPool {
+    pub size: usize,
+    pub stride: usize,
+}
+
+impl OpRules for MaxPool {
+    fn name(&self) -> &'static str {
+        "maxpool"
+    }
+
+    fn output_shape(&self, input: Shape) -> Result<Shape, String> {
+        let (height, width) = window(input, self.size, self.stride, 0)?;
+        Ok(Shape {
+            height,
+            width,
+            channels: input.channels,
+        })
+    }
+
+    fn infer_output(&self, inputs: &[TensorType], out: &mut TensorType) -> Result<(), String> {
+        out.precision = inputs[0].precision;
+        out.scale = inputs[0].scale;
+        Ok(())
+    }
+
+    fn check(&self, inputs: &[TensorType], out: TensorType) -> Result<(), (IrKind, String)> {
+        same_codes(inputs[0], out)
+    }
+
+    fn describe(&self) -> String {
+        format!("maxpool size={} stride={}", self.size, self.stride)
+    }
+
+    fn colour(&self) -> &'static str {
+        "#cceecc"
+    }
+
+    fn sizes(&self) -> Vec<(&'static str, usize, usize)> {
+        vec![
+            ("size", self.size, limits::MAX_WINDOW),
+            ("stride", self.stride, limits::MAX_WINDOW),
+        ]
+    }
+
+    fn onnx_node(&self, _input: TensorType, _output: TensorType) -> Option<OnnxNode> {
+        Some(onnx_window("MaxPool", self.size, self.stride))
+    }
+
+    fn float_plan(&self, input: TensorType, output: TensorType) -> FloatPlan {
+        FloatPlan::Step(Box::new(FloatPool {
+            input: input.shape,
+            output: output.shape,
+            size: self.size,
+            stride: self.stride,
+            start: f32::NEG_INFINITY,
+            fold: f32::max,
+            finish: |m| m,
+        }))
+    }
+
+    fn cost(&self, _input: TensorType, _output: TensorType) -> Cost {
+        Cost::StoresOutputs
+    }
+}
