@@ -4,8 +4,8 @@
 //! division in.
 
 use super::{
-    check_sums, fold_windows, onnx_window, sum_codes, sum_cost, sum_precision, type_error, window,
-    Cost, FloatPlan, FloatPool, IntegerStep, OnnxNode, OpRules,
+    check_sums, fold_windows, onnx_window, pool_output, sum_codes, sum_cost, sum_precision,
+    type_error, Cost, FloatPlan, FloatPool, IntegerStep, OnnxNode, OpRules,
 };
 use crate::ir::{IrKind, Precision, TensorType};
 use crate::limits;
@@ -57,12 +57,7 @@ impl OpRules for AvgPool {
     }
 
     fn output_shape(&self, input: Shape) -> Result<Shape, String> {
-        let (height, width) = window(input, self.size, self.stride, 0)?;
-        Ok(Shape {
-            height,
-            width,
-            channels: input.channels,
-        })
+        pool_output(input, self.size, self.stride)
     }
 
     fn infer_output(&self, inputs: &[TensorType], out: &mut TensorType) -> Result<(), String> {

@@ -1,6 +1,6 @@
 //! `maxpool`: the largest code of each channel in each `size` x `size` window (no padding).
 
-use super::{onnx_window, same_codes, window, Cost, FloatPlan, FloatPool, OnnxNode, OpRules};
+use super::{onnx_window, pool_output, same_codes, Cost, FloatPlan, FloatPool, OnnxNode, OpRules};
 use crate::ir::{IrKind, TensorType};
 use crate::limits;
 use crate::spec::Shape;
@@ -16,12 +16,7 @@ impl OpRules for MaxPool {
     }
 
     fn output_shape(&self, input: Shape) -> Result<Shape, String> {
-        let (height, width) = window(input, self.size, self.stride, 0)?;
-        Ok(Shape {
-            height,
-            width,
-            channels: input.channels,
-        })
+        pool_output(input, self.size, self.stride)
     }
 
     fn infer_output(&self, inputs: &[TensorType], out: &mut TensorType) -> Result<(), String> {

@@ -317,6 +317,17 @@ fn window(
     Ok(((h - size) / stride + 1, (w - size) / stride + 1))
 }
 
+/// The output shape of a pool of `size` x `size` windows at `stride` over `input` (no
+/// padding): every channel pooled on its own.
+fn pool_output(input: Shape, size: usize, stride: usize) -> Result<Shape, String> {
+    let (height, width) = window(input, size, stride, 0)?;
+    Ok(Shape {
+        height,
+        width,
+        channels: input.channels,
+    })
+}
+
 /// The narrowest integer holding every value in `[min, max]`: unsigned when none is negative.
 pub fn sum_precision(min: i64, max: i64) -> Precision {
     if min >= 0 {
