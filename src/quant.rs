@@ -155,8 +155,15 @@ pub fn weight_passes_gradient(bits: u32, step: f32, w: f32) -> bool {
     if bits == 1 {
         w.abs() <= 1.0
     } else {
-        w.abs() <= step * (weight_max_code(bits) as f32 + 0.5)
+        w.abs() <= multi_bit_gradient_limit(weight_max_code(bits), step)
     }
+}
+
+/// The largest magnitude of a weight whose gradient passes at two or more bits, whose largest
+/// code is `max`: half a step beyond it.
+#[inline]
+pub fn multi_bit_gradient_limit(max: i32, step: f32) -> f32 {
+    step * (max as f32 + 0.5)
 }
 
 /// The integer code of one activation.
@@ -170,7 +177,7 @@ pub fn act_code(bits: u32, x: f32) -> i32 {
         }
     } else {
         let max = act_max_code(bits);
-        round_non_negative(x.clamp(0.0, 1.0) * max as f32)
+        round_small(x.clamp(0.0, 1.0) * max as f32)
     }
 }
 
@@ -182,16 +189,6 @@ pub fn round_small(y: f32) -> i32 {
     let whole = y as i32;
     let fraction = y - whole as f32;
     whole + i32::from(fraction >= 0.5) - i32::from(fraction <= -0.5)
-}
-
-/// `y.round() as i32` for `0 <= y < 2^23`, without the library call `round` compiles to: the
-/// fraction `y - trunc(y)` is exact there, so comparing it with one half rounds ties away from
-/// zero exactly as `round` does. (NaN, which the clamp before lets through, gives 0 as `round`
-/// and the cast do.)
-#[inline]
-pub fn round_non_negative(y: f32) -> i32 {
-    let whole = y as i32;
-    whole + i32::from(y - whole as f32 >= 0.5)
 }
 
 /// `act_value(bits, act_code(bits, x))` at two or more bits, whose largest code is `max`,
@@ -245,7 +242,6 @@ mod tests {
         }
         values.extend((0..1_000_000).map(|i| i as f32 * 0.065_535_7));
         for y in values {
-            assert_eq!(round_non_negative(y), y.round() as i32, "{y:e}");
             assert_eq!(round_small(y), y.round() as i32, "{y:e}");
             assert_eq!(round_small(-y), (-y).round() as i32, "{y:e}");
         }

@@ -126,10 +126,9 @@ fn quantize_block(
         }
     } else {
         let max = quant::weight_max_code(bits);
-        let limit = step * (max as f32 + 0.5);
+        let limit = quant::multi_bit_gradient_limit(max, step);
         for ((&w, e), p) in weights {
             *e = quant::multi_bit_weight_value(max, step, w);
-            // `weight_passes_gradient` at two or more bits.
             *p = w.abs() <= limit;
         }
     }
