@@ -2,6 +2,7 @@
 
 use ndarray::{Array4, ArrayView2, ArrayViewMut2};
 
+use super::buffers::Buffers;
 use super::param::Param;
 use super::weights::QuantWeights;
 use crate::kernels::gemm::matmul;
@@ -49,7 +50,13 @@ impl Conv2d {
         self.output.height * self.output.width
     }
 
-    pub fn forward(&mut self, x: &Array4<f32>, training: bool) -> Array4<f32> {
+    /// The output for input `x`, in storage taken from `buffers`.
+    pub fn forward(
+        &mut self,
+        x: &Array4<f32>,
+        training: bool,
+        buffers: &mut Buffers,
+    ) -> Array4<f32> {
         let batch = x.dim().0;
         let (rows, fan_in) = (batch * self.rows_per_image(), self.fan_in());
         let mut cols = std::mem::take(&mut self.cols);
@@ -62,7 +69,8 @@ impl Conv2d {
             &mut cols,
         );
         self.weights.quantize();
-        let mut y = Array4::<f32>::zeros((
+        // The product overwrites every output.
+        let mut y = buffers.overwritten((
             batch,
             self.output.height,
             self.output.width,
@@ -89,7 +97,12 @@ impl Conv2d {
     }
 
     /// Gradients of the weights (and bias) from `dy`; the input gradient if `need_input_grad`.
-    pub fn backward(&mut self, dy: &Array4<f32>, need_input_grad: bool) -> Option<Array4<f32>> {
+    pub fn backward(
+        &mut self,
+        dy: &Array4<f32>,
+        need_input_grad: bool,
+        buffers: &mut Buffers,
+    ) -> Option<Array4<f32>> {
         let rows = self.batch * self.rows_per_image();
         let (fan_in, filters) = (self.fan_in(), self.output.channels);
         let dy2 = ArrayView2::from_shape((rows, filters), dy.as_slice().expect("standard layout"))
@@ -121,7 +134,7 @@ impl Conv2d {
             ArrayViewMut2::from_shape((rows, fan_in), &mut dcols).expect("im2col shape"),
             false,
         );
-        let mut dx = Array4::<f32>::zeros((
+        let mut dx = buffers.zeros((
             self.batch,
             self.input.height,
             self.input.width,

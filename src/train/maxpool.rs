@@ -4,6 +4,7 @@ use multiversion::multiversion;
 use ndarray::Array4;
 use rayon::prelude::*;
 
+use super::buffers::Buffers;
 use crate::spec::Shape;
 
 #[derive(Debug, Clone)]
@@ -30,11 +31,17 @@ impl MaxPool {
         }
     }
 
-    pub fn forward(&mut self, x: &Array4<f32>, training: bool) -> Array4<f32> {
+    pub fn forward(
+        &mut self,
+        x: &Array4<f32>,
+        training: bool,
+        buffers: &mut Buffers,
+    ) -> Array4<f32> {
         let batch = x.dim().0;
         let (input, output) = (self.input, self.output);
         let c = input.channels;
-        let mut y = Array4::<f32>::zeros((batch, output.height, output.width, c));
+        // Every window writes its outputs.
+        let mut y = buffers.overwritten((batch, output.height, output.width, c));
         let mut winners = std::mem::take(&mut self.winners);
         winners.resize(batch * output.len(), 0);
         y.as_slice_mut()
@@ -62,9 +69,9 @@ impl MaxPool {
         self.batch = 0;
     }
 
-    pub fn backward(&mut self, dy: &Array4<f32>) -> Array4<f32> {
+    pub fn backward(&mut self, dy: &Array4<f32>, buffers: &mut Buffers) -> Array4<f32> {
         let (input, output) = (self.input, self.output);
-        let mut dx = Array4::<f32>::zeros((self.batch, input.height, input.width, input.channels));
+        let mut dx = buffers.zeros((self.batch, input.height, input.width, input.channels));
         dx.as_slice_mut()
             .expect("standard layout")
             .par_chunks_mut(input.len())

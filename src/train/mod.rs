@@ -4,6 +4,7 @@
 pub mod act;
 pub mod avgpool;
 pub mod batchnorm;
+mod buffers;
 pub mod conv;
 pub mod loss;
 mod lower;
