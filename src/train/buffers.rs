@@ -10,8 +10,9 @@ use ndarray::Array4;
 
 /// Freed tensors' storage, at most one buffer of each length (the lengths of a network's
 /// tensors repeat every batch), and at most [`Buffers::MAX_BYTES_OF_LARGEST`] times the largest
-/// tensor in all: a bound the training-memory estimate counts
-/// ([`crate::spec::Network::training_bytes`]).
+/// tensor in all. The peak of training comes in the backward pass, which takes these buffers
+/// back: the peaks measured in docs/limits.md did not move, and stay within the estimate's
+/// three tensors of the largest layer in flight ([`crate::spec::Network::training_bytes`]).
 #[derive(Debug, Clone, Default)]
 pub struct Buffers {
     free: Vec<Vec<f32>>,
