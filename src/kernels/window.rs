@@ -78,7 +78,8 @@ pub fn im2col<T: Copy + Default + Send + Sync>(
         });
 }
 
-/// The adjoint of `im2col`: adds every row of `cols` back onto the input positions it came from.
+/// The adjoint of `im2col`: the sum, at every input position, of the rows of `cols` it went to.
+/// Overwrites `dx`.
 pub fn col2im(cols: &[f32], input: Shape, output: Shape, window: Window, dx: &mut [f32]) {
     let c = input.channels;
     let k = window.kernel;
@@ -87,6 +88,7 @@ pub fn col2im(cols: &[f32], input: Shape, output: Shape, window: Window, dx: &mu
     dx.par_chunks_mut(input.len())
         .zip(cols.par_chunks(rows_per_image * fan_in))
         .for_each(|(image, image_cols)| {
+            image.fill(0.0);
             add_image_columns(image_cols, input, output, window, image)
         });
 }
@@ -192,7 +194,8 @@ mod tests {
                 assert_eq!(cols, expected, "{input:?} {window:?}");
                 // <im2col(x), c> = <x, col2im(c)> for integer-valued data (exact in f32).
                 let c: Vec<f32> = (0..cols.len()).map(|i| (i % 7) as f32 - 3.0).collect();
-                let mut dx = vec![0f32; x.len()];
+                // NaN first: col2im must overwrite every value.
+                let mut dx = vec![f32::NAN; x.len()];
                 col2im(&c, input, output, window, &mut dx);
                 let lhs: f64 = cols
                     .iter()

@@ -134,7 +134,8 @@ impl Conv2d {
             ArrayViewMut2::from_shape((rows, fan_in), &mut dcols).expect("im2col shape"),
             false,
         );
-        let mut dx = buffers.zeros((
+        // col2im zeroes each image before adding to it.
+        let mut dx = buffers.overwritten((
             self.batch,
             self.input.height,
             self.input.width,

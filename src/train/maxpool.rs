@@ -71,7 +71,8 @@ impl MaxPool {
 
     pub fn backward(&mut self, dy: &Array4<f32>, buffers: &mut Buffers) -> Array4<f32> {
         let (input, output) = (self.input, self.output);
-        let mut dx = buffers.zeros((self.batch, input.height, input.width, input.channels));
+        // Zeroed an image at a time below, while it is in cache.
+        let mut dx = buffers.overwritten((self.batch, input.height, input.width, input.channels));
         dx.as_slice_mut()
             .expect("standard layout")
             .par_chunks_mut(input.len())
@@ -82,6 +83,7 @@ impl MaxPool {
                     .par_chunks(output.len()),
             )
             .for_each(|((image, win), grads)| {
+                image.fill(0.0);
                 for (&w, &g) in win.iter().zip(grads) {
                     image[w as usize] += g;
                 }
