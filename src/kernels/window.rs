@@ -15,6 +15,14 @@ pub struct Window {
     pub padding: usize,
 }
 
+impl Window {
+    /// A 1x1 window with stride 1 and no padding (a dense layer, or a pointwise convolution):
+    /// its im2col is the input itself, and its col2im the column gradients themselves.
+    pub fn is_pointwise(&self) -> bool {
+        (self.kernel, self.stride, self.padding) == (1, 1, 0)
+    }
+}
+
 /// Adds a per-channel bias to every row of an NHWC buffer.
 pub fn add_bias(y: &mut [f32], bias: &[f32]) {
     y.par_chunks_mut(bias.len() * 256).for_each(|chunk| {

@@ -117,9 +117,9 @@ fn activate_training(bits: Option<u32>, values: &mut [f32], passes: &mut [bool])
     activate(bits, values);
 }
 
-/// Zeroes the gradients the straight-through estimator stops.
+/// Zeroes the gradients the straight-through estimator stops (of activations, and of weights).
 #[multiversion(targets = "simd")]
-fn mask_gradient(grads: &mut [f32], passes: &[bool]) {
+pub(super) fn mask_gradient(grads: &mut [f32], passes: &[bool]) {
     for (g, &pass) in grads.iter_mut().zip(passes) {
         *g = if pass { *g } else { 0.0 };
     }

@@ -38,11 +38,17 @@ impl Buffers {
 
     /// Keeps the storage of a tensor that is no longer needed, if the bounds allow.
     pub fn recycle(&mut self, tensor: Array4<f32>) {
-        let (values, offset) = tensor.into_raw_vec_and_offset();
+        if let (values, Some(0)) = tensor.into_raw_vec_and_offset() {
+            self.recycle_values(values);
+        }
+    }
+
+    /// [`Self::recycle`] for a tensor's values alone.
+    pub fn recycle_values(&mut self, values: Vec<f32>) {
         let len = values.len();
         let held: usize = self.free.iter().map(Vec::len).sum();
         let fits = held + len <= Self::MAX_BYTES_OF_LARGEST * self.largest;
-        if offset == Some(0) && fits && !self.free.iter().any(|buffer| buffer.len() == len) {
+        if fits && !self.free.iter().any(|buffer| buffer.len() == len) {
             self.free.push(values);
         }
     }

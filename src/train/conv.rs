@@ -50,24 +50,31 @@ impl Conv2d {
         self.output.height * self.output.width
     }
 
-    /// The output for input `x`, in storage taken from `buffers`.
+    /// The output for input `x`, in storage taken from `buffers`; `x`'s storage goes back to
+    /// them, or becomes the im2col rows the backward pass needs.
     pub fn forward(
         &mut self,
-        x: &Array4<f32>,
+        x: Array4<f32>,
         training: bool,
         buffers: &mut Buffers,
     ) -> Array4<f32> {
         let batch = x.dim().0;
         let (rows, fan_in) = (batch * self.rows_per_image(), self.fan_in());
-        let mut cols = std::mem::take(&mut self.cols);
-        cols.resize(rows * fan_in, 0.0);
-        im2col(
-            x.as_slice().expect("standard layout"),
-            self.input,
-            self.output,
-            self.window,
-            &mut cols,
-        );
+        let cols = match x.into_raw_vec_and_offset() {
+            (values, Some(0)) if self.window.is_pointwise() => {
+                buffers.recycle_values(std::mem::replace(&mut self.cols, Vec::new()));
+                values
+            }
+            (values, offset) => {
+                let x = &values[offset.unwrap_or(0)..];
+                let mut cols = std::mem::take(&mut self.cols);
+                cols.resize(rows * fan_in, 0.0);
+                im2col(x, self.input, self.output, self.window, &mut cols);
+                buffers.recycle_values(values);
+                cols
+            }
+        };
+        assert_eq!(cols.len(), rows * fan_in, "a standard-layout input");
         self.weights.quantize();
         // The product overwrites every output.
         let mut y = buffers.overwritten((
@@ -127,28 +134,28 @@ impl Conv2d {
         }
         let w = ArrayView2::from_shape((fan_in, filters), &self.weights.effective)
             .expect("weight shape");
-        let mut dcols = std::mem::take(&mut self.cols);
-        matmul(
-            dy2,
-            w.t(),
-            ArrayViewMut2::from_shape((rows, fan_in), &mut dcols).expect("im2col shape"),
-            false,
-        );
-        // col2im zeroes each image before adding to it.
+        // Overwritten by the product (pointwise) or by col2im, which zeroes each image first.
         let mut dx = buffers.overwritten((
             self.batch,
             self.input.height,
             self.input.width,
             self.input.channels,
         ));
-        col2im(
-            &dcols,
-            self.input,
-            self.output,
-            self.window,
-            dx.as_slice_mut().expect("standard layout"),
-        );
-        self.cols = dcols;
+        let dx_values = dx.as_slice_mut().expect("standard layout");
+        if self.window.is_pointwise() {
+            let dx2 = ArrayViewMut2::from_shape((rows, fan_in), dx_values).expect("input shape");
+            matmul(dy2, w.t(), dx2, false);
+        } else {
+            let mut dcols = std::mem::take(&mut self.cols);
+            matmul(
+                dy2,
+                w.t(),
+                ArrayViewMut2::from_shape((rows, fan_in), &mut dcols).expect("im2col shape"),
+                false,
+            );
+            col2im(&dcols, self.input, self.output, self.window, dx_values);
+            self.cols = dcols;
+        }
         Some(dx)
     }
 

@@ -79,6 +79,8 @@ pub struct Evaluation {
 pub fn batch_tensor(data: &Dataset, indices: &[usize]) -> Array4<f32> {
     let mut x = Array4::<f32>::zeros((indices.len(), data.height, data.width, data.channels));
     let per_image = data.pixels_per_image();
+    // A table, not a division a pixel.
+    let pixel_values: [f32; 256] = std::array::from_fn(|p| pixel_value(p as u8));
     for (dst, &i) in x
         .as_slice_mut()
         .expect("standard layout")
@@ -86,7 +88,7 @@ pub fn batch_tensor(data: &Dataset, indices: &[usize]) -> Array4<f32> {
         .zip(indices)
     {
         for (d, &p) in dst.iter_mut().zip(data.image(i)) {
-            *d = pixel_value(p);
+            *d = pixel_values[p as usize];
         }
     }
     x

@@ -124,11 +124,7 @@ impl Net {
             let (layer, after) = self.layers[i..].split_first_mut().expect("i is a layer");
             let buffers = &mut self.buffers;
             x = match layer {
-                Layer::Mac(conv) => {
-                    let y = conv.forward(&x, training, buffers);
-                    buffers.recycle(x);
-                    y
-                }
+                Layer::Mac(conv) => conv.forward(x, training, buffers),
                 Layer::BatchNorm(bn) => {
                     let act = match after.first_mut() {
                         Some(Layer::Act(act)) if fused => Some(act),

@@ -65,7 +65,7 @@ fn check_conv(input: Shape, filters: usize, window: Window) {
     let mut layer = conv_layer(input, filters, window, 3);
     let x = random((2, input.height, input.width, input.channels), 4);
     let mut buffers = stale_buffers(&[2 * layer.output.len(), x.len()]);
-    let y = layer.forward(&x, true, &mut buffers);
+    let y = layer.forward(x.clone(), true, &mut buffers);
     let r = random(y.dim(), 5);
     let dx = layer.backward(&r, true, &mut buffers).unwrap();
     let grad_w = layer.weights.param.grad.clone();
@@ -74,7 +74,7 @@ fn check_conv(input: Shape, filters: usize, window: Window) {
     for index in (0..x.len()).step_by(7) {
         let mut probe = template.clone();
         let numeric = numeric_grad(
-            &mut |x| probe.forward(x, false, &mut Buffers::default()),
+            &mut |x| probe.forward(x.clone(), false, &mut Buffers::default()),
             &x,
             &r,
             index,
@@ -85,7 +85,7 @@ fn check_conv(input: Shape, filters: usize, window: Window) {
         let mut f = |w: &Array4<f32>| {
             let mut probe = template.clone();
             probe.weights.param.value = w.iter().cloned().collect();
-            probe.forward(&x, false, &mut Buffers::default())
+            probe.forward(x.clone(), false, &mut Buffers::default())
         };
         let w = Array4::from_shape_vec(
             (1, 1, 1, grad_w.len()),

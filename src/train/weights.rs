@@ -5,6 +5,7 @@ use multiversion::multiversion;
 use rand::Rng;
 use rayon::prelude::*;
 
+use super::act::mask_gradient;
 use super::param::Param;
 use crate::quant;
 
@@ -98,11 +99,10 @@ impl QuantWeights {
     /// effective weights (in place in `grad_effective`'s buffer, which becomes the param's grad).
     pub fn set_gradient(&mut self, mut grad_effective: Vec<f32>) {
         if !self.passes.is_empty() {
-            for (g, &passes) in grad_effective.iter_mut().zip(&self.passes) {
-                if !passes {
-                    *g = 0.0;
-                }
-            }
+            grad_effective
+                .par_chunks_mut(CHUNK)
+                .zip(self.passes.par_chunks(CHUNK))
+                .for_each(|(grads, passes)| mask_gradient(grads, passes));
         }
         self.param.grad = grad_effective;
     }
