@@ -13,7 +13,7 @@ on the same Fashion-MNIST images, batch and thread count, and prints their train
 the figures of `qnnc bench train --format json` (QNNC_JSON), as ratios.
 
 Usage (in the venv of examples/qonnx/make_fixtures.sh; `make bench-peers` does all of it):
-    build/brevitas-venv/bin/python examples/bench/peers.py QNNC_JSON [--images N] [--bits 1,4]
+    build/brevitas-venv/bin/python examples/bench/peers.py QNNC_JSON [--images N] [--bits 1,2,4,8]
 """
 
 import argparse
@@ -130,7 +130,7 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("qnnc_json")
     ap.add_argument("--images", type=int, default=6000)
-    ap.add_argument("--bits", default="1,4")
+    ap.add_argument("--bits", default="1,2,4,8")
     ap.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     args = ap.parse_args()
     torch.set_num_threads(THREADS)
@@ -138,8 +138,13 @@ def main() -> int:
     x, y = load_split(Path(args.data_dir), "train")
     qnnc = {(r["net"], r["bits"]): r["train_img_per_s"]
             for r in json.loads(Path(args.qnnc_json).read_text())}
+
+    def relative(net, bits):
+        """qnnc's img/s at `bits` over its img/s at 4 bits."""
+        return qnnc[(net, bits)] / qnnc[(net, 4)] if (net, 4) in qnnc else float("nan")
+
     print(f"training img/s, batch {BATCH}, {THREADS} threads, {args.images} Fashion-MNIST images")
-    print(f"{'net':<5}{'Q':>3}{'qnnc':>10}{'PyTorch STE':>13}{'Brevitas':>10}"
+    print(f"{'net':<5}{'Q':>6}{'qnnc':>10}{'qnnc/Q4':>9}{'PyTorch STE':>13}{'Brevitas':>10}"
           f"{'qnnc/STE':>10}{'qnnc/Brevitas':>15}")
     for net, ste, brevitas in (("mlp", ste_mlp, make_mlp), ("cnn", ste_cnn, make_cnn)):
         for bits in (int(b) for b in args.bits.split(",")):
@@ -148,8 +153,11 @@ def main() -> int:
                 sys.exit(f"error: {args.qnnc_json} has no row for {net} at {bits} bits")
             plain = images_per_second(ste(bits), x, y, args.images)
             theirs = images_per_second(brevitas(bits), x, y, args.images)
-            print(f"{net:<5}{bits:>3}{ours:>10.0f}{plain:>13.0f}{theirs:>10.0f}"
-                  f"{ours / plain:>9.2f}x{ours / theirs:>14.2f}x", flush=True)
+            print(f"{net:<5}{bits:>6}{ours:>10.0f}{relative(net, bits):>8.2f}x{plain:>13.0f}"
+                  f"{theirs:>10.0f}{ours / plain:>9.2f}x{ours / theirs:>14.2f}x", flush=True)
+        if (net, None) in qnnc:
+            print(f"{net:<5}{'float':>6}{qnnc[(net, None)]:>10.0f}{relative(net, None):>8.2f}x",
+                  flush=True)
     return 0
 
 

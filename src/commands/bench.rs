@@ -112,6 +112,7 @@ fn run_train(args: &BenchTrainArgs) -> Result<()> {
     for example in [EXAMPLE_MLP, EXAMPLE_CNN] {
         for bits in [
             Precision::Bits(1),
+            Precision::Bits(2),
             Precision::Bits(4),
             Precision::Bits(8),
             Precision::Float,
@@ -183,7 +184,7 @@ fn run_golden(args: &BenchGoldenArgs) -> Result<()> {
     )?;
     let mut rows = Vec::new();
     for example in [EXAMPLE_MLP, EXAMPLE_CNN] {
-        for bits in [1, 4, 8] {
+        for bits in [1, 2, 4, 8] {
             // Throughput does not depend on the values of the weights: an initialised network
             // lowers to the same operations as a trained one.
             let network = example_network(example, Precision::Bits(bits));

@@ -17,6 +17,11 @@ const SPLIT_MAX_OUTPUTS: usize = 1 << 16;
 const SPLIT_MIN_DEPTH: usize = 1 << 12;
 const DEPTH_SLICES: usize = 8;
 
+/// A parallel product is cut into at most this many blocks of columns, each at least
+/// `COLUMN_PIECE_MIN` wide.
+const COLUMN_PIECES: usize = 8;
+const COLUMN_PIECE_MIN: usize = 64;
+
 /// `c = a · b`, or `c += a · b` when `accumulate`, on every core for large products.
 pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>, accumulate: bool) {
     product(a, b, c, accumulate, true);
@@ -104,11 +109,6 @@ fn product<T: Scalar>(
         }
         return;
     }
-    let parallelism = if parallel && m * n * k >= PARALLEL_MIN_MACS {
-        Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        Parallelism::None
-    };
     let mut lhs = (a.as_ptr(), a.strides()[0], a.strides()[1]);
     let mut rhs = (b.as_ptr(), b.strides()[0], b.strides()[1]);
     let [mut c_rs, mut c_cs] = [c.strides()[0], c.strides()[1]];
@@ -120,31 +120,54 @@ fn product<T: Scalar>(
         (c_rs, c_cs) = (c_cs, c_rs);
         (m, n) = (n, m);
     }
-    // SAFETY: the three views are valid for their shapes and strides, checked above to agree
-    // (the transposed product reads and writes the same elements); `c` is borrowed mutably, so
-    // it cannot alias `a` or `b`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            c_cs,
-            c_rs,
-            accumulate,
-            lhs.0,
-            lhs.2,
-            lhs.1,
-            rhs.0,
-            rhs.2,
-            rhs.1,
-            T::ONE,
-            T::ONE,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+    // A large product is cut into blocks of columns, each computed on one thread: one fork and
+    // join a product. The crate's own threading forks and joins for every block of the sum,
+    // and on two cores waking the other thread that often cost as much as it gained. Every
+    // output is the same sum in the same order either way.
+    let pieces = if parallel && m * n * k >= PARALLEL_MIN_MACS {
+        n.div_ceil(COLUMN_PIECE_MIN).min(COLUMN_PIECES)
+    } else {
+        1
+    };
+    let width = n.div_ceil(pieces);
+    // Addresses, not pointers, so that the threads can share them (raw pointers are not
+    // `Send`); each piece writes its own columns.
+    let (lhs_at, rhs_at, c_at) = (lhs.0 as usize, rhs.0 as usize, c.as_mut_ptr() as usize);
+    let columns = |first: usize| {
+        let columns = width.min(n - first);
+        // SAFETY: the three views are valid for their shapes and strides, checked above to
+        // agree (the transposed product reads and writes the same elements); `c` is borrowed
+        // mutably, so it cannot alias `a` or `b`; each call writes its own columns of `c`.
+        unsafe {
+            gemm::gemm(
+                m,
+                columns,
+                k,
+                (c_at as *mut T).offset(first as isize * c_cs),
+                c_cs,
+                c_rs,
+                accumulate,
+                lhs_at as *const T,
+                lhs.2,
+                lhs.1,
+                (rhs_at as *const T).offset(first as isize * rhs.2),
+                rhs.2,
+                rhs.1,
+                T::ONE,
+                T::ONE,
+                false,
+                false,
+                false,
+                Parallelism::None,
+            );
+        }
+    };
+    if pieces == 1 {
+        columns(0);
+    } else {
+        (0..pieces)
+            .into_par_iter()
+            .for_each(|piece| columns(piece * width));
     }
 }
 
@@ -183,6 +206,23 @@ mod tests {
         let mut c4 = Array2::zeros((37, 23));
         matmul_serial(a.view(), b.view(), c4.view_mut());
         assert_eq!(c4, expected);
+    }
+
+    #[test]
+    fn a_large_product_cut_into_blocks_of_columns_is_exact() {
+        // Integer values, so that a column computed twice, or not at all, shows. The second
+        // product has more rows than columns, so its blocks are of the transposed product.
+        for (m, k, n) in [(40, 300, 200), (500, 30, 40), (7, 4000, 130)] {
+            assert!(m * n * k >= PARALLEL_MIN_MACS);
+            let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0);
+            let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 7) as f32 - 3.0);
+            let expected = naive(&a, &b);
+            let mut c = Array2::from_elem((m, n), f32::NAN);
+            matmul(a.view(), b.view(), c.view_mut(), false);
+            assert_eq!(c, expected, "{m}x{k}x{n}");
+            matmul(a.view(), b.view(), c.view_mut(), true);
+            assert_eq!(c, &expected * 2.0, "{m}x{k}x{n} accumulated");
+        }
     }
 
     #[test]
