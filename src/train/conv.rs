@@ -62,7 +62,7 @@ impl Conv2d {
         let (rows, fan_in) = (batch * self.rows_per_image(), self.fan_in());
         let cols = match x.into_raw_vec_and_offset() {
             (values, Some(0)) if self.window.is_pointwise() => {
-                buffers.recycle_values(std::mem::replace(&mut self.cols, Vec::new()));
+                buffers.recycle_values(std::mem::take(&mut self.cols));
                 values
             }
             (values, offset) => {
