@@ -89,8 +89,9 @@ impl Conv2d {
                 .into_shape_with_order((rows, self.output.channels))
                 .expect("contiguous");
             let a = ArrayView2::from_shape((rows, fan_in), &cols).expect("im2col shape");
-            let w = ArrayView2::from_shape((fan_in, self.output.channels), &self.weights.effective)
-                .expect("weight shape");
+            let w =
+                ArrayView2::from_shape((fan_in, self.output.channels), self.weights.effective())
+                    .expect("weight shape");
             matmul(a, w, y2, false);
         }
         if let Some(bias) = &self.bias {
@@ -132,7 +133,7 @@ impl Conv2d {
         if !need_input_grad {
             return None;
         }
-        let w = ArrayView2::from_shape((fan_in, filters), &self.weights.effective)
+        let w = ArrayView2::from_shape((fan_in, filters), self.weights.effective())
             .expect("weight shape");
         // Overwritten by the product (pointwise) or by col2im, which zeroes each image first.
         let mut dx = buffers.overwritten((

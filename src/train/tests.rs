@@ -319,7 +319,7 @@ fn quantized_weights_use_codes_and_pass_gradients_inside_the_range() {
         w.param.value[0] = 10.0; // far outside every range: clipped, no gradient
         w.quantize();
         let step = w.step();
-        for (&latent, &effective) in w.param.value.iter().zip(&w.effective) {
+        for (&latent, &effective) in w.param.value.iter().zip(w.effective()) {
             let code = crate::quant::weight_code(bits, step, latent);
             assert_eq!(effective, code as f32 * step);
         }

@@ -18,8 +18,8 @@ pub struct QuantWeights {
     pub param: Param,
     /// `None` trains in float.
     pub bits: Option<u32>,
-    /// Values the forward pass uses: the quantized weights (or the latent ones in float).
-    pub effective: Vec<f32>,
+    /// The quantized weights of the last forward pass (empty in float).
+    quantized: Vec<f32>,
     /// Where the straight-through estimator passes the gradient.
     passes: Vec<bool>,
 }
@@ -43,7 +43,7 @@ impl QuantWeights {
         QuantWeights {
             param,
             bits,
-            effective: Vec::new(),
+            quantized: Vec::new(),
             passes: Vec::new(),
         }
     }
@@ -64,21 +64,29 @@ impl QuantWeights {
         }
     }
 
-    /// Recomputes the effective weights from the latent ones; call before every forward pass.
+    /// Values the forward pass uses: the quantized weights, or in float the latent ones.
+    pub fn effective(&self) -> &[f32] {
+        match self.bits {
+            Some(_) => &self.quantized,
+            None => &self.param.value,
+        }
+    }
+
+    /// Recomputes the quantized weights from the latent ones; call before every forward pass.
     pub fn quantize(&mut self) {
         let latent = &self.param.value;
         match self.bits {
             None => {
-                self.effective.clone_from(latent);
+                self.quantized.clear();
                 self.passes.clear();
             }
             Some(bits) => {
                 let step = quant::weight_step(bits, latent);
-                self.effective.resize(latent.len(), 0.0);
+                self.quantized.resize(latent.len(), 0.0);
                 self.passes.resize(latent.len(), false);
                 latent
                     .par_chunks(CHUNK)
-                    .zip(self.effective.par_chunks_mut(CHUNK))
+                    .zip(self.quantized.par_chunks_mut(CHUNK))
                     .zip(self.passes.par_chunks_mut(CHUNK))
                     .for_each(|((latent, effective), passes)| {
                         quantize_block(bits, step, latent, effective, passes)
@@ -91,7 +99,7 @@ impl QuantWeights {
     /// the quantized copy, which the next forward pass recomputes.
     pub fn release_training_state(&mut self) {
         self.param.release_training_state();
-        self.effective = Vec::new();
+        self.quantized = Vec::new();
         self.passes = Vec::new();
     }
 
