@@ -27,46 +27,19 @@ impl Act {
 
     pub fn forward(&mut self, mut x: Array4<f32>, training: bool) -> Array4<f32> {
         let data = x.as_slice_mut().expect("standard layout");
+        let bits = self.bits;
         if training {
-            let mut passes = self.take_mask(data.len());
+            let mut passes = std::mem::take(&mut self.passes);
+            passes.resize(data.len(), false);
             data.par_chunks_mut(CHUNK)
                 .zip(passes.par_chunks_mut(CHUNK))
-                .for_each(|(values, passes)| self.activate_training_block(values, passes));
+                .for_each(|(values, passes)| activate_training(bits, values, passes));
             self.passes = passes;
         } else {
             data.par_chunks_mut(CHUNK)
-                .for_each(|values| self.activate_block(values));
+                .for_each(|values| activate(bits, values));
         }
         x
-    }
-
-    /// The gradient mask's buffer, sized for `len` values, for a caller that activates a
-    /// tensor block by block ([`Self::activate_training_block`]) and returns the mask with
-    /// [`Self::keep_mask`].
-    pub fn take_mask(&mut self, len: usize) -> Vec<bool> {
-        let mut passes = std::mem::take(&mut self.passes);
-        passes.resize(len, false);
-        passes
-    }
-
-    pub fn keep_mask(&mut self, passes: Vec<bool>) {
-        self.passes = passes;
-    }
-
-    /// Quantizes one block of values.
-    pub fn activate_block(&self, values: &mut [f32]) {
-        activate(self.bits, values);
-    }
-
-    /// Quantizes one block of a training input, noting in `passes` (the block's part of the
-    /// mask) where the gradient passes.
-    pub fn activate_training_block(&self, values: &mut [f32], passes: &mut [bool]) {
-        activate_training(self.bits, values, passes);
-    }
-
-    /// Masks the block of the output gradient that starts at element `first`.
-    pub fn mask_block(&self, grads: &mut [f32], first: usize) {
-        mask_gradient(grads, &self.passes[first..first + grads.len()]);
     }
 
     /// Frees the mask of the last training batch.

@@ -4,7 +4,6 @@ use multiversion::multiversion;
 use ndarray::Array4;
 use rayon::prelude::*;
 
-use super::act::Act;
 use super::param::Param;
 
 /// Rows of a `[rows, channels]` buffer that one task reduces; fixed, so that sums are added in
@@ -42,16 +41,8 @@ impl BatchNorm {
         self.gamma.value.len()
     }
 
-    /// Normalises `x`; with `act`, also quantizes each block of rows while it is in cache, as
-    /// the activation layer after this one would in a pass of its own.
-    pub fn forward(
-        &mut self,
-        mut x: Array4<f32>,
-        training: bool,
-        act: Option<&mut Act>,
-    ) -> Array4<f32> {
+    pub fn forward(&mut self, mut x: Array4<f32>, training: bool) -> Array4<f32> {
         let c = self.channels();
-        let block = c * ROWS_PER_TASK;
         let data = x.as_slice_mut().expect("standard layout");
         let rows = data.len() / c;
         if !training {
@@ -61,15 +52,11 @@ impl BatchNorm {
             let shift: Vec<f32> = (0..c)
                 .map(|j| self.beta.value[j] - self.running_mean.value[j] * scale[j])
                 .collect();
-            let act = act.as_deref();
-            data.par_chunks_mut(block).for_each(|chunk| {
+            data.par_chunks_mut(c * ROWS_PER_TASK).for_each(|chunk| {
                 for row in chunk.chunks_exact_mut(c) {
                     for ((v, scale), shift) in row.iter_mut().zip(&scale).zip(&shift) {
                         *v = *v * scale + shift;
                     }
-                }
-                if let Some(act) = act {
-                    act.activate_block(chunk);
                 }
             });
             return x;
@@ -97,57 +84,32 @@ impl BatchNorm {
         let mut x_hat = std::mem::take(&mut self.x_hat);
         x_hat.resize(data.len(), 0.0);
         let (gamma, beta, inv_std) = (&self.gamma.value, &self.beta.value, &self.inv_std);
-        let per_channel = [&mean[..], inv_std, gamma, beta];
-        let len = data.len();
-        let blocks = data.par_chunks_mut(block).zip(x_hat.par_chunks_mut(block));
-        match act {
-            None => blocks.for_each(|(values, hat)| normalize_block(values, hat, per_channel)),
-            Some(act) => {
-                let mut passes = act.take_mask(len);
-                blocks
-                    .zip(passes.par_chunks_mut(block))
-                    .for_each(|((values, hat), passes)| {
-                        normalize_block(values, hat, per_channel);
-                        act.activate_training_block(values, passes);
-                    });
-                act.keep_mask(passes);
-            }
-        }
+        data.par_chunks_mut(c * ROWS_PER_TASK)
+            .zip(x_hat.par_chunks_mut(c * ROWS_PER_TASK))
+            .for_each(|(block, hat_block)| {
+                normalize_block(block, hat_block, [&mean, inv_std, gamma, beta])
+            });
         self.x_hat = x_hat;
         x
     }
 
-    /// The input gradient of the last training batch from the output gradient `dy`; with
-    /// `act`, `dy` is the gradient of the activation after this layer, and its mask is applied
-    /// block by block on the way.
-    pub fn backward(&mut self, mut dy: Array4<f32>, act: Option<&Act>) -> Array4<f32> {
+    pub fn backward(&mut self, mut dy: Array4<f32>) -> Array4<f32> {
         let c = self.channels();
-        let block = c * ROWS_PER_TASK;
         let x_hat = &self.x_hat;
         let data = dy.as_slice_mut().expect("standard layout");
         let rows = (data.len() / c) as f32;
-        let partials: Vec<_> = data
-            .par_chunks_mut(block)
-            .zip(x_hat.par_chunks(block))
-            .enumerate()
-            .map(|(i, (grads, hat))| {
-                if let Some(act) = act {
-                    act.mask_block(grads, i * block);
-                }
-                block_sum_pairs(grads, hat, c, &|g, h| (g as f64, g as f64 * h as f64))
-            })
-            .collect();
-        let (dbeta, dgamma) = add_partial_sums(partials, c);
+        let (dbeta, dgamma) =
+            column_sum_pairs(data, x_hat, c, |g, h| (g as f64, g as f64 * h as f64));
         self.beta.grad = dbeta.iter().map(|&v| v as f32).collect();
         self.gamma.grad = dgamma.iter().map(|&v| v as f32).collect();
         let scale: Vec<f32> = (0..c)
             .map(|j| self.gamma.value[j] * self.inv_std[j] / rows)
             .collect();
         let (dbeta, dgamma) = (&self.beta.grad, &self.gamma.grad);
-        data.par_chunks_mut(block)
-            .zip(x_hat.par_chunks(block))
-            .for_each(|(grads, hat)| {
-                input_gradient_block(grads, hat, rows, [&scale, dbeta, dgamma])
+        data.par_chunks_mut(c * ROWS_PER_TASK)
+            .zip(x_hat.par_chunks(c * ROWS_PER_TASK))
+            .for_each(|(block, hat_block)| {
+                input_gradient_block(block, hat_block, rows, [&scale, dbeta, dgamma])
             });
         dy
     }
@@ -223,16 +185,11 @@ fn column_sum_pairs(
     c: usize,
     f: impl Fn(f32, f32) -> (f64, f64) + Sync,
 ) -> (Vec<f64>, Vec<f64>) {
-    let partials = a
+    let partials: Vec<(Vec<f64>, Vec<f64>)> = a
         .par_chunks(c * ROWS_PER_TASK)
         .zip(b.par_chunks(c * ROWS_PER_TASK))
         .map(|(block_a, block_b)| block_sum_pairs(block_a, block_b, c, &f))
         .collect();
-    add_partial_sums(partials, c)
-}
-
-/// The sums of [`block_sum_pairs`]' partial sums, added in block order.
-fn add_partial_sums(partials: Vec<(Vec<f64>, Vec<f64>)>, c: usize) -> (Vec<f64>, Vec<f64>) {
     partials.iter().fold(
         (vec![0f64; c], vec![0f64; c]),
         |(mut first, mut second), (p, q)| {

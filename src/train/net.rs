@@ -118,20 +118,11 @@ impl Net {
         let last_reader = self.last_skip_readers();
         // The outputs that adds read later, each kept until its last reader has added it.
         let mut skips: BTreeMap<usize, Array4<f32>> = BTreeMap::new();
-        let mut i = 0;
-        while i < self.layers.len() {
-            let fused = self.fuses_activation(i, &last_reader);
-            let (layer, after) = self.layers[i..].split_first_mut().expect("i is a layer");
+        for (i, layer) in self.layers.iter_mut().enumerate() {
             let buffers = &mut self.buffers;
             x = match layer {
                 Layer::Mac(conv) => conv.forward(x, training, buffers),
-                Layer::BatchNorm(bn) => {
-                    let act = match after.first_mut() {
-                        Some(Layer::Act(act)) if fused => Some(act),
-                        _ => None,
-                    };
-                    bn.forward(x, training, act)
-                }
+                Layer::BatchNorm(bn) => bn.forward(x, training),
                 Layer::Act(act) => act.forward(x, training),
                 Layer::MaxPool(pool) => {
                     let y = pool.forward(&x, training, buffers);
@@ -155,25 +146,11 @@ impl Net {
                         .expect("contiguous")
                 }
             };
-            // A fused activation has run too: `x` is its output.
-            i += usize::from(fused);
             if last_reader[i].is_some() {
                 skips.insert(i, x.clone());
             }
-            i += 1;
         }
         x
-    }
-
-    /// Whether layer `i` is a batch norm that runs the activation after it in the same pass
-    /// over the data (each block of rows normalised, then quantized while it is in cache): the
-    /// same arithmetic with one pass less, forward and backward. Only when no add reads the
-    /// batch norm's own output.
-    fn fuses_activation(&self, i: usize, last_reader: &[Option<usize>]) -> bool {
-        matches!(
-            (self.layers.get(i), self.layers.get(i + 1)),
-            (Some(Layer::BatchNorm(_)), Some(Layer::Act(_)))
-        ) && last_reader[i].is_none()
     }
 
     /// For every layer, the last add that reads its output, if any.
@@ -190,21 +167,13 @@ impl Net {
     /// Back-propagates the gradient of the loss with respect to the logits of the last
     /// training forward pass, leaving every parameter's gradient in place.
     pub fn backward(&mut self, mut dy: Array4<f32>) {
-        let last_reader = self.last_skip_readers();
         // The gradients that adds send along their skips, summed per source layer until the
         // backward pass reaches it.
         let mut skip_grads: BTreeMap<usize, Array4<f32>> = BTreeMap::new();
-        let mut i = self.layers.len();
-        while i > 0 {
-            i -= 1;
+        for (i, layer) in self.layers.iter_mut().enumerate().rev() {
             if let Some(skip) = skip_grads.remove(&i) {
                 dy += &skip;
             }
-            // An activation fused into the batch norm before it is undone by that batch norm.
-            let fused = i > 0 && self.fuses_activation(i - 1, &last_reader);
-            i -= usize::from(fused);
-            let (before, from_i) = self.layers.split_at_mut(i + 1);
-            let (layer, after) = (&mut before[i], &from_i[..]);
             let input = self.network.layers[i].input;
             let buffers = &mut self.buffers;
             dy = match layer {
@@ -217,13 +186,7 @@ impl Net {
                         None => return,
                     }
                 }
-                Layer::BatchNorm(bn) => {
-                    let act = match after.first() {
-                        Some(Layer::Act(act)) if fused => Some(act),
-                        _ => None,
-                    };
-                    bn.backward(dy, act)
-                }
+                Layer::BatchNorm(bn) => bn.backward(dy),
                 Layer::Act(act) => act.backward(dy),
                 Layer::MaxPool(pool) => {
                     let dx = pool.backward(&dy, buffers);
