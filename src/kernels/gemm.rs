@@ -134,6 +134,8 @@ fn product<T: Scalar>(
     // `Send`); each piece writes its own columns.
     let (lhs_at, rhs_at, c_at) = (lhs.0 as usize, rhs.0 as usize, c.as_mut_ptr() as usize);
     let columns = |first: usize| {
+        // (pieces - 1) * ceil(n / pieces) < n for the at most 8 pieces of at least 64 columns.
+        assert!(first < n, "a block of columns inside the product");
         let columns = width.min(n - first);
         // SAFETY: the three views are valid for their shapes and strides, checked above to
         // agree (the transposed product reads and writes the same elements); `c` is borrowed
