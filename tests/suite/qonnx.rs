@@ -270,20 +270,24 @@ fn brevitas_fixtures_evaluate_to_the_accuracy_brevitas_reported() {
 
 #[test]
 fn brevitas_fixtures_compile_to_rtl_with_no_mismatches() {
+    // The fixtures build and simulate side by side (most of a minute in a row).
+    use rayon::prelude::*;
     let dir = tempfile::tempdir().unwrap();
-    for (file, _, _) in brevitas_fixtures() {
-        let path = fixtures().join(&file).display().to_string();
-        let build = dir.path().join(&file).display().to_string();
-        ok(qnnc(&[
-            "compile", &path, "--pe", "8", "--simd", "16", "-o", &build,
-        ]));
-        let report: serde_json::Value = serde_json::from_str(&ok(qnnc(&[
-            "sim", &build, "--images", "200", "--model", &path, "--format", "json",
-        ])))
-        .unwrap();
-        assert_eq!(report["mismatches"], 0, "{file}: {report}");
-        assert_eq!(report["test_images"], 200, "{file}: {report}");
-    }
+    brevitas_fixtures()
+        .into_par_iter()
+        .for_each(|(file, _, _)| {
+            let path = fixtures().join(&file).display().to_string();
+            let build = dir.path().join(&file).display().to_string();
+            ok(qnnc(&[
+                "compile", &path, "--pe", "8", "--simd", "16", "-o", &build,
+            ]));
+            let report: serde_json::Value = serde_json::from_str(&ok(qnnc(&[
+                "sim", &build, "--images", "200", "--model", &path, "--format", "json",
+            ])))
+            .unwrap();
+            assert_eq!(report["mismatches"], 0, "{file}: {report}");
+            assert_eq!(report["test_images"], 200, "{file}: {report}");
+        });
 }
 
 /// The FINN example fixtures (Brevitas's bnn_pynq TFC and SFC at w1a1, w1a2, w2a2) and
@@ -569,6 +573,8 @@ fn a_truncation_after_a_quantizer_runs_bit_exactly() {
     let d = dir.path();
     let (_, proto) = exported(d);
     let (_, proto8) = exported_at(d, "8");
+    // Each case builds and simulates its own design; they run side by side once collected.
+    let mut cases = Vec::new();
     // 4 -> 2 bits become thresholds, 8 -> 6 bits multiply-shift.
     for (bits, model) in [(4, &proto), (8, &proto8)] {
         for rounding in ["FLOOR", "ROUND", "CEIL"] {
@@ -583,7 +589,7 @@ fn a_truncation_after_a_quantizer_runs_bit_exactly() {
                 assert_user_error(&qnnc(&args), &["act1", "half to even", "thresholds"]);
                 continue;
             }
-            check_truncation(d, &case, &bytes, bits);
+            cases.push((case, bytes, bits));
         }
     }
     // After the max-pool that follows the quantizer: the same codes, pooled.
@@ -592,7 +598,11 @@ fn a_truncation_after_a_quantizer_runs_bit_exactly() {
     ok(qnnc(&["export", &cnn, "-o", &cnn_onnx]));
     let cnn_proto = ModelProto::parse_from_bytes(&std::fs::read(&cnn_onnx).unwrap()).unwrap();
     let bytes = with_truncation_after(&cnn_proto, "pool1", "FLOOR", 4.0);
-    check_truncation(d, "POOL4", &bytes, 4);
+    cases.push(("POOL4".to_string(), bytes, 4));
+    use rayon::prelude::*;
+    cases
+        .par_iter()
+        .for_each(|(case, bytes, bits)| check_truncation(d, case, bytes, *bits));
     let wrong = d.join("trunc_wrong_width.onnx");
     std::fs::write(&wrong, with_truncation(&proto, "FLOOR", 8.0)).unwrap();
     assert_user_error(
@@ -1240,8 +1250,21 @@ fn a_brevitas_residual_network_imports_to_its_accuracy_and_runs_bit_exactly() {
         .iter()
         .all(|&n| !matches!(lowered.graph[n].op, qnnc::ir::Op::Quantize { .. })));
 
-    let report: serde_json::Value =
-        serde_json::from_str(&ok(qnnc(&["eval", &path, "--integer", "--format", "json"]))).unwrap();
+    // The evaluation on the whole test set and the build and simulation run side by side.
+    let dir = tempfile::tempdir().unwrap();
+    let build = dir.path().join("build").display().to_string();
+    let (evaluated, simulated) = rayon::join(
+        || ok(qnnc(&["eval", &path, "--integer", "--format", "json"])),
+        || {
+            ok(qnnc(&[
+                "compile", &path, "--pe", "8", "--simd", "16", "-o", &build,
+            ]));
+            ok(qnnc(&[
+                "sim", &build, "--images", "200", "--model", &path, "--format", "json",
+            ]))
+        },
+    );
+    let report: serde_json::Value = serde_json::from_str(&evaluated).unwrap();
     assert_eq!(report["test_images"].as_u64(), Some(images));
     let float = report["accuracy"].as_f64().unwrap();
     let integer = report["integer_accuracy"].as_f64().unwrap();
@@ -1255,15 +1278,7 @@ fn a_brevitas_residual_network_imports_to_its_accuracy_and_runs_bit_exactly() {
     );
 
     // The PE array computes the adds and the average pool as the golden model does.
-    let dir = tempfile::tempdir().unwrap();
-    let build = dir.path().join("build").display().to_string();
-    ok(qnnc(&[
-        "compile", &path, "--pe", "8", "--simd", "16", "-o", &build,
-    ]));
-    let sim: serde_json::Value = serde_json::from_str(&ok(qnnc(&[
-        "sim", &build, "--images", "200", "--model", &path, "--format", "json",
-    ])))
-    .unwrap();
+    let sim: serde_json::Value = serde_json::from_str(&simulated).unwrap();
     assert_eq!(sim["mismatches"], 0, "{sim}");
     assert_eq!(sim["test_images"], 200, "{sim}");
     assert_eq!(

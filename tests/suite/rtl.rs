@@ -410,8 +410,10 @@ fn a_mismatch_names_the_image_layer_and_element() {
 #[test]
 fn yosys_synthesizes_without_latches_at_one_four_and_eight_bits() {
     // A small array keeps synthesis to a minute; `make synth-check` synthesizes the examples.
+    // The three syntheses run side by side (a minute in a row).
+    use rayon::prelude::*;
     let dir = tempfile::tempdir().unwrap();
-    for bits in ["1", "4", "8"] {
+    ["1", "4", "8"].par_iter().for_each(|&bits| {
         let model = train(dir.path(), "tiny_cnn.toml", bits);
         let build = dir.path().join(format!("synth_q{bits}"));
         let out = ok(qnnc(&[
@@ -446,7 +448,7 @@ fn yosys_synthesizes_without_latches_at_one_four_and_eight_bits() {
         .unwrap();
         assert!(log.contains("Number of cells"), "{bits} bits");
         assert!(!log.contains("ERROR"), "{bits} bits");
-    }
+    });
 }
 
 #[test]
