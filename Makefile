@@ -262,7 +262,7 @@ qonnx-finn-check: setup build
 		$(QNNC) sim $(FINN_DIR)/$$n --images 50 --data $(FINN_DIR)/cifar; \
 	done
 
-# The fuzz campaign of tests/fuzz.rs: specs, models, IR, ONNX, profiles, sweeps, command-line
+# The fuzz campaign of tests/suite/fuzz.rs: specs, models, IR, ONNX, profiles, sweeps, command-line
 # values and build folders, mutated from tests/fuzz_corpus/ and run through qnnc until the time
 # is up: FUZZ_MINUTES (10) or FUZZ_SECONDS, e.g. `make fuzz FUZZ_MINUTES=30`. FUZZ_SEED=<n>
 # repeats a campaign; FUZZ_KINDS=build,cli runs only those kinds. Fails on any panic, abort,
@@ -271,7 +271,7 @@ qonnx-finn-check: setup build
 FUZZ_MINUTES ?= 10
 FUZZ_SECONDS ?= $(shell expr $(FUZZ_MINUTES) \* 60)
 fuzz: setup build
-	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --release --locked --test fuzz -- --ignored --nocapture fuzz_campaign
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --release --locked --test suite -- --ignored --nocapture fuzz::fuzz_campaign
 
 lint:
 	$(CARGO) fmt --all -- --check

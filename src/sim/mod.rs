@@ -113,6 +113,16 @@ pub fn require(tool: &'static str, package: &'static str) -> Result<(), SimError
     }
 }
 
+/// Lets a Verilator build compile through ccache when it is installed. Verilator's makefile
+/// compiles through $OBJCACHE; with ccache, the run-time library it compiles into every model
+/// is built once, not once a build (a build of a small design takes a third of the time). A
+/// user's own OBJCACHE is kept.
+pub fn use_compiler_cache(verilator: &mut Command) {
+    if std::env::var_os("OBJCACHE").is_none() && tool_runs("ccache", "--version") {
+        verilator.env("OBJCACHE", "ccache");
+    }
+}
+
 /// Whether `tool` is found and starts (asked for its version by `flag`).
 fn tool_runs(tool: &str, flag: &str) -> bool {
     Command::new(tool)
@@ -474,12 +484,7 @@ pub fn build_bench(dir: &Path, simulator: Simulator, bench: &Bench) -> Result<Pa
         Simulator::Verilator => {
             require("verilator", "verilator")?;
             let mut verilator = Command::new("verilator");
-            // Verilator's makefile compiles through $OBJCACHE. With ccache, the run-time library
-            // it compiles into every model is built once, not once a build (a build of a small
-            // design takes a third of the time); a user's own OBJCACHE is kept.
-            if std::env::var_os("OBJCACHE").is_none() && tool_runs("ccache", "--version") {
-                verilator.env("OBJCACHE", "ccache");
-            }
+            use_compiler_cache(&mut verilator);
             run_tool(
                 dir,
                 "verilator",

@@ -2,7 +2,9 @@
 //! what it says.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Runs the binary with `args`.
 pub fn qnnc(args: &[&str]) -> Output {
@@ -61,13 +63,40 @@ pub fn assert_edited_run_error(output: &Output, edited: &str, needles: &[&str]) 
     }
 }
 
+/// The models `train` made in this test run, by spec and bits.
+type TrainedModels = BTreeMap<(String, String), Arc<OnceLock<Vec<u8>>>>;
+static TRAINED: Mutex<TrainedModels> = Mutex::new(BTreeMap::new());
+
 /// A briefly trained model of `examples/{spec}` at `bits`, in `dir`: enough for activations
-/// that vary, which is all bit-exactness and import need.
+/// that vary, which is all bit-exactness and import need. Training is seeded and deterministic,
+/// so each spec and width is trained once a test run and its bytes are copied to the tests
+/// that ask for it again.
 pub fn train(dir: &std::path::Path, spec: &str, bits: &str) -> String {
     let model = dir
         .join(format!("{}_q{bits}.qnn", spec.trim_end_matches(".toml")))
         .display()
         .to_string();
+    let slot = Arc::clone(
+        TRAINED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry((spec.to_string(), bits.to_string()))
+            .or_default(),
+    );
+    let mut trained_here = false;
+    let bytes = slot.get_or_init(|| {
+        trained_here = true;
+        train_once(&model, spec, bits);
+        std::fs::read(&model).expect("the trained model is read")
+    });
+    if !trained_here {
+        std::fs::write(&model, bytes).expect("the trained model is copied");
+    }
+    model
+}
+
+/// Trains `examples/{spec}` at `bits` into `model`.
+fn train_once(model: &str, spec: &str, bits: &str) {
     ok(qnnc(&[
         "train",
         &example(spec),
@@ -82,9 +111,8 @@ pub fn train(dir: &std::path::Path, spec: &str, bits: &str) -> String {
         "--seed",
         "3",
         "-o",
-        &model,
+        model,
     ]));
-    model
 }
 
 /// Direct evaluation of a lowered graph on one image: every node from the values of the nodes
