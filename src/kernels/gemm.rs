@@ -122,8 +122,9 @@ fn product<T: Scalar>(
     }
     // A large product is cut into blocks of columns, each computed on one thread: one fork and
     // join a product. The crate's own threading forks and joins for every block of the sum,
-    // and on two cores waking the other thread that often cost as much as it gained. Every
-    // output is the same sum in the same order either way.
+    // and on two cores waking the other thread that often cost as much as it gained. The
+    // blocks depend on the shape alone, so the result does not depend on the number of threads
+    // (the crate rounds some shapes of block differently from the whole product, though).
     let pieces = if parallel && m * n * k >= PARALLEL_MIN_MACS {
         n.div_ceil(COLUMN_PIECE_MIN).min(COLUMN_PIECES)
     } else {
