@@ -52,9 +52,8 @@ demo: setup build
 	$(QNNC) train examples/fmnist_mlp.toml --hidden 64,64 --bits 1 --epochs 5 --seed 1 -o $(DEMO_DIR)/bnn.qnn | tail -1
 	$(QNNC) compile $(DEMO_DIR)/bnn.qnn $(BNN_ARRAY) --target up5k -o $(DEMO_DIR)/bnn-up5k
 
-# slurm-check (about 40 s) runs on the binary the tests built.
-# The Slurm check mostly waits on its daemons, so it runs beside the test suite; its output
-# follows the suite's.
+# slurm-check (about 15 s) runs on the binary the tests built. It mostly waits on its daemons,
+# so it runs beside the test suite; its output follows the suite's.
 test: setup fpga-tools
 	$(CARGO) test --release --locked --no-run
 	@mkdir -p build
