@@ -678,6 +678,7 @@ fn emit_best(
         dir: dir.to_path_buf(),
         images: 100,
         clock_mhz: 100.0,
+        silence_limit: crate::sim::SILENCE_LIMIT.as_secs(),
         simulator: crate::sim::Simulator::Verilator,
         model: None,
         data: args.data.clone(),

@@ -37,6 +37,12 @@ pub struct SimArgs {
     /// Clock rate at which to report the hardware's inferences per second, in MHz
     #[arg(long, value_name = "MHZ", default_value_t = 100.0)]
     pub clock_mhz: f64,
+    /// Stop a simulation that prints nothing for this long, in seconds: one stuck in zero
+    /// simulated time, where no cycle budget can stop it (the testbench prints a line every
+    /// 2048 cycles, so a longer silence means no cycle ran)
+    #[arg(long, value_name = "SECONDS", default_value_t = sim::SILENCE_LIMIT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub silence_limit: u64,
     #[arg(long, value_enum, default_value_t = Simulator::Verilator)]
     pub simulator: Simulator,
     /// Check that the build was compiled from this trained-model or QONNX file
@@ -274,6 +280,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
         layers: manifest.layers.len(),
         images: data.len(),
         max_cycles: sim::cycle_budget(schedule.total_cycles, data.len()),
+        silence_limit: std::time::Duration::from_secs(args.silence_limit),
     };
     let expected = golden.run(&data.images);
     sim::write_vectors(dir, &data.images, data.pixels_per_image(), &expected)?;

@@ -339,6 +339,7 @@ mod tests {
         layers: 2,
         images: 1,
         max_cycles: 1000,
+        silence_limit: crate::sim::SILENCE_LIMIT,
     };
 
     fn lines(layers: usize, value: u64) -> String {

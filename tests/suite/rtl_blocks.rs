@@ -177,8 +177,7 @@ fn simulate_with_files(
         std::fs::write(work.path().join(name), text).expect("the testbench's file is written");
     }
 
-    let mut build = Command::new("verilator");
-    qnnc::sim::use_compiler_cache(&mut build);
+    let mut build = qnnc::sim::verilator_command();
     build
         .current_dir(work.path())
         .args(["--binary", "--timing", "-Wall", "-j", "2"])
