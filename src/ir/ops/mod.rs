@@ -21,8 +21,85 @@ pub use add::{add_shifts, add_type, MAX_ADD_SHIFT};
 pub use avg_pool::window_sum_type;
 pub use mac::accumulator_bounds;
 
-use super::{IrKind, Op, Precision, TensorType};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    BatchNormParams, IrKind, Precision, Requantization, TensorType, ThresholdTable, Truncation,
+    Weights,
+};
 use crate::spec::Shape;
+
+/// An operation of the IR, as the IR file stores it (its `kind` and parameters).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Op {
+    /// The image: 8-bit unsigned pixels.
+    Input,
+    /// Convolution (dense when `kernel` is 1 on a 1x1 input) producing integer accumulators.
+    /// `weights` is `None` in a graph built from a spec alone.
+    Mac {
+        dense: bool,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        outputs: usize,
+        weight_precision: Precision,
+        weights: Option<Weights>,
+        /// Float bias, folded into the next threshold or requantization.
+        bias: Option<Vec<f32>>,
+    },
+    BatchNorm(BatchNormParams),
+    /// The activation quantizer of training (quantized ReLU, or sign for one bit): unsigned
+    /// codes `round(z / s)` clamped to `bits` bits, `s` the scale on its output edge.
+    Quantize {
+        bits: u32,
+        /// A truncation of the codes (QONNX's Trunc) that follows the quantizer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        truncation: Option<Truncation>,
+        /// Narrow range: the largest code is `2^bits - 2` (QONNX's unsigned narrow `Quant`;
+        /// a signed narrow quantizer is imported as these codes shifted by `2^(bits-1) - 1`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        narrow: bool,
+    },
+    MultiThreshold(ThresholdTable),
+    Requantize(Requantization),
+    MaxPool {
+        size: usize,
+        stride: usize,
+    },
+    /// Average pooling as a window sum: each output is the sum of the codes in its
+    /// `size` x `size` window, with the scale `s / size^2` on its output edge (`s` the input's),
+    /// so that its value is the average. The quantizer that follows folds the division in.
+    AvgPool {
+        size: usize,
+        stride: usize,
+    },
+    /// The element-wise sum of two code tensors of one shape (input 0 the main path, input 1
+    /// the skip connection), each shifted left by its `shifts` entry to the common scale on the
+    /// output edge. The quantizer that follows requantizes the sums.
+    Add {
+        shifts: [u32; 2],
+    },
+    Flatten,
+    /// Integer logits; the class is their argmax (the first on ties).
+    Output,
+}
+
+impl Op {
+    /// What the op means to the stages: see [`OpRules`].
+    pub fn rules(&self) -> Box<dyn OpRules + '_> {
+        rules(self)
+    }
+
+    /// The number of tensors the op reads.
+    pub fn arity(&self) -> usize {
+        self.rules().arity()
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.rules().name()
+    }
+}
 
 /// What an operation means to the stages of the compiler. Every method but `name` and `colour`
 /// has the default of an op of one input that passes its values on unchanged, checks nothing
