@@ -4,9 +4,10 @@
 
 use super::{
     check_sums, sum_codes, sum_cost, sum_precision, type_error, Cost, FloatPlan, FloatStep,
-    IntegerStep, OnnxNode, OpRules,
+    IntegerStep, OnnxNode, Op, OpRules,
 };
 use crate::ir::{IrKind, Precision, TensorType};
+use crate::spec::{AddSpec, LayerSpec};
 
 pub struct Add {
     pub shifts: [u32; 2],
@@ -55,6 +56,13 @@ pub fn add_type(a: TensorType, b: TensorType) -> Result<(TensorType, [u32; 2]), 
         },
         shifts,
     ))
+}
+
+/// The add of a spec layer, of codes of types `main` (the previous layer's) and `skip` (the
+/// layer it reads again).
+pub(super) fn from_spec(main: TensorType, skip: TensorType) -> Result<(Op, TensorType), String> {
+    let (out, shifts) = add_type(main, skip)?;
+    Ok((Op::Add { shifts }, out))
 }
 
 /// The float model's add: the element-wise sum of the values of the two inputs.
@@ -150,6 +158,19 @@ impl OpRules for Add {
     /// One accumulation an output beyond the first input.
     fn cost(&self, _input: TensorType, output: TensorType) -> Cost {
         sum_cost(1, output)
+    }
+
+    /// The add of the layer the skip connection comes from.
+    fn spec_layer(
+        &self,
+        name: Option<String>,
+        reads: &[&str],
+        _output: TensorType,
+    ) -> Option<LayerSpec> {
+        Some(LayerSpec::Add(AddSpec {
+            name,
+            from: reads[1].to_string(),
+        }))
     }
 }
 

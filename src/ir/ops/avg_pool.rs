@@ -5,11 +5,11 @@
 
 use super::{
     check_sums, fold_windows, onnx_window, pool_output, sum_codes, sum_cost, sum_precision,
-    type_error, Cost, FloatPlan, FloatPool, IntegerStep, OnnxNode, OpRules,
+    type_error, Cost, FloatPlan, FloatPool, IntegerStep, OnnxNode, Op, OpRules,
 };
 use crate::ir::{IrKind, Precision, TensorType};
 use crate::limits;
-use crate::spec::Shape;
+use crate::spec::{AvgPoolSpec, LayerSpec, Shape};
 
 pub struct AvgPool {
     pub size: usize,
@@ -34,6 +34,20 @@ pub fn window_sum_type(
         precision: sum_precision(min * taps, max * taps),
         scale: input.scale / (taps as f64),
     })
+}
+
+/// The average pool of a spec layer, reading codes of type `input` and producing window sums of
+/// shape `output`.
+pub(super) fn from_spec(
+    size: usize,
+    stride: usize,
+    input: TensorType,
+    output: Shape,
+) -> Result<(Op, TensorType), String> {
+    Ok((
+        Op::AvgPool { size, stride },
+        window_sum_type(input, size, output)?,
+    ))
 }
 
 /// The golden model's average pool: the sum of each channel over its windows.
@@ -140,6 +154,19 @@ impl OpRules for AvgPool {
     /// Each output accumulates the `size^2` codes of its window.
     fn cost(&self, _input: TensorType, output: TensorType) -> Cost {
         sum_cost((self.size * self.size) as u64, output)
+    }
+
+    fn spec_layer(
+        &self,
+        name: Option<String>,
+        _reads: &[&str],
+        _output: TensorType,
+    ) -> Option<LayerSpec> {
+        Some(LayerSpec::AvgPool(AvgPoolSpec {
+            name,
+            size: Some(self.size),
+            stride: Some(self.stride),
+        }))
     }
 }
 

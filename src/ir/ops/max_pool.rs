@@ -1,13 +1,31 @@
 //! `maxpool`: the largest code of each channel in each `size` x `size` window (no padding).
 
-use super::{onnx_window, pool_output, same_codes, Cost, FloatPlan, FloatPool, OnnxNode, OpRules};
+use super::{
+    onnx_window, pool_output, same_codes, Cost, FloatPlan, FloatPool, OnnxNode, Op, OpRules,
+};
 use crate::ir::{IrKind, TensorType};
 use crate::limits;
-use crate::spec::Shape;
+use crate::spec::{LayerSpec, MaxPoolSpec, Shape};
 
 pub struct MaxPool {
     pub size: usize,
     pub stride: usize,
+}
+
+/// The max-pool of a spec layer reading codes of type `input`: the same codes, of shape `output`.
+pub(super) fn from_spec(
+    size: usize,
+    stride: usize,
+    input: TensorType,
+    output: Shape,
+) -> (Op, TensorType) {
+    (
+        Op::MaxPool { size, stride },
+        TensorType {
+            shape: output,
+            ..input
+        },
+    )
 }
 
 impl OpRules for MaxPool {
@@ -62,5 +80,18 @@ impl OpRules for MaxPool {
 
     fn cost(&self, _input: TensorType, _output: TensorType) -> Cost {
         Cost::StoresOutputs
+    }
+
+    fn spec_layer(
+        &self,
+        name: Option<String>,
+        _reads: &[&str],
+        _output: TensorType,
+    ) -> Option<LayerSpec> {
+        Some(LayerSpec::MaxPool(MaxPoolSpec {
+            name,
+            size: self.size,
+            stride: Some(self.stride),
+        }))
     }
 }

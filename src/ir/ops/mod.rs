@@ -27,7 +27,7 @@ use super::{
     BatchNormParams, IrKind, Precision, Requantization, TensorType, ThresholdTable, Truncation,
     Weights,
 };
-use crate::spec::Shape;
+use crate::spec::{self, LayerSpec, Shape};
 
 /// An operation of the IR, as the IR file stores it (its `kind` and parameters).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -184,6 +184,18 @@ pub trait OpRules {
     /// after it), or `None` when the exporter writes the op itself (MACs with their weights,
     /// batch norms, quantizers, flatten) or refuses it (lowered ops).
     fn onnx_node(&self, _input: TensorType, _output: TensorType) -> Option<OnnxNode> {
+        None
+    }
+
+    /// The spec layer named `name` that describes the op (`reads`: the names of the nodes it
+    /// reads, `output`: the type it produces), or `None` for the ops a spec cannot describe
+    /// (lowered ones).
+    fn spec_layer(
+        &self,
+        _name: Option<String>,
+        _reads: &[&str],
+        _output: TensorType,
+    ) -> Option<LayerSpec> {
         None
     }
 }
@@ -374,6 +386,41 @@ pub fn rules(op: &Op) -> Box<dyn OpRules + '_> {
         Op::Add { shifts } => Box::new(add::Add { shifts: *shifts }),
         Op::Flatten => Box::new(flatten::Flatten),
         Op::Output => Box::new(output::Output),
+    }
+}
+
+/// The IR op a spec layer that needs nothing learnt becomes (window ops, adds, flatten), and
+/// the type it produces from the types it reads (`inputs`: the previous layer's output, then
+/// the output of the layer an add reads again), or why it cannot be made. `None` for the
+/// layers the builder makes from learnt parameters or a precision of the spec (MACs, batch
+/// norms, activation quantizers).
+pub fn from_spec(
+    op: spec::Op,
+    inputs: &[TensorType],
+    output: Shape,
+) -> Option<Result<(Op, TensorType), String>> {
+    match op {
+        spec::Op::MaxPool { size, stride } => {
+            Some(Ok(max_pool::from_spec(size, stride, inputs[0], output)))
+        }
+        spec::Op::AvgPool { size, stride } => {
+            Some(avg_pool::from_spec(size, stride, inputs[0], output))
+        }
+        spec::Op::Add { .. } => Some(add::from_spec(inputs[0], inputs[1])),
+        spec::Op::Flatten => Some(Ok(flatten::from_spec(inputs[0], output))),
+        spec::Op::Conv2d { .. }
+        | spec::Op::Dense { .. }
+        | spec::Op::BatchNorm
+        | spec::Op::Act { .. } => None,
+    }
+}
+
+/// The spec's precision of integer codes of `precision`, `None` for float.
+fn spec_precision(precision: Precision) -> Option<spec::Precision> {
+    match precision {
+        Precision::Bipolar => Some(spec::Precision::Bits(1)),
+        Precision::Int { bits, .. } => spec::Precision::from_bits(bits as i64).ok(),
+        Precision::Float => None,
     }
 }
 
