@@ -7,7 +7,7 @@ use super::{
     IntegerStep, OnnxNode, Op, OpRules,
 };
 use crate::ir::{IrKind, Precision, TensorType};
-use crate::spec::{AddSpec, LayerSpec};
+use crate::spec::{AddSpec, LayerSpec, Shape};
 
 pub struct Add {
     pub shifts: [u32; 2],
@@ -63,6 +63,11 @@ pub fn add_type(a: TensorType, b: TensorType) -> Result<(TensorType, [u32; 2]), 
 pub(super) fn from_spec(main: TensorType, skip: TensorType) -> Result<(Op, TensorType), String> {
     let (out, shifts) = add_type(main, skip)?;
     Ok((Op::Add { shifts }, out))
+}
+
+/// One accumulation an output beyond the first input.
+pub(super) fn sums_cost(output: Shape) -> Cost {
+    sum_cost(1, output)
 }
 
 /// The float model's add: the element-wise sum of the values of the two inputs.
@@ -155,9 +160,8 @@ impl OpRules for Add {
         FloatPlan::Step(Box::new(FloatAdd))
     }
 
-    /// One accumulation an output beyond the first input.
     fn cost(&self, _input: TensorType, output: TensorType) -> Cost {
-        sum_cost(1, output)
+        sums_cost(output.shape)
     }
 
     /// The add of the layer the skip connection comes from.
@@ -177,7 +181,6 @@ impl OpRules for Add {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::Shape;
 
     fn codes(bits: u32, scale: f64) -> TensorType {
         crate::ir::build::quantizer_type(Shape::flat(4), bits, scale)

@@ -50,6 +50,11 @@ pub(super) fn from_spec(
     ))
 }
 
+/// Each output accumulates the `size^2` codes of its window.
+pub(super) fn window_sums_cost(size: usize, output: Shape) -> Cost {
+    sum_cost((size * size) as u64, output)
+}
+
 /// The golden model's average pool: the sum of each channel over its windows.
 struct WindowSums {
     input: Shape,
@@ -151,9 +156,8 @@ impl OpRules for AvgPool {
         }))
     }
 
-    /// Each output accumulates the `size^2` codes of its window.
     fn cost(&self, _input: TensorType, output: TensorType) -> Cost {
-        sum_cost((self.size * self.size) as u64, output)
+        window_sums_cost(self.size, output.shape)
     }
 
     fn spec_layer(

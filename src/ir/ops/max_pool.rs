@@ -12,6 +12,9 @@ pub struct MaxPool {
     pub stride: usize,
 }
 
+/// Fused into the layer before it, whose stored outputs are the pool's.
+pub(super) const COST: Cost = Cost::StoresOutputs;
+
 /// The max-pool of a spec layer reading codes of type `input`: the same codes, of shape `output`.
 pub(super) fn from_spec(
     size: usize,
@@ -79,7 +82,7 @@ impl OpRules for MaxPool {
     }
 
     fn cost(&self, _input: TensorType, _output: TensorType) -> Cost {
-        Cost::StoresOutputs
+        COST
     }
 
     fn spec_layer(

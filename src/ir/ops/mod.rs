@@ -332,9 +332,9 @@ pub enum Cost {
 
 /// The cost of a sum of `taps` inputs an output (window sums, adds) producing `output`: one
 /// accumulation of a one-bit mask an input, no weights stored.
-fn sum_cost(taps: u64, output: TensorType) -> Cost {
+fn sum_cost(taps: u64, output: Shape) -> Cost {
     Cost::Layer {
-        macs: taps * output.shape.len() as u64,
+        macs: taps * output.len() as u64,
         weights: 0,
         wbits: crate::energy::work::SUM_WEIGHT_BITS,
     }
@@ -412,6 +412,19 @@ pub fn from_spec(
         | spec::Op::Dense { .. }
         | spec::Op::BatchNorm
         | spec::Op::Act { .. } => None,
+    }
+}
+
+/// What a spec layer producing `output` costs in the energy model, as the IR op it becomes
+/// prices it, for the layers whose cost needs no precision; `None` for MACs and activation
+/// quantizers, whose precisions a spec may leave float.
+pub fn spec_cost(op: spec::Op, output: Shape) -> Option<Cost> {
+    match op {
+        spec::Op::MaxPool { .. } => Some(max_pool::COST),
+        spec::Op::AvgPool { size, .. } => Some(avg_pool::window_sums_cost(size, output)),
+        spec::Op::Add { .. } => Some(add::sums_cost(output)),
+        spec::Op::BatchNorm | spec::Op::Flatten => Some(Cost::Free),
+        spec::Op::Conv2d { .. } | spec::Op::Dense { .. } | spec::Op::Act { .. } => None,
     }
 }
 
