@@ -1,7 +1,8 @@
 //! `maxpool`: the largest code of each channel in each `size` x `size` window (no padding).
 
 use super::{
-    onnx_window, pool_output, same_codes, Cost, FloatPlan, FloatPool, OnnxNode, Op, OpRules,
+    onnx_pool_window, onnx_window, onnx_window_output, pool_output, same_codes, Cost, FloatPlan,
+    FloatPool, ImportError, OnnxAttributes, OnnxNode, Op, OpRules,
 };
 use crate::ir::{IrKind, TensorType};
 use crate::limits;
@@ -29,6 +30,21 @@ pub(super) fn from_spec(
             ..input
         },
     )
+}
+
+/// The max-pool of an ONNX `MaxPool` node reading codes of type `input` (shifted or not: the
+/// largest code is the largest value either way).
+pub(super) fn from_onnx(
+    node: &dyn OnnxAttributes,
+    input: TensorType,
+    _shifted: bool,
+) -> Result<(Op, TensorType), ImportError> {
+    if node.outputs() > 1 {
+        return Err(ImportError::Invalid("indices are not supported".into()));
+    }
+    let (size, stride) = onnx_pool_window(node)?;
+    let output = onnx_window_output(input.shape, size, stride)?;
+    Ok(from_spec(size, stride, input, output))
 }
 
 impl OpRules for MaxPool {

@@ -437,6 +437,108 @@ fn spec_precision(precision: Precision) -> Option<spec::Precision> {
     }
 }
 
+/// A standard ONNX node as QONNX import shows it to an op's import function: its op type, the
+/// number of its outputs and its attributes.
+pub trait OnnxAttributes {
+    fn op_type(&self) -> &str;
+    fn outputs(&self) -> usize;
+    /// An integer attribute, or `default` when the node has none of that name.
+    fn int(&self, name: &str, default: i64) -> i64;
+    fn ints(&self, name: &str) -> Option<Vec<i64>>;
+    /// The bytes of a string attribute.
+    fn string(&self, name: &str) -> Option<&[u8]>;
+}
+
+/// Why an op cannot be made of an ONNX node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportError {
+    /// Attributes or codes the op cannot take.
+    Invalid(String),
+    /// An input shape the op cannot take.
+    Shape(String),
+}
+
+/// The op and the type it produces made of an ONNX node reading codes of a type (`shifted`:
+/// signed codes that import keeps shifted by an offset, the next MAC taking it in its bias).
+pub type OnnxImport =
+    fn(&dyn OnnxAttributes, TensorType, bool) -> Result<(Op, TensorType), ImportError>;
+
+/// How QONNX import makes one op of a standard ONNX node that reads an NCHW feature map.
+pub struct OnnxImporter {
+    pub op_type: &'static str,
+    /// The IR name of a node that has no name of its own.
+    pub fallback_name: &'static str,
+    pub import: OnnxImport,
+}
+
+/// The standard ONNX ops each imported as one op by the op's own function, in the order the
+/// list of supported ops names them: the one place that maps those ONNX op types to ops. Import
+/// reads the others itself (it folds chains of several nodes into one op, or into none).
+pub const ONNX_IMPORTS: &[OnnxImporter] = &[
+    OnnxImporter {
+        op_type: "MaxPool",
+        fallback_name: "pool",
+        import: max_pool::from_onnx,
+    },
+    OnnxImporter {
+        op_type: "AveragePool",
+        fallback_name: "avgpool",
+        import: avg_pool::from_onnx,
+    },
+    OnnxImporter {
+        op_type: "GlobalAveragePool",
+        fallback_name: "avgpool",
+        import: avg_pool::from_onnx,
+    },
+];
+
+/// How import makes an op of a standard ONNX node of `op_type`, if one op does.
+pub fn onnx_importer(op_type: &str) -> Option<&'static OnnxImporter> {
+    ONNX_IMPORTS
+        .iter()
+        .find(|importer| importer.op_type == op_type)
+}
+
+/// The window side and stride of an ONNX pool (MaxPool, AveragePool): square, one stride, no
+/// padding, floor mode, no dilation.
+fn onnx_pool_window(node: &dyn OnnxAttributes) -> Result<(usize, usize), ImportError> {
+    let fail = |m: &str| Err(ImportError::Invalid(m.into()));
+    let kernel = node.ints("kernel_shape").unwrap_or_default();
+    let strides = node.ints("strides").unwrap_or(vec![1, 1]);
+    let pads = node.ints("pads").unwrap_or(vec![0; 4]);
+    if kernel.len() != 2 || kernel[0] != kernel[1] || kernel[0] < 1 {
+        return fail("only square 2-D windows are supported");
+    }
+    if strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 {
+        return fail("strides must be equal in both dimensions");
+    }
+    let auto_pad = node.string("auto_pad").unwrap_or_default();
+    if !matches!(auto_pad, b"" | b"NOTSET" | b"VALID")
+        || pads.iter().any(|&p| p != 0)
+        || node.int("ceil_mode", 0) != 0
+        || node
+            .ints("dilations")
+            .is_some_and(|d| d.iter().any(|&v| v != 1))
+    {
+        return fail("padding (auto_pad too), ceil_mode and dilations are not supported");
+    }
+    Ok((kernel[0] as usize, strides[0] as usize))
+}
+
+/// The output shape of an ONNX pool of `size` x `size` windows at `stride` over `input`.
+fn onnx_window_output(input: Shape, size: usize, stride: usize) -> Result<Shape, ImportError> {
+    if size > input.height || size > input.width {
+        return Err(ImportError::Shape(
+            "the window is larger than the input".into(),
+        ));
+    }
+    Ok(Shape {
+        height: (input.height - size) / stride + 1,
+        width: (input.width - size) / stride + 1,
+        channels: input.channels,
+    })
+}
+
 /// The output size `(height, width)` of `size` x `size` windows at `stride` over `input`
 /// padded by `padding` on every side, or why they do not fit.
 fn window(
