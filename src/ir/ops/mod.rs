@@ -340,6 +340,9 @@ fn sum_cost(taps: u64, output: Shape) -> Cost {
     }
 }
 
+/// The layers whose ops accumulate ([`OpRules::accumulates`]), as messages name them.
+pub const ACCUMULATING_LAYERS: &str = "conv2d, dense, avgpool or add";
+
 /// The rules of `op`: the one place that maps each op to its file.
 pub fn rules(op: &Op) -> Box<dyn OpRules + '_> {
     match op {
@@ -732,6 +735,9 @@ mod tests {
             .map(Op::name)
             .collect();
         assert_eq!(accumulating, ["conv2d", "avgpool", "add"]);
+        for name in accumulating.iter().chain(&["dense"]) {
+            assert!(ACCUMULATING_LAYERS.contains(name), "{name}");
+        }
     }
 
     #[test]
