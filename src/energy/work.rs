@@ -1,9 +1,9 @@
 //! What each layer of a network does, in the terms of the energy model: MACs, weights, outputs
 //! computed and stored, and the bits of weights, input and output activations. Layers without
 //! weights (batch norm, activation, max-pool, flatten) are fused into the MAC layer before them.
-//! Average pools and adds are layers of their own, without weights: each input code is
-//! accumulated once (`size^2` an output for a pool, one beyond the first input for an add), the
-//! activation after them setting the bits they store.
+//! Sums without weights are layers of their own, each op saying how many accumulations it
+//! makes ([`crate::ir::ops::OpRules::cost`]), the activation after them setting the bits they
+//! store.
 //!
 //! The work is read from the IR ([`work_of_graph`]), so that a trained model, an imported QONNX
 //! graph and an IR file, lowered or not, are priced alike; a spec, which may have float layers
@@ -22,16 +22,17 @@ pub const PIXEL_BITS: u32 = 8;
 pub const UNQUANTIZED_OUTPUT_BITS: u32 = 16;
 /// Bits a float weight or activation counts as.
 pub const FLOAT_BITS: u32 = 32;
-/// The weight bits of an average pool or an add: an accumulation is a product by a one-bit
-/// mask (as the hardware computes it), and no weight is stored.
+/// The weight bits of a sum without weights: an accumulation is a product by a one-bit mask
+/// (as the hardware computes it), and no weight is stored.
 pub const SUM_WEIGHT_BITS: u32 = 1;
 
-/// The work of one MAC layer (conv2d or dense) and the layers fused into it, or of an average
-/// pool or an add.
+/// The work of one MAC layer (conv2d or dense) or weightless sum, and of the layers fused into
+/// it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LayerWork {
     pub name: String,
-    /// "conv2d", "dense", "avgpool" or "add".
+    /// The name of the layer's op: "conv2d" or "dense" for a MAC layer, else that of the sum
+    /// that is a layer of its own.
     pub op: String,
     /// N_c: multiply-accumulates of one inference.
     pub macs: u64,
@@ -49,7 +50,7 @@ pub struct LayerWork {
     pub abits_out: u32,
 }
 
-/// The work of every MAC layer, average pool and add of `network`, in order. Other layers before
+/// The work of every MAC layer and weightless sum of `network`, in order. Other layers before
 /// the first of them belong to none and cost nothing in the model. MACs and activations are
 /// priced from the spec's precisions (which may be float); every other layer as the IR op it
 /// becomes prices it ([`ops::spec_cost`]).
@@ -77,7 +78,7 @@ pub fn work_of(network: &Network) -> Vec<LayerWork> {
     tally.work()
 }
 
-/// The work of every MAC, average-pool and add node of `graph`, in topological order, by the
+/// The work of every MAC node and weightless sum node of `graph`, in topological order, by the
 /// rules of [`work_of`] and what each op says it costs ([`crate::ir::ops::OpRules::cost`]):
 /// the first quantizer (or threshold or clamped requantization, once lowered) after a MAC sets
 /// the bits it stores, a max-pool the number of outputs it stores.

@@ -146,7 +146,8 @@ impl OpRules for Add {
         true
     }
 
-    /// The shifted sums, computed directly (as for average pools).
+    /// The shifted sums, computed directly (never through weights, as the hardware computes
+    /// them).
     fn integer_step(
         &self,
         _input: TensorType,

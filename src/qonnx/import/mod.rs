@@ -480,16 +480,3 @@ fn is_custom(node: &NodeProto) -> bool {
 fn is_standard(node: &NodeProto) -> bool {
     node.domain.is_empty() || node.domain == "ai.onnx"
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_list_of_supported_ops_names_the_ops_that_import_themselves_in_place() {
-        assert_eq!(
-            super::supported(),
-            "Quant, IntQuant, BipolarQuant, Trunc, Conv, Gemm, MatMul, Add, Sub, Mul, Div, \
-             (Pow, Sqrt, Reciprocal, Neg of constants), BatchNormalization, Relu, Clip, MaxPool, \
-             AveragePool, GlobalAveragePool, Flatten, Reshape, Transpose, Identity, Dropout"
-        );
-    }
-}
