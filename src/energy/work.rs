@@ -1,9 +1,9 @@
 //! What each layer of a network does, in the terms of the energy model: MACs, weights, outputs
 //! computed and stored, and the bits of weights, input and output activations. Layers without
 //! weights (batch norm, activation, max-pool, flatten) are fused into the MAC layer before them.
-//! Average pools and adds are layers of their own, without weights: each input code is
-//! accumulated once (`size^2` an output for a pool, one beyond the first input for an add), the
-//! activation after them setting the bits they store.
+//! Sums without weights are layers of their own, each op saying how many accumulations it
+//! makes ([`crate::ir::ops::OpRules::cost`]), the activation after them setting the bits they
+//! store.
 //!
 //! The work is read from the IR ([`work_of_graph`]), so that a trained model, an imported QONNX
 //! graph and an IR file, lowered or not, are priced alike; a spec, which may have float layers
@@ -11,9 +11,9 @@
 
 use serde::Serialize;
 
-use crate::ir::ops::Cost;
+use crate::ir::ops::{self, Cost};
 use crate::ir::Graph;
-use crate::spec::{Network, Op, Precision};
+use crate::spec::{Network, Op, Precision, Shape};
 
 /// Bits of the input pixels that the first layer reads, whatever the network's precision.
 pub const PIXEL_BITS: u32 = 8;
@@ -22,34 +22,17 @@ pub const PIXEL_BITS: u32 = 8;
 pub const UNQUANTIZED_OUTPUT_BITS: u32 = 16;
 /// Bits a float weight or activation counts as.
 pub const FLOAT_BITS: u32 = 32;
-/// The weight bits of an average pool or an add: an accumulation is a product by a one-bit
-/// mask (as the hardware computes it), and no weight is stored.
+/// The weight bits of a sum without weights: an accumulation is a product by a one-bit mask
+/// (as the hardware computes it), and no weight is stored.
 pub const SUM_WEIGHT_BITS: u32 = 1;
 
-/// The work of an average pool of `taps` inputs an output or an add (`taps` 1: one
-/// accumulation beyond the first input) producing `outputs` values, after `work`.
-fn sum_work(work: &[LayerWork], name: &str, op: &str, taps: u64, outputs: u64) -> LayerWork {
-    LayerWork {
-        name: name.to_string(),
-        op: op.to_string(),
-        macs: taps * outputs,
-        weights: 0,
-        outputs_computed: outputs,
-        outputs_stored: outputs,
-        wbits: SUM_WEIGHT_BITS,
-        abits_in: work
-            .last()
-            .map_or(PIXEL_BITS, |previous| previous.abits_out),
-        abits_out: UNQUANTIZED_OUTPUT_BITS,
-    }
-}
-
-/// The work of one MAC layer (conv2d or dense) and the layers fused into it, or of an average
-/// pool or an add.
+/// The work of one MAC layer (conv2d or dense) or weightless sum, and of the layers fused into
+/// it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LayerWork {
     pub name: String,
-    /// "conv2d", "dense", "avgpool" or "add".
+    /// The name of the layer's op: "conv2d" or "dense" for a MAC layer, else that of the sum
+    /// that is a layer of its own.
     pub op: String,
     /// N_c: multiply-accumulates of one inference.
     pub macs: u64,
@@ -67,118 +50,114 @@ pub struct LayerWork {
     pub abits_out: u32,
 }
 
-/// The work of every MAC layer, average pool and add of `network`, in order. Other layers before
-/// the first of them belong to none and cost nothing in the model.
+/// The work of every MAC layer and weightless sum of `network`, in order. Other layers before
+/// the first of them belong to none and cost nothing in the model. MACs and activations are
+/// priced from the spec's precisions (which may be float); every other layer as the IR op it
+/// becomes prices it ([`ops::spec_cost`]).
 pub fn work_of(network: &Network) -> Vec<LayerWork> {
-    let mut work: Vec<LayerWork> = Vec::new();
-    // Only the first activation after a MAC layer sets the precision of what it stores.
-    let mut output_quantized = false;
+    let mut tally = Tally::default();
     for layer in &network.layers {
-        match layer.op {
-            Op::AvgPool { .. } | Op::Add { .. } => {
-                let taps = match layer.op {
-                    Op::AvgPool { size, .. } => (size * size) as u64,
-                    _ => 1,
-                };
-                work.push(sum_work(
-                    &work,
-                    &layer.name,
-                    layer.op.kind(),
-                    taps,
-                    layer.output.len() as u64,
-                ));
-                output_quantized = false;
-            }
-            Op::Conv2d { weights, .. } | Op::Dense { weights, .. } => {
-                let outputs = layer.output.len() as u64;
-                work.push(LayerWork {
-                    name: layer.name.clone(),
-                    op: layer.op.kind().to_string(),
+        let (cost, bits) = match layer.op {
+            Op::Conv2d { weights, .. } | Op::Dense { weights, .. } => (
+                Cost::Layer {
                     macs: layer.macs(),
                     weights: layer.weights(),
-                    outputs_computed: outputs,
-                    outputs_stored: outputs,
                     wbits: bits_of(weights),
-                    abits_in: work
-                        .last()
-                        .map_or(PIXEL_BITS, |previous| previous.abits_out),
-                    abits_out: UNQUANTIZED_OUTPUT_BITS,
-                });
-                output_quantized = false;
-            }
-            Op::MaxPool { .. } => {
-                if let Some(current) = work.last_mut() {
-                    current.outputs_stored = layer.output.len() as u64;
-                }
-            }
-            Op::Act { bits } => {
-                if let Some(current) = work.last_mut().filter(|_| !output_quantized) {
-                    current.abits_out = bits_of(bits);
-                    output_quantized = true;
-                }
-            }
-            Op::BatchNorm | Op::Flatten => {}
-        }
+                },
+                UNQUANTIZED_OUTPUT_BITS,
+            ),
+            Op::Act { bits } => (Cost::Quantizes, bits_of(bits)),
+            other => (
+                ops::spec_cost(other, layer.output)
+                    .expect("every layer but MACs and activations is priced by its op"),
+                UNQUANTIZED_OUTPUT_BITS,
+            ),
+        };
+        tally.add(&layer.name, layer.op.kind(), cost, layer.output, bits);
     }
-    // The last layer ends in integer logits, whatever follows it.
-    if let Some(last) = work.last_mut() {
-        last.abits_out = UNQUANTIZED_OUTPUT_BITS;
-    }
-    work
+    tally.work()
 }
 
-/// The work of every MAC, average-pool and add node of `graph`, in topological order, by the
+/// The work of every MAC node and weightless sum node of `graph`, in topological order, by the
 /// rules of [`work_of`] and what each op says it costs ([`crate::ir::ops::OpRules::cost`]):
 /// the first quantizer (or threshold or clamped requantization, once lowered) after a MAC sets
 /// the bits it stores, a max-pool the number of outputs it stores.
 pub fn work_of_graph(graph: &Graph) -> Vec<LayerWork> {
-    let mut work: Vec<LayerWork> = Vec::new();
-    let mut output_quantized = false;
+    let mut tally = Tally::default();
     for node in graph.topological_order() {
         let (Some(input), Some(output)) = (graph.input_type(node), graph.output_type(node)) else {
             continue;
         };
         let op = &graph.graph[node].op;
-        match op.rules().cost(input, output) {
+        tally.add(
+            &graph.graph[node].name,
+            op.name(),
+            op.rules().cost(input, output),
+            output.shape,
+            output.precision.storage_bits(),
+        );
+    }
+    tally.work()
+}
+
+/// The work of the layers priced so far, and whether the last one's outputs are quantized
+/// already: only the first activation after a layer sets the precision of what it stores.
+#[derive(Default)]
+struct Tally {
+    work: Vec<LayerWork>,
+    output_quantized: bool,
+}
+
+impl Tally {
+    /// Prices a layer (or node) `name` of kind `op` that costs `cost` and produces `output`,
+    /// of `bits` bits an element.
+    fn add(&mut self, name: &str, op: &str, cost: Cost, output: Shape, bits: u32) {
+        match cost {
             Cost::Layer {
                 macs,
                 weights,
                 wbits,
             } => {
-                let outputs = output.shape.len() as u64;
-                work.push(LayerWork {
-                    name: graph.graph[node].name.clone(),
-                    op: op.name().to_string(),
+                let outputs = output.len() as u64;
+                let abits_in = self
+                    .work
+                    .last()
+                    .map_or(PIXEL_BITS, |previous| previous.abits_out);
+                self.work.push(LayerWork {
+                    name: name.to_string(),
+                    op: op.to_string(),
                     macs,
                     weights,
                     outputs_computed: outputs,
                     outputs_stored: outputs,
                     wbits,
-                    abits_in: work
-                        .last()
-                        .map_or(PIXEL_BITS, |previous| previous.abits_out),
+                    abits_in,
                     abits_out: UNQUANTIZED_OUTPUT_BITS,
                 });
-                output_quantized = false;
+                self.output_quantized = false;
             }
             Cost::StoresOutputs => {
-                if let Some(current) = work.last_mut() {
-                    current.outputs_stored = output.shape.len() as u64;
+                if let Some(current) = self.work.last_mut() {
+                    current.outputs_stored = output.len() as u64;
                 }
             }
             Cost::Quantizes => {
-                if let Some(current) = work.last_mut().filter(|_| !output_quantized) {
-                    current.abits_out = output.precision.storage_bits();
-                    output_quantized = true;
+                if let Some(current) = self.work.last_mut().filter(|_| !self.output_quantized) {
+                    current.abits_out = bits;
+                    self.output_quantized = true;
                 }
             }
             Cost::Free => {}
         }
     }
-    if let Some(last) = work.last_mut() {
-        last.abits_out = UNQUANTIZED_OUTPUT_BITS;
+
+    /// The work, the last layer ending in integer logits whatever follows it.
+    fn work(mut self) -> Vec<LayerWork> {
+        if let Some(last) = self.work.last_mut() {
+            last.abits_out = UNQUANTIZED_OUTPUT_BITS;
+        }
+        self.work
     }
-    work
 }
 
 fn bits_of(precision: Precision) -> u32 {

@@ -7,13 +7,10 @@
 
 use petgraph::stable_graph::NodeIndex;
 
-use super::ops::{add_type, window_sum_type};
+use super::ops;
 use super::{BatchNormParams, Graph, IrError, IrKind, Node, Op, Precision, TensorType, Weights};
 use crate::quant;
-use crate::spec::{
-    self, ActSpec, AddSpec, AvgPoolSpec, Conv2dSpec, DatasetKind, DenseSpec, LayerSpec,
-    MaxPoolSpec, NamedSpec, Network, Shape, Spec,
-};
+use crate::spec::{self, DatasetKind, Network, Shape, Spec};
 
 /// The type of the image: 8-bit pixels, value = pixel / 255.
 pub fn input_type(shape: Shape) -> TensorType {
@@ -98,7 +95,6 @@ fn build(
     // The node of each layer and the type it produces, for the adds that read them again.
     let mut layers: Vec<(NodeIndex, TensorType)> = Vec::with_capacity(network.layers.len());
     for (i, plan) in network.layers.iter().enumerate() {
-        let mut skip = None;
         let error = |message: String| IrError::Invalid {
             file: origin.to_string(),
             node: plan.name.clone(),
@@ -141,19 +137,19 @@ fn build(
             };
             Ok((op, out))
         };
+        // The layer a skip connection comes from, read as the second input.
+        let skip = match plan.op.skip_from() {
+            Some(from) => Some(*layers.get(from).ok_or_else(|| {
+                error(format!("adds layer {from}, which is not an earlier layer"))
+            })?),
+            None => None,
+        };
+        let inputs: Vec<TensorType> = std::iter::once(ty)
+            .chain(skip.map(|(_, source_type)| source_type))
+            .collect();
+        // MACs, batch norms and quantizers are made here, from learnt parameters and the spec's
+        // precisions; every other layer by its op.
         let (op, out) = match plan.op {
-            spec::Op::AvgPool { size, stride } => (
-                Op::AvgPool { size, stride },
-                window_sum_type(ty, size, plan.output).map_err(error)?,
-            ),
-            spec::Op::Add { from } => {
-                let &(source, source_type) = layers.get(from).ok_or_else(|| {
-                    error(format!("adds layer {from}, which is not an earlier layer"))
-                })?;
-                let (out, shifts) = add_type(ty, source_type).map_err(error)?;
-                skip = Some((source, source_type));
-                (Op::Add { shifts }, out)
-            }
             spec::Op::Conv2d {
                 kernel,
                 stride,
@@ -197,20 +193,9 @@ fn build(
                     activation_type(plan.output, bits),
                 )
             }
-            spec::Op::MaxPool { size, stride } => (
-                Op::MaxPool { size, stride },
-                TensorType {
-                    shape: plan.output,
-                    ..ty
-                },
-            ),
-            spec::Op::Flatten => (
-                Op::Flatten,
-                TensorType {
-                    shape: plan.output,
-                    ..ty
-                },
-            ),
+            other => ops::from_spec(other, &inputs, plan.output)
+                .expect("every layer that needs nothing learnt has its op")
+                .map_err(error)?,
         };
         let node = graph.graph.add_node(Node {
             name: plan.name.clone(),
@@ -265,83 +250,33 @@ fn main_path(graph: &Graph, origin: &str) -> Result<Vec<NodeIndex>, IrError> {
 
 /// The spec of a graph before lowering (an imported one): its layers, shapes and precisions,
 /// for what works on specs, such as the energy model. Activation scales are not part of a spec.
+/// Each op says which layer describes it ([`ops::OpRules::spec_layer`]).
 pub fn to_spec(graph: &Graph, dataset: DatasetKind, origin: &str) -> Result<Spec, IrError> {
     let chain = main_path(graph, origin)?;
     let input = graph.output_type(chain[0]).expect("typed input");
-    let bits = |precision: Precision| match precision {
-        Precision::Bipolar => Some(spec::Precision::Bits(1)),
-        Precision::Int { bits, .. } => spec::Precision::from_bits(bits as i64).ok(),
-        Precision::Float => None,
-    };
     let mut layers = Vec::new();
     let mut classes = 0;
     for &node in &chain[1..] {
+        let op = &graph.graph[node].op;
+        if *op == Op::Output {
+            classes = graph.input_type(node).expect("typed").shape.len();
+            continue;
+        }
         let name = Some(graph.graph[node].name.clone());
-        let layer = match &graph.graph[node].op {
-            Op::AvgPool { size, stride } => LayerSpec::AvgPool(AvgPoolSpec {
-                name,
-                size: Some(*size),
-                stride: Some(*stride),
-            }),
-            Op::Add { .. } => LayerSpec::Add(AddSpec {
-                name,
-                from: graph.graph[graph.inputs(node)[1]].name.clone(),
-            }),
-            Op::Mac {
-                dense,
-                kernel,
-                stride,
-                padding,
-                outputs,
-                weight_precision,
-                bias,
-                ..
-            } => {
-                let wbits = bits(*weight_precision);
-                if *dense {
-                    LayerSpec::Dense(DenseSpec {
-                        name,
-                        units: *outputs,
-                        wbits,
-                        bias: bias.is_some(),
-                    })
-                } else {
-                    LayerSpec::Conv2d(Conv2dSpec {
-                        name,
-                        filters: *outputs,
-                        kernel: *kernel,
-                        stride: *stride,
-                        padding: *padding,
-                        wbits,
-                        bias: bias.is_some(),
-                    })
-                }
-            }
-            Op::BatchNorm(_) => LayerSpec::BatchNorm(NamedSpec { name }),
-            Op::Quantize { .. } => LayerSpec::Act(ActSpec {
-                name,
-                bits: bits(graph.output_type(node).expect("typed").precision),
-            }),
-            Op::MaxPool { size, stride } => LayerSpec::MaxPool(MaxPoolSpec {
-                name,
-                size: *size,
-                stride: Some(*stride),
-            }),
-            Op::Flatten => LayerSpec::Flatten(NamedSpec { name }),
-            Op::Output => {
-                classes = graph.input_type(node).expect("typed").shape.len();
-                continue;
-            }
-            Op::Input => continue,
-            Op::MultiThreshold(_) | Op::Requantize(_) => {
-                return Err(graph.error_of(
-                    IrKind::Unsupported,
-                    origin,
-                    node,
-                    "is lowered to integers; a spec describes a graph before fold-batch-norm",
-                ))
-            }
-        };
+        let reads: Vec<&str> = graph
+            .inputs(node)
+            .into_iter()
+            .map(|read| graph.graph[read].name.as_str())
+            .collect();
+        let output = graph.output_type(node).expect("typed");
+        let layer = op.rules().spec_layer(name, &reads, output).ok_or_else(|| {
+            graph.error_of(
+                IrKind::Unsupported,
+                origin,
+                node,
+                "is lowered to integers; a spec describes a graph before fold-batch-norm",
+            )
+        })?;
         layers.push(layer);
     }
     Ok(Spec {

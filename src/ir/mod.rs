@@ -14,6 +14,8 @@ pub mod ops;
 pub mod passes;
 pub mod verify;
 
+pub use ops::Op;
+
 use crate::error::escape_controls;
 use std::fmt;
 
@@ -187,77 +189,6 @@ impl Truncation {
         (1..=max)
             .map(|k| (0..=self.input_max()).find(|&q| self.code(q, max) >= k))
             .collect()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Op {
-    /// The image: 8-bit unsigned pixels.
-    Input,
-    /// Convolution (dense when `kernel` is 1 on a 1x1 input) producing integer accumulators.
-    /// `weights` is `None` in a graph built from a spec alone.
-    Mac {
-        dense: bool,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-        outputs: usize,
-        weight_precision: Precision,
-        weights: Option<Weights>,
-        /// Float bias, folded into the next threshold or requantization.
-        bias: Option<Vec<f32>>,
-    },
-    BatchNorm(BatchNormParams),
-    /// The activation quantizer of training (quantized ReLU, or sign for one bit): unsigned
-    /// codes `round(z / s)` clamped to `bits` bits, `s` the scale on its output edge.
-    Quantize {
-        bits: u32,
-        /// A truncation of the codes (QONNX's Trunc) that follows the quantizer.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        truncation: Option<Truncation>,
-        /// Narrow range: the largest code is `2^bits - 2` (QONNX's unsigned narrow `Quant`;
-        /// a signed narrow quantizer is imported as these codes shifted by `2^(bits-1) - 1`).
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        narrow: bool,
-    },
-    MultiThreshold(ThresholdTable),
-    Requantize(Requantization),
-    MaxPool {
-        size: usize,
-        stride: usize,
-    },
-    /// Average pooling as a window sum: each output is the sum of the codes in its
-    /// `size` x `size` window, with the scale `s / size^2` on its output edge (`s` the input's),
-    /// so that its value is the average. The quantizer that follows folds the division in.
-    AvgPool {
-        size: usize,
-        stride: usize,
-    },
-    /// The element-wise sum of two code tensors of one shape (input 0 the main path, input 1
-    /// the skip connection), each shifted left by its `shifts` entry to the common scale on the
-    /// output edge. The quantizer that follows requantizes the sums.
-    Add {
-        shifts: [u32; 2],
-    },
-    Flatten,
-    /// Integer logits; the class is their argmax (the first on ties).
-    Output,
-}
-
-impl Op {
-    /// What the op means to the stages: see [`ops::OpRules`].
-    pub fn rules(&self) -> Box<dyn ops::OpRules + '_> {
-        ops::rules(self)
-    }
-
-    /// The number of tensors the op reads.
-    pub fn arity(&self) -> usize {
-        self.rules().arity()
-    }
-
-    pub fn name(&self) -> &'static str {
-        self.rules().name()
     }
 }
 

@@ -432,6 +432,15 @@ impl Op {
         }
     }
 
+    /// The earlier layer (an index into the network's layers) the layer reads beside the
+    /// previous one: an add's skip connection.
+    pub fn skip_from(&self) -> Option<usize> {
+        match *self {
+            Op::Add { from } => Some(from),
+            _ => None,
+        }
+    }
+
     /// Weight precision of a layer that multiplies by weights.
     pub fn weight_precision(&self) -> Option<Precision> {
         match self {

@@ -131,7 +131,18 @@ fn bad_qonnx_files_get_one_line_errors() {
     refused(d, "empty.onnx", b"", &["empty.onnx", not_onnx]);
 
     let lstm = with_node(&proto, "fc2", |n| n.op_type = "LSTM".into());
-    let needles = ["unsupported.onnx", "fc2", "LSTM", "not supported", "Quant"];
+    // The list of what import reads, part of which comes from the ops that import themselves.
+    let supported = "qnnc imports Quant, IntQuant, BipolarQuant, Trunc, Conv, Gemm, MatMul, \
+         Add, Sub, Mul, Div, (Pow, Sqrt, Reciprocal, Neg of constants), BatchNormalization, \
+         Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Transpose, \
+         Identity, Dropout";
+    let needles = [
+        "unsupported.onnx",
+        "fc2",
+        "LSTM",
+        "not supported",
+        supported,
+    ];
     refused(d, "unsupported.onnx", &lstm, &needles);
 
     for width in [0.0f32, 33.0] {
@@ -1362,5 +1373,72 @@ fn bad_skip_connections_in_qonnx_files_get_one_line_errors() {
         "forked.onnx",
         &forked,
         &["forked.onnx", "feeds 2 nodes", "skip connections"],
+    );
+}
+
+/// Pools import through their ops' own functions; what those refuse still names the file, the
+/// node and its op type on one line.
+#[test]
+fn bad_pools_in_qonnx_files_get_one_line_errors() {
+    use onnx_protobuf::attribute_proto::AttributeType;
+    use onnx_protobuf::AttributeProto;
+    let (path, _, _) = residual_fixture();
+    let proto = ModelProto::parse_from_bytes(&std::fs::read(&path).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Sets attribute `name` of `n` to `values`, in place of any it has.
+    let set = |n: &mut NodeProto, name: &str, values: &[i64]| {
+        let mut a = AttributeProto::new();
+        a.name = name.into();
+        a.type_ = AttributeType::INTS.into();
+        a.ints = values.to_vec();
+        n.attribute.retain(|old| old.name != name);
+        n.attribute.push(a);
+    };
+    // The first node of `op`, changed.
+    let with_first = |op: &str, change: &dyn Fn(&mut NodeProto)| {
+        with(&proto, |m| {
+            let graph = m.graph.as_mut().unwrap();
+            change(graph.node.iter_mut().find(|n| n.op_type == op).unwrap());
+        })
+    };
+    let padded = with_first("MaxPool", &|n| set(n, "pads", &[1, 1, 1, 1]));
+    refused(
+        d,
+        "padded.onnx",
+        &padded,
+        &["padded.onnx", "MaxPool", "padding (auto_pad too)"],
+    );
+    let indices = with_first("MaxPool", &|n| n.output.push("indices".into()));
+    refused(
+        d,
+        "indices.onnx",
+        &indices,
+        &["indices.onnx", "MaxPool", "indices are not supported"],
+    );
+    let window = |kernel: &'static [i64]| {
+        move |n: &mut NodeProto| {
+            n.op_type = "AveragePool".into();
+            set(n, "kernel_shape", kernel);
+            set(n, "strides", &[1, 1]);
+        }
+    };
+    let oblong = with_first("GlobalAveragePool", &window(&[2, 3]));
+    refused(
+        d,
+        "oblong.onnx",
+        &oblong,
+        &["oblong.onnx", "AveragePool", "only square 2-D windows"],
+    );
+    let large = with_first("GlobalAveragePool", &window(&[99, 99]));
+    refused(
+        d,
+        "large.onnx",
+        &large,
+        &[
+            "large.onnx",
+            "AveragePool",
+            "the window is larger than the input",
+        ],
     );
 }

@@ -4,9 +4,10 @@
 
 use super::{
     check_sums, sum_codes, sum_cost, sum_precision, type_error, Cost, FloatPlan, FloatStep,
-    IntegerStep, OnnxNode, OpRules,
+    IntegerStep, OnnxNode, Op, OpRules,
 };
 use crate::ir::{IrKind, Precision, TensorType};
+use crate::spec::{AddSpec, LayerSpec, Shape};
 
 pub struct Add {
     pub shifts: [u32; 2],
@@ -55,6 +56,18 @@ pub fn add_type(a: TensorType, b: TensorType) -> Result<(TensorType, [u32; 2]), 
         },
         shifts,
     ))
+}
+
+/// The add of a spec layer, of codes of types `main` (the previous layer's) and `skip` (the
+/// layer it reads again).
+pub(super) fn from_spec(main: TensorType, skip: TensorType) -> Result<(Op, TensorType), String> {
+    let (out, shifts) = add_type(main, skip)?;
+    Ok((Op::Add { shifts }, out))
+}
+
+/// One accumulation an output beyond the first input.
+pub(super) fn sums_cost(output: Shape) -> Cost {
+    sum_cost(1, output)
 }
 
 /// The float model's add: the element-wise sum of the values of the two inputs.
@@ -133,7 +146,8 @@ impl OpRules for Add {
         true
     }
 
-    /// The shifted sums, computed directly (as for average pools).
+    /// The shifted sums, computed directly (never through weights, as the hardware computes
+    /// them).
     fn integer_step(
         &self,
         _input: TensorType,
@@ -147,16 +161,27 @@ impl OpRules for Add {
         FloatPlan::Step(Box::new(FloatAdd))
     }
 
-    /// One accumulation an output beyond the first input.
     fn cost(&self, _input: TensorType, output: TensorType) -> Cost {
-        sum_cost(1, output)
+        sums_cost(output.shape)
+    }
+
+    /// The add of the layer the skip connection comes from.
+    fn spec_layer(
+        &self,
+        name: Option<String>,
+        reads: &[&str],
+        _output: TensorType,
+    ) -> Option<LayerSpec> {
+        Some(LayerSpec::Add(AddSpec {
+            name,
+            from: reads[1].to_string(),
+        }))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::Shape;
 
     fn codes(bits: u32, scale: f64) -> TensorType {
         crate::ir::build::quantizer_type(Shape::flat(4), bits, scale)

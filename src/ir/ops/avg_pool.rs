@@ -4,12 +4,13 @@
 //! division in.
 
 use super::{
-    check_sums, fold_windows, onnx_window, pool_output, sum_codes, sum_cost, sum_precision,
-    type_error, Cost, FloatPlan, FloatPool, IntegerStep, OnnxNode, OpRules,
+    check_sums, fold_windows, onnx_pool_window, onnx_window, onnx_window_output, pool_output,
+    sum_codes, sum_cost, sum_precision, type_error, Cost, FloatPlan, FloatPool, ImportError,
+    IntegerStep, OnnxAttributes, OnnxNode, Op, OpRules,
 };
 use crate::ir::{IrKind, Precision, TensorType};
 use crate::limits;
-use crate::spec::Shape;
+use crate::spec::{AvgPoolSpec, LayerSpec, Shape};
 
 pub struct AvgPool {
     pub size: usize,
@@ -34,6 +35,54 @@ pub fn window_sum_type(
         precision: sum_precision(min * taps, max * taps),
         scale: input.scale / (taps as f64),
     })
+}
+
+/// The average pool of a spec layer, reading codes of type `input` and producing window sums of
+/// shape `output`.
+pub(super) fn from_spec(
+    size: usize,
+    stride: usize,
+    input: TensorType,
+    output: Shape,
+) -> Result<(Op, TensorType), String> {
+    Ok((
+        Op::AvgPool { size, stride },
+        window_sum_type(input, size, output)?,
+    ))
+}
+
+/// Each output accumulates the `size^2` codes of its window.
+pub(super) fn window_sums_cost(size: usize, output: Shape) -> Cost {
+    sum_cost((size * size) as u64, output)
+}
+
+/// The average pool of an ONNX `AveragePool` or `GlobalAveragePool` node reading codes of type
+/// `input` (`shifted`: signed codes kept shifted by an offset, which window sums would sum).
+pub(super) fn from_onnx(
+    node: &dyn OnnxAttributes,
+    input: TensorType,
+    shifted: bool,
+) -> Result<(Op, TensorType), ImportError> {
+    if shifted {
+        return Err(ImportError::Invalid(
+            "averages signed codes, which qnnc keeps shifted; it needs unsigned or bipolar codes"
+                .into(),
+        ));
+    }
+    let shape = input.shape;
+    let (size, stride) = if node.op_type() == "GlobalAveragePool" {
+        if shape.height != shape.width {
+            return Err(ImportError::Shape(format!(
+                "global average pooling needs a square input, not {shape}"
+            )));
+        }
+        (shape.height, shape.height)
+    } else {
+        onnx_pool_window(node)?
+    };
+    let output = onnx_window_output(shape, size, stride)?;
+    let out = window_sum_type(input, size, output).map_err(ImportError::Invalid)?;
+    Ok((Op::AvgPool { size, stride }, out))
 }
 
 /// The golden model's average pool: the sum of each channel over its windows.
@@ -137,9 +186,21 @@ impl OpRules for AvgPool {
         }))
     }
 
-    /// Each output accumulates the `size^2` codes of its window.
     fn cost(&self, _input: TensorType, output: TensorType) -> Cost {
-        sum_cost((self.size * self.size) as u64, output)
+        window_sums_cost(self.size, output.shape)
+    }
+
+    fn spec_layer(
+        &self,
+        name: Option<String>,
+        _reads: &[&str],
+        _output: TensorType,
+    ) -> Option<LayerSpec> {
+        Some(LayerSpec::AvgPool(AvgPoolSpec {
+            name,
+            size: Some(self.size),
+            stride: Some(self.stride),
+        }))
     }
 }
 
@@ -167,6 +228,74 @@ mod tests {
             ..codes(2, 1.0)
         };
         assert!(window_sum_type(float, 2, Shape::flat(4)).is_err());
+    }
+
+    /// An ONNX node of `op_type` with integer-list attributes only.
+    struct Node(&'static str, Vec<(&'static str, Vec<i64>)>);
+
+    impl OnnxAttributes for Node {
+        fn op_type(&self) -> &str {
+            self.0
+        }
+        fn outputs(&self) -> usize {
+            1
+        }
+        fn int(&self, _name: &str, default: i64) -> i64 {
+            default
+        }
+        fn ints(&self, name: &str) -> Option<Vec<i64>> {
+            self.1
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+        }
+        fn string(&self, _name: &str) -> Option<&[u8]> {
+            None
+        }
+    }
+
+    #[test]
+    fn onnx_average_pools_become_window_sums_or_are_refused_with_their_reason() {
+        let square = TensorType {
+            shape: Shape {
+                height: 4,
+                width: 4,
+                channels: 3,
+            },
+            ..codes(2, 1.0 / 3.0)
+        };
+        let global = Node("GlobalAveragePool", Vec::new());
+        let (op, out) = from_onnx(&global, square, false).unwrap();
+        assert_eq!(op, Op::AvgPool { size: 4, stride: 4 });
+        assert_eq!(out, window_sum_type(square, 4, Shape::flat(3)).unwrap());
+        let windows = Node(
+            "AveragePool",
+            vec![("kernel_shape", vec![2, 2]), ("strides", vec![2, 2])],
+        );
+        let (op, out) = from_onnx(&windows, square, false).unwrap();
+        assert_eq!(op, Op::AvgPool { size: 2, stride: 2 });
+        assert_eq!((out.shape.height, out.shape.width), (2, 2));
+        assert!(matches!(
+            from_onnx(&global, square, true),
+            Err(ImportError::Invalid(m)) if m.contains("averages signed codes")
+        ));
+        let oblong = TensorType {
+            shape: Shape {
+                height: 4,
+                width: 2,
+                channels: 3,
+            },
+            ..square
+        };
+        assert!(matches!(
+            from_onnx(&global, oblong, false),
+            Err(ImportError::Shape(m)) if m.contains("needs a square input, not 4x2x3")
+        ));
+        let large = Node("AveragePool", vec![("kernel_shape", vec![5, 5])]);
+        assert!(matches!(
+            from_onnx(&large, square, false),
+            Err(ImportError::Shape(m)) if m == "the window is larger than the input"
+        ));
     }
 
     #[test]

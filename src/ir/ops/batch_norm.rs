@@ -3,6 +3,7 @@
 
 use super::{type_error, FloatPlan, FloatStep, OpRules};
 use crate::ir::{BatchNormParams, IrKind, TensorType};
+use crate::spec::{LayerSpec, NamedSpec};
 
 pub struct BatchNorm<'a>(pub &'a BatchNormParams);
 
@@ -84,5 +85,14 @@ impl OpRules for BatchNorm<'_> {
             .map(|((&b, &m), &s)| b - m * s)
             .collect();
         FloatPlan::Step(Box::new(Affine { scale, shift }))
+    }
+
+    fn spec_layer(
+        &self,
+        name: Option<String>,
+        _reads: &[&str],
+        _output: TensorType,
+    ) -> Option<LayerSpec> {
+        Some(LayerSpec::BatchNorm(NamedSpec { name }))
     }
 }

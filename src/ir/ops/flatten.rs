@@ -1,10 +1,21 @@
 //! `flatten`: the same codes as a flat (1x1xC) tensor.
 
-use super::{same_codes, IntegerStep, OpRules, Unchanged};
+use super::{same_codes, IntegerStep, Op, OpRules, Unchanged};
 use crate::ir::{IrKind, TensorType};
-use crate::spec::Shape;
+use crate::spec::{LayerSpec, NamedSpec, Shape};
 
 pub struct Flatten;
+
+/// The flatten of a spec layer reading codes of type `input`: the same codes, of shape `output`.
+pub(super) fn from_spec(input: TensorType, output: Shape) -> (Op, TensorType) {
+    (
+        Op::Flatten,
+        TensorType {
+            shape: output,
+            ..input
+        },
+    )
+}
 
 impl OpRules for Flatten {
     fn name(&self) -> &'static str {
@@ -35,5 +46,14 @@ impl OpRules for Flatten {
         _output: TensorType,
     ) -> Option<Box<dyn IntegerStep>> {
         Some(Box::new(Unchanged))
+    }
+
+    fn spec_layer(
+        &self,
+        name: Option<String>,
+        _reads: &[&str],
+        _output: TensorType,
+    ) -> Option<LayerSpec> {
+        Some(LayerSpec::Flatten(NamedSpec { name }))
     }
 }

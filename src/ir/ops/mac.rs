@@ -2,13 +2,15 @@
 //! codes with integer weight codes, producing integer accumulators; its float bias is folded
 //! into the threshold or requantization after it.
 
-use super::{check_precision, type_error, window, Cost, FloatPlan, FloatStep, OpRules};
+use super::{
+    check_precision, spec_precision, type_error, window, Cost, FloatPlan, FloatStep, OpRules,
+};
 use crate::ir::{IrKind, Precision, TensorType, Weights};
 use crate::kernels::gemm::matmul_serial;
 use crate::kernels::window::{add_bias, im2col};
 use crate::kernels::Window;
 use crate::limits;
-use crate::spec::Shape;
+use crate::spec::{Conv2dSpec, DenseSpec, LayerSpec, Shape};
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 pub struct Mac<'a> {
@@ -230,5 +232,32 @@ impl OpRules for Mac<'_> {
             weights: output.shape.channels as u64 * fan_in,
             wbits: self.weight_precision.storage_bits(),
         }
+    }
+
+    fn spec_layer(
+        &self,
+        name: Option<String>,
+        _reads: &[&str],
+        _output: TensorType,
+    ) -> Option<LayerSpec> {
+        let (wbits, bias) = (spec_precision(self.weight_precision), self.bias.is_some());
+        Some(if self.dense {
+            LayerSpec::Dense(DenseSpec {
+                name,
+                units: self.outputs,
+                wbits,
+                bias,
+            })
+        } else {
+            LayerSpec::Conv2d(Conv2dSpec {
+                name,
+                filters: self.outputs,
+                kernel: self.kernel,
+                stride: self.stride,
+                padding: self.padding,
+                wbits,
+                bias,
+            })
+        })
     }
 }

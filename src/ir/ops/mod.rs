@@ -21,8 +21,85 @@ pub use add::{add_shifts, add_type, MAX_ADD_SHIFT};
 pub use avg_pool::window_sum_type;
 pub use mac::accumulator_bounds;
 
-use super::{IrKind, Op, Precision, TensorType};
-use crate::spec::Shape;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    BatchNormParams, IrKind, Precision, Requantization, TensorType, ThresholdTable, Truncation,
+    Weights,
+};
+use crate::spec::{self, LayerSpec, Shape};
+
+/// An operation of the IR, as the IR file stores it (its `kind` and parameters).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Op {
+    /// The image: 8-bit unsigned pixels.
+    Input,
+    /// Convolution (dense when `kernel` is 1 on a 1x1 input) producing integer accumulators.
+    /// `weights` is `None` in a graph built from a spec alone.
+    Mac {
+        dense: bool,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        outputs: usize,
+        weight_precision: Precision,
+        weights: Option<Weights>,
+        /// Float bias, folded into the next threshold or requantization.
+        bias: Option<Vec<f32>>,
+    },
+    BatchNorm(BatchNormParams),
+    /// The activation quantizer of training (quantized ReLU, or sign for one bit): unsigned
+    /// codes `round(z / s)` clamped to `bits` bits, `s` the scale on its output edge.
+    Quantize {
+        bits: u32,
+        /// A truncation of the codes (QONNX's Trunc) that follows the quantizer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        truncation: Option<Truncation>,
+        /// Narrow range: the largest code is `2^bits - 2` (QONNX's unsigned narrow `Quant`;
+        /// a signed narrow quantizer is imported as these codes shifted by `2^(bits-1) - 1`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        narrow: bool,
+    },
+    MultiThreshold(ThresholdTable),
+    Requantize(Requantization),
+    MaxPool {
+        size: usize,
+        stride: usize,
+    },
+    /// Average pooling as a window sum: each output is the sum of the codes in its
+    /// `size` x `size` window, with the scale `s / size^2` on its output edge (`s` the input's),
+    /// so that its value is the average. The quantizer that follows folds the division in.
+    AvgPool {
+        size: usize,
+        stride: usize,
+    },
+    /// The element-wise sum of two code tensors of one shape (input 0 the main path, input 1
+    /// the skip connection), each shifted left by its `shifts` entry to the common scale on the
+    /// output edge. The quantizer that follows requantizes the sums.
+    Add {
+        shifts: [u32; 2],
+    },
+    Flatten,
+    /// Integer logits; the class is their argmax (the first on ties).
+    Output,
+}
+
+impl Op {
+    /// What the op means to the stages: see [`OpRules`].
+    pub fn rules(&self) -> Box<dyn OpRules + '_> {
+        rules(self)
+    }
+
+    /// The number of tensors the op reads.
+    pub fn arity(&self) -> usize {
+        self.rules().arity()
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.rules().name()
+    }
+}
 
 /// What an operation means to the stages of the compiler. Every method but `name` and `colour`
 /// has the default of an op of one input that passes its values on unchanged, checks nothing
@@ -107,6 +184,18 @@ pub trait OpRules {
     /// after it), or `None` when the exporter writes the op itself (MACs with their weights,
     /// batch norms, quantizers, flatten) or refuses it (lowered ops).
     fn onnx_node(&self, _input: TensorType, _output: TensorType) -> Option<OnnxNode> {
+        None
+    }
+
+    /// The spec layer named `name` that describes the op (`reads`: the names of the nodes it
+    /// reads, `output`: the type it produces), or `None` for the ops a spec cannot describe
+    /// (lowered ones).
+    fn spec_layer(
+        &self,
+        _name: Option<String>,
+        _reads: &[&str],
+        _output: TensorType,
+    ) -> Option<LayerSpec> {
         None
     }
 }
@@ -243,13 +332,16 @@ pub enum Cost {
 
 /// The cost of a sum of `taps` inputs an output (window sums, adds) producing `output`: one
 /// accumulation of a one-bit mask an input, no weights stored.
-fn sum_cost(taps: u64, output: TensorType) -> Cost {
+fn sum_cost(taps: u64, output: Shape) -> Cost {
     Cost::Layer {
-        macs: taps * output.shape.len() as u64,
+        macs: taps * output.len() as u64,
         weights: 0,
         wbits: crate::energy::work::SUM_WEIGHT_BITS,
     }
 }
+
+/// The layers whose ops accumulate ([`OpRules::accumulates`]), as messages name them.
+pub const ACCUMULATING_LAYERS: &str = "conv2d, dense, avgpool or add";
 
 /// The rules of `op`: the one place that maps each op to its file.
 pub fn rules(op: &Op) -> Box<dyn OpRules + '_> {
@@ -298,6 +390,156 @@ pub fn rules(op: &Op) -> Box<dyn OpRules + '_> {
         Op::Flatten => Box::new(flatten::Flatten),
         Op::Output => Box::new(output::Output),
     }
+}
+
+/// The IR op a spec layer that needs nothing learnt becomes (window ops, adds, flatten), and
+/// the type it produces from the types it reads (`inputs`: the previous layer's output, then
+/// the output of the layer an add reads again), or why it cannot be made. `None` for the
+/// layers the builder makes from learnt parameters or a precision of the spec (MACs, batch
+/// norms, activation quantizers).
+pub fn from_spec(
+    op: spec::Op,
+    inputs: &[TensorType],
+    output: Shape,
+) -> Option<Result<(Op, TensorType), String>> {
+    match op {
+        spec::Op::MaxPool { size, stride } => {
+            Some(Ok(max_pool::from_spec(size, stride, inputs[0], output)))
+        }
+        spec::Op::AvgPool { size, stride } => {
+            Some(avg_pool::from_spec(size, stride, inputs[0], output))
+        }
+        spec::Op::Add { .. } => Some(add::from_spec(inputs[0], inputs[1])),
+        spec::Op::Flatten => Some(Ok(flatten::from_spec(inputs[0], output))),
+        spec::Op::Conv2d { .. }
+        | spec::Op::Dense { .. }
+        | spec::Op::BatchNorm
+        | spec::Op::Act { .. } => None,
+    }
+}
+
+/// What a spec layer producing `output` costs in the energy model, as the IR op it becomes
+/// prices it, for the layers whose cost needs no precision; `None` for MACs and activation
+/// quantizers, whose precisions a spec may leave float.
+pub fn spec_cost(op: spec::Op, output: Shape) -> Option<Cost> {
+    match op {
+        spec::Op::MaxPool { .. } => Some(max_pool::COST),
+        spec::Op::AvgPool { size, .. } => Some(avg_pool::window_sums_cost(size, output)),
+        spec::Op::Add { .. } => Some(add::sums_cost(output)),
+        spec::Op::BatchNorm | spec::Op::Flatten => Some(Cost::Free),
+        spec::Op::Conv2d { .. } | spec::Op::Dense { .. } | spec::Op::Act { .. } => None,
+    }
+}
+
+/// The spec's precision of integer codes of `precision`, `None` for float.
+fn spec_precision(precision: Precision) -> Option<spec::Precision> {
+    match precision {
+        Precision::Bipolar => Some(spec::Precision::Bits(1)),
+        Precision::Int { bits, .. } => spec::Precision::from_bits(bits as i64).ok(),
+        Precision::Float => None,
+    }
+}
+
+/// A standard ONNX node as QONNX import shows it to an op's import function: its op type, the
+/// number of its outputs and its attributes.
+pub trait OnnxAttributes {
+    fn op_type(&self) -> &str;
+    fn outputs(&self) -> usize;
+    /// An integer attribute, or `default` when the node has none of that name.
+    fn int(&self, name: &str, default: i64) -> i64;
+    fn ints(&self, name: &str) -> Option<Vec<i64>>;
+    /// The bytes of a string attribute.
+    fn string(&self, name: &str) -> Option<&[u8]>;
+}
+
+/// Why an op cannot be made of an ONNX node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportError {
+    /// Attributes or codes the op cannot take.
+    Invalid(String),
+    /// An input shape the op cannot take.
+    Shape(String),
+}
+
+/// The op and the type it produces made of an ONNX node reading codes of a type (`shifted`:
+/// signed codes that import keeps shifted by an offset, the next MAC taking it in its bias).
+pub type OnnxImport =
+    fn(&dyn OnnxAttributes, TensorType, bool) -> Result<(Op, TensorType), ImportError>;
+
+/// How QONNX import makes one op of a standard ONNX node that reads an NCHW feature map.
+pub struct OnnxImporter {
+    pub op_type: &'static str,
+    /// The IR name of a node that has no name of its own.
+    pub fallback_name: &'static str,
+    pub import: OnnxImport,
+}
+
+/// The standard ONNX ops each imported as one op by the op's own function, in the order the
+/// list of supported ops names them: the one place that maps those ONNX op types to ops. Import
+/// reads the others itself (it folds chains of several nodes into one op, or into none).
+pub const ONNX_IMPORTS: &[OnnxImporter] = &[
+    OnnxImporter {
+        op_type: "MaxPool",
+        fallback_name: "pool",
+        import: max_pool::from_onnx,
+    },
+    OnnxImporter {
+        op_type: "AveragePool",
+        fallback_name: "avgpool",
+        import: avg_pool::from_onnx,
+    },
+    OnnxImporter {
+        op_type: "GlobalAveragePool",
+        fallback_name: "avgpool",
+        import: avg_pool::from_onnx,
+    },
+];
+
+/// How import makes an op of a standard ONNX node of `op_type`, if one op does.
+pub fn onnx_importer(op_type: &str) -> Option<&'static OnnxImporter> {
+    ONNX_IMPORTS
+        .iter()
+        .find(|importer| importer.op_type == op_type)
+}
+
+/// The window side and stride of an ONNX pool (MaxPool, AveragePool): square, one stride, no
+/// padding, floor mode, no dilation.
+fn onnx_pool_window(node: &dyn OnnxAttributes) -> Result<(usize, usize), ImportError> {
+    let fail = |m: &str| Err(ImportError::Invalid(m.into()));
+    let kernel = node.ints("kernel_shape").unwrap_or_default();
+    let strides = node.ints("strides").unwrap_or(vec![1, 1]);
+    let pads = node.ints("pads").unwrap_or(vec![0; 4]);
+    if kernel.len() != 2 || kernel[0] != kernel[1] || kernel[0] < 1 {
+        return fail("only square 2-D windows are supported");
+    }
+    if strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 {
+        return fail("strides must be equal in both dimensions");
+    }
+    let auto_pad = node.string("auto_pad").unwrap_or_default();
+    if !matches!(auto_pad, b"" | b"NOTSET" | b"VALID")
+        || pads.iter().any(|&p| p != 0)
+        || node.int("ceil_mode", 0) != 0
+        || node
+            .ints("dilations")
+            .is_some_and(|d| d.iter().any(|&v| v != 1))
+    {
+        return fail("padding (auto_pad too), ceil_mode and dilations are not supported");
+    }
+    Ok((kernel[0] as usize, strides[0] as usize))
+}
+
+/// The output shape of an ONNX pool of `size` x `size` windows at `stride` over `input`.
+fn onnx_window_output(input: Shape, size: usize, stride: usize) -> Result<Shape, ImportError> {
+    if size > input.height || size > input.width {
+        return Err(ImportError::Shape(
+            "the window is larger than the input".into(),
+        ));
+    }
+    Ok(Shape {
+        height: (input.height - size) / stride + 1,
+        width: (input.width - size) / stride + 1,
+        channels: input.channels,
+    })
 }
 
 /// The output size `(height, width)` of `size` x `size` windows at `stride` over `input`
@@ -493,6 +735,9 @@ mod tests {
             .map(Op::name)
             .collect();
         assert_eq!(accumulating, ["conv2d", "avgpool", "add"]);
+        for name in accumulating.iter().chain(&["dense"]) {
+            assert!(ACCUMULATING_LAYERS.contains(name), "{name}");
+        }
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! unsigned codes `round(z / s)` clamped to `bits` bits (`s` the scale on its output edge),
 //! optionally narrow or followed by a truncation; `fold-batch-norm` lowers it to thresholds.
 
-use super::{type_error, Cost, FloatPlan, FloatStep, OpRules};
+use super::{spec_precision, type_error, Cost, FloatPlan, FloatStep, OpRules};
 use crate::ir::{IrKind, Precision, TensorType, Truncation};
+use crate::spec::{ActSpec, LayerSpec};
 
 pub struct Quantize {
     pub bits: u32,
@@ -138,5 +139,18 @@ impl OpRules for Quantize {
 
     fn cost(&self, _input: TensorType, _output: TensorType) -> Cost {
         Cost::Quantizes
+    }
+
+    /// An activation of the bits of its codes (the spec has no truncation nor narrow range).
+    fn spec_layer(
+        &self,
+        name: Option<String>,
+        _reads: &[&str],
+        output: TensorType,
+    ) -> Option<LayerSpec> {
+        Some(LayerSpec::Act(ActSpec {
+            name,
+            bits: spec_precision(output.precision),
+        }))
     }
 }

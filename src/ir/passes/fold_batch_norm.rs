@@ -28,6 +28,7 @@ use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
 use super::Pass;
+use crate::ir::ops::ACCUMULATING_LAYERS;
 use crate::ir::{
     BatchNormParams, Graph, IrError, IrKind, Op, Precision, Requantization, Rounding, TensorType,
     ThresholdTable,
@@ -80,7 +81,7 @@ impl Pass for FoldBatchNorm {
                     file,
                     node,
                     format!(
-                        "{} does not follow a conv2d, dense, avgpool or add layer (or its batch norm) as its only reader, so it cannot be folded into integers",
+                        "{} does not follow a {ACCUMULATING_LAYERS} layer (or its batch norm) as its only reader, so it cannot be folded into integers",
                         graph.graph[node].op.name()
                     ),
                 ));

@@ -6,12 +6,12 @@ use onnx_protobuf::NodeProto;
 use petgraph::stable_graph::NodeIndex;
 
 use super::quantizer::{quantized_weights, Quantizer, StoredWeights};
-use super::SUPPORTED;
+use super::supported;
 use super::{
     attribute, identifier, int_attribute, ints_attribute, is_custom, is_standard, NodeFailure, Onnx,
 };
 use crate::ir::build::{input_type, quantizer_type};
-use crate::ir::ops::{add_type, window_sum_type};
+use crate::ir::ops::{add_type, onnx_importer, ImportError, OnnxImporter};
 use crate::ir::{
     BatchNormParams, Graph, Node, Op, Precision, Rounding, TensorType, Truncation, Weights,
 };
@@ -187,8 +187,9 @@ impl Builder {
         let custom = is_custom(node);
         if !custom && !is_standard(node) {
             return unsupported(&format!(
-                "domain {} is not supported; qnnc imports {SUPPORTED}",
-                node.domain
+                "domain {} is not supported; qnnc imports {}",
+                node.domain,
+                supported()
             ));
         }
         if let Some((label, op)) = &self.input_shift {
@@ -230,15 +231,17 @@ impl Builder {
                 let affine = self.batch_norm(onnx, node)?;
                 self.affine(onnx, node, affine)?;
             }
-            "MaxPool" if !custom => self.max_pool(onnx, node)?,
-            "AveragePool" | "GlobalAveragePool" if !custom => self.average_pool(onnx, node)?,
             "Flatten" | "Reshape" if !custom => self.flatten(onnx, node)?,
             "Transpose" if !custom => self.transpose(onnx, node)?,
-            _ => {
-                return unsupported(&format!(
-                    "this op is not supported; qnnc imports {SUPPORTED}"
-                ));
-            }
+            _ => match onnx_importer(op).filter(|_| !custom) {
+                Some(importer) => self.imported(onnx, node, importer)?,
+                None => {
+                    return unsupported(&format!(
+                        "this op is not supported; qnnc imports {}",
+                        supported()
+                    ));
+                }
+            },
         }
         node.output
             .first()
@@ -1014,73 +1017,28 @@ impl Builder {
         self.push(name, Op::BatchNorm(affine_batch_norm(&affine)), out);
     }
 
-    fn max_pool(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), QonnxError> {
-        let fail = |m: &str| Err(onnx.error(node, m));
+    /// A node that one op imports ([`ops::ONNX_IMPORTS`]): the op reads an NCHW feature map,
+    /// and says what it makes of the node and of the codes it reads.
+    fn imported(
+        &mut self,
+        onnx: &Onnx,
+        node: &NodeProto,
+        importer: &OnnxImporter,
+    ) -> Result<(), QonnxError> {
         if self.layout != Layout::Nchw {
-            return fail("needs an NCHW feature map");
+            return Err(onnx.error(node, "needs an NCHW feature map"));
         }
-        if node.output.len() > 1 {
-            return fail("indices are not supported");
-        }
-        let (size, stride) = pool_window(onnx, node)?;
-        let shape = self.ty.shape;
-        if size > shape.height || size > shape.width {
-            return Err(onnx.error_of(
-                NodeFailure::Shape,
-                node,
-                "the window is larger than the input",
-            ));
-        }
-        let out = TensorType {
-            shape: Shape {
-                height: (shape.height - size) / stride + 1,
-                width: (shape.width - size) / stride + 1,
-                channels: shape.channels,
-            },
-            ..self.ty
-        };
-        let name = self.name_for(node, "pool");
-        self.push(name, Op::MaxPool { size, stride }, out);
-        Ok(())
-    }
-
-    /// An average pool: window sums of the codes, whose scale takes the division.
-    fn average_pool(&mut self, onnx: &Onnx, node: &NodeProto) -> Result<(), QonnxError> {
-        let fail = |m: &str| Err(onnx.error(node, m));
-        if self.layout != Layout::Nchw {
-            return fail("needs an NCHW feature map");
-        }
-        if self.pending_offset != 0.0 {
-            return fail("averages signed codes, which qnnc keeps shifted; it needs unsigned or bipolar codes");
-        }
-        let shape = self.ty.shape;
-        let (size, stride) = if node.op_type == "GlobalAveragePool" {
-            if shape.height != shape.width {
-                return Err(onnx.error_of(
-                    NodeFailure::Shape,
-                    node,
-                    &format!("global average pooling needs a square input, not {shape}"),
-                ));
-            }
-            (shape.height, shape.height)
-        } else {
-            pool_window(onnx, node)?
-        };
-        if size > shape.height || size > shape.width {
-            return Err(onnx.error_of(
-                NodeFailure::Shape,
-                node,
-                "the window is larger than the input",
-            ));
-        }
-        let output = Shape {
-            height: (shape.height - size) / stride + 1,
-            width: (shape.width - size) / stride + 1,
-            channels: shape.channels,
-        };
-        let out = window_sum_type(self.ty, size, output).map_err(|m| onnx.error(node, &m))?;
-        let name = self.name_for(node, "avgpool");
-        self.push(name, Op::AvgPool { size, stride }, out);
+        let (op, out) =
+            (importer.import)(node, self.ty, self.pending_offset != 0.0).map_err(|error| {
+                match error {
+                    ImportError::Invalid(message) => onnx.error(node, &message),
+                    ImportError::Shape(message) => {
+                        onnx.error_of(NodeFailure::Shape, node, &message)
+                    }
+                }
+            })?;
+        let name = self.name_for(node, importer.fallback_name);
+        self.push(name, op, out);
         Ok(())
     }
 
@@ -1213,28 +1171,4 @@ fn affine_batch_norm(affine: &Affine) -> BatchNormParams {
         var: vec![1.0; n],
         epsilon: 0.0,
     }
-}
-
-/// The window side and stride of a MaxPool or AveragePool: square, one stride, no padding,
-/// floor mode, no dilation.
-fn pool_window(onnx: &Onnx, node: &NodeProto) -> Result<(usize, usize), QonnxError> {
-    let fail = |m: &str| Err(onnx.error(node, m));
-    let kernel = ints_attribute(node, "kernel_shape").unwrap_or_default();
-    let strides = ints_attribute(node, "strides").unwrap_or(vec![1, 1]);
-    let pads = ints_attribute(node, "pads").unwrap_or(vec![0; 4]);
-    if kernel.len() != 2 || kernel[0] != kernel[1] || kernel[0] < 1 {
-        return fail("only square 2-D windows are supported");
-    }
-    if strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 {
-        return fail("strides must be equal in both dimensions");
-    }
-    let auto_pad = attribute(node, "auto_pad").map_or(&[][..], |a| a.s.as_slice());
-    if !matches!(auto_pad, b"" | b"NOTSET" | b"VALID")
-        || pads.iter().any(|&p| p != 0)
-        || int_attribute(node, "ceil_mode", 0) != 0
-        || ints_attribute(node, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1))
-    {
-        return fail("padding (auto_pad too), ceil_mode and dilations are not supported");
-    }
-    Ok((kernel[0] as usize, strides[0] as usize))
 }

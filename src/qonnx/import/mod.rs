@@ -31,16 +31,24 @@ mod quantizer;
 use super::tensor::{decode, Constant};
 use super::QonnxError;
 use super::DOMAINS;
+use crate::ir::ops::{self, OnnxAttributes};
 use crate::ir::verify::verify;
 use crate::ir::Graph;
 use crate::spec::{is_identifier, Shape};
 use builder::Builder;
 
-/// The ops import reads, for the message that refuses the others.
-const SUPPORTED: &str =
-    "Quant, IntQuant, BipolarQuant, Trunc, Conv, Gemm, MatMul, Add, Sub, Mul, Div, \
-     (Pow, Sqrt, Reciprocal, Neg of constants), BatchNormalization, Relu, Clip, MaxPool, \
-     AveragePool, GlobalAveragePool, Flatten, Reshape, Transpose, Identity, Dropout";
+/// The ops import reads, for the message that refuses the others: those it folds into ops
+/// itself, those each imported as one op by the op's own function ([`ops::ONNX_IMPORTS`]), and
+/// the layout ops.
+fn supported() -> String {
+    let imported: Vec<&str> = ops::ONNX_IMPORTS.iter().map(|i| i.op_type).collect();
+    format!(
+        "Quant, IntQuant, BipolarQuant, Trunc, Conv, Gemm, MatMul, Add, Sub, Mul, Div, \
+         (Pow, Sqrt, Reciprocal, Neg of constants), BatchNormalization, Relu, Clip, {}, \
+         Flatten, Reshape, Transpose, Identity, Dropout",
+        imported.join(", ")
+    )
+}
 
 /// Largest image side (or feature count) an input may have.
 const MAX_INPUT_SIDE: usize = 1 << 16;
@@ -441,6 +449,28 @@ fn int_attribute(node: &NodeProto, name: &str, default: i64) -> i64 {
 
 fn ints_attribute(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
     attribute(node, name).map(|a| a.ints.clone())
+}
+
+impl OnnxAttributes for NodeProto {
+    fn op_type(&self) -> &str {
+        &self.op_type
+    }
+
+    fn outputs(&self) -> usize {
+        self.output.len()
+    }
+
+    fn int(&self, name: &str, default: i64) -> i64 {
+        int_attribute(self, name, default)
+    }
+
+    fn ints(&self, name: &str) -> Option<Vec<i64>> {
+        ints_attribute(self, name)
+    }
+
+    fn string(&self, name: &str) -> Option<&[u8]> {
+        attribute(self, name).map(|a| a.s.as_slice())
+    }
 }
 
 fn is_custom(node: &NodeProto) -> bool {
