@@ -187,6 +187,25 @@ pub fn plain(error: io::Error) -> io::Error {
     }
 }
 
+/// `text` with every control character (newline, carriage return, escape...) written as an
+/// escape sequence, so that a name or path from a file cannot break an error message over
+/// several lines or send terminal codes. Other characters, backslashes included, stay as they
+/// are, so escaping twice changes nothing.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +259,14 @@ mod tests {
             assert!(error.to_string().contains("symbolic link"), "{error}");
             assert!(read_inside(dir.path(), "link/a.v", BUILD_FILE).is_err());
         }
+    }
+
+    #[test]
+    fn control_characters_are_escaped_once_and_others_kept() {
+        let text = "a\nb\r\u{1b}[31m é \\n";
+        let once = escape_controls(text);
+        assert_eq!(once, "a\\nb\\r\\u{1b}[31m é \\n");
+        assert_eq!(escape_controls(&once), once);
+        assert!(!once.contains('\n'));
     }
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::escape_controls;
+use crate::input::escape_controls;
 use crate::limits::{self, at_most, MAX_WINDOW};
 
 pub use crate::kernels::Shape;
