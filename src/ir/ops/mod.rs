@@ -535,11 +535,7 @@ fn onnx_window_output(input: Shape, size: usize, stride: usize) -> Result<Shape,
             "the window is larger than the input".into(),
         ));
     }
-    Ok(Shape {
-        height: (input.height - size) / stride + 1,
-        width: (input.width - size) / stride + 1,
-        channels: input.channels,
-    })
+    pool_output(input, size, stride).map_err(ImportError::Invalid)
 }
 
 /// The output size `(height, width)` of `size` x `size` windows at `stride` over `input`
